@@ -1,0 +1,49 @@
+# make run  : install what is missing, then open the app on a demo project
+# make test : install what is missing, then run the whole suite (lint, types, tests)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= $(HOME)/.cache/diagnostics-app/demo
+
+.PHONY: run test deps system-deps lint typecheck pytest bench bundle smoke clean
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+deps: system-deps $(STAMP)
+
+run: deps
+	@bash scripts/run-gui.sh $(PY) demo "$(DEMO)"
+
+lint: deps
+	$(VENV)/bin/ruff check diagnostics_app tests bench
+	$(VENV)/bin/ruff format --check diagnostics_app tests bench
+
+typecheck: deps
+	$(VENV)/bin/mypy
+
+pytest: deps
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+test: lint typecheck pytest
+
+bench: deps
+	$(PY) bench/analysis.py
+	$(PY) bench/diagnostics.py
+	$(PY) bench/gui.py
+
+bundle: deps
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[bundle]'
+	bash packaging/build.sh
+
+smoke:
+	bash packaging/smoke-test
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,196 @@
+"""Audio input: metadata without decoding, streaming decode in blocks, and content digests.
+
+Every failure a file can cause (missing, empty, truncated, corrupt, unsupported, zero sample
+rate, no frames, NaN/Inf samples) becomes one :class:`AudioError` naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat as stat_module
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import soundfile as sf
+
+from diagnostics_app.core.errors import AudioError
+
+# Decoding block: large enough that per-block overhead vanishes, small enough that memory stays
+# flat (2^17 frames of 8-channel float32 = 4 MiB).
+DEFAULT_BLOCK_FRAMES = 1 << 17
+_DIGEST_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file's header says; read without decoding the audio."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str  # e.g. "WAV", "FLAC", "OGG", "MP3", "AIFF"
+    subtype: str  # e.g. "PCM_16", "FLOAT", "VORBIS"
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot access: {exc.strerror or exc}") from None
+    if stat_module.S_ISDIR(st.st_mode):
+        raise AudioError(path, "is a folder, not an audio file")
+    if st.st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    return st
+
+
+def _open(path: Path) -> sf.SoundFile:
+    _stat(path)
+    try:
+        return sf.SoundFile(str(path))
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(path, _decode_cause(exc)) from None
+
+
+def _decode_cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    # libsndfile prefixes its messages with "Error opening '<path>': " — drop the repeated path
+    if ": " in text and text.startswith("Error opening"):
+        text = text.split(": ", 1)[1]
+    lowered = text.lower()
+    if "format not recognised" in lowered or "unknown format" in lowered:
+        return "unsupported or unrecognised audio format"
+    return f"cannot decode ({text.rstrip('.')})"
+
+
+def read_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Metadata from the header; raises AudioError for anything that cannot be analysed."""
+    p = Path(path)
+    with _open(p) as f:
+        info = AudioInfo(
+            str(p), int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
+        )
+    if info.sample_rate <= 0:
+        raise AudioError(p, f"invalid sample rate {info.sample_rate}")
+    if info.channels <= 0:
+        raise AudioError(p, f"invalid channel count {info.channels}")
+    if info.frames <= 0:
+        raise AudioError(p, "no audio frames (0 samples)")
+    return info
+
+
+def iter_blocks(
+    path: str | os.PathLike[str], block_frames: int = DEFAULT_BLOCK_FRAMES
+) -> Iterator[np.ndarray]:
+    """Decoded float32 blocks of shape (channels, frames), in order, never more than one block
+    in memory. Raises AudioError on corrupt data, NaN/Inf samples or a short read."""
+    p = Path(path)
+    info = read_info(p)
+    done = 0
+    with _open(p) as f:
+        while True:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(
+                    p, f"{_decode_cause(exc)} at {done / info.sample_rate:.2f} s"
+                ) from None
+            if block.shape[0] == 0:
+                break
+            if not np.isfinite(block).all():
+                bad = int(np.argmin(np.isfinite(block).all(axis=1)))
+                raise AudioError(
+                    p, f"non-finite sample (NaN or Inf) at {(done + bad) / info.sample_rate:.3f} s"
+                )
+            done += block.shape[0]
+            yield np.ascontiguousarray(block.T)
+    if done == 0:
+        raise AudioError(p, "no audio frames could be decoded")
+    # Compressed formats report an estimate; a clear shortfall means the file was cut off.
+    if done < info.frames * 0.99 - 1:
+        raise AudioError(p, f"truncated: header says {info.frames} frames, only {done} decoded")
+
+
+def read_all(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """The whole file as (channels, frames) float32, for tests and small files only."""
+    info = read_info(path)
+    blocks = list(iter_blocks(path))
+    return np.concatenate(blocks, axis=1), info.sample_rate
+
+
+# --- content digest --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What ``stat`` says of a file; when it is unchanged the file's bytes are taken as unchanged."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FileStamp:
+        st = _stat(Path(path))
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+class DigestCache(Protocol):
+    """Where digests are remembered between runs (the feature store implements it)."""
+
+    def get_digest(self, path: str, stamp: FileStamp) -> str | None: ...
+
+    def put_digest(self, path: str, stamp: FileStamp, digest: str) -> None: ...
+
+
+class MemoryDigestCache:
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, FileStamp], str] = {}
+
+    def get_digest(self, path: str, stamp: FileStamp) -> str | None:
+        return self._known.get((path, stamp))
+
+    def put_digest(self, path: str, stamp: FileStamp, digest: str) -> None:
+        self._known[(path, stamp)] = digest
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """BLAKE2b-128 of the file's bytes, as ``"b2:<hex>"``."""
+    p = Path(path)
+    _stat(p)
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with p.open("rb") as f:
+            while chunk := f.read(_DIGEST_CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        raise AudioError(p, f"cannot read: {exc.strerror or exc}") from None
+    return "b2:" + h.hexdigest()
+
+
+def content_digest(path: str | os.PathLike[str], cache: DigestCache | None = None) -> str:
+    """The digest of the file's bytes; re-reads the file only when its stat stamp changed."""
+    key = str(Path(path).resolve())
+    stamp = FileStamp.of(path)
+    if cache is not None and (known := cache.get_digest(key, stamp)) is not None:
+        return known
+    digest = hash_file(path)
+    if cache is not None:
+        cache.put_digest(key, stamp, digest)
+    return digest

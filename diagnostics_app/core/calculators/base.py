@@ -1,0 +1,215 @@
+"""What a calculator is: its declarations (the inputs of its cache fingerprint) and how it runs.
+
+A calculator declares an ``id``, a ``version``, the ``features`` it produces, the profile
+``params`` it reads and whether it ``uses_tempo``. Those declarations are exact: the fingerprint
+of a cache entry is built from them, so a parameter a calculator reads but does not declare
+would be a parameter whose change goes unnoticed (a test checks every built-in).
+
+Calculators stream: the engine decodes a source once and hands each calculator
+:class:`Block` after :class:`Block`; a calculator's run returns, per block, the frames it could
+finish, as arrays of shape ``(frames, channels, width)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from diagnostics_app.core.params import Params
+from diagnostics_app.core.tempo import TempoMap
+
+FeatureKind = Literal["line", "image", "peaks"]
+Storage = Literal["float32", "u16db"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A feature a calculator produces, and how to show and store it."""
+
+    name: str
+    kind: FeatureKind = "line"
+    unit: str = ""  # unit of the values ("dBFS", "Hz", ...)
+    bin_unit: str = ""  # for image features: what the bins are ("Hz", "mel band", "pitch class")
+    storage: Storage = "float32"  # u16db: dB quantised to uint16 between min_db and max_db
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class OutputMeta:
+    """How to read one produced feature: layout, time axis and bin axis."""
+
+    feature: str
+    channels: int
+    width: int
+    frame_start: float = 0.0  # seconds of frame 0 (uniform time axis)
+    frame_step: float | None = None  # seconds between frames; None: explicit times
+    bins: tuple[float, ...] = ()  # bin centres for image features
+    bin_unit: str = ""
+    unit: str = ""
+    channel_names: tuple[str, ...] = ()
+    width_names: tuple[str, ...] = ()  # e.g. ("min", "max") or ("f0", "confidence")
+    storage: Storage = "float32"
+    value_range: tuple[float, float] | None = None  # u16db: the quantisation range
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What a calculator knows before the first block arrives."""
+
+    sample_rate: int
+    audio_channels: int  # channels in the file
+    signal_channels: int  # channels the calculators see: 1 for "mix", else audio_channels
+    n_samples: int  # as the header says (compressed formats: an estimate)
+    params: Params
+    tempo: TempoMap
+
+    @property
+    def hop(self) -> int:
+        return self.params.get_int("hop_size")
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of a centred analysis (librosa, ``center=True``): ``1 + n_samples // hop``."""
+        return 1 + self.n_samples // self.hop
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        if self.signal_channels == 1 and self.params["channel_mode"] == "mix":
+            return ("mix",)
+        return tuple(f"ch{i + 1}" for i in range(self.signal_channels))
+
+
+@dataclass
+class Block:
+    """One step of the analysis: new samples, and the frames that became complete.
+
+    ``frames()`` and ``spectrum`` are computed on demand and cached, so every calculator that
+    needs the STFT of this block shares one computation.
+    """
+
+    samples: np.ndarray  # (audio_channels, n) newly decoded samples
+    signal: np.ndarray  # (signal_channels, n) the same samples as the calculators see them
+    sample_start: int  # index of samples[:, 0] in the file
+    frame_start: int  # index of the first complete frame in this block
+    frame_count: int  # complete frames in this block (may be 0)
+    final: bool  # True for the last block (no more samples will come)
+    # (length, offset) -> frames (signal_channels, frame_count, length); set by the engine
+    frame_source: Callable[[int, int], np.ndarray]
+    spectrum_source: Callable[[], np.ndarray]
+    _cache: dict[object, np.ndarray] = field(default_factory=dict)
+
+    def frames(self, length: int, offset: int) -> np.ndarray:
+        """Frames of ``length`` samples; frame ``t`` starts at sample ``t * hop + offset``
+        (negative and past-the-end samples are zeros, as librosa's ``pad_mode="constant"``)."""
+        return self.frame_source(length, offset)
+
+    @property
+    def magnitude(self) -> np.ndarray:
+        """|STFT| of this block's frames, float32, (signal_channels, frames, n_fft // 2 + 1)."""
+        if "mag" not in self._cache:
+            self._cache["mag"] = self.spectrum_source()
+        return self._cache["mag"]
+
+    @property
+    def power(self) -> np.ndarray:
+        if "power" not in self._cache:
+            mag = self.magnitude
+            self._cache["power"] = mag * mag
+        return self._cache["power"]
+
+    def shared(self, key: object, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """A per-block result shared between calculators (e.g. a mel power spectrum)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+
+Outputs = Mapping[str, np.ndarray]
+
+
+class CalculatorRun(ABC):
+    """One streaming run of a calculator over one source."""
+
+    @abstractmethod
+    def process(self, block: Block) -> Outputs:
+        """Frames finished by this block, per feature: arrays (frames, channels, width)."""
+
+    def finish(self) -> Iterable[Outputs]:
+        """Frames that could only be finished at the end (default: none)."""
+        return ()
+
+    @abstractmethod
+    def outputs(self) -> Mapping[str, OutputMeta]:
+        """Layout of each produced feature; may be called after ``finish``."""
+
+    def times(self, feature: str) -> np.ndarray | None:
+        """Explicit frame times (s) for features without a uniform time axis."""
+        return None
+
+
+class Calculator(ABC):
+    """A versioned producer of features. Subclass, set the class attributes, implement
+    :meth:`start`. ``uses_spectrum`` tells the engine to schedule it with the STFT group."""
+
+    id: ClassVar[str]
+    version: ClassVar[int]
+    features: ClassVar[tuple[FeatureSpec, ...]]
+    params: ClassVar[tuple[str, ...]] = ()
+    uses_tempo: ClassVar[bool] = False
+    uses_spectrum: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def feature_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in cls.features)
+
+    @classmethod
+    def feature_spec(cls, name: str) -> FeatureSpec:
+        for spec in cls.features:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def check(self, params: Params, sample_rate: int) -> None:  # noqa: B027 (optional hook)
+        """Raise ParamError if ``params`` cannot be served at this sample rate."""
+
+    @abstractmethod
+    def start(self, ctx: AnalysisContext) -> CalculatorRun:
+        """Begin a run over one source."""
+
+
+def uniform_meta(
+    ctx: AnalysisContext,
+    spec: FeatureSpec,
+    width: int,
+    *,
+    bins: Iterable[float] = (),
+    width_names: tuple[str, ...] = (),
+    value_range: tuple[float, float] | None = None,
+) -> OutputMeta:
+    """Meta for a feature with one frame every ``hop`` samples, frame t centred on t * hop."""
+    return OutputMeta(
+        feature=spec.name,
+        channels=ctx.signal_channels,
+        width=width,
+        frame_start=0.0,
+        frame_step=ctx.hop / ctx.sample_rate,
+        bins=tuple(float(b) for b in bins),
+        bin_unit=spec.bin_unit,
+        unit=spec.unit,
+        channel_names=ctx.channel_names,
+        width_names=width_names,
+        storage=spec.storage,
+        value_range=value_range,
+    )
+
+
+def as_frames(values: np.ndarray) -> np.ndarray:
+    """(channels, frames, width) or (channels, frames) → (frames, channels, width) float32."""
+    if values.ndim == 2:
+        values = values[:, :, None]
+    return np.ascontiguousarray(values.transpose(1, 0, 2), dtype=np.float32)

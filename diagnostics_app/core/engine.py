@@ -1,0 +1,325 @@
+"""The analysis engine: one streaming pass per (source, resolved parameters).
+
+The pass decodes the file once, in blocks; for each block it frames the signal once and
+computes one STFT, shared by every spectral calculator, while the other calculators run beside
+it on the worker pool. Memory stays flat with the file's length: only one decoded block, the
+frame overlap and each calculator's small state are held; outputs go to a :class:`FeatureSink`
+as they are produced (the store writes them to disk).
+
+Progress is reported per block; cancellation is checked per block and leaves nothing behind
+(the sink is aborted, so no partial output is ever committed).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from diagnostics_app.core.audio import DEFAULT_BLOCK_FRAMES, AudioInfo, iter_blocks, read_info
+from diagnostics_app.core.calculators.base import (
+    AnalysisContext,
+    Block,
+    Calculator,
+    CalculatorRun,
+    OutputMeta,
+)
+from diagnostics_app.core.dsp import stft_magnitude, stft_offset
+from diagnostics_app.core.errors import Cancelled
+from diagnostics_app.core.params import Params, check_for_rate
+from diagnostics_app.core.tempo import TempoMap
+
+ProgressFn = Callable[[float, str], None]
+
+
+class CancelToken:
+    """Cooperative cancellation: set from any thread, checked by the engine between blocks."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+class FeatureSink(Protocol):
+    """Receives a pass's outputs; the store's writer implements it."""
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None: ...
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass
+class FeatureResult:
+    meta: OutputMeta
+    data: np.ndarray  # (frames, channels, width) float32
+    times: np.ndarray  # frame times, seconds
+
+
+class MemorySink:
+    """Collects a pass's outputs in memory (tests, benchmarks, small exports)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, str], list[np.ndarray]] = {}
+        self.results: dict[str, dict[str, FeatureResult]] = {}
+        self.aborted = False
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
+        self._parts.setdefault((calculator_id, feature), []).append(frames)
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None:
+        out: dict[str, FeatureResult] = {}
+        for feature, meta in metas.items():
+            parts = self._parts.pop((calculator_id, feature), [])
+            data = (
+                np.concatenate(parts, axis=0)
+                if parts
+                else np.zeros((0, meta.channels, meta.width), np.float32)
+            )
+            out[feature] = FeatureResult(
+                meta, data, frame_times(meta, len(data), times.get(feature))
+            )
+        self.results[calculator_id] = out
+
+    def abort(self) -> None:
+        self._parts.clear()
+        self.aborted = True
+
+
+def frame_times(meta: OutputMeta, n: int, explicit: np.ndarray | None) -> np.ndarray:
+    if explicit is not None:
+        return np.asarray(explicit, dtype=np.float64)
+    step = meta.frame_step or 0.0
+    return meta.frame_start + step * np.arange(n, dtype=np.float64)
+
+
+# --- the worker pool -------------------------------------------------------------------------
+
+
+@cache
+def worker_pool() -> ThreadPoolExecutor:
+    """One pool for all numerical work, sized to the machine. numpy and scipy.fft release the
+    GIL inside their kernels, so calculators really run in parallel."""
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="calc")
+
+
+# --- the pass --------------------------------------------------------------------------------
+
+
+class _Framer:
+    """Holds the signal around the current frames and cuts frames of any (length, offset)."""
+
+    def __init__(self, channels: int, hop: int, margin: int) -> None:
+        self.hop = hop
+        self.margin = margin
+        # buffer holds signal samples [start, start + buf.shape[1]); before 0 it is zeros
+        self.start = -margin
+        self.buf = np.zeros((channels, margin), np.float32)
+
+    def append(self, signal: np.ndarray) -> None:
+        self.buf = np.concatenate([self.buf, signal], axis=1) if self.buf.size else signal
+
+    @property
+    def end(self) -> int:
+        return self.start + self.buf.shape[1]
+
+    def ready_until(self, n_frames: int) -> int:
+        """Frames t < result have every sample they may need (t * hop + margin < end)."""
+        return min(n_frames, max(0, (self.end - self.margin) // self.hop + 1))
+
+    def frames(self, t0: int, count: int, length: int, offset: int) -> np.ndarray:
+        first = t0 * self.hop + offset - self.start
+        last = (t0 + count - 1) * self.hop + offset + length - self.start
+        assert first >= 0, "frame before the buffered signal"
+        assert last <= self.buf.shape[1], "frame past the buffered signal"
+        view = np.lib.stride_tricks.sliding_window_view(self.buf[:, first:last], length, axis=1)
+        return view[:, :: self.hop]
+
+    def drop_before(self, t: int) -> None:
+        keep_from = t * self.hop - self.margin - self.start
+        if keep_from > 0:
+            self.buf = self.buf[:, keep_from:].copy()
+            self.start += keep_from
+
+
+def to_signal(samples: np.ndarray, params: Params) -> np.ndarray:
+    """The signal the calculators see: the channel mean ("mix") or every channel."""
+    if params["channel_mode"] == "mix" and samples.shape[0] > 1:
+        return samples.mean(axis=0, keepdims=True, dtype=np.float32)
+    return samples
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """One analysis pass: one source, one set of parameters, the calculators to run."""
+
+    path: str
+    params: Params
+    tempo: TempoMap
+    calculators: tuple[Calculator, ...]
+
+
+def run_pass(
+    plan: PassPlan,
+    sink: FeatureSink,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
+    info: AudioInfo | None = None,
+) -> AudioInfo:
+    """Run every calculator of ``plan`` over the source; outputs go to ``sink``.
+
+    Raises AudioError, ParamError or Cancelled; on any error the sink is aborted.
+    """
+    info = info or read_info(plan.path)
+    params = plan.params
+    check_for_rate(params, info.sample_rate, where=f"{Path(plan.path).name}: ")
+    for calc in plan.calculators:
+        calc.check(params, info.sample_rate)
+    cancel = cancel or CancelToken()
+    signal_channels = 1 if params["channel_mode"] == "mix" else info.channels
+    ctx = AnalysisContext(
+        info.sample_rate, info.channels, signal_channels, info.frames, params, plan.tempo
+    )
+    runs: list[tuple[Calculator, CalculatorRun]] = [(c, c.start(ctx)) for c in plan.calculators]
+    spectral = [(c, r) for c, r in runs if c.uses_spectrum]
+    others = [(c, r) for c, r in runs if not c.uses_spectrum]
+    hop = ctx.hop
+    margin = max(params.n_fft, params.get_int("window_size")) + hop
+    framer = _Framer(signal_channels, hop, margin)
+    pool = worker_pool()
+    label = Path(plan.path).name
+    try:
+        next_frame = 0
+        n_frames = ctx.n_frames
+        decoded = 0
+        blocks = iter_blocks(plan.path, block_frames)
+        final = False
+        while not final:
+            cancel.raise_if_cancelled()
+            samples = next(blocks, None)
+            if samples is None:
+                final = True
+                samples = np.zeros((info.channels, 0), np.float32)
+                # frames past the end read zeros, as librosa's constant padding
+                n_frames = 1 + decoded // hop
+                framer.append(np.zeros((signal_channels, margin + hop), np.float32))
+                signal = samples[:signal_channels]
+            else:
+                signal = to_signal(samples, params)
+                framer.append(signal)
+            t_end = n_frames if final else min(framer.ready_until(n_frames), n_frames)
+            count = max(0, t_end - next_frame)
+            block = _make_block(samples, signal, decoded, next_frame, count, final, framer, params)
+            results = _process_block(pool, block, spectral, others)
+            for calc, outputs in results:
+                for feature, frames in outputs.items():
+                    sink.write(calc.id, feature, frames)
+            decoded += samples.shape[1]
+            next_frame += count
+            framer.drop_before(next_frame)
+            if progress is not None and info.frames:
+                progress(min(decoded / info.frames, 1.0) * 0.98, label)
+        for calc, run in runs:
+            cancel.raise_if_cancelled()
+            for outputs in run.finish():
+                for feature, frames in outputs.items():
+                    sink.write(calc.id, feature, frames)
+            metas = run.outputs()
+            sink.close(calc.id, metas, {f: run.times(f) for f in metas})
+        if progress is not None:
+            progress(1.0, label)
+    except BaseException:
+        sink.abort()
+        raise
+    return info
+
+
+def _make_block(
+    samples: np.ndarray,
+    signal: np.ndarray,
+    sample_start: int,
+    frame_start: int,
+    count: int,
+    final: bool,
+    framer: _Framer,
+    params: Params,
+) -> Block:
+    def frames(length: int, offset: int) -> np.ndarray:
+        if count == 0:
+            return np.zeros((framer.buf.shape[0], 0, length), np.float32)
+        return framer.frames(frame_start, count, length, offset)
+
+    def spectrum() -> np.ndarray:
+        return stft_magnitude(frames(params.get_int("window_size"), stft_offset(params)), params)
+
+    return Block(samples, signal, sample_start, frame_start, count, final, frames, spectrum)
+
+
+def _process_block(
+    pool: ThreadPoolExecutor,
+    block: Block,
+    spectral: Sequence[tuple[Calculator, CalculatorRun]],
+    others: Sequence[tuple[Calculator, CalculatorRun]],
+) -> list[tuple[Calculator, Mapping[str, np.ndarray]]]:
+    """Spectral calculators run one after another on one worker (they share the STFT); each
+    other calculator gets a worker of its own. Results come back in calculator order."""
+
+    def run_group(
+        group: Sequence[tuple[Calculator, CalculatorRun]],
+    ) -> list[Mapping[str, np.ndarray]]:
+        return [run.process(block) for _, run in group]
+
+    futures: list[
+        tuple[Sequence[tuple[Calculator, CalculatorRun]], Future[list[Mapping[str, np.ndarray]]]]
+    ] = []
+    if spectral:
+        futures.append((spectral, pool.submit(run_group, spectral)))
+    for item in others:
+        futures.append(([item], pool.submit(run_group, [item])))
+    out: list[tuple[Calculator, Mapping[str, np.ndarray]]] = []
+    for group, fut in futures:
+        for (calc, _), outputs in zip(group, fut.result(), strict=True):
+            out.append((calc, outputs))
+    return out
+
+
+def analyse(
+    path: str | os.PathLike[str],
+    calculators: Iterable[Calculator],
+    params: Params,
+    tempo: TempoMap | None = None,
+    **kwargs: object,
+) -> dict[str, dict[str, FeatureResult]]:
+    """Convenience: run a pass into memory; ``{calculator_id: {feature: result}}``."""
+    sink = MemorySink()
+    run_pass(PassPlan(str(path), params, tempo or TempoMap(), tuple(calculators)), sink, **kwargs)  # type: ignore[arg-type]
+    return sink.results
