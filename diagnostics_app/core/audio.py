@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat as stat_module
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,18 +66,94 @@ def _open(path: Path) -> sf.SoundFile:
     except PermissionError:
         raise AudioError(path, "permission denied") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(path, _decode_cause(exc)) from None
+        raise AudioError(path, _wav_header_problem(path) or _open_cause(exc)) from None
+
+
+def _libsndfile_text(exc: BaseException) -> str:
+    """libsndfile's own words for an error, without the repeated "Error opening '<path>'"."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    text = text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
+    if text.startswith("Error opening") and ": " in text:
+        text = text.split(": ", 1)[1].strip() or type(exc).__name__
+    if text.startswith("Error : "):
+        text = text[len("Error : ") :]
+    return text.rstrip(".")
+
+
+def _open_cause(exc: BaseException) -> str:
+    """Why a file that exists (``_stat`` passed) could not be opened as audio."""
+    text = _libsndfile_text(exc)
+    lowered = text.lower()
+    # "not a regular file" comes from libsndfile's MPEG probe when the bytes are no MPEG
+    # stream at all: the file exists and is regular (``_stat`` checked), so it is not audio.
+    if any(
+        marker in lowered
+        for marker in ("format not recognised", "unknown format", "not a regular file")
+    ):
+        return "unsupported or unrecognised audio format"
+    if "chunk" in lowered or "malformed" in lowered:
+        return f"corrupt or truncated header ({text})"
+    return f"cannot decode ({text})"
 
 
 def _decode_cause(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    # libsndfile prefixes its messages with "Error opening '<path>': " — drop the repeated path
-    if ": " in text and text.startswith("Error opening"):
-        text = text.split(": ", 1)[1]
-    lowered = text.lower()
-    if "format not recognised" in lowered or "unknown format" in lowered:
-        return "unsupported or unrecognised audio format"
-    return f"cannot decode ({text.rstrip('.')})"
+    """Why decoding failed part-way through the data."""
+    return f"corrupt or truncated audio data ({_libsndfile_text(exc)})"
+
+
+def _wav_header_problem(path: Path) -> str | None:
+    """A precise cause for WAV headers libsndfile refuses with a vague message (a zero sample
+    rate or channel count gives "SF_INFO struct incomplete"); None if nothing is found."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return None
+    endian = "<" if head[:4] == b"RIFF" else ">"
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk_id = head[pos : pos + 4]
+        (size,) = struct.unpack(endian + "I", head[pos + 4 : pos + 8])
+        if chunk_id == b"fmt ":
+            if pos + 16 > len(head):
+                return None
+            channels, rate = struct.unpack(endian + "HI", head[pos + 10 : pos + 16])
+            if rate == 0:
+                return "invalid sample rate 0 in the header"
+            if channels == 0:
+                return "invalid channel count 0 in the header"
+            return None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+# libsndfile's parse log notes chunks whose declared size exceeds what the file holds:
+# "data : 88200 (should be 44078)" (WAV), " SSND : 88208 (should be 44081)" (AIFF).
+_SHORT_CHUNK = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # "size unknown" markers of streamed WAVs
+# Formats whose header frame count is only an estimate of what decoding yields.
+_ESTIMATED_LENGTH = ("MP3", "OGG")
+
+
+def _truncation(f: sf.SoundFile) -> str | None:
+    """Evidence in the header that the file was cut short (None if there is none)."""
+    log = f.extra_info
+    for match in _SHORT_CHUNK.finditer(log):
+        declared, present = int(match.group(2)), int(match.group(3))
+        if declared > present and declared not in _STREAMING_SIZES:
+            return (
+                f"truncated: the header declares {declared} bytes of audio data, "
+                f"the file holds only {present}"
+            )
+    # An Ogg file cut short ends in a partial page ("junk") or a page without the final
+    # end-of-stream flag; a complete Ogg stream always ends with its end-of-stream page.
+    if f.format == "OGG" and (
+        "lacks an end-of-stream" in log or "junk after the last page" in log.lower()
+    ):
+        return "truncated: the Ogg stream does not end with a complete end-of-stream page"
+    return None
 
 
 def read_info(path: str | os.PathLike[str]) -> AudioInfo:
@@ -85,6 +163,9 @@ def read_info(path: str | os.PathLike[str]) -> AudioInfo:
         info = AudioInfo(
             str(p), int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
         )
+        truncated = _truncation(f)
+    if truncated is not None:
+        raise AudioError(p, truncated)
     if info.sample_rate <= 0:
         raise AudioError(p, f"invalid sample rate {info.sample_rate}")
     if info.channels <= 0:
@@ -121,8 +202,10 @@ def iter_blocks(
             yield np.ascontiguousarray(block.T)
     if done == 0:
         raise AudioError(p, "no audio frames could be decoded")
-    # Compressed formats report an estimate; a clear shortfall means the file was cut off.
-    if done < info.frames * 0.99 - 1:
+    # Lossy formats report an estimate; a clear shortfall means the file was cut off. Other
+    # formats state the exact count, and any shortfall does.
+    expected = info.frames * 0.99 - 1 if info.format in _ESTIMATED_LENGTH else info.frames
+    if done < expected:
         raise AudioError(p, f"truncated: header says {info.frames} frames, only {done} decoded")
 
 

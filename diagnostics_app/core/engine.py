@@ -12,14 +12,15 @@ Progress is reported per block; cancellation is checked per block and leaves not
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -166,7 +167,8 @@ class _Framer:
     def drop_before(self, t: int) -> None:
         keep_from = t * self.hop - self.margin - self.start
         if keep_from > 0:
-            self.buf = self.buf[:, keep_from:].copy()
+            # a view: the next append() copies what is kept into a fresh buffer anyway
+            self.buf = self.buf[:, keep_from:]
             self.start += keep_from
 
 
@@ -197,36 +199,38 @@ def run_pass(
 ) -> AudioInfo:
     """Run every calculator of ``plan`` over the source; outputs go to ``sink``.
 
-    Raises AudioError, ParamError or Cancelled; on any error the sink is aborted.
+    Raises AudioError, ParamError or Cancelled; on any error (also one found before decoding,
+    such as a missing file or a bad parameter) the sink is aborted.
     """
-    info = info or read_info(plan.path)
-    params = plan.params
-    check_for_rate(params, info.sample_rate, where=f"{Path(plan.path).name}: ")
-    for calc in plan.calculators:
-        calc.check(params, info.sample_rate)
-    cancel = cancel or CancelToken()
-    signal_channels = 1 if params["channel_mode"] == "mix" else info.channels
-    ctx = AnalysisContext(
-        info.sample_rate, info.channels, signal_channels, info.frames, params, plan.tempo
-    )
-    runs: list[tuple[Calculator, CalculatorRun]] = [(c, c.start(ctx)) for c in plan.calculators]
-    spectral = [(c, r) for c, r in runs if c.uses_spectrum]
-    others = [(c, r) for c, r in runs if not c.uses_spectrum]
-    hop = ctx.hop
-    margin = max(params.n_fft, params.get_int("window_size")) + hop
-    framer = _Framer(signal_channels, hop, margin)
-    pool = worker_pool()
-    label = Path(plan.path).name
+    reader: _Reader | None = None
     try:
+        info = info or read_info(plan.path)
+        params = plan.params
+        check_for_rate(params, info.sample_rate, where=f"{Path(plan.path).name}: ")
+        for calc in plan.calculators:
+            calc.check(params, info.sample_rate)
+        cancel = cancel or CancelToken()
+        signal_channels = 1 if params["channel_mode"] == "mix" else info.channels
+        ctx = AnalysisContext(
+            info.sample_rate, info.channels, signal_channels, info.frames, params, plan.tempo
+        )
+        runs = [(c, c.start(ctx)) for c in plan.calculators]
+        spectral = [(c, r) for c, r in runs if c.uses_spectrum]
+        others = [(c, r) for c, r in runs if not c.uses_spectrum]
+        hop = ctx.hop
+        margin = max(params.n_fft, params.get_int("window_size")) + hop
+        framer = _Framer(signal_channels, hop, margin)
+        pool = worker_pool()
+        label = Path(plan.path).name
+        reader = _Reader(plan.path, block_frames, params)
         next_frame = 0
         n_frames = ctx.n_frames
         decoded = 0
-        blocks = iter_blocks(plan.path, block_frames)
         final = False
         while not final:
             cancel.raise_if_cancelled()
-            samples = next(blocks, None)
-            if samples is None:
+            item = reader.next()  # decoded while the previous block was being analysed
+            if item is None:
                 final = True
                 samples = np.zeros((info.channels, 0), np.float32)
                 # frames past the end read zeros, as librosa's constant padding
@@ -234,7 +238,7 @@ def run_pass(
                 framer.append(np.zeros((signal_channels, margin + hop), np.float32))
                 signal = samples[:signal_channels]
             else:
-                signal = to_signal(samples, params)
+                samples, signal = item
                 framer.append(signal)
             t_end = n_frames if final else min(framer.ready_until(n_frames), n_frames)
             count = max(0, t_end - next_frame)
@@ -248,6 +252,7 @@ def run_pass(
             framer.drop_before(next_frame)
             if progress is not None and info.frames:
                 progress(min(decoded / info.frames, 1.0) * 0.98, label)
+        reader.close()
         for calc, run in runs:
             cancel.raise_if_cancelled()
             for outputs in run.finish():
@@ -258,9 +263,46 @@ def run_pass(
         if progress is not None:
             progress(1.0, label)
     except BaseException:
+        if reader is not None:
+            reader.close()
         sink.abort()
         raise
     return info
+
+
+class _Reader:
+    """Decodes the next block on a thread of its own while the current one is analysed
+    (libsndfile and numpy release the GIL). At most one block is read ahead."""
+
+    def __init__(self, path: str, block_frames: int, params: Params) -> None:
+        self._blocks = iter_blocks(path, block_frames)
+        self._params = params
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self._ahead: Future[tuple[np.ndarray, np.ndarray] | None] | None = self._submit()
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray] | None:
+        samples = next(self._blocks, None)
+        return None if samples is None else (samples, to_signal(samples, self._params))
+
+    def _submit(self) -> Future[tuple[np.ndarray, np.ndarray] | None]:
+        return self._thread.submit(self._read)
+
+    def next(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The next (samples, signal), or None at the end; raises what decoding raised."""
+        assert self._ahead is not None, "read past the end"
+        item = self._ahead.result()
+        self._ahead = self._submit() if item is not None else None
+        return item
+
+    def close(self) -> None:
+        """Waits for a read in flight, then closes the file and the thread (idempotent)."""
+        if self._ahead is not None:
+            self._ahead.exception()  # wait; its error no longer matters
+            self._ahead = None
+        close = getattr(self._blocks, "close", None)  # a generator: closes the file
+        if close is not None:
+            close()
+        self._thread.shutdown(wait=True)
 
 
 def _make_block(
@@ -284,31 +326,86 @@ def _make_block(
     return Block(samples, signal, sample_start, frame_start, count, final, frames, spectrum)
 
 
+def _sub_block(block: Block, first: int, count: int) -> Block:
+    """Frames [first, first + count) of ``block`` (relative), for frame-independent runs. The
+    samples are the whole block's: such a run reads only ``frames()``."""
+
+    def frames(length: int, offset: int) -> np.ndarray:
+        return block.frames(length, offset)[:, first : first + count]
+
+    def spectrum() -> np.ndarray:
+        return block.magnitude[:, first : first + count]
+
+    return Block(
+        block.samples,
+        block.signal,
+        block.sample_start,
+        block.frame_start + first,
+        count,
+        block.final,
+        frames,
+        spectrum,
+    )
+
+
+# A run whose class sets ``frames_independent = True`` computes each output frame from its own
+# input frame only (YIN): the engine may cut a block's frames into pieces, process them on
+# several workers at once and concatenate the outputs in order. Such a run must read nothing
+# but ``Block.frames()`` and keep no state between blocks.
+_MIN_PIECE = 32  # frames: below this, splitting costs more than it saves
+
+
+def _pieces(count: int, workers: int) -> list[tuple[int, int]]:
+    n = max(1, min(2 * workers, count // _MIN_PIECE))
+    bounds = [count * i // n for i in range(n + 1)]
+    return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+
+
 def _process_block(
     pool: ThreadPoolExecutor,
     block: Block,
     spectral: Sequence[tuple[Calculator, CalculatorRun]],
     others: Sequence[tuple[Calculator, CalculatorRun]],
 ) -> list[tuple[Calculator, Mapping[str, np.ndarray]]]:
-    """Spectral calculators run one after another on one worker (they share the STFT); each
-    other calculator gets a worker of its own. Results come back in calculator order."""
+    """Spectral calculators run one after another on one worker (they share the STFT);
+    frame-independent runs are cut into pieces that fill the other workers; every other
+    calculator gets a worker of its own. Results come back in calculator order.
+
+    Submission order is longest first (the spectral group, then the pieces, then the rest), so
+    the workers finish a block together."""
 
     def run_group(
         group: Sequence[tuple[Calculator, CalculatorRun]],
     ) -> list[Mapping[str, np.ndarray]]:
         return [run.process(block) for _, run in group]
 
-    futures: list[
-        tuple[Sequence[tuple[Calculator, CalculatorRun]], Future[list[Mapping[str, np.ndarray]]]]
-    ] = []
-    if spectral:
-        futures.append((spectral, pool.submit(run_group, spectral)))
-    for item in others:
-        futures.append(([item], pool.submit(run_group, [item])))
+    workers = getattr(pool, "_max_workers", os.cpu_count() or 2)
+    submitted: list[Future[Any]] = []
+    spectral_future = pool.submit(run_group, spectral) if spectral else None
+    split: dict[int, list[Future[Mapping[str, np.ndarray]]]] = {}
+    for i, (_, run) in enumerate(others):
+        if getattr(run, "frames_independent", False) and block.frame_count >= 2 * _MIN_PIECE:
+            split[i] = [
+                pool.submit(run.process, _sub_block(block, first, n))
+                for first, n in _pieces(block.frame_count, workers)
+            ]
+            submitted.extend(split[i])
+    single = {i: pool.submit(run_group, [item]) for i, item in enumerate(others) if i not in split}
+    submitted.extend(single.values())
+    if spectral_future is not None:
+        submitted.append(spectral_future)
+    # wait for every task even when one fails: no task may outlive the block (they read the
+    # framer's buffer, and a failed pass must leave no calculator running)
+    wait(submitted)
     out: list[tuple[Calculator, Mapping[str, np.ndarray]]] = []
-    for group, fut in futures:
-        for (calc, _), outputs in zip(group, fut.result(), strict=True):
-            out.append((calc, outputs))
+    if spectral_future is not None:
+        out.extend(zip((c for c, _ in spectral), spectral_future.result(), strict=True))
+    for i, (calc, _) in enumerate(others):
+        if i in split:
+            parts = [f.result() for f in split[i]]
+            out.append((calc, {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}))
+        else:
+            out.append((calc, single[i].result()[0]))
     return out
 
 

@@ -228,6 +228,12 @@ def _cross_check(p: Params, where: str) -> None:
 def check_for_rate(p: Params, sample_rate: int, where: str = "") -> None:
     """Checks that need the audio's sample rate (frequency limits below Nyquist)."""
     nyquist = sample_rate / 2
+    fmin = p.optional_float("fmin")
+    if fmin is not None and fmin >= nyquist:
+        # with fmax unset (= Nyquist for mel) the band would be empty or inverted
+        raise ParamError(
+            f"{where}fmin: {fmin:g} Hz is not below the Nyquist frequency {nyquist:g} Hz"
+        )
     fmax = p.optional_float("fmax")
     if fmax is not None and fmax > nyquist:
         raise ParamError(f"{where}fmax: {fmax:g} Hz is above the Nyquist frequency {nyquist:g} Hz")

@@ -77,7 +77,10 @@ class TempoMap:
         for seg, end in zip(self.segments, ends, strict=True):
             step = 60.0 / seg.bpm / subdivision
             start = seg.time + offset
-            n = max(0, math.ceil((min(end, duration) - start) / step - 1e-9))
+            span = min(end, duration) - start
+            # the tolerance drops a last subdivision that only rounding puts before the end
+            # (the next segment starting on a beat); the segment's own start always counts
+            n = 0 if span <= 0 else max(1, math.ceil(span / step - 1e-9))
             starts.append(start + step * np.arange(n))
         times = np.concatenate(starts) if starts else np.zeros(0)
         return times[times < duration]

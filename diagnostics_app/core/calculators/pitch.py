@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 import numpy as np
 import scipy.fft
@@ -35,7 +36,7 @@ class PitchCalculator(Calculator):
     """``librosa.yin(y, fmin, fmax, sr, frame_length=window_size, hop_length=hop_size,
     center=True, pad_mode="constant", trough_threshold)``. Channel 1 is f0 in Hz; channel 2
     is the confidence ``1 - d'(period)`` of the cumulative mean normalised difference at the
-    chosen period, clipped to [0, 1]."""
+    chosen period, clipped to [0, 1], and 0 for an all-zero frame."""
 
     id = "core.pitch"
     version = 1
@@ -67,6 +68,10 @@ class PitchCalculator(Calculator):
 
 
 class _YinRun(CalculatorRun):
+    # Engine protocol: every output frame depends on its own input frame only, so the engine
+    # may cut a block's frames into pieces and process them on several workers at once.
+    frames_independent = True
+
     def __init__(self, ctx: AnalysisContext) -> None:
         self.ctx = ctx
         p = ctx.params
@@ -76,7 +81,7 @@ class _YinRun(CalculatorRun):
         self.min_period = int(np.floor(sr / fmax))
         self.max_period = min(int(np.ceil(sr / fmin)), self.length - 1)
         self.threshold = p.get_float("trough_threshold")
-        self.n_pad = scipy.fft.next_fast_len(2 * self.length - 1, real=True)
+        self.n_pad = yin_fft_size(self.length, self.max_period)
 
     def process(self, block: Block) -> Outputs:
         frames = block.frames(self.length, -(self.length // 2))  # (C, F, L)
@@ -96,38 +101,119 @@ class _YinRun(CalculatorRun):
         return {"pitch": uniform_meta(self.ctx, PITCH, 2, width_names=("f0", "confidence"))}
 
 
+def yin_fft_size(length: int, max_period: int) -> int:
+    """The shortest fast FFT length whose circular autocorrelation of a ``length``-sample frame
+    is alias-free for every lag up to ``max_period`` (n >= length + max_period)."""
+    return int(scipy.fft.next_fast_len(length + max_period, real=True))
+
+
+_ROWS = 128  # frames per FFT batch: the working set stays in cache (~1 MiB at 2048 samples)
+
+
+@cache
+def _lags(max_period: int) -> np.ndarray:
+    lags = np.arange(1, max_period + 1, dtype=np.float64)
+    lags.setflags(write=False)
+    return lags
+
+
 def yin(
     frames: np.ndarray, sr: int, min_period: int, max_period: int, threshold: float, n_pad: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """YIN over frames (..., L) → (f0, confidence), each (...). Follows librosa 0.11 step by step."""
-    x = frames.astype(np.float64)
-    # autocorrelation r(k) for k <= max_period, by FFT
-    spec = scipy.fft.rfft(x, n=n_pad, axis=-1, workers=1)
-    acf = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_pad, axis=-1, workers=1)[
-        ..., : max_period + 1
-    ]
-    energy = np.cumsum(x * x, axis=-1)[..., :max_period]
-    d = np.empty((*x.shape[:-1], max_period + 1), np.float64)
-    d[..., 0] = 0.0
-    d[..., 1:] = 2.0 * (acf[..., :1] - acf[..., 1:]) - energy
-    cum_mean = np.cumsum(d[..., 1:], axis=-1) / np.arange(1, max_period + 1)
-    tiny = np.finfo(np.float64).tiny
-    cmnd = d[..., min_period:] / (cum_mean[..., min_period - 1 :] + tiny)
-    # parabolic shifts (zero where the optimum falls outside +-1 bin, and at the edges)
-    a = cmnd[..., 2:] + cmnd[..., :-2] - 2 * cmnd[..., 1:-1]
-    b = (cmnd[..., 2:] - cmnd[..., :-2]) / 2
-    shifts = np.zeros_like(cmnd)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inner = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
-    shifts[..., 1:-1] = inner
-    # troughs below the threshold: the first one, else the global minimum
-    is_trough = np.zeros(cmnd.shape, bool)
-    is_trough[..., 1:-1] = (cmnd[..., 1:-1] < cmnd[..., :-2]) & (cmnd[..., 1:-1] <= cmnd[..., 2:])
-    is_trough[..., -1] = cmnd[..., -1] < cmnd[..., -2]  # localmin pads by the edge value
-    is_trough[..., 0] = cmnd[..., 0] < cmnd[..., 1]
-    below = is_trough & (cmnd < threshold)
-    period = np.where(below.any(axis=-1), np.argmax(below, axis=-1), np.argmin(cmnd, axis=-1))
-    chosen = np.take_along_axis(shifts, period[..., None], axis=-1)[..., 0]
-    f0 = sr / (min_period + period + chosen)
-    conf = np.clip(1.0 - np.take_along_axis(cmnd, period[..., None], axis=-1)[..., 0], 0.0, 1.0)
+    """YIN over frames (..., L) → (f0, confidence), each (...) float64, as ``librosa.yin``.
+
+    ``n_pad`` is the FFT length of the autocorrelation; any n_pad >= L + max_period gives the
+    same lags (see :func:`yin_fft_size` for the fastest). Like librosa on float32 audio, the
+    autocorrelation and the difference function are computed in float32 and the normalised
+    difference in float64. Frames are processed independently, in batches of a fixed size, so
+    a frame's result does not depend on which other frames it was given with.
+    """
+    length = frames.shape[-1]
+    if n_pad < length + max_period:
+        raise ValueError(f"n_pad {n_pad} is shorter than frame length + max_period")
+    if not 1 <= min_period <= max_period - 2 or max_period >= length:
+        raise ValueError("need 1 <= min_period <= max_period - 2 and max_period < frame length")
+    lead = frames.shape[:-1]
+    f0 = np.empty(lead, np.float64)
+    conf = np.empty(lead, np.float64)
+    x2 = frames.reshape(-1, length) if frames.ndim != 3 else None
+    if x2 is not None:  # 1-D, 2-D or > 3-D input: one row per frame (may copy)
+        _yin_rows_batched(
+            x2, sr, min_period, max_period, threshold, n_pad, f0.reshape(-1), conf.reshape(-1)
+        )
+    else:  # (channels, frames, L): the engine's strided views, never copied whole
+        for c in range(frames.shape[0]):
+            _yin_rows_batched(
+                frames[c], sr, min_period, max_period, threshold, n_pad, f0[c], conf[c]
+            )
     return f0, conf
+
+
+def _yin_rows_batched(
+    x: np.ndarray,
+    sr: int,
+    min_period: int,
+    max_period: int,
+    threshold: float,
+    n_pad: int,
+    f0: np.ndarray,
+    conf: np.ndarray,
+) -> None:
+    for start in range(0, x.shape[0], _ROWS):
+        stop = min(start + _ROWS, x.shape[0])
+        f0[start:stop], conf[start:stop] = _yin_rows(
+            x[start:stop], sr, min_period, max_period, threshold, n_pad
+        )
+
+
+def _yin_rows(
+    x: np.ndarray, sr: int, min_period: int, max_period: int, threshold: float, n_pad: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """YIN of the frames x (n, L): librosa 0.11's steps, fused where that saves passes."""
+    x = np.asarray(x, dtype=np.float32)
+    k = max_period
+    # autocorrelation r(0..k) by FFT: |rfft|^2 computed in place on the complex output
+    spec = scipy.fft.rfft(x, n=n_pad, axis=-1, workers=1)
+    parts = spec.view(np.float32)
+    np.square(parts, out=parts)
+    acf = scipy.fft.irfft(parts[:, 0::2] + parts[:, 1::2], n=n_pad, axis=-1, workers=1)
+    # difference function d(t) = 2 (r(0) - r(t)) - sum_{m<t} x(m)^2, t = 1..k (in place)
+    d = acf[:, 1 : k + 1]
+    np.subtract(acf[:, :1], d, out=d)
+    d *= np.float32(2.0)
+    energy = np.square(x[:, :k])
+    np.cumsum(energy, axis=-1, out=energy)
+    d -= energy
+    # cumulative mean normalised difference for t = min_period..k; librosa divides the float32
+    # cumulative sum by integer lags, which makes the rest float64
+    cum_mean = np.cumsum(d, axis=-1)[:, min_period - 1 :] / _lags(k)[min_period - 1 :]
+    cum_mean += np.finfo(np.float64).tiny
+    cmnd = np.divide(d[:, min_period - 1 :], cum_mean, out=cum_mean)
+    # the first local minimum below the threshold (librosa's localmin, edges included),
+    # else the global minimum
+    falls = cmnd[:, 1:] < cmnd[:, :-1]  # falls[i]: cmnd[i + 1] < cmnd[i]
+    trough = np.empty(cmnd.shape, bool)
+    # interior i: cmnd[i] < cmnd[i - 1] and cmnd[i] <= cmnd[i + 1], i.e. falls[i-1] and not falls[i]
+    np.greater(falls[:, :-1], falls[:, 1:], out=trough[:, 1:-1])
+    trough[:, 0] = cmnd[:, 0] < cmnd[:, 1]
+    trough[:, -1] = falls[:, -1]
+    trough &= cmnd < threshold
+    period = np.argmax(trough, axis=-1)
+    rows = np.arange(len(period))
+    none = ~trough[rows, period]
+    if none.any():
+        period[none] = np.argmin(cmnd[none], axis=-1)
+    # parabolic interpolation at the chosen lag only (zero at the edges, and where the
+    # optimum falls outside +-1 lag)
+    last = cmnd.shape[1] - 1
+    inner = np.clip(period, 1, max(last - 1, 1))
+    before, at, after = cmnd[rows, inner - 1], cmnd[rows, period], cmnd[rows, inner + 1]
+    a = after + before - 2 * at
+    b = (after - before) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where((np.abs(b) >= np.abs(a)) | (period == 0) | (period == last), 0.0, -b / a)
+    f0 = sr / (min_period + period + shift)
+    confidence = np.clip(1.0 - at, 0.0, 1.0)
+    # an all-zero frame has d' = 0 / (0 + tiny) = 0 at every lag: no pitch, not a perfect one
+    confidence[acf[:, 0] <= 0] = 0.0
+    return f0, confidence

@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from diagnostics_app.core.calculators.base import Calculator
+from diagnostics_app.core.calculators.base import Calculator, FeatureSpec
 from diagnostics_app.core.calculators.pitch import PitchCalculator
 from diagnostics_app.core.calculators.spectral import (
     CentroidCalculator,
@@ -168,7 +168,20 @@ def validate_calculator(calc: Calculator) -> str | None:
     features = getattr(calc, "features", ())
     if not features:
         return f"{cid}: declares no features"
-    unknown = [p for p in calc.params if p not in PARAMS]
+    if not isinstance(features, tuple | list) or not all(
+        isinstance(f, FeatureSpec) for f in features
+    ):
+        return f"{cid}: features must be a tuple of FeatureSpec, got {features!r}"
+    names = [f.name for f in features]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        return f"{cid}: feature names must be unique, non-empty strings, got {names!r}"
+    params = getattr(calc, "params", ())
+    if isinstance(params, str) or not all(isinstance(p, str) for p in params):
+        # a common slip: params = ("window_size") is a string, not a tuple
+        return f"{cid}: params must be a tuple of parameter names, got {params!r}"
+    if not isinstance(getattr(calc, "uses_tempo", False), bool):
+        return f"{cid}: uses_tempo must be True or False"
+    unknown = [p for p in params if p not in PARAMS]
     if unknown:
         return f"{cid}: reads unknown parameters {', '.join(unknown)}"
     return None

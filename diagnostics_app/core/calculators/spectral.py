@@ -8,6 +8,7 @@ every one of them against librosa.
 from __future__ import annotations
 
 import tempfile
+import weakref
 from collections.abc import Iterable, Mapping
 from functools import cache
 
@@ -102,12 +103,26 @@ def _mel_limits(ctx: AnalysisContext) -> tuple[float, float]:
     return (0.0 if fmin is None else fmin), (ctx.sample_rate / 2 if fmax is None else fmax)
 
 
+def framewise_dot(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``x @ weights`` for x of shape (..., frames, k), computed one frame at a time.
+
+    A plain matrix product lets BLAS pick its kernels and summation order from the number of
+    frames, so a frame's result would depend on how the engine happened to cut the file into
+    blocks. One small product per frame (numpy loops over the stacked frames) gives every frame
+    the same arithmetic whatever the block size: outputs are bit-identical across block sizes.
+    """
+    vector = weights.ndim == 1
+    w = weights[:, None] if vector else weights
+    out = np.matmul(x[..., None, :], w)[..., 0, :]
+    return out[..., 0] if vector else out
+
+
 def mel_power(
     block: Block, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float
 ) -> np.ndarray:
     """Mel power spectrum (channels, frames, n_mels), shared between calculators per block."""
     fb = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
-    return block.shared(("mel", n_mels, fmin, fmax), lambda: block.power @ fb.T)
+    return block.shared(("mel", n_mels, fmin, fmax), lambda: framewise_dot(block.power, fb.T))
 
 
 def power_to_db(power: np.ndarray, amin: float = 1e-10) -> np.ndarray:
@@ -239,7 +254,7 @@ class _ChromaRun(CalculatorRun):
         self.fb = chroma_filterbank(ctx.sample_rate, ctx.params.n_fft, self.n)
 
     def process(self, block: Block) -> Outputs:
-        raw = block.power @ self.fb.T  # (C, F, n_chroma)
+        raw = framewise_dot(block.power, self.fb.T)  # (C, F, n_chroma)
         peak = np.max(np.abs(raw), axis=-1, keepdims=True)
         tiny = np.finfo(np.float32).tiny
         return {"chroma": as_frames(raw / np.where(peak < tiny, 1.0, peak))}
@@ -275,7 +290,7 @@ class _CentroidRun(CalculatorRun):
     def process(self, block: Block) -> Outputs:
         mag = block.magnitude
         total = mag.sum(axis=-1, dtype=np.float64)
-        weighted = (mag @ self.freqs).astype(np.float64)
+        weighted = framewise_dot(mag, self.freqs).astype(np.float64)
         tiny = np.finfo(np.float32).tiny
         centroid = weighted / np.where(total < tiny, 1.0, total)
         return {"centroid": as_frames(centroid)}
@@ -319,6 +334,9 @@ class _OnsetRun(CalculatorRun):
     def __init__(self, ctx: AnalysisContext) -> None:
         self.ctx = ctx
         self.spill = tempfile.TemporaryFile(prefix="onset-")  # noqa: SIM115 (closed in finish)
+        # A cancelled or failed pass never calls finish(): close the spill when the run is
+        # dropped instead (no leaked descriptor, no ResourceWarning).
+        self._close_spill = weakref.finalize(self, self.spill.close)
         self.frames = 0
         self.peak = -np.inf
 
@@ -348,13 +366,6 @@ class _OnsetRun(CalculatorRun):
         self.spill.flush()
         self.spill.seek(0)
         try:
-            data = (
-                np.memmap(
-                    self.spill, dtype=np.float32, mode="r", shape=(self.frames, ch, _ONSET_MELS)
-                )
-                if self.frames
-                else None
-            )
             emitted = 0
             while emitted < self.frames:
                 # output frame k = mean(max(0, S[k - shift + 1] - S[k - shift]))
@@ -363,8 +374,8 @@ class _OnsetRun(CalculatorRun):
                 lo = emitted - shift  # S index of the "previous" frame for output frame `emitted`
                 first = max(lo, 0)
                 last = min(emitted + n - shift + 1, self.frames)  # exclusive end of S needed
-                if data is not None and last - first >= 2:
-                    s = np.maximum(np.asarray(data[first:last]), floor)
+                if last - first >= 2:
+                    s = np.maximum(self._read(first, last), floor)
                     diff = np.maximum(0.0, s[1:] - s[:-1]).mean(
                         axis=-1
                     )  # diff[j]: S[first+j+1]-S[first+j]
@@ -372,9 +383,16 @@ class _OnsetRun(CalculatorRun):
                     out[k0 - emitted : k0 - emitted + len(diff)] = diff[: n - (k0 - emitted)]
                 yield {"onset": as_frames(out.T)}
                 emitted += n
-            del data
         finally:
-            self.spill.close()
+            self._close_spill()
+
+    def _read(self, first: int, last: int) -> np.ndarray:
+        """Spilled frames [first, last), read into a fresh array: a memmap would keep every
+        page it touched resident, so peak memory would grow with the file's length."""
+        out = np.empty((last - first, self.ctx.signal_channels, _ONSET_MELS), np.float32)
+        self.spill.seek(first * out[0].nbytes)
+        self.spill.readinto(out.data.cast("B"))
+        return out
 
     def outputs(self) -> Mapping[str, OutputMeta]:
         return {"onset": uniform_meta(self.ctx, ONSET, 1)}

@@ -166,19 +166,17 @@ class _BeatRmsRun(CalculatorRun):
 
     def process(self, block: Block) -> Outputs:
         sig = block.signal
-        if sig.shape[1]:
-            sq = np.square(sig, dtype=np.float64)
-            idx = (
-                np.searchsorted(
-                    self.bounds, block.sample_start + np.arange(sig.shape[1]), side="right"
-                )
-                - 1
-            )
-            valid = (idx >= 0) & (idx < len(self.beat_starts))
-            for c in range(sig.shape[0]):
-                self.sums[c] += np.bincount(
-                    idx[valid], weights=sq[c, valid], minlength=len(self.beat_starts)
-                )[: len(self.beat_starts)]
+        n, s0 = sig.shape[1], block.sample_start
+        if n:
+            # beat j collects samples [bounds[j], bounds[j + 1]): differences of the block's
+            # running sum of squares at the bounds that fall inside the block
+            lo = max(int(np.searchsorted(self.bounds, s0, side="right")) - 1, 0)
+            hi = min(int(np.searchsorted(self.bounds, s0 + n, side="left")), len(self.beat_starts))
+            if hi > lo:
+                running = np.zeros((sig.shape[0], n + 1), np.float64)
+                np.cumsum(np.square(sig, dtype=np.float64), axis=1, out=running[:, 1:])
+                edges = np.clip(self.bounds[lo : hi + 1] - s0, 0, n)
+                self.sums[:, lo:hi] += running[:, edges[1:]] - running[:, edges[:-1]]
         return {}
 
     def finish(self) -> Iterable[Outputs]:

@@ -1,0 +1,530 @@
+"""The command line: ``diagnostics-app`` (see interface §4 and the README).
+
+Exit codes: 0 success / all ok; 1 issues found or a job failed; 2 bad input, with a one-line
+message on stderr and never a traceback. Qt is imported only by the GUI commands, so the
+headless commands run on machines without any display libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from diagnostics_app import __version__
+
+EXIT_OK, EXIT_ISSUES, EXIT_BAD_INPUT = 0, 1, 2
+JSON_SCHEMA_VERSION = 1
+
+
+class UsageError(Exception):
+    """Bad input on the command line: exit 2 with this one-line message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _selection_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source", action="append", default=[], metavar="ID", help="a source id (repeatable)"
+    )
+    p.add_argument(
+        "--track", action="append", default=[], metavar="ID", help="a track id (repeatable)"
+    )
+    p.add_argument(
+        "--feature", action="append", default=[], metavar="F", help="a feature (repeatable)"
+    )
+    p.add_argument(
+        "--calculator",
+        action="append",
+        default=[],
+        metavar="C",
+        help="a calculator id (repeatable)",
+    )
+    p.add_argument(
+        "--profile", action="append", default=[], metavar="P", help="a profile (repeatable)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a request parameter (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="diagnostics-app", description="Diagnostics for audio feature caches.")
+    parser.add_argument("--version", action="version", version=f"diagnostics-app {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("open", help="open the GUI on a project")
+    p.add_argument("project")
+
+    p = sub.add_parser(
+        "demo", help="write a demo project with generated audio into DIR and open it"
+    )
+    p.add_argument("dir")
+    p.add_argument("--no-gui", action="store_true", help="only write (and analyse) the demo")
+
+    p = sub.add_parser("check", help="the diagnostics table; exit 1 if any row is not ok")
+    p.add_argument("project")
+    p.add_argument("--json", action="store_true")
+    _selection_flags(p)
+
+    p = sub.add_parser("analyze", help="compute what the selection needs, and nothing else")
+    p.add_argument("project")
+    _selection_flags(p)
+    p.add_argument("--all", action="store_true", help="recompute ok rows of the selection too")
+    p.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="passes run in parallel")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("explain", help="why a row has its state: stored vs current fingerprint")
+    p.add_argument("project")
+    _selection_flags(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("prune", help="delete extraneous entries, and only those")
+    p.add_argument("project")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="write one row's feature data with its provenance")
+    p.add_argument("project")
+    _selection_flags(p)
+    p.add_argument("--format", choices=("npy", "csv", "json"), required=True)
+    p.add_argument("-o", "--output", required=True, metavar="PATH")
+
+    p = sub.add_parser("screenshot", help="render the main window offscreen to a PNG, for QA")
+    p.add_argument("project")
+    p.add_argument("-o", "--output", required=True, metavar="PNG")
+    p.add_argument("--select", metavar="SOURCE[/TRACK]")
+    p.add_argument("--size", default="1400x900", metavar="WxH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(args_list)
+        return _dispatch(args)
+    except UsageError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        print("diagnostics-app: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from diagnostics_app.core.errors import DiagnosticsError
+
+        if isinstance(exc, DiagnosticsError):
+            _fail(f"diagnostics-app: {exc}")
+        raise
+    return EXIT_BAD_INPUT
+
+
+def _fail(message: str) -> None:
+    print(message.splitlines()[0] if message else "diagnostics-app: error", file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd is None:
+        return _gui(None)
+    if cmd == "open":
+        _require_file(args.project)
+        return _gui(args.project)
+    if cmd == "demo":
+        return _demo(args)
+    handlers = {
+        "check": _check,
+        "analyze": _analyze,
+        "explain": _explain,
+        "prune": _prune,
+        "export": _export,
+        "screenshot": _screenshot,
+    }
+    return handlers[cmd](args)
+
+
+def _require_file(path: str) -> None:
+    if not Path(path).is_file():
+        raise UsageError(f"diagnostics-app: {path}: project file not found")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _session(path: str) -> Any:
+    from diagnostics_app.core.session import Session
+
+    session = Session.open(path)
+    for problem in session.registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return session
+
+
+def _parse_params(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"diagnostics-app: --param {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.append((key.strip(), parsed))
+    return tuple(out)
+
+
+def _selection(args: argparse.Namespace, session: Any) -> Any:
+    from diagnostics_app.core.planner import Selection
+
+    project = session.project
+    for sid in args.source:
+        if sid not in {s.id for s in project.sources} and sid not in {
+            e.key.source_id for e in session.store.entries()
+        }:
+            raise UsageError(
+                f"diagnostics-app: unknown source {sid!r} (known: {', '.join(s.id for s in project.sources)})"
+            )
+    for tid in args.track:
+        if tid not in {t.id for t in project.tracks}:
+            raise UsageError(
+                f"diagnostics-app: unknown track {tid!r} (known: {', '.join(t.id for t in project.tracks)})"
+            )
+    for pname in args.profile:
+        if pname not in project.profile_names():
+            raise UsageError(
+                f"diagnostics-app: unknown profile {pname!r} (known: {', '.join(project.profile_names())})"
+            )
+    for cid in args.calculator:
+        if cid not in session.registry:
+            raise UsageError(f"diagnostics-app: unknown calculator {cid!r}")
+    known_features = set(session.registry.features())
+    for f in args.feature:
+        if f not in known_features and not any(
+            r.feature == f for t in project.tracks for r in t.requests
+        ):
+            raise UsageError(
+                f"diagnostics-app: unknown feature {f!r} (known: {', '.join(sorted(known_features))})"
+            )
+    return Selection(
+        sources=tuple(args.source),
+        tracks=tuple(args.track),
+        features=tuple(args.feature),
+        calculators=tuple(args.calculator),
+        profiles=tuple(args.profile),
+        params=_parse_params(args.param),
+    )
+
+
+def _one_row(args: argparse.Namespace, session: Any) -> Any:
+    if not args.source or not args.feature:
+        raise UsageError("diagnostics-app: --source and --feature are required")
+    selection = _selection(args, session)
+    rows = selection.select(session.diagnose())
+    if not args.param:  # without --param, prefer the row with no request params
+        plain = [r for r in rows if not r.params]
+        rows = plain or rows
+    if not rows:
+        raise UsageError("diagnostics-app: no row matches that selection")
+    if len(rows) > 1:
+        cands = "; ".join(_row_label(r) for r in rows)
+        raise UsageError(f"diagnostics-app: ambiguous selection, {len(rows)} rows match: {cands}")
+    return rows[0]
+
+
+def _row_label(row: Any) -> str:
+    params = " ".join(f"--param {k}={json.dumps(v)}" for k, v in row.params.items())
+    return f"--source {row.key.source} --feature {row.key.feature} --calculator {row.key.calculator} --profile {row.key.profile} {params}".strip()
+
+
+def _summary_json(diagnosis: Any) -> dict[str, int]:
+    return dict(diagnosis.summary())
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _table(rows: Sequence[Any]) -> str:
+    headers = ("source", "feature", "calculator", "v", "profile", "state", "tracks", "why")
+    lines = [headers]
+    for r in rows:
+        profile = r.key.profile + (
+            " " + json.dumps(dict(r.params), separators=(",", ":")) if r.params else ""
+        )
+        why = r.message or ""
+        if r.state == "running" and r.progress is not None:
+            why = f"{r.progress * 100:.0f}% {why}".strip()
+        lines.append(
+            (
+                r.key.source,
+                r.key.feature,
+                r.key.calculator,
+                str(r.calculator_version or ""),
+                profile,
+                r.state,
+                ",".join(r.tracks),
+                why,
+            )
+        )
+    widths = [min(max(len(line[i]) for line in lines), 40) for i in range(len(headers) - 1)]
+    out = []
+    for line in lines:
+        cells = [line[i][:40].ljust(widths[i]) for i in range(len(widths))]
+        out.append("  ".join([*cells, line[-1]]).rstrip())
+    return "\n".join(out)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace) -> int:
+    session = _session(args.project)
+    try:
+        selection = _selection(args, session)
+        diagnosis = session.diagnose()
+        rows = selection.select(diagnosis)
+        from diagnostics_app.core.diagnostics import Diagnosis
+
+        shown = Diagnosis(tuple(rows))
+        if args.json:
+            _print_json(
+                {
+                    "schema_version": JSON_SCHEMA_VERSION,
+                    "project": args.project,
+                    "summary": _summary_json(shown),
+                    "rows": [r.to_json() for r in rows],
+                }
+            )
+        else:
+            print(_table(rows))
+            summary = shown.summary()
+            print(
+                "\n" + ", ".join(f"{n} {s}" for s, n in summary.items() if n) if rows else "no rows"
+            )
+        return EXIT_OK if shown.healthy else EXIT_ISSUES
+    finally:
+        session.close()
+
+
+class _Progress:
+    """Per-job progress lines on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last: dict[str, int] = {}
+
+    def __call__(self, job_id: str, state: str, progress: float | None, label: str) -> None:
+        if not self.enabled:
+            return
+        pct = int((progress or 0) * 100)
+        if state == "running" and self.last.get(job_id) == pct:
+            return
+        self.last[job_id] = pct
+        end = "\n" if state in ("done", "failed", "cancelled") else ""
+        sys.stderr.write(f"\r[{job_id[:6]}] {label[:50]:<50} {state:<9} {pct:3d}%" + end)
+        sys.stderr.flush()
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from diagnostics_app.core.jobs import summarise
+
+    if args.jobs < 1:
+        raise UsageError("diagnostics-app: --jobs must be at least 1")
+    session = _session(args.project)
+    try:
+        selection = _selection(args, session)
+        jobs = session.plan(selection, include_ok=args.all)
+        if args.dry_run:
+            listing = [
+                {**j.to_json(), "status": "planned", "seconds": None, "message": None} for j in jobs
+            ]
+            failed = False
+        else:
+            session.runner.listeners.append(_Progress(sys.stderr.isatty()))
+            session.enqueue(jobs, origin="cli")
+            results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
+            listing = summarise(results)
+            failed = any(r.status != "done" for r in results)
+        diagnosis = session.diagnose()
+        if args.json:
+            _print_json(
+                {
+                    "schema_version": JSON_SCHEMA_VERSION,
+                    "jobs": listing,
+                    "summary": _summary_json(diagnosis),
+                }
+            )
+        else:
+            for item in listing:
+                print(
+                    f"{item['status']:<9} {item['source']}  {item['calculator']}  {item['profile']}  {','.join(item['features'])}"
+                    + (f"  {item['message']}" if item["message"] else "")
+                )
+            if not listing:
+                print("nothing to do")
+        return EXIT_ISSUES if failed else EXIT_OK
+    finally:
+        session.close()
+
+
+def _explain(args: argparse.Namespace) -> int:
+    session = _session(args.project)
+    try:
+        row = _one_row(args, session)
+        fields = sorted(set(row.stored or {}) | set(row.current or {}))
+        if args.json:
+            _print_json(
+                {
+                    "schema_version": JSON_SCHEMA_VERSION,
+                    "row": row.to_json(),
+                    "stored": row.stored,
+                    "current": row.current,
+                    "fields": [
+                        {
+                            "input": f,
+                            "stored": (row.stored or {}).get(f),
+                            "current": (row.current or {}).get(f),
+                            "differs": any(r.input == f for r in row.reasons),
+                        }
+                        for f in fields
+                    ],
+                }
+            )
+        else:
+            print(
+                f"{row.key.source} / {row.key.feature}  ({row.key.calculator} v{row.calculator_version}, profile {row.key.profile}{' ' + json.dumps(dict(row.params)) if row.params else ''})"
+            )
+            print(f"state: {row.state}" + (f" — {row.message}" if row.message else ""))
+            print(f"tracks: {', '.join(row.tracks) or '(none)'}")
+            if fields:
+                width = max(len(f) for f in fields)
+                print(f"\n  {'input'.ljust(width)}  {'stored':<30}  current")
+                for f in fields:
+                    s, c = (row.stored or {}).get(f, "—"), (row.current or {}).get(f, "—")
+                    mark = "≠" if any(r.input == f for r in row.reasons) else " "
+                    print(f"{mark} {f.ljust(width)}  {_short(s):<30}  {_short(c)}")
+        return EXIT_OK if row.state == "ok" else EXIT_ISSUES
+    finally:
+        session.close()
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 30 else text[:29] + "…"
+
+
+def _prune(args: argparse.Namespace) -> int:
+    session = _session(args.project)
+    try:
+        rows = [r for r in session.diagnose().rows if r.state == "extraneous"]
+        listing = [
+            {
+                "source": r.key.source,
+                "feature": r.key.feature,
+                "calculator": r.key.calculator,
+                "profile": r.key.profile,
+                "params": dict(r.params),
+                "bytes": r.nbytes,
+            }
+            for r in rows
+        ]
+        if not args.dry_run and rows:
+            cmd = session.prune(rows)
+            if cmd is not None:
+                session.store.purge(cmd.prune_id)  # the CLI has no undo: delete for real
+        if args.json:
+            _print_json(
+                {
+                    "schema_version": JSON_SCHEMA_VERSION,
+                    "dry_run": args.dry_run,
+                    "pruned": listing,
+                    "bytes": sum(i["bytes"] or 0 for i in listing),
+                }
+            )
+        else:
+            verb = "would delete" if args.dry_run else "deleted"
+            for item in listing:
+                print(
+                    f"{verb} {item['source']}  {item['feature']}  {item['calculator']}  {item['profile']}"
+                )
+            print(f"{len(listing)} extraneous entr{'y' if len(listing) == 1 else 'ies'} {verb}")
+        return EXIT_OK
+    finally:
+        session.close()
+
+
+def _export(args: argparse.Namespace) -> int:
+    from diagnostics_app.core.export import export_row
+
+    session = _session(args.project)
+    try:
+        row = _one_row(args, session)
+        if row.state != "ok":
+            raise UsageError(
+                f"diagnostics-app: refusing to export {row.key.source}/{row.key.feature}: state is {row.state}"
+                + (f" ({row.message})" if row.message else "")
+            )
+        out = export_row(session, row, args.format, Path(args.output))
+        print(out, file=sys.stderr)
+        return EXIT_OK
+    finally:
+        session.close()
+
+
+def _has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (
+        "darwin",
+        "win32",
+    )
+
+
+def _gui(project: str | None) -> int:
+    if not _has_display():
+        raise UsageError(
+            "diagnostics-app: no display available; set QT_QPA_PLATFORM=offscreen, run under xvfb-run, "
+            "or use 'diagnostics-app screenshot PROJECT -o out.png'"
+        )
+    from diagnostics_app.qt.app import run_gui
+
+    return run_gui(project)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from diagnostics_app.core.demo import write_demo
+
+    path = write_demo(args.dir)
+    print(path)
+    if args.no_gui:
+        return EXIT_OK
+    return _gui(str(path))
+
+
+def _screenshot(args: argparse.Namespace) -> int:
+    _require_file(args.project)
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        if w < 200 or h < 150:
+            raise ValueError
+    except ValueError:
+        raise UsageError(
+            f"diagnostics-app: --size {args.size!r}: expected WxH, at least 200x150"
+        ) from None
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from diagnostics_app.qt.app import screenshot
+
+    return screenshot(args.project, Path(args.output), args.select, (w, h))

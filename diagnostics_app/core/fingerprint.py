@@ -1,0 +1,118 @@
+"""The one structured fingerprint of a cache entry, and its diff ("why stale").
+
+A fingerprint is a flat JSON object of exactly the inputs the entry's calculator declared:
+
+    {"audio.content": "b2:…", "audio.sample_rate": 44100, "audio.channels": 2,
+     "calculator.id": "core.rms", "calculator.version": 2,
+     "profile.hop_size": 256, "profile.window_size": 1024, …,
+     "tempo_map": [{"time": 0.0, "bpm": 120.0}]}        # only if the calculator reads it
+
+:func:`build` is the only function that makes one, whatever the path (analysis, import, undo,
+check), and it is stored with the entry as readable JSON. :func:`diff` compares a stored and a
+current fingerprint field by field and gives the ``reasons`` of the interface, old → new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from diagnostics_app.core.calculators.base import Calculator
+from diagnostics_app.core.params import Params
+from diagnostics_app.core.tempo import TempoMap
+
+Fingerprint = dict[str, Any]
+
+AUDIO_CONTENT = "audio.content"
+AUDIO_RATE = "audio.sample_rate"
+AUDIO_CHANNELS = "audio.channels"
+CALC_ID = "calculator.id"
+CALC_VERSION = "calculator.version"
+TEMPO = "tempo_map"
+PROFILE_PREFIX = "profile."
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """What the fingerprint needs to know of a source's audio."""
+
+    digest: str
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One input that differs between the stored and the current fingerprint."""
+
+    input: str
+    old: Any
+    new: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.input, "old": self.old, "new": self.new}
+
+    def __str__(self) -> str:
+        return f"{self.input}: {_short(self.old)} → {_short(self.new)}"
+
+
+def build(calc: Calculator, params: Params, audio: AudioFacts, tempo: TempoMap) -> Fingerprint:
+    """The fingerprint of ``calc`` run with ``params`` over ``audio`` (and ``tempo`` if read)."""
+    fp: Fingerprint = {
+        AUDIO_CONTENT: audio.digest,
+        AUDIO_RATE: audio.sample_rate,
+        AUDIO_CHANNELS: audio.channels,
+        CALC_ID: calc.id,
+        CALC_VERSION: calc.version,
+    }
+    for name in sorted(calc.params):
+        fp[PROFILE_PREFIX + name] = params[name]
+    if calc.uses_tempo:
+        fp[TEMPO] = tempo.to_json()
+    return fp
+
+
+_ORDER = (AUDIO_CONTENT, AUDIO_RATE, AUDIO_CHANNELS, CALC_ID, CALC_VERSION)
+
+
+def _rank(name: str) -> tuple[int, str]:
+    if name in _ORDER:
+        return _ORDER.index(name), name
+    if name.startswith(PROFILE_PREFIX):
+        return len(_ORDER), name
+    return len(_ORDER) + 1, name
+
+
+def diff(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[Reason, ...]:
+    """Every input whose value differs, in a stable order (audio, calculator, profile, tempo).
+    An input present on one side only shows ``None`` on the other."""
+    if stored is None:
+        return ()
+    names = sorted(set(stored) | set(current), key=_rank)
+    return tuple(
+        Reason(name, stored.get(name), current.get(name))
+        for name in names
+        if _normal(stored.get(name)) != _normal(current.get(name))
+    )
+
+
+def _normal(value: Any) -> Any:
+    """Numbers compare by value (2048 == 2048.0 after a JSON round trip)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "bpm" in v for v in value):
+        # a tempo map reads best as "120 BPM at 0 s, 96 at 16 s"
+        parts = [
+            f"{v['bpm']:g} BPM at {v.get('time', 0):g} s"
+            if i == 0
+            else f"{v['bpm']:g} at {v.get('time', 0):g} s"
+            for i, v in enumerate(value)
+        ]
+        return ", ".join(parts)
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "…"

@@ -1,0 +1,307 @@
+"""Jobs: a priority queue of analysis passes, their execution, progress and cancellation.
+
+Planned calculator jobs that share (source, profile, params) are batched into one pass (one
+decode, one STFT). Each pass has a job record in the store from the moment it is queued, so any
+process that opens the project (GUI or CLI) sees it as ``queued`` and then ``running`` with its
+progress. The same code runs synchronously in tests (:meth:`JobRunner.run_all` with
+``workers=0``) and on threads in the CLI and GUI; nothing is ever faked.
+
+A pass's fingerprints are built from a snapshot of its inputs taken when it starts; the result
+is committed with exactly those fingerprints, so if the tempo map or a profile is edited while
+it runs, the result shows as ``stale`` with reasons, never ``ok``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
+from diagnostics_app.core.errors import Cancelled, DiagnosticsError
+from diagnostics_app.core.params import resolve_params
+from diagnostics_app.core.planner import PlannedJob, group_passes
+from diagnostics_app.core.project import Project
+from diagnostics_app.core.store import FeatureStore, JobRecord, process_start_token
+
+PRIORITY_USER = 0  # regenerate selected: first
+PRIORITY_BATCH = 10  # calculate missing / regenerate stale / CLI
+PRIORITY_AUTO = 20  # auto-analysis of missing rows: last
+
+PROGRESS_INTERVAL = 0.1  # seconds between job-record progress writes
+
+
+@dataclass
+class Batch:
+    """One queued pass: its job record id and the planned calculator jobs it runs."""
+
+    job_id: str
+    jobs: list[PlannedJob]
+    priority: int
+    origin: str
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+    @property
+    def source(self) -> str:
+        return self.jobs[0].source
+
+    @property
+    def calculators(self) -> tuple[str, ...]:
+        return tuple(j.calculator for j in self.jobs)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(f for j in self.jobs for f in j.features)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch: Batch
+    status: str  # done | failed | cancelled
+    seconds: float
+    message: str | None
+
+    def job_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                **job.to_json(),
+                "status": self.status,
+                "seconds": round(self.seconds, 4),
+                "message": self.message,
+            }
+            for job in self.batch.jobs
+        ]
+
+
+Listener = Callable[[str, str, float | None, str], None]  # job id, state, progress, label
+
+
+class _FilteredSink:
+    """Passes on only the features the jobs asked for: a run replaces an entry with exactly its
+    requested features, so it never leaves unrequested (extraneous) outputs behind."""
+
+    def __init__(self, inner: FeatureSink, wanted: Mapping[str, set[str]]) -> None:
+        self.inner = inner
+        self.wanted = wanted
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
+        if feature in self.wanted.get(calculator_id, ()):
+            self.inner.write(calculator_id, feature, frames)
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None:
+        keep = self.wanted.get(calculator_id, set())
+        self.inner.close(
+            calculator_id,
+            {f: m for f, m in metas.items() if f in keep},
+            {f: t for f, t in times.items() if f in keep},
+        )
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class JobRunner:
+    """Owns the queue of this process's passes. Thread-safe: ``enqueue`` and ``cancel`` from
+    any thread; ``run_next`` from worker threads (QThreadPool in the GUI, a pool in the CLI)."""
+
+    def __init__(
+        self,
+        project: Callable[[], Project],
+        registry: Registry,
+        store: FeatureStore,
+        facts: Callable[[str], fpr.AudioFacts],
+    ) -> None:
+        self._project = project
+        self.registry = registry
+        self.store = store
+        self._facts = facts
+        self._lock = threading.Lock()
+        self._heap: list[tuple[int, int, Batch]] = []
+        self._counter = itertools.count()
+        self._running: dict[str, Batch] = {}
+        self._queued: dict[str, Batch] = {}
+        self.listeners: list[Listener] = []
+
+    # -- queueing ---------------------------------------------------------------------------
+
+    def enqueue(
+        self, jobs: Sequence[PlannedJob], priority: int = PRIORITY_BATCH, origin: str = "cli"
+    ) -> list[Batch]:
+        """Queue passes for ``jobs``; a job already queued here is not queued twice."""
+        batches: list[Batch] = []
+        with self._lock:
+            queued_keys = {j.entry_key for b in self._queued.values() for j in b.jobs}
+            fresh = [j for j in jobs if j.entry_key not in queued_keys]
+            for group in group_passes(fresh):
+                batch = Batch(uuid.uuid4().hex[:12], list(group), priority, origin)
+                now = time.time()
+                self.store.add_job(
+                    JobRecord(
+                        id=batch.job_id,
+                        source_id=batch.source,
+                        calculator_ids=batch.calculators,
+                        profile=group[0].profile,
+                        params=group[0].params_key,
+                        features=batch.features,
+                        state="queued",
+                        progress=None,
+                        label="queued",
+                        message=None,
+                        origin=origin,
+                        owner_pid=os.getpid(),
+                        owner_start=process_start_token(os.getpid()),
+                        created=now,
+                        updated=now,
+                    )
+                )
+                self._queued[batch.job_id] = batch
+                heapq.heappush(self._heap, (priority, next(self._counter), batch))
+                batches.append(batch)
+        for batch in batches:
+            self._notify(batch.job_id, "queued", None, "queued")
+        return batches
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def active(self) -> list[Batch]:
+        with self._lock:
+            return list(self._running.values()) + list(self._queued.values())
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running pass of this process; True if there was one."""
+        with self._lock:
+            batch = self._queued.pop(job_id, None)
+            running = self._running.get(job_id)
+        if batch is not None:
+            batch.cancel.cancel()
+            self.store.update_job(
+                job_id,
+                state="cancelled",
+                progress=None,
+                label="cancelled",
+                message="cancelled before it started",
+            )
+            self._notify(job_id, "cancelled", None, "cancelled")
+            return True
+        if running is not None:
+            running.cancel.cancel()
+            return True
+        return False
+
+    def cancel_all(self) -> int:
+        with self._lock:
+            ids = list(self._queued) + list(self._running)
+        return sum(self.cancel(i) for i in ids)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def take(self) -> Batch | None:
+        with self._lock:
+            while self._heap:
+                _, _, batch = heapq.heappop(self._heap)
+                if self._queued.pop(batch.job_id, None) is not None:
+                    self._running[batch.job_id] = batch
+                    return batch
+        return None
+
+    def run_next(self) -> BatchResult | None:
+        batch = self.take()
+        return None if batch is None else self.execute(batch)
+
+    def run_all(self, workers: int = 0) -> list[BatchResult]:
+        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads."""
+        if workers <= 1:
+            results = []
+            while (result := self.run_next()) is not None:
+                results.append(result)
+            return results
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job") as pool:
+            futures = [pool.submit(self.run_next) for _ in range(self.pending())]
+            return [r for f in futures if (r := f.result()) is not None]
+
+    def execute(self, batch: Batch) -> BatchResult:
+        """Run one pass and commit its entries; never raises for a user-caused failure."""
+        start = time.perf_counter()
+        job_id = batch.job_id
+        try:
+            self._mark(job_id, "running", 0.0, "starting")
+            batch.cancel.raise_if_cancelled()
+            project = self._project()  # the snapshot this pass computes from
+            first = batch.jobs[0]
+            params = resolve_params(project.profile(first.profile), first.params)
+            facts = self._facts(first.source)
+            calcs = [self.registry.get(j.calculator) for j in batch.jobs]
+            fingerprints = {c.id: fpr.build(c, params, facts, project.tempo_map) for c in calcs}
+            versions = {c.id: c.version for c in calcs}
+            sink = self.store.pass_writer(
+                first.source, first.profile, first.params_key, fingerprints, versions
+            )
+            wanted = {j.calculator: set(j.features) for j in batch.jobs}
+            last_write = [0.0]
+
+            def progress(fraction: float, label: str) -> None:
+                now = time.perf_counter()
+                if now - last_write[0] >= PROGRESS_INTERVAL or fraction >= 1.0:
+                    last_write[0] = now
+                    self._mark(job_id, "running", fraction, label)
+                batch.cancel.raise_if_cancelled()
+
+            plan = PassPlan(
+                str(project.audio_path(first.source)), params, project.tempo_map, tuple(calcs)
+            )
+            run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=batch.cancel)
+        except Cancelled:
+            return self._finish(batch, "cancelled", start, "cancelled")
+        except DiagnosticsError as exc:
+            return self._finish(batch, "failed", start, str(exc))
+        except Exception as exc:  # a bug must reach the UI as a failed row, not a hung job
+            return self._finish(
+                batch, "failed", start, f"internal error: {type(exc).__name__}: {exc}"
+            )
+        return self._finish(batch, "done", start, None)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _finish(self, batch: Batch, status: str, start: float, message: str | None) -> BatchResult:
+        with self._lock:
+            self._running.pop(batch.job_id, None)
+        self._mark(batch.job_id, status, 1.0 if status == "done" else None, status, message)
+        return BatchResult(batch, status, time.perf_counter() - start, message)
+
+    def _mark(
+        self,
+        job_id: str,
+        state: str,
+        progress: float | None,
+        label: str,
+        message: str | None = None,
+    ) -> None:
+        self.store.update_job(job_id, state=state, progress=progress, label=label, message=message)
+        self._notify(job_id, state, progress, label)
+
+    def _notify(self, job_id: str, state: str, progress: float | None, label: str) -> None:
+        for listener in list(self.listeners):
+            listener(job_id, state, progress, label)
+
+
+def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:
+    return [item for r in results for item in r.job_json()]

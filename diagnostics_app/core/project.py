@@ -1,0 +1,357 @@
+"""The project document (``schema_version`` 1): sources, tracks and their requests, profiles,
+the tempo map and where the feature store lives.
+
+Values are immutable: an edit makes a new :class:`Project` (see :mod:`core.edits`), which makes
+undo a matter of keeping the previous value. Unknown fields anywhere in the file are kept in
+``extra`` and written back on save. Validation errors name the field's path in the file, e.g.
+``tracks[2].requests[0].profile: unknown profile "fien"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from diagnostics_app.core.errors import ParamError, ProjectError
+from diagnostics_app.core.params import ParamValue, check_overrides, resolve_params
+from diagnostics_app.core.tempo import TempoMap
+
+FORMAT = "diagnostics-app/project"
+SCHEMA_VERSION = 1
+DEFAULT_PROFILE = "default"
+DEFAULT_CACHE_DIR = ".featurecache"
+
+JsonObject = Mapping[str, Any]
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces: the one spelling used for keys and comparisons."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A track's request for a feature; ``params`` override the profile for this request only."""
+
+    feature: str
+    calculator: str | None = None
+    profile: str = DEFAULT_PROFILE
+    params: Mapping[str, ParamValue] = field(default_factory=lambda: _EMPTY)
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def params_key(self) -> str:
+        return canonical_json(dict(self.params))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out["feature"] = self.feature
+        if self.calculator is not None:
+            out["calculator"] = self.calculator
+        if self.profile != DEFAULT_PROFILE:
+            out["profile"] = self.profile
+        if self.params:
+            out["params"] = dict(self.params)
+        return out
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    name: str
+    source: str
+    requests: tuple[Request, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(id=self.id, name=self.name, source=self.source)
+        out["requests"] = [r.to_json() for r in self.requests]
+        return out
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    path: str  # as written in the file: relative to the project folder, or absolute
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(id=self.id, path=self.path)
+        return out
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str = "Untitled"
+    tempo_map: TempoMap = field(default_factory=TempoMap)
+    profiles: Mapping[str, Mapping[str, ParamValue]] = field(default_factory=lambda: _EMPTY)
+    sources: tuple[Source, ...] = ()
+    tracks: tuple[Track, ...] = ()
+    cache_dir: str = DEFAULT_CACHE_DIR
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    tempo_map_given: bool = False  # whether the file had a tempo_map (kept absent on save)
+    path: Path | None = None  # where it was loaded from / will be saved; not part of the file
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    def source(self, source_id: str) -> Source:
+        for s in self.sources:
+            if s.id == source_id:
+                return s
+        raise ProjectError(f"unknown source {source_id!r}")
+
+    def track(self, track_id: str) -> Track:
+        for t in self.tracks:
+            if t.id == track_id:
+                return t
+        raise ProjectError(f"unknown track {track_id!r}")
+
+    def tracks_of(self, source_id: str) -> tuple[Track, ...]:
+        return tuple(t for t in self.tracks if t.source == source_id)
+
+    def audio_path(self, source: Source | str) -> Path:
+        src = self.source(source) if isinstance(source, str) else source
+        p = Path(src.path).expanduser()
+        return p if p.is_absolute() else self.folder / p
+
+    def cache_path(self) -> Path:
+        p = Path(self.cache_dir).expanduser()
+        return p if p.is_absolute() else self.folder / p
+
+    def profile_names(self) -> list[str]:
+        names = list(self.profiles)
+        return names if DEFAULT_PROFILE in names else [DEFAULT_PROFILE, *names]
+
+    def profile(self, name: str) -> Mapping[str, ParamValue]:
+        if name in self.profiles:
+            return self.profiles[name]
+        if name == DEFAULT_PROFILE:
+            return _EMPTY
+        raise ProjectError(f"unknown profile {name!r}")
+
+    # -- serialisation ----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": FORMAT, "schema_version": SCHEMA_VERSION}
+        out.update({k: v for k, v in self.extra.items() if k not in ("format", "schema_version")})
+        out["name"] = self.name
+        if self.tempo_map_given or self.tempo_map != TempoMap():
+            out["tempo_map"] = self.tempo_map.to_json()
+        out["profiles"] = {name: dict(values) for name, values in self.profiles.items()}
+        out["sources"] = [s.to_json() for s in self.sources]
+        out["tracks"] = [t.to_json() for t in self.tracks]
+        out["cache_dir"] = self.cache_dir
+        return out
+
+
+# --- loading and validation ------------------------------------------------------------------
+
+# Migrations from older schema versions: {from_version: function(old_json) -> json of +1}.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ProjectError(f"{where}: expected {what}, got {json.dumps(value)[:60]}")
+    return value
+
+
+def _identifier(value: Any, where: str) -> str:
+    text = _expect(value, str, where, "a non-empty string id")
+    if not text.strip():
+        raise ProjectError(f"{where}: expected a non-empty string id")
+    return str(text)
+
+
+def _known(obj: Mapping[str, Any], known: Sequence[str]) -> Mapping[str, Any]:
+    return freeze({k: v for k, v in obj.items() if k not in known})
+
+
+def project_from_json(data: Any, path: Path | None = None) -> Project:
+    """Validate and build a Project; every error names the field path."""
+    data = _expect(data, dict, "project", "a JSON object")
+    fmt = data.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise ProjectError(
+            f"format: expected {FORMAT!r}, got {fmt!r} (not a diagnostics-app project)"
+        )
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ProjectError(f"schema_version: expected a whole number >= 1, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ProjectError(
+            f"schema_version: {version} is newer than this version of diagnostics-app understands "
+            f"({SCHEMA_VERSION}); upgrade diagnostics-app to open this project"
+        )
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](dict(data))
+        version += 1
+
+    name = _expect(data.get("name", "Untitled"), str, "name", "a string")
+    tempo = TempoMap.from_json(data.get("tempo_map"), "tempo_map")
+
+    profiles_raw = _expect(
+        data.get("profiles", {}), dict, "profiles", "an object of named profiles"
+    )
+    profiles: dict[str, Mapping[str, ParamValue]] = {}
+    for pname, values in profiles_raw.items():
+        where = f"profiles.{pname}"
+        _expect(values, dict, where, "an object of parameters")
+        try:
+            checked = check_overrides(values, where=f"{where}.")
+            resolve_params(checked, where=f"{where}.")
+        except ParamError as exc:
+            raise ProjectError(str(exc)) from None
+        profiles[pname] = freeze(checked)
+
+    sources: list[Source] = []
+    seen_sources: set[str] = set()
+    for i, item in enumerate(_expect(data.get("sources", []), list, "sources", "a list")):
+        where = f"sources[{i}]"
+        _expect(item, dict, where, "an object with id and path")
+        sid = _identifier(item.get("id"), f"{where}.id")
+        if sid in seen_sources:
+            raise ProjectError(f"{where}.id: duplicate source id {sid!r}")
+        seen_sources.add(sid)
+        spath = _expect(item.get("path"), str, f"{where}.path", "a file path")
+        sources.append(Source(sid, spath, _known(item, ("id", "path"))))
+
+    tracks: list[Track] = []
+    seen_tracks: set[str] = set()
+    profile_names = set(profiles) | {DEFAULT_PROFILE}
+    for i, item in enumerate(_expect(data.get("tracks", []), list, "tracks", "a list")):
+        where = f"tracks[{i}]"
+        _expect(item, dict, where, "an object")
+        tid = _identifier(item.get("id"), f"{where}.id")
+        if tid in seen_tracks:
+            raise ProjectError(f"{where}.id: duplicate track id {tid!r}")
+        seen_tracks.add(tid)
+        tname = _expect(item.get("name", tid), str, f"{where}.name", "a string")
+        tsource = _identifier(item.get("source"), f"{where}.source")
+        if tsource not in seen_sources:
+            raise ProjectError(f'{where}.source: unknown source "{tsource}"')
+        requests: list[Request] = []
+        for j, req in enumerate(
+            _expect(item.get("requests", []), list, f"{where}.requests", "a list")
+        ):
+            requests.append(_request(req, f"{where}.requests[{j}]", profile_names))
+        tracks.append(
+            Track(
+                tid,
+                tname,
+                tsource,
+                tuple(requests),
+                _known(item, ("id", "name", "source", "requests")),
+            )
+        )
+
+    cache_dir = _expect(data.get("cache_dir", DEFAULT_CACHE_DIR), str, "cache_dir", "a folder path")
+    known = (
+        "format",
+        "schema_version",
+        "name",
+        "tempo_map",
+        "profiles",
+        "sources",
+        "tracks",
+        "cache_dir",
+    )
+    return Project(
+        name=name,
+        tempo_map=tempo,
+        profiles=freeze(profiles),
+        sources=tuple(sources),
+        tracks=tuple(tracks),
+        cache_dir=cache_dir,
+        extra=_known(data, known),
+        tempo_map_given="tempo_map" in data,
+        path=path,
+    )
+
+
+def _request(req: Any, where: str, profile_names: set[str]) -> Request:
+    _expect(req, dict, where, "an object with a feature")
+    feature = _identifier(req.get("feature"), f"{where}.feature")
+    calc = req.get("calculator")
+    if calc is not None:
+        calc = _identifier(calc, f"{where}.calculator")
+    profile = _identifier(req.get("profile", DEFAULT_PROFILE), f"{where}.profile")
+    if profile not in profile_names:
+        raise ProjectError(f'{where}.profile: unknown profile "{profile}"')
+    params = _expect(req.get("params", {}), dict, f"{where}.params", "an object of parameters")
+    try:
+        checked = check_overrides(params, where=f"{where}.params.")
+    except ParamError as exc:
+        raise ProjectError(str(exc)) from None
+    return Request(
+        feature,
+        calc,
+        profile,
+        freeze(checked),
+        _known(req, ("feature", "calculator", "profile", "params")),
+    )
+
+
+def load_project(path: str | os.PathLike[str]) -> Project:
+    """Read and validate a project file; ProjectError with a one-line message otherwise."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProjectError(f"{p}: project file not found") from None
+    except IsADirectoryError:
+        raise ProjectError(f"{p}: is a folder, not a project file") from None
+    except UnicodeDecodeError:
+        raise ProjectError(f"{p}: not a text file (expected a JSON project)") from None
+    except OSError as exc:
+        raise ProjectError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProjectError(
+            f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    try:
+        return project_from_json(data, p.resolve())
+    except ProjectError as exc:
+        raise ProjectError(f"{p}: {exc}") from None
+
+
+def save_project(project: Project, path: str | os.PathLike[str] | None = None) -> Project:
+    """Write atomically (temp file, fsync, rename); returns the project with its path set."""
+    target = Path(path) if path is not None else project.path
+    if target is None:
+        raise ProjectError("project has no file yet: choose where to save it")
+    text = json.dumps(project.to_json(), indent=2, ensure_ascii=False) + "\n"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ProjectError(f"{target}: cannot save ({exc.strerror or exc})") from None
+    return replace(project, path=target.resolve())

@@ -1,0 +1,201 @@
+"""The session: one open project with its registry, store, diagnostics, jobs and history.
+
+This is the facade the CLI and the GUI both drive; it holds no rule of its own beyond wiring.
+Data flows one way: project + store → :meth:`Session.diagnose` → views; user actions →
+:meth:`Session.plan` → :class:`~core.jobs.JobRunner` → store.
+
+Listeners (plain callables) hear about changes; the Qt layer turns them into signals.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from diagnostics_app.core import edits
+from diagnostics_app.core.audio import AudioInfo, FileStamp, content_digest, read_info
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.diagnostics import Diagnoser, Diagnosis, Row, SourceStatus
+from diagnostics_app.core.errors import AudioError, DiagnosticsError
+from diagnostics_app.core.fingerprint import AudioFacts
+from diagnostics_app.core.history import History, ProjectEdit, PruneCommand
+from diagnostics_app.core.jobs import PRIORITY_BATCH, Batch, JobRunner
+from diagnostics_app.core.planner import PlannedJob, Selection, plan
+from diagnostics_app.core.project import Project, load_project, save_project
+from diagnostics_app.core.store import EntryKey, FeatureStore
+
+ChangeListener = Callable[[str], None]  # kind: "project" | "store" | "sources"
+
+
+@dataclass(frozen=True)
+class _SourceCacheItem:
+    stamp: FileStamp
+    status: SourceStatus
+    info: AudioInfo | None
+
+
+class Session:
+    def __init__(
+        self, project: Project, registry: Registry | None = None, store: FeatureStore | None = None
+    ) -> None:
+        self._project = project
+        self.registry = registry or Registry.default()
+        self.store = store or FeatureStore.open(project.cache_path())
+        self.history = History()
+        self.diagnoser = Diagnoser(self.registry)
+        self._sources: dict[str, _SourceCacheItem] = {}
+        self._sources_lock = threading.Lock()
+        self.listeners: list[ChangeListener] = []
+        self.dirty = False
+        self.runner = JobRunner(lambda: self._project, self.registry, self.store, self.audio_facts)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], registry: Registry | None = None) -> Session:
+        return cls(load_project(path), registry)
+
+    def close(self) -> None:
+        self.runner.cancel_all()
+        self.store.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the project ------------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    def replace_project(self, project: Project) -> None:
+        """Swap the project value (used by history); listeners re-derive."""
+        self._project = project
+        self.dirty = True
+        self._emit("project")
+
+    def edit(self, text: str, change: Callable[[Project], Project]) -> Project:
+        """Apply an edit from :mod:`core.edits` as one undoable step."""
+        before = self._project
+        after = change(before)
+        if after == before:
+            return before
+        self.history.push(ProjectEdit(text, before, after))
+        self.replace_project(after)
+        return after
+
+    def undo(self) -> str | None:
+        cmd = self.history.undo(self)
+        if cmd is not None:
+            self._emit("store")
+        return cmd.text if cmd else None
+
+    def redo(self) -> str | None:
+        cmd = self.history.redo(self)
+        if cmd is not None:
+            self._emit("store")
+        return cmd.text if cmd else None
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        self._project = save_project(self._project, path)
+        self.dirty = False
+        assert self._project.path is not None
+        return self._project.path
+
+    # -- audio facts ------------------------------------------------------------------------
+
+    def source_status(self, source_id: str) -> SourceStatus:
+        """Facts of a source's audio, re-read only when its file's stat stamp changed."""
+        try:
+            src = self._project.source(source_id)
+        except DiagnosticsError as exc:
+            return SourceStatus(error=str(exc))
+        path = self._project.audio_path(src)
+        try:
+            stamp = FileStamp.of(path)
+        except AudioError as exc:
+            return SourceStatus(error=f"source {source_id!r}: {exc}")
+        key = str(path)
+        with self._sources_lock:
+            cached = self._sources.get(key)
+        if cached is not None and cached.stamp == stamp:
+            return cached.status
+        info: AudioInfo | None = None
+        try:
+            info = read_info(path)
+            digest = content_digest(path, self.store)
+            status = SourceStatus(
+                AudioFacts(digest, info.sample_rate, info.channels), duration=info.duration
+            )
+        except AudioError as exc:
+            status = SourceStatus(error=f"source {source_id!r}: {exc}")
+        with self._sources_lock:
+            self._sources[key] = _SourceCacheItem(stamp, status, info)
+        return status
+
+    def source_info(self, source_id: str) -> AudioInfo | None:
+        self.source_status(source_id)
+        with self._sources_lock:
+            item = self._sources.get(str(self._project.audio_path(source_id)))
+        return item.info if item else None
+
+    def audio_facts(self, source_id: str) -> AudioFacts:
+        """For the job runner: the facts, or the AudioError that explains their absence."""
+        status = self.source_status(source_id)
+        if status.facts is None:
+            src = self._project.source(source_id)
+            raise AudioError(
+                self._project.audio_path(src), (status.error or "unreadable").split(": ")[-1]
+            )
+        return status.facts
+
+    # -- diagnostics, planning, jobs --------------------------------------------------------
+
+    def diagnose(self) -> Diagnosis:
+        self.store.reap_dead_jobs()
+        statuses = {s.id: self.source_status(s.id) for s in self._project.sources}
+        return self.diagnoser.diagnose(
+            self._project, statuses, self.store.entries(), self.store.jobs()
+        )
+
+    def plan(
+        self, selection: Selection | None = None, include_ok: bool = False
+    ) -> list[PlannedJob]:
+        return plan(self.diagnose(), selection, include_ok=include_ok)
+
+    def enqueue(
+        self, jobs: Sequence[PlannedJob], priority: int = PRIORITY_BATCH, origin: str = "cli"
+    ) -> list[Batch]:
+        batches = self.runner.enqueue(jobs, priority, origin)
+        if batches:
+            self._emit("store")
+        return batches
+
+    def prune(self, rows: Iterable[Row]) -> PruneCommand | None:
+        """Move the given extraneous rows' data to the trash, as one undoable step."""
+        items = tuple((r.key.entry_key, r.key.feature) for r in rows if r.state == "extraneous")
+        if not items:
+            return None
+        prune_id = self.store.prune(list(items))
+        cmd = PruneCommand(f"Prune {len(items)} extraneous", items, prune_id)
+        self.history.push(cmd)
+        self._emit("store")
+        return cmd
+
+    def entry_for(self, row: Row) -> object:
+        return self.store.get(
+            EntryKey(row.key.source, row.key.calculator, row.key.profile, row.key.params)
+        )
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _emit(self, kind: str) -> None:
+        for listener in list(self.listeners):
+            listener(kind)
+
+
+__all__ = ["Session", "edits"]
