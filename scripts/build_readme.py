@@ -17,7 +17,9 @@ from diagnostics_app.core.docs import calculator_table, parameter_table  # noqa:
 BLOCKS = {
     "params": parameter_table,
     "calculators": calculator_table,
-    "plugin": lambda: "```python\n" + (ROOT / "docs" / "example_plugin.py").read_text().rstrip() + "\n```",
+    "plugin": lambda: (
+        "```python\n" + (ROOT / "docs" / "example_plugin.py").read_text().rstrip() + "\n```"
+    ),
 }
 
 

@@ -144,13 +144,11 @@ class Session:
         return item.info if item else None
 
     def audio_facts(self, source_id: str) -> AudioFacts:
-        """For the job runner: the facts, or the AudioError that explains their absence."""
+        """For the job runner: the facts, or an error whose message names the source, the
+        file and the cause (the same one-liner the rows show)."""
         status = self.source_status(source_id)
         if status.facts is None:
-            src = self._project.source(source_id)
-            raise AudioError(
-                self._project.audio_path(src), (status.error or "unreadable").split(": ")[-1]
-            )
+            raise DiagnosticsError(status.error or f"source {source_id!r}: audio unavailable")
         return status.facts
 
     # -- diagnostics, planning, jobs --------------------------------------------------------

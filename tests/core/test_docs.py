@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_generated_parts_are_current() -> None:
-    spec = importlib.util.spec_from_file_location("build_readme", ROOT / "scripts" / "build_readme.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_readme", ROOT / "scripts" / "build_readme.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

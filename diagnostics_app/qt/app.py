@@ -1,0 +1,233 @@
+"""Entry points of the desktop app: :func:`run_gui` and :func:`screenshot` (called by the CLI).
+
+:class:`Shell` owns the one visible top-level window: the welcome screen, or a
+:class:`~diagnostics_app.qt.main_window.MainWindow` on a project. Opening another project makes
+a new window (with its own session) and closes the old one, so a window never has to be
+rewired to a different session.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QObject, Qt, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
+
+from diagnostics_app import APP_NAME, __version__
+from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.session import Session
+from diagnostics_app.qt.controller import Controller
+from diagnostics_app.qt.main_window import MainWindow
+from diagnostics_app.qt.settings import AppSettings, SettingsStore
+from diagnostics_app.qt.theme import app_icon
+from diagnostics_app.qt.widgets.welcome import WelcomeWindow
+
+EXIT_BAD_INPUT = 2
+
+
+def ensure_app() -> QApplication:
+    """The QApplication (created once), named so QSettings and window managers know us."""
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName(APP_NAME)
+        app.setApplicationVersion(__version__)
+        app.setOrganizationName("diagnostics-app")
+        app.setDesktopFileName("diagnostics-app")
+        app.setWindowIcon(app_icon())
+    assert isinstance(app, QApplication)
+    return app
+
+
+def demo_folder() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("diagnostics-app", appauthor=False)) / "demo"
+
+
+class Shell(QObject):
+    """Holds the current top-level window and switches between projects."""
+
+    def __init__(self, settings_store: SettingsStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings_store = settings_store
+        self.settings = settings_store.load()
+        self.window: MainWindow | None = None
+        self.welcome: WelcomeWindow | None = None
+
+    def start(self, path: str | None) -> None:
+        if (
+            path is None
+            and self.settings.last_project
+            and Path(self.settings.last_project).is_file()
+        ):
+            path = self.settings.last_project
+        if path is None or not self.open(path):
+            self.show_welcome()
+
+    def show_welcome(self) -> None:
+        if self.welcome is None:
+            self.welcome = WelcomeWindow(self.settings.recent_projects)
+            self.welcome.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            self.welcome.openRequested.connect(self.open)
+            self.welcome.browseRequested.connect(self.browse)
+            self.welcome.demoRequested.connect(self.open_demo)
+            self.welcome.destroyed.connect(self._welcome_gone)
+        self.welcome.show()
+
+    @Slot()
+    def _welcome_gone(self) -> None:
+        self.welcome = None
+
+    def _parent(self) -> QWidget | None:
+        return self.window or self.welcome
+
+    @Slot()
+    def browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self._parent(), "Open project", str(Path.home()), "Projects (*.json);;All files (*)"
+        )
+        if path:
+            self.open(path)
+
+    @Slot()
+    def open_demo(self) -> None:
+        from diagnostics_app.core.demo import write_demo
+
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            path = write_demo(demo_folder())
+        except (DiagnosticsError, OSError) as exc:
+            QMessageBox.critical(self._parent(), "Cannot write the demo", str(exc))
+            return
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        self.open(str(path))
+
+    @Slot(str)
+    def open(self, path: str) -> bool:
+        try:
+            session = Session.open(path)
+        except DiagnosticsError as exc:
+            QMessageBox.critical(self._parent(), "Cannot open the project", str(exc))
+            return False
+        old = self.window
+        if old is not None and not old.close():
+            session.close()
+            return False
+        controller = Controller(session, self.settings)
+        window = MainWindow(controller, self.settings_store)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.restore_window_state(self.settings)
+        window.openRequested.connect(self.open)
+        window.demoRequested.connect(self.open_demo)
+        for problem in session.registry.problems:
+            window.statusBar().showMessage(str(problem), 10000)
+        self.window = window
+        self.settings = self.settings.with_recent(path)
+        self.settings_store.save(self.settings)
+        window.show()
+        window.show_first_issue()
+        if self.welcome is not None:
+            self.welcome.close()
+        return True
+
+
+def run_gui(project_path: str | None) -> int:
+    """Open the GUI on ``project_path``, the last project, or the welcome screen."""
+    app = ensure_app()
+    shell = Shell(SettingsStore())
+    shell.start(project_path)
+    code = app.exec()
+    return int(code)
+
+
+# --- screenshot (QA) ---------------------------------------------------------------------------
+
+
+def wait_until_idle(window: MainWindow, timeout: float = 60.0) -> bool:
+    """Process events until every worker pool is idle and no re-derivation or plot load is
+    pending, several passes in a row (a finished load may schedule the next step)."""
+    app = ensure_app()
+    controller = window.controller
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        if window.plot_area.refresh_pending:
+            window.plot_area.refresh()  # do the rate-limited update now rather than wait
+        busy = not controller.is_idle()
+        if busy:
+            quiet = 0
+            controller.pool.waitForDone(20)
+            controller.plot_pool.waitForDone(20)
+            continue
+        quiet += 1
+        if quiet >= 3:
+            return True
+    return False
+
+
+def _parse_select(session: Session, select: str | None) -> tuple[str, str] | None:
+    if not select:
+        return None
+    source, _, track = select.partition("/")
+    project = session.project
+    sources = [s.id for s in project.sources]
+    if source not in sources:
+        raise ValueError(f"unknown source {source!r} (known: {', '.join(sources) or 'none'})")
+    if not track:
+        return ("source", source)
+    tracks = [t.id for t in project.tracks_of(source)]
+    if track not in tracks:
+        raise ValueError(
+            f"source {source!r} has no track {track!r} (its tracks: {', '.join(tracks) or 'none'})"
+        )
+    return ("track", track)
+
+
+def screenshot(project_path: str, out_png: Path, select: str | None, size: tuple[int, int]) -> int:
+    """Render the main window offscreen, after the diagnostics and plots are shown."""
+    app = ensure_app()
+    try:
+        session = Session.open(project_path)
+    except DiagnosticsError as exc:
+        print(f"diagnostics-app: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        key = _parse_select(session, select)
+    except ValueError as exc:
+        session.close()
+        print(f"diagnostics-app: --select {select}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    controller = Controller(session, AppSettings(workers=1, auto_analyse=False))
+    window = MainWindow(controller)
+    window.force_close = True
+    window.resize(*size)
+    window.show()
+    if key is not None:
+        window.select(key)
+    window.show_first_issue()
+    wait_until_idle(window)
+    image = window.grab()
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    try:
+        out_png.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"diagnostics-app: {out_png}: cannot create the folder ({exc.strerror})",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if not image.save(str(out_png), "PNG"):
+        print(f"diagnostics-app: {out_png}: cannot write the PNG", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

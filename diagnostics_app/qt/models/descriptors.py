@@ -1,0 +1,226 @@
+"""The descriptor table: one line per row of the diagnosis for the current selection."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QFont
+
+from diagnostics_app.core.diagnostics import STATES, Row, RowKey
+from diagnostics_app.qt.models._diff import update_rows
+from diagnostics_app.qt.models.roles import KeyRole, ProgressRole, RowRole, SortRole, StateRole
+from diagnostics_app.qt.theme import STATE_HELP, human_bytes, state_color, state_icon
+
+Index = QModelIndex | QPersistentModelIndex
+
+COLUMNS = (
+    "Feature",
+    "Calculator",
+    "Version",
+    "Profile",
+    "State",
+    "Tracks",
+    "Reason",
+    "Updated",
+    "Size",
+)
+(
+    COL_FEATURE,
+    COL_CALC,
+    COL_VERSION,
+    COL_PROFILE,
+    COL_STATE,
+    COL_TRACKS,
+    COL_REASON,
+    COL_UPDATED,
+    COL_SIZE,
+) = range(len(COLUMNS))
+_STATE_RANK = {
+    s: i
+    for i, s in enumerate(
+        ("failed", "invalid", "running", "queued", "stale", "missing", "extraneous", "ok")
+    )
+}
+
+
+def profile_text(row: Row) -> str:
+    if not row.params:
+        return row.key.profile
+    return (
+        f"{row.key.profile} {json.dumps(dict(row.params), separators=(',', ':'), sort_keys=True)}"
+    )
+
+
+def version_text(row: Row) -> str:
+    v = row.calculator_version
+    if row.stored_version is not None and v is not None and row.stored_version != v:
+        return f"v{row.stored_version} → v{v}"
+    if v is None and row.stored_version is not None:
+        return f"v{row.stored_version}"
+    return f"v{v}" if v is not None else "—"
+
+
+def state_text(row: Row) -> str:
+    if row.state == "running" and row.progress is not None:
+        return f"running {row.progress * 100:.0f}%"
+    return row.state
+
+
+def reason_text(row: Row) -> str:
+    if row.state == "stale" and row.reasons:
+        return ", ".join(r.input for r in row.reasons) + " changed"
+    if row.state == "extraneous":
+        return "requested by no track"
+    if row.state == "running":
+        return f"computing ({row.message})" if row.message else "computing"
+    if row.state == "queued":
+        return "waiting for a worker"
+    return row.message or ""
+
+
+def updated_text(row: Row) -> str:
+    if row.updated is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
+
+
+class DescriptorTableModel(QAbstractTableModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Row] = []
+
+    def set_rows(self, rows: list[Row]) -> None:
+        """Update in place by row key: selections on surviving rows are kept."""
+        update_rows(self, self._rows, rows, lambda r: r.key, len(COLUMNS))
+
+    def rows(self) -> list[Row]:
+        return list(self._rows)
+
+    def row_at(self, index: Index) -> Row | None:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        return self._rows[index.row()]
+
+    def row_of(self, key: RowKey) -> int:
+        for i, r in enumerate(self._rows):
+            if r.key == key:
+                return i
+        return -1
+
+    # -- the model interface ------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(COLUMNS):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return COLUMNS[section]
+            if role == Qt.ItemDataRole.ToolTipRole and section == COL_STATE:
+                return "<br>".join(f"<b>{s}</b>: {STATE_HELP[s]}" for s in STATES)
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_at(index)
+        if row is None or not 0 <= index.column() < len(COLUMNS):
+            return None
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, col)
+        if role == SortRole:
+            return self._sort(row, col)
+        if role == StateRole:
+            return row.state
+        if role == ProgressRole:
+            return row.progress
+        if role == KeyRole:
+            return row.key
+        if role == RowRole:
+            return row
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_STATE:
+            return state_icon(row.state)
+        if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATE:
+            return state_color(row.state)
+        if role == Qt.ItemDataRole.FontRole and col == COL_STATE:
+            font = QFont()
+            font.setBold(row.state != "ok")
+            return font
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_SIZE, COL_VERSION):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, col)
+        return None
+
+    @staticmethod
+    def _display(row: Row, col: int) -> str:
+        if col == COL_FEATURE:
+            return row.key.feature
+        if col == COL_CALC:
+            return row.key.calculator or "—"
+        if col == COL_VERSION:
+            return version_text(row)
+        if col == COL_PROFILE:
+            return profile_text(row)
+        if col == COL_STATE:
+            return state_text(row)
+        if col == COL_TRACKS:
+            return ", ".join(row.tracks) or "—"
+        if col == COL_REASON:
+            return reason_text(row)
+        if col == COL_UPDATED:
+            return updated_text(row)
+        return human_bytes(row.nbytes)
+
+    @staticmethod
+    def _sort(row: Row, col: int) -> Any:
+        if col == COL_STATE:
+            return _STATE_RANK.get(row.state, 99)
+        if col == COL_UPDATED:
+            return row.updated or 0.0
+        if col == COL_SIZE:
+            return row.nbytes or 0
+        if col == COL_VERSION:
+            return row.calculator_version or 0
+        return DescriptorTableModel._display(row, col).lower()
+
+    @staticmethod
+    def _tooltip(row: Row, col: int) -> str | None:
+        if col == COL_STATE:
+            return f"{row.state}: {STATE_HELP.get(row.state, '')}"
+        if col == COL_REASON:
+            if row.reasons:
+                return "\n".join(str(r) for r in row.reasons)
+            return row.message
+        if col == COL_PROFILE and row.params:
+            return profile_text(row)
+        if col == COL_UPDATED and row.updated is not None:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.updated))
+        return None
+
+
+class DescriptorFilterProxy(QSortFilterProxyModel):
+    """Sorts by :data:`SortRole` (numbers as numbers, states by severity)."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SortRole)
+        self.setDynamicSortFilter(True)

@@ -1,0 +1,116 @@
+"""Models of the explain panel: the reasons (old → new) and both fingerprints, field by field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QFont
+
+from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.qt.models._diff import json_short
+
+Index = QModelIndex | QPersistentModelIndex
+_DIFF_BG = QColor(255, 224, 178)  # light orange: a field that differs
+
+
+class _Table(QAbstractTableModel):
+    HEADERS: tuple[str, ...] = ()
+    LIMIT = 60  # characters shown in a cell (the tooltip has the full value)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._items: list[
+            tuple[str, Any, Any, bool]
+        ] = []  # (input, stored/old, current/new, differs)
+
+    def _set(self, items: list[tuple[str, Any, Any, bool]]) -> None:
+        self.beginResetModel()
+        self._items = items
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._items)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.HEADERS)
+        ):
+            return self.HEADERS[section]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (
+            not index.isValid()
+            or not 0 <= index.row() < len(self._items)
+            or not 0 <= index.column() < len(self.HEADERS)
+        ):
+            return None
+        name, old, new, differs = self._items[index.row()]
+        col = index.column()
+        value = (name, old, new)[col]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return value if col == 0 else json_short(value, self.LIMIT)
+        if role == Qt.ItemDataRole.ToolTipRole and col > 0:
+            return json_short(value, 2000)
+        if role == Qt.ItemDataRole.BackgroundRole and differs:
+            return _DIFF_BG
+        if role == Qt.ItemDataRole.ForegroundRole and differs:
+            return QColor("#000000")
+        if role == Qt.ItemDataRole.FontRole and differs:
+            font = QFont()
+            font.setBold(True)
+            return font
+        return None
+
+    def items(self) -> list[tuple[str, Any, Any, bool]]:
+        return list(self._items)
+
+
+class ReasonsModel(_Table):
+    """Why a row is stale: one line per input that changed, old → new."""
+
+    HEADERS = ("Input", "Old (stored)", "New (current)")
+    LIMIT = 240  # wrapped: reasons are the point of the panel
+
+    def set_row(self, row: Row | None) -> None:
+        self._set([(r.input, r.old, r.new, True) for r in (row.reasons if row else ())])
+
+
+class FingerprintModel(_Table):
+    """The full stored and current fingerprints side by side; differing fields highlighted."""
+
+    HEADERS = ("Input", "Stored fingerprint", "Current fingerprint")
+
+    def set_row(self, row: Row | None) -> None:
+        if row is None:
+            self._set([])
+            return
+        stored = dict(row.stored or {})
+        current = dict(row.current or {})
+        names = list(current) + [k for k in stored if k not in current]
+        differing = {r.input for r in row.reasons}
+        both = row.stored is not None and row.current is not None
+        self._set(
+            [
+                (
+                    n,
+                    stored.get(n),
+                    current.get(n),
+                    n in differing or (both and (n in stored) != (n in current)),
+                )
+                for n in names
+            ]
+        )

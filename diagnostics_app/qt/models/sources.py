@@ -1,0 +1,272 @@
+"""The source/track tree: sources at the top, the tracks that use each as children.
+
+Each node carries the counts of its rows per state (a source counts all its rows, extraneous
+included; a track the rows it requests), which the view paints as coloured badges. Sources
+that only the store still knows (removed from the project, data left behind) appear as
+"orphan" nodes so their extraneous rows stay reachable.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+
+from diagnostics_app.core.audio import AudioInfo
+from diagnostics_app.core.diagnostics import STATES, Diagnosis, SourceStatus
+from diagnostics_app.core.project import Project
+from diagnostics_app.qt.models.roles import CountsRole, KeyRole, KindRole, SortRole
+from diagnostics_app.qt.theme import BADGE_ORDER, human_duration
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    kind: str  # "source" | "track" | "orphan"
+    id: str
+    name: str
+    source_id: str
+    counts: Mapping[str, int] = field(default_factory=dict)
+    tooltip: str = ""
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind if self.kind != "orphan" else "source", self.id)
+
+    @property
+    def issues(self) -> int:
+        return sum(n for s, n in self.counts.items() if s != "ok")
+
+    def badge_text(self) -> str:
+        return ", ".join(f"{self.counts[s]} {s}" for s in BADGE_ORDER if self.counts.get(s))
+
+
+Tree = list[tuple[TreeNode, list[TreeNode]]]
+
+
+def _counts(rows: Sequence[Any]) -> dict[str, int]:
+    c = Counter(r.state for r in rows)
+    return {s: c[s] for s in STATES if c.get(s)}
+
+
+def build_tree(
+    project: Project,
+    diagnosis: Diagnosis,
+    info: Callable[[str], AudioInfo | None],
+    status: Callable[[str], SourceStatus],
+) -> Tree:
+    """The nodes to show, from the project and the one diagnosis."""
+    tree: Tree = []
+    for src in project.sources:
+        path = project.audio_path(src)
+        st = status(src.id)
+        ai = info(src.id) if st.error is None else None
+        if ai is not None:
+            facts = f"{ai.sample_rate} Hz · {ai.channels} ch · {human_duration(ai.duration)} · {ai.format}/{ai.subtype}"
+        else:
+            facts = st.error or "unreadable"
+        tracks = project.tracks_of(src.id)
+        tip = f"<b>{src.id}</b><br>{path}<br>{facts}<br>tracks: {', '.join(t.name for t in tracks) or 'none'}"
+        node = TreeNode(
+            "source", src.id, src.id, src.id, _counts(diagnosis.for_source(src.id)), tip, st.error
+        )
+        children = []
+        for t in tracks:
+            rows = diagnosis.for_track(t.id)
+            ttip = f"<b>{t.name}</b> ({t.id})<br>source {src.id}: {path}<br>{facts}<br>{len(t.requests)} request(s)"
+            children.append(TreeNode("track", t.id, t.name, src.id, _counts(rows), ttip, st.error))
+        tree.append((node, children))
+    known = {s.id for s in project.sources}
+    orphans: dict[str, list[Any]] = {}
+    for r in diagnosis.rows:
+        if r.key.source not in known:
+            orphans.setdefault(r.key.source, []).append(r)
+    for sid, rows in orphans.items():
+        tip = f"<b>{sid}</b><br>not in the project any more; its cached data is extraneous"
+        tree.append((TreeNode("orphan", sid, f"{sid} (removed)", sid, _counts(rows), tip), []))
+    return tree
+
+
+class SourceTreeModel(QAbstractItemModel):
+    """Two levels. Internal ids: 0 for a top-level node, ``parent row + 1`` for a child."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._tree: Tree = []
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def set_tree(self, tree: Tree) -> None:
+        same_shape = [(n.key, [c.key for c in cs]) for n, cs in tree] == [
+            (n.key, [c.key for c in cs]) for n, cs in self._tree
+        ]
+        if not same_shape:
+            self.beginResetModel()
+            self._tree = tree
+            self.endResetModel()
+            return
+        old = self._tree
+        self._tree = tree
+        for i, ((n_new, c_new), (n_old, c_old)) in enumerate(zip(tree, old, strict=True)):
+            if n_new != n_old:
+                idx = self.index(i, 0)
+                self.dataChanged.emit(idx, idx)
+            changed = [j for j, (a, b) in enumerate(zip(c_new, c_old, strict=True)) if a != b]
+            if changed:
+                parent = self.index(i, 0)
+                self.dataChanged.emit(
+                    self.index(changed[0], 0, parent), self.index(changed[-1], 0, parent)
+                )
+
+    def node(self, index: Index) -> TreeNode | None:
+        if not index.isValid():
+            return None
+        pid = index.internalId()
+        if pid == 0:
+            return self._tree[index.row()][0] if index.row() < len(self._tree) else None
+        children = self._tree[pid - 1][1]
+        return children[index.row()] if index.row() < len(children) else None
+
+    def index_of(self, key: tuple[str, str]) -> QModelIndex:
+        for i, (n, cs) in enumerate(self._tree):
+            if n.key == key:
+                return self.index(i, 0)
+            for j, c in enumerate(cs):
+                if c.key == key:
+                    return self.index(j, 0, self.index(i, 0))
+        return QModelIndex()
+
+    def nodes(self) -> list[TreeNode]:
+        return [x for n, cs in self._tree for x in (n, *cs)]
+
+    # -- the model interface ------------------------------------------------------------------
+
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        if column != 0 or row < 0:
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, 0, 0) if row < len(self._tree) else QModelIndex()
+        if parent.internalId() != 0:
+            return QModelIndex()
+        p = parent.row()
+        if p >= len(self._tree) or row >= len(self._tree[p][1]):
+            return QModelIndex()
+        return self.createIndex(row, 0, p + 1)
+
+    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
+        if not index.isValid() or index.internalId() == 0:
+            return QModelIndex()
+        return self.createIndex(index.internalId() - 1, 0, 0)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        if not parent.isValid():
+            return len(self._tree)
+        if parent.column() != 0 or parent.internalId() != 0:
+            return 0
+        return len(self._tree[parent.row()][1]) if parent.row() < len(self._tree) else 0
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 1
+
+    def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return self.rowCount(parent) > 0
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        node = self.node(index)
+        if node is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return node.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            badges = node.badge_text() or "no rows"
+            return f"{node.tooltip}<br>{badges}" + (
+                f"<br><span style='color:#c62828'>{node.error}</span>" if node.error else ""
+            )
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{node.name}: {node.badge_text() or 'no rows'}"
+        if role == KeyRole:
+            return node.key
+        if role == KindRole:
+            return node.kind
+        if role == CountsRole:
+            return dict(node.counts)
+        if role == SortRole:
+            return node.name.lower()
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and section == 0
+        ):
+            return "Sources and tracks"
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+
+class SourceFilterProxy(QSortFilterProxyModel):
+    """A text filter on source and track names, and an "issues only" switch."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._issues_only = False
+
+    def set_text(self, text: str) -> None:
+        self.beginFilterChange()
+        self._text = text.strip().lower()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_issues_only(self, on: bool) -> None:
+        self.beginFilterChange()
+        self._issues_only = on
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def _node(self, row: int, parent: Index) -> TreeNode | None:
+        model = self.sourceModel()
+        assert isinstance(model, SourceTreeModel)
+        return model.node(model.index(row, 0, parent))
+
+    def _matches(self, node: TreeNode) -> bool:
+        return not self._text or self._text in node.name.lower() or self._text in node.id.lower()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        node = self._node(source_row, source_parent)
+        if node is None:
+            return False
+        if self._issues_only and not node.issues:
+            return False
+        if node.kind == "track":
+            parent = self._node(source_parent.row(), QModelIndex())
+            return self._matches(node) or (parent is not None and self._matches(parent))
+        if self._matches(node):
+            return True
+        model = self.sourceModel()
+        me = model.index(source_row, 0, source_parent)
+        for j in range(model.rowCount(me)):
+            child = self._node(j, me)
+            if (
+                child is not None
+                and self._matches(child)
+                and (not self._issues_only or child.issues)
+            ):
+                return True
+        return False

@@ -1,0 +1,389 @@
+"""Dialogs that build a new value (requests, tempo map, profiles, settings) and hand it back.
+
+They validate nothing themselves beyond parsing what was typed: the caller passes the value to
+an edit from :mod:`diagnostics_app.core.edits` through the controller, and a rejected edit's
+one-line message is shown in the dialog (``show_error``) so the user can fix it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diagnostics_app.core.params import PARAMS
+from diagnostics_app.core.project import DEFAULT_PROFILE, Request
+from diagnostics_app.qt.settings import AppSettings
+
+AUTO_CALCULATOR = "(automatic)"
+
+
+class _EditDialog(QDialog):
+    """OK runs ``apply(value)``; a returned message keeps the dialog open and shows it."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.error = QLabel(self)
+        self.error.setObjectName("dialogError")
+        self.error.setStyleSheet("color: #c62828")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        self.buttons.accepted.connect(self._on_ok)
+        self.buttons.rejected.connect(self.reject)
+        self.apply: Callable[[Any], str | None] | None = None
+
+    def value(self) -> Any:
+        raise NotImplementedError
+
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.show()
+
+    def _on_ok(self) -> None:
+        try:
+            value = self.value()
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        problem = self.apply(value) if self.apply is not None else None
+        if problem:
+            self.show_error(problem)
+            return
+        self.accept()
+
+
+def _parse_value(text: str) -> Any:
+    text = text.strip()
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class RequestsDialog(_EditDialog):
+    """A track's requests: feature, calculator, profile and per-request params (JSON)."""
+
+    HEADERS = ("Feature", "Calculator", "Profile", "Params (JSON)")
+
+    def __init__(
+        self,
+        track_name: str,
+        requests: Sequence[Request],
+        features: Sequence[str],
+        calculators: Sequence[str],
+        profiles: Sequence[str],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(f"Requests of {track_name}", parent)
+        self.setObjectName("requestsDialog")
+        self._features = list(features)
+        self._calculators = [AUTO_CALCULATOR, *calculators]
+        self._profiles = list(profiles)
+        self.table = QTableWidget(0, len(self.HEADERS), self)
+        self.table.setHorizontalHeaderLabels(list(self.HEADERS))
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        for req in requests:
+            self.add_row(req)
+        add = QPushButton("Add request", self)
+        add.clicked.connect(
+            lambda: self.add_row(Request(self._features[0] if self._features else "rms"))
+        )
+        remove = QPushButton("Remove selected", self)
+        remove.clicked.connect(self._remove_selected)
+        row = QHBoxLayout()
+        row.addWidget(add)
+        row.addWidget(remove)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            QLabel(
+                "Each request is one descriptor row; params override the profile for this request only.",
+                self,
+            )
+        )
+        layout.addWidget(self.table, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self.resize(720, 360)
+
+    def _combo(self, items: Sequence[str], current: str, editable: bool = False) -> QComboBox:
+        box = QComboBox(self.table)
+        box.setEditable(editable)
+        box.addItems(list(items))
+        if current not in items:
+            box.addItem(current)
+        box.setCurrentText(current)
+        return box
+
+    def add_row(self, req: Request) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.table.setCellWidget(r, 0, self._combo(self._features, req.feature, editable=True))
+        self.table.setCellWidget(
+            r, 1, self._combo(self._calculators, req.calculator or AUTO_CALCULATOR)
+        )
+        self.table.setCellWidget(r, 2, self._combo(self._profiles, req.profile))
+        params = json.dumps(dict(req.params), sort_keys=True) if req.params else ""
+        self.table.setItem(r, 3, QTableWidgetItem(params))
+
+    def _remove_selected(self) -> None:
+        for r in sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True):
+            self.table.removeRow(r)
+
+    def value(self) -> tuple[Request, ...]:
+        out: list[Request] = []
+        for r in range(self.table.rowCount()):
+            feature = self._cell_text(r, 0).strip()
+            calc = self._cell_text(r, 1)
+            profile = self._cell_text(r, 2) or DEFAULT_PROFILE
+            raw = self._cell_text(r, 3).strip()
+            params: dict[str, Any] = {}
+            if raw:
+                try:
+                    parsed = json.loads(raw)
+                except ValueError as exc:
+                    raise ValueError(f"row {r + 1}: params are not valid JSON ({exc})") from None
+                if not isinstance(parsed, dict):
+                    raise ValueError(
+                        f'row {r + 1}: params must be a JSON object like {{"fmin": 80}}'
+                    )
+                params = parsed
+            if not feature:
+                raise ValueError(f"row {r + 1}: choose a feature")
+            out.append(Request(feature, None if calc == AUTO_CALCULATOR else calc, profile, params))
+        return tuple(out)
+
+    def _cell_text(self, r: int, c: int) -> str:
+        w = self.table.cellWidget(r, c)
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        item = self.table.item(r, c)
+        return item.text() if item is not None else ""
+
+
+class TempoMapDialog(_EditDialog):
+    """Segments of constant tempo: start time (s) and BPM."""
+
+    def __init__(
+        self, segments: Sequence[Mapping[str, float]], parent: QWidget | None = None
+    ) -> None:
+        super().__init__("Tempo map", parent)
+        self.setObjectName("tempoMapDialog")
+        self.table = QTableWidget(0, 2, self)
+        self.table.setObjectName("tempoTable")
+        self.table.setHorizontalHeaderLabels(["Start (s)", "BPM"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        for seg in segments:
+            self.add_row(float(seg["time"]), float(seg["bpm"]))
+        add = QPushButton("Add segment", self)
+        add.clicked.connect(self._add_after_last)
+        remove = QPushButton("Remove selected", self)
+        remove.clicked.connect(self._remove_selected)
+        row = QHBoxLayout()
+        row.addWidget(add)
+        row.addWidget(remove)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            QLabel(
+                "The first segment starts at 0 s. Only features that read the tempo map (beat_rms) go stale.",
+                self,
+            )
+        )
+        layout.addWidget(self.table, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self.resize(420, 320)
+
+    def add_row(self, time: float, bpm: float) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.table.setItem(r, 0, QTableWidgetItem(f"{time:g}"))
+        self.table.setItem(r, 1, QTableWidgetItem(f"{bpm:g}"))
+
+    def set_bpm(self, row: int, bpm: float) -> None:
+        item = self.table.item(row, 1)
+        assert item is not None
+        item.setText(f"{bpm:g}")
+
+    def _add_after_last(self) -> None:
+        segs = self._rows(strict=False)
+        last_t, last_bpm = segs[-1] if segs else (0.0, 120.0)
+        self.add_row(last_t + 8.0 if segs else 0.0, last_bpm)
+
+    def _remove_selected(self) -> None:
+        for r in sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True):
+            self.table.removeRow(r)
+
+    def _rows(self, strict: bool = True) -> list[tuple[float, float]]:
+        out = []
+        for r in range(self.table.rowCount()):
+            cells = [self.table.item(r, c) for c in (0, 1)]
+            texts = [c.text().strip() if c is not None else "" for c in cells]
+            try:
+                out.append((float(texts[0]), float(texts[1])))
+            except ValueError:
+                if strict:
+                    raise ValueError(f"row {r + 1}: start and BPM must be numbers") from None
+        return out
+
+    def value(self) -> list[dict[str, float]]:
+        rows = self._rows()
+        if not rows:
+            raise ValueError("the tempo map needs at least one segment")
+        return [{"time": t, "bpm": b} for t, b in sorted(rows)]
+
+
+class ProfilesDialog(_EditDialog):
+    """Named parameter sets. Each parameter left empty takes its built-in default."""
+
+    def __init__(
+        self, profiles: Mapping[str, Mapping[str, Any]], parent: QWidget | None = None
+    ) -> None:
+        super().__init__("Analysis profiles", parent)
+        self.setObjectName("profilesDialog")
+        self._profiles: dict[str, dict[str, Any]] = {n: dict(v) for n, v in profiles.items()}
+        self._profiles.setdefault(DEFAULT_PROFILE, {})
+        self.names = QListWidget(self)
+        self.names.addItems(list(self._profiles))
+        self.table = QTableWidget(len(PARAMS), 3, self)
+        self.table.setHorizontalHeaderLabels(["Parameter", "Value", "Default"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for r, spec in enumerate(PARAMS.values()):
+            name = QTableWidgetItem(spec.name)
+            name.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            name.setToolTip(spec.doc)
+            default = QTableWidgetItem(f"{json.dumps(spec.default)} — {spec.doc}")
+            default.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.table.setItem(r, 0, name)
+            self.table.setItem(r, 1, QTableWidgetItem(""))
+            self.table.setItem(r, 2, default)
+        add = QPushButton("New profile", self)
+        add.clicked.connect(self._new_profile)
+        left = QVBoxLayout()
+        left.addWidget(self.names, 1)
+        left.addWidget(add)
+        body = QHBoxLayout()
+        body.addLayout(left)
+        body.addWidget(self.table, 3)
+        layout = QVBoxLayout(self)
+        layout.addLayout(body, 1)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self._shown: str | None = None
+        self.names.currentTextChanged.connect(self._show)
+        self.names.setCurrentRow(0)
+        self.resize(760, 480)
+
+    def _store_shown(self) -> None:
+        if self._shown is None:
+            return
+        values: dict[str, Any] = {}
+        for r, spec in enumerate(PARAMS.values()):
+            item = self.table.item(r, 1)
+            text = item.text() if item is not None else ""
+            if text.strip():
+                values[spec.name] = _parse_value(text)
+        self._profiles[self._shown] = values
+
+    def _show(self, name: str) -> None:
+        self._store_shown()
+        self._shown = name or None
+        values = self._profiles.get(name, {})
+        for r, spec in enumerate(PARAMS.values()):
+            item = self.table.item(r, 1)
+            assert item is not None
+            item.setText(json.dumps(values[spec.name]) if spec.name in values else "")
+
+    def _new_profile(self) -> None:
+        n = 1
+        while f"profile{n}" in self._profiles:
+            n += 1
+        name = f"profile{n}"
+        self._profiles[name] = {}
+        self.names.addItem(name)
+        self.names.setCurrentRow(self.names.count() - 1)
+
+    def set_param(self, profile: str, name: str, value: Any) -> None:
+        self.names.setCurrentRow(list(self._profiles).index(profile))
+        r = list(PARAMS).index(name)
+        item = self.table.item(r, 1)
+        assert item is not None
+        item.setText(json.dumps(value))
+
+    def value(self) -> dict[str, dict[str, Any]]:
+        self._store_shown()
+        return {n: dict(v) for n, v in self._profiles.items()}
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("Settings")
+        self._base = settings
+        self.workers = QSpinBox(self)
+        self.workers.setRange(1, 64)
+        self.workers.setValue(settings.workers)
+        self.workers.setToolTip("Analysis passes run in parallel")
+        self.cache_limit = QSpinBox(self)
+        self.cache_limit.setRange(0, 10**6)
+        self.cache_limit.setSuffix(" MB")
+        self.cache_limit.setSpecialValueText("no limit")
+        self.cache_limit.setValue(settings.cache_limit_mb)
+        self.auto = QCheckBox("Analyse missing rows automatically", self)
+        self.auto.setChecked(settings.auto_analyse)
+        form = QFormLayout()
+        form.addRow("Worker threads", self.workers)
+        form.addRow("Cache size limit", self.cache_limit)
+        form.addRow("", self.auto)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def value(self) -> AppSettings:
+        from dataclasses import replace
+
+        return replace(
+            self._base,
+            workers=self.workers.value(),
+            cache_limit_mb=self.cache_limit.value(),
+            auto_analyse=self.auto.isChecked(),
+        )

@@ -1,0 +1,121 @@
+"""Why the current row has its state: the state and message, the reasons (old → new) and the
+stored and current fingerprints side by side."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.qt.models.descriptors import profile_text, version_text
+from diagnostics_app.qt.models.explain import FingerprintModel, ReasonsModel
+from diagnostics_app.qt.theme import STATE_COLORS, STATE_HELP
+
+
+def _table(model: ReasonsModel | FingerprintModel, parent: QWidget) -> QTableView:
+    view = QTableView(parent)
+    view.setModel(model)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
+    view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+    view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+    view.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setWordWrap(isinstance(model, ReasonsModel))
+    return view
+
+
+class ExplainPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("explainPanel")
+        self.title = QLabel(self)
+        self.title.setObjectName("explainTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state_label = QLabel(self)
+        self.state_label.setObjectName("explainState")
+        self.state_label.setWordWrap(True)
+        self.state_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reasons_model = ReasonsModel(self)
+        self.fingerprint_model = FingerprintModel(self)
+        self.reasons_view = _table(self.reasons_model, self)
+        self.reasons_view.setObjectName("explainReasons")
+        self.fingerprint_view = _table(self.fingerprint_model, self)
+        self.fingerprint_view.setObjectName("explainFingerprints")
+        self.reasons_caption = QLabel("<b>What changed</b>", self)
+        self.fp_caption = QLabel("<b>Fingerprints</b> (inputs of the cached data vs. now)", self)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        top = QWidget(split)
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.reasons_caption)
+        tl.addWidget(self.reasons_view)
+        bottom = QWidget(split)
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.fp_caption)
+        bl.addWidget(self.fingerprint_view)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.state_label)
+        layout.addWidget(split, 1)
+        self.row: Row | None = None
+        self.set_row(None)
+
+    def set_row(self, row: Row | None) -> None:
+        self.row = row
+        self.reasons_model.set_row(row)
+        self.fingerprint_model.set_row(row)
+        has_reasons = bool(row and row.reasons)
+        self.reasons_caption.setVisible(has_reasons)
+        self.reasons_view.setVisible(has_reasons)
+        if has_reasons:
+            view = self.reasons_view
+            view.resizeRowsToContents()
+            rows_h = sum(view.rowHeight(r) for r in range(self.reasons_model.rowCount()))
+            view.setMaximumHeight(
+                view.horizontalHeader().height() + rows_h + 2 * view.frameWidth() + 2
+            )
+        if row is None:
+            self.title.setText("<i>Select a row to see why it has its state</i>")
+            self.state_label.setText("")
+            return
+        k = row.key
+        self.title.setText(
+            f"<b>{html.escape(k.source)} / {html.escape(k.feature)}</b> &nbsp; {html.escape(k.calculator or '—')} "
+            f"{html.escape(version_text(row))}, profile {html.escape(profile_text(row))}"
+        )
+        color = STATE_COLORS.get(row.state, "#000")
+        text = f"<span style='color:{color}; font-weight:bold'>{row.state.upper()}</span> — {html.escape(STATE_HELP.get(row.state, ''))}"
+        if row.state == "running" and row.progress is not None:
+            text += f" ({row.progress * 100:.0f}%)"
+        if row.state == "stale" and row.reasons:
+            n = len(row.reasons)
+            text += f"<br>{n} input{'s' if n != 1 else ''} changed: {html.escape(', '.join(r.input for r in row.reasons))}"
+        elif row.state in ("running", "queued") and row.message:
+            text += f"<br>job: {html.escape(row.message)}"
+        elif row.message:
+            text += f"<br>{html.escape(row.message)}"
+        text += f"<br><small>tracks: {html.escape(', '.join(row.tracks) or 'none')}</small>"
+        self.state_label.setText(text)
+
+    def text(self) -> str:
+        """Everything the panel says, as plain text (for QA scripts and tests)."""
+        parts = [self.title.text(), self.state_label.text()]
+        parts += [" ".join(str(v) for v in item[:3]) for item in self.reasons_model.items()]
+        return "\n".join(parts)

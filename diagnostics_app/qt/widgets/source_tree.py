@@ -1,0 +1,176 @@
+"""The left panel: a filter box, an "issues only" switch and the source/track tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QLineEdit,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diagnostics_app.qt.models.roles import KeyRole
+from diagnostics_app.qt.models.sources import SourceFilterProxy, SourceTreeModel, Tree
+from diagnostics_app.qt.widgets.delegates import BadgeDelegate
+
+AUDIO_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".w64",
+        ".caf",
+        ".au",
+        ".snd",
+    }
+)
+
+
+def audio_paths(urls: list[str]) -> list[str]:
+    return [u for u in urls if Path(u).suffix.lower() in AUDIO_SUFFIXES and Path(u).is_file()]
+
+
+class SourceTreeView(QTreeView):
+    """Accepts audio files dropped from a file manager."""
+
+    filesDropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sourceTree")
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+
+    def _local_audio(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return audio_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._local_audio(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self._local_audio(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._local_audio(event)
+        if paths:
+            event.acceptProposedAction()
+            self.filesDropped.emit(paths)
+        else:
+            event.ignore()
+
+
+class SourceTreePanel(QWidget):
+    """Emits ``selectionChanged(key)`` with ("source" | "track", id), or None."""
+
+    selectionChanged = Signal(object)
+    filesDropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = SourceTreeModel(self)
+        self.proxy = SourceFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setObjectName("sourceFilter")
+        self.filter_edit.setPlaceholderText("Filter sources and tracks")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.issues_only = QCheckBox("Issues only", self)
+        self.issues_only.setObjectName("issuesOnly")
+        self.issues_only.setToolTip("Show only sources and tracks with a row that is not ok")
+        self.view = SourceTreeView(self)
+        self.view.setModel(self.proxy)
+        self.view.setItemDelegate(BadgeDelegate(self.view))
+        self.view.setHeaderHidden(True)
+        self.view.setUniformRowHeights(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setToolTip("Drop audio files here to add them as sources")
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.issues_only)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+        self.filter_edit.textChanged.connect(self._on_filter)
+        self.issues_only.toggled.connect(self._on_issues_only)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        self.view.filesDropped.connect(self.filesDropped)
+        self._current: tuple[str, str] | None = None
+
+    def set_tree(self, tree: Tree) -> None:
+        keep = self._current
+        self.model.set_tree(tree)
+        self.view.expandAll()
+        if keep is not None and self.current_key() != keep:
+            self.select(keep)
+
+    def current_key(self) -> tuple[str, str] | None:
+        idx = self.view.selectionModel().currentIndex()
+        rows = self.view.selectionModel().selectedRows()
+        if rows:
+            idx = rows[0]
+        if not idx.isValid() or not self.view.selectionModel().isSelected(idx):
+            return None
+        key = idx.data(KeyRole)
+        return tuple(key) if key else None
+
+    def select(self, key: tuple[str, str] | None) -> bool:
+        if key is None:
+            self.view.clearSelection()
+            return True
+        src = self.model.index_of(key)
+        idx = self.proxy.mapFromSource(src) if src.isValid() else QModelIndex()
+        if not idx.isValid():
+            return False
+        self.view.selectionModel().setCurrentIndex(
+            idx,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.view.scrollTo(idx)
+        return True
+
+    @Slot()
+    def _on_selection(self) -> None:
+        key = self.current_key()
+        if key is None or key == self._current:
+            return  # a filter hiding the node keeps what is shown
+        self._current = key
+        self.selectionChanged.emit(key)
+
+    @Slot(str)
+    def _on_filter(self, text: str) -> None:
+        self.proxy.set_text(text)
+        self.view.expandAll()
+
+    @Slot(bool)
+    def _on_issues_only(self, on: bool) -> None:
+        self.proxy.set_issues_only(on)
+        self.view.expandAll()
+
+
+__all__ = ["AUDIO_SUFFIXES", "SourceTreePanel", "SourceTreeView"]
