@@ -8,6 +8,7 @@ headless commands run on machines without any display libraries.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -120,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("diagnostics-app: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (``... | head``): stop quietly
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # nor at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ISSUES
+    except OSError as exc:  # the file system refused (e.g. demo DIR under a regular file)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"diagnostics-app: {where}{exc.strerror or exc}")
     except Exception as exc:
         from diagnostics_app.core.errors import DiagnosticsError
 
@@ -404,8 +412,11 @@ def _explain(args: argparse.Namespace) -> int:
                 }
             )
         else:
+            calc = row.key.calculator or "no calculator"  # an invalid row may have none
+            if row.calculator_version is not None:
+                calc += f" v{row.calculator_version}"
             print(
-                f"{row.key.source} / {row.key.feature}  ({row.key.calculator} v{row.calculator_version}, profile {row.key.profile}{' ' + json.dumps(dict(row.params)) if row.params else ''})"
+                f"{row.key.source} / {row.key.feature}  ({calc}, profile {row.key.profile}{' ' + json.dumps(dict(row.params)) if row.params else ''})"
             )
             print(f"state: {row.state}" + (f" — {row.message}" if row.message else ""))
             print(f"tracks: {', '.join(row.tracks) or '(none)'}")

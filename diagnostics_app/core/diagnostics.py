@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from diagnostics_app.core import fingerprint as fpr
@@ -124,11 +125,28 @@ class Diagnosis:
     def by_key(self) -> dict[RowKey, Row]:
         return {r.key: r for r in self.rows}
 
+    @cached_property
+    def _by_source(self) -> dict[str, list[Row]]:
+        index: dict[str, list[Row]] = {}
+        for r in self.rows:
+            index.setdefault(r.key.source, []).append(r)
+        return index
+
+    @cached_property
+    def _by_track(self) -> dict[str, list[Row]]:
+        index: dict[str, list[Row]] = {}
+        for r in self.rows:
+            for t in r.tracks:
+                index.setdefault(t, []).append(r)
+        return index
+
     def for_source(self, source_id: str) -> list[Row]:
-        return [r for r in self.rows if r.key.source == source_id]
+        """Every row of a source, extraneous included (indexed: views call this per node)."""
+        return list(self._by_source.get(source_id, ()))
 
     def for_track(self, track_id: str) -> list[Row]:
-        return [r for r in self.rows if track_id in r.tracks]
+        """The rows a track requests."""
+        return list(self._by_track.get(track_id, ()))
 
 
 # --- derivation ------------------------------------------------------------------------------

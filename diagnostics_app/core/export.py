@@ -64,7 +64,10 @@ def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
         prov["bins"] = {"unit": meta.bin_unit, "values": list(meta.bins)}
     prov["unit"] = meta.unit
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # exists, but is not a folder
+            raise StoreError(f"{path}: cannot write ({path.parent} is not a folder)") from None
         if fmt == "npy":
             _atomic(path, lambda f: np.save(f, data, allow_pickle=False))
             _write_json(

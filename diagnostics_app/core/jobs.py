@@ -30,7 +30,7 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
-from diagnostics_app.core.errors import Cancelled, DiagnosticsError
+from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
@@ -284,7 +284,12 @@ class JobRunner:
     def _finish(self, batch: Batch, status: str, start: float, message: str | None) -> BatchResult:
         with self._lock:
             self._running.pop(batch.job_id, None)
-        self._mark(batch.job_id, status, 1.0 if status == "done" else None, status, message)
+        try:
+            self._mark(batch.job_id, status, 1.0 if status == "done" else None, status, message)
+        except StoreError as exc:
+            # the record cannot be written (full or read-only disk): report the pass anyway;
+            # other processes will see the record reaped when this process ends
+            status, message = ("failed", f"{message or status}; {exc}")
         return BatchResult(batch, status, time.perf_counter() - start, message)
 
     def _mark(

@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -50,7 +51,7 @@ class Request:
     params: Mapping[str, ParamValue] = field(default_factory=lambda: _EMPTY)
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
-    @property
+    @cached_property
     def params_key(self) -> str:
         return canonical_json(dict(self.params))
 
@@ -111,20 +112,35 @@ class Project:
     def folder(self) -> Path:
         return self.path.parent if self.path is not None else Path.cwd()
 
+    @cached_property
+    def _sources_by_id(self) -> dict[str, Source]:
+        return {s.id: s for s in self.sources}
+
+    @cached_property
+    def _tracks_by_id(self) -> dict[str, Track]:
+        return {t.id: t for t in self.tracks}
+
+    @cached_property
+    def _tracks_by_source(self) -> dict[str, tuple[Track, ...]]:
+        index: dict[str, list[Track]] = {}
+        for t in self.tracks:
+            index.setdefault(t.source, []).append(t)
+        return {k: tuple(v) for k, v in index.items()}
+
     def source(self, source_id: str) -> Source:
-        for s in self.sources:
-            if s.id == source_id:
-                return s
-        raise ProjectError(f"unknown source {source_id!r}")
+        try:
+            return self._sources_by_id[source_id]
+        except KeyError:
+            raise ProjectError(f"unknown source {source_id!r}") from None
 
     def track(self, track_id: str) -> Track:
-        for t in self.tracks:
-            if t.id == track_id:
-                return t
-        raise ProjectError(f"unknown track {track_id!r}")
+        try:
+            return self._tracks_by_id[track_id]
+        except KeyError:
+            raise ProjectError(f"unknown track {track_id!r}") from None
 
     def tracks_of(self, source_id: str) -> tuple[Track, ...]:
-        return tuple(t for t in self.tracks if t.source == source_id)
+        return self._tracks_by_source.get(source_id, ())
 
     def audio_path(self, source: Source | str) -> Path:
         src = self.source(source) if isinstance(source, str) else source

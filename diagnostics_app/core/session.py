@@ -57,8 +57,10 @@ class Session:
         return cls(load_project(path), registry)
 
     def close(self) -> None:
-        self.runner.cancel_all()
-        self.store.close()
+        try:
+            self.runner.cancel_all()
+        finally:  # the connection is closed even when the index can no longer be written
+            self.store.close()
 
     def __enter__(self) -> Session:
         return self

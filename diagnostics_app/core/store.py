@@ -21,6 +21,12 @@ Writing (:meth:`FeatureStore.pass_writer`, the engine's ``FeatureSink``)
     deleted after the commit. ``abort`` deletes the temporary files of calculators not closed,
     and so does closing the store. A writer serves one pass (one thread), as the engine uses it.
 
+Bulk import (:meth:`FeatureStore.import_entries`)
+    For tools and benchmarks that hold many finished entries at once: one transaction for all
+    of them, files written straight into ``data/`` (fsynced only with ``durable=True``). Each
+    entry ends exactly as a pass writer would have left it (same files, rows and fingerprint
+    JSON; ``tests/core/test_store_bulk.py`` compares the two).
+
 Storage ``"u16db"``
     dB values are quantised linearly to uint16 over ``meta.value_range = (lo, hi)``:
     ``q = round((clip(x, lo, hi) - lo) / step)`` with ``step = (hi - lo) / 65535``, decoded as
@@ -98,7 +104,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -615,6 +621,20 @@ class _Staged:
     frames: int
     tmp: list[Path]  # data file, then the times file if any
     nbytes: int = 0
+
+
+@dataclass(frozen=True)
+class EntryImport:
+    """One entry for :meth:`FeatureStore.import_entries`: what a pass writer would have been
+    given for one calculator (its fingerprint and version at ``pass_writer``, its frames at
+    ``write``, its metas and times at ``close``), all at once."""
+
+    key: EntryKey
+    fingerprint: Mapping[str, Any]
+    version: int
+    metas: Mapping[str, OutputMeta]  # exactly the features the entry will hold
+    arrays: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # (n, ch, w)
+    times: Mapping[str, np.ndarray | None] = dataclasses.field(default_factory=dict)
 
 
 class PassWriter:
@@ -1138,6 +1158,142 @@ class FeatureStore:
         self._writers.add(writer)
         return writer
 
+    def import_entries(
+        self, items: Iterable[EntryImport], *, durable: bool = False
+    ) -> list[StoredEntry]:
+        """Bulk import: commit many entries in ONE transaction (tools, benchmarks, migrations).
+
+        Each item ends as if a :meth:`pass_writer` had written its ``arrays`` and closed its
+        calculator with its ``metas`` and ``times``: the same files (a ``.npy`` with the
+        writer's fixed 128-byte header, float32 or u16db as the meta says, plus a
+        ``.times.npy``), the same rows, the same canonical fingerprint JSON, and the same
+        replacement of a previous entry of the key (its files become garbage; an item without
+        metas removes the entry). Arrays not named in ``metas`` are dropped; a meta without an
+        array is an empty feature; a later item with the same key replaces an earlier one.
+
+        ``durable=False`` (the default) skips the per-file fsyncs and commits with
+        ``synchronous=NORMAL``: a crash or power loss can lose the import (all of it, as it is
+        one transaction, or leave rows whose files are incomplete after a power loss) but never
+        touches data committed before; ``durable=True`` gives the writer's guarantees (files
+        and folder fsynced, then a ``synchronous=FULL`` commit). Files are written straight
+        into ``data/`` under this process's owner tag, so what a crashed import leaves is
+        swept like a crashed writer's renamed files. Returns the committed entries.
+        """
+        self._register()
+        data = self.root / DATA_DIR
+        written: list[Path] = []
+        staged: list[tuple[EntryKey, str, int, list[tuple[Any, ...]]]] = []
+        try:
+            for item in items:
+                key = EntryKey(
+                    item.key.source_id,
+                    item.key.calculator_id,
+                    item.key.profile,
+                    canonical_params(item.key.params),
+                )
+                rows = [
+                    self._import_feature(key, feature, meta, item, data, written, durable)
+                    for feature, meta in item.metas.items()
+                ]
+                staged.append(
+                    (key, canonical_json(dict(item.fingerprint)), int(item.version), rows)
+                )
+            if durable and written:
+                _fsync_dir(data)
+        except OSError as exc:
+            for path in written:
+                _unlink(path)
+            raise StoreError(f"{data}: cannot write feature data: {_os_cause(exc)}") from None
+        except BaseException:
+            for path in written:
+                _unlink(path)
+            raise
+        now = time.time()
+        entries: dict[EntryKey, StoredEntry | None] = {}
+        garbage: list[str] = []
+        try:
+            with self._write(f"cannot import {len(staged)} entries", durable=durable) as c:
+                seq = self._bump(c, "entries")
+                meta_ids: dict[str, int] = {}
+                for key, fingerprint, version, rows in staged:
+                    entry, old = self._replace_in(
+                        c, key, fingerprint, version, rows, seq, now, meta_ids
+                    )
+                    entries[key] = entry
+                    garbage.extend(old)
+        except BaseException:
+            if written and not self._references(f"{DATA_DIR}/{written[0].name}"):
+                for path in written:
+                    _unlink(path)
+            raise
+        self._delete_garbage(garbage)
+        return [e for e in entries.values() if e is not None]
+
+    def _import_feature(
+        self,
+        key: EntryKey,
+        feature: str,
+        meta: OutputMeta,
+        item: EntryImport,
+        data: Path,
+        written: list[Path],
+        durable: bool,
+    ) -> tuple[Any, ...]:
+        """Write one feature's files for :meth:`import_entries`; its row for ``_replace_in``."""
+        what = f"{key.calculator_id}/{feature}"
+        raw = item.arrays.get(feature)
+        if raw is None:
+            values = np.zeros((0, meta.channels, meta.width), _F32)
+        else:
+            values = np.ascontiguousarray(raw, dtype=_F32)  # the writer streams float32
+            if values.ndim != 3:
+                raise ValueError(f"{what}: frames must be (n, channels, width)")
+            if values.shape[1:] != (meta.channels, meta.width):
+                raise ValueError(
+                    f"{what}: frames have {values.shape[1]} channels × {values.shape[2]} "
+                    f"values, the meta says {meta.channels} × {meta.width}"
+                )
+        encoding = "float32"
+        dtype: np.dtype[Any] = _F32
+        if meta.storage == "u16db" and meta.value_range is not None:
+            lo, hi = float(meta.value_range[0]), float(meta.value_range[1])
+            values, encoding, dtype = _encode_u16(values, lo, hi), "u16db", _U16
+        times = item.times.get(feature)
+        t: np.ndarray | None = None
+        if times is not None:
+            t = np.ascontiguousarray(np.asarray(times, dtype="<f8").reshape(-1))
+            if len(t) != len(values):
+                raise ValueError(f"{what}: {len(t)} frame times for {len(values)} frames")
+        paths = [data / _new_name(".npy")]
+        written.append(paths[0])
+        with paths[0].open("wb") as f:
+            f.write(_npy_header(dtype, values.shape))
+            if values.size:
+                f.write(values.data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        if t is not None:
+            paths.append(data / _new_name(".times.npy"))
+            written.append(paths[1])
+            with paths[1].open("wb") as f:
+                np.save(f, t, allow_pickle=False)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+        nbytes = sum(p.stat().st_size for p in paths)
+        return (
+            feature,
+            f"{DATA_DIR}/{paths[0].name}",
+            f"{DATA_DIR}/{paths[1].name}" if len(paths) > 1 else None,
+            meta,
+            encoding,
+            len(values),
+            meta.channels,
+            meta.width,
+            nbytes,
+        )
+
     def _commit_files(
         self,
         key: EntryKey,
@@ -1201,43 +1357,60 @@ class FeatureStore:
         self, key: EntryKey, fingerprint: str, version: int, rows: Sequence[tuple[Any, ...]]
     ) -> tuple[StoredEntry | None, list[str]]:
         now = time.time()
-        commit_id = uuid.uuid4().hex
-        old: list[str] = []
         with self._write(f"cannot commit entry {key}", durable=True) as c:
             seq = self._bump(c, "entries")
-            found = c.execute(
-                f"SELECT e.id, e.created FROM entries e WHERE {_KEY_WHERE}",
-                (key.source_id, key.calculator_id, key.profile, key.params),
-            ).fetchone()
-            if found is not None:
-                eid, created = found
-                for path, times_path in c.execute(
-                    "SELECT path, times_path FROM features WHERE entry_id = ?", (eid,)
-                ):
-                    old.extend(p for p in (path, times_path) if p)
-                c.execute("DELETE FROM features WHERE entry_id = ?", (eid,))
-                if rows:
-                    c.execute(
-                        "UPDATE entries SET fingerprint = ?, calculator_version = ?, "
-                        "commit_id = ?, updated = ?, seq = ? WHERE id = ?",
-                        (fingerprint, version, commit_id, now, seq, eid),
-                    )
-                else:  # the calculator produced nothing: no entry (as after a full prune)
-                    c.execute("DELETE FROM entries WHERE id = ?", (eid,))
-            elif rows:
-                created = now
-                cur = c.execute(
-                    "INSERT INTO entries (source_id, calculator_id, profile, params, fingerprint, "
-                    "calculator_version, commit_id, created, updated, seq) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (*_key_tuple(key), fingerprint, version, commit_id, now, now, seq),
+            entry, old = self._replace_in(c, key, fingerprint, version, rows, seq, now, {})
+        return entry, old
+
+    def _replace_in(
+        self,
+        c: sqlite3.Connection,
+        key: EntryKey,
+        fingerprint: str,
+        version: int,
+        rows: Sequence[tuple[Any, ...]],
+        seq: int,
+        now: float,
+        meta_ids: dict[str, int],
+    ) -> tuple[StoredEntry | None, list[str]]:
+        """Inside a write transaction: make ``rows`` (see ``_commit_files``) the features of
+        ``key``'s entry, replacing what it had. Returns the entry (None when ``rows`` is empty:
+        the entry is removed) and the replaced files, which the caller lists as garbage."""
+        commit_id = uuid.uuid4().hex
+        old: list[str] = []
+        found = c.execute(
+            f"SELECT e.id, e.created FROM entries e WHERE {_KEY_WHERE}",
+            (key.source_id, key.calculator_id, key.profile, key.params),
+        ).fetchone()
+        if found is not None:
+            eid, created = found
+            for path, times_path in c.execute(
+                "SELECT path, times_path FROM features WHERE entry_id = ?", (eid,)
+            ):
+                old.extend(p for p in (path, times_path) if p)
+            c.execute("DELETE FROM features WHERE entry_id = ?", (eid,))
+            if rows:
+                c.execute(
+                    "UPDATE entries SET fingerprint = ?, calculator_version = ?, "
+                    "commit_id = ?, updated = ?, seq = ? WHERE id = ?",
+                    (fingerprint, version, commit_id, now, seq, eid),
                 )
-                eid = cur.lastrowid
-            c.executemany(
-                "INSERT INTO features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(eid, *r[:3], self._meta_id(c, r[3]), *r[4:]) for r in rows],
+            else:  # the calculator produced nothing: no entry (as after a full prune)
+                c.execute("DELETE FROM entries WHERE id = ?", (eid,))
+        elif rows:
+            created = now
+            cur = c.execute(
+                "INSERT INTO entries (source_id, calculator_id, profile, params, fingerprint, "
+                "calculator_version, commit_id, created, updated, seq) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (*_key_tuple(key), fingerprint, version, commit_id, now, now, seq),
             )
-            c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in old])
+            eid = cur.lastrowid
+        c.executemany(
+            "INSERT INTO features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(eid, *r[:3], self._meta_id(c, r[3], meta_ids), *r[4:]) for r in rows],
+        )
+        c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in old])
         if not rows:
             return None, old
         features = {r[0]: StoredFeature(r[0], r[1], r[2], r[3], *r[4:]) for r in rows}
@@ -1375,10 +1548,19 @@ class FeatureStore:
                 known[meta_id] = meta_from_json(row[0])
         return known
 
-    def _meta_id(self, c: sqlite3.Connection, meta: OutputMeta) -> int:
+    def _meta_id(
+        self, c: sqlite3.Connection, meta: OutputMeta, known: dict[str, int] | None = None
+    ) -> int:
+        """The id of ``meta`` in the ``metas`` table, inserting it if new; ``known`` caches
+        the ids looked up within the current transaction (by meta JSON)."""
         text = meta_to_json(meta)
+        if known is not None and text in known:
+            return known[text]
         c.execute("INSERT OR IGNORE INTO metas (json) VALUES (?)", (text,))
-        return int(c.execute("SELECT id FROM metas WHERE json = ?", (text,)).fetchone()[0])
+        meta_id = int(c.execute("SELECT id FROM metas WHERE json = ?", (text,)).fetchone()[0])
+        if known is not None:
+            known[text] = meta_id
+        return meta_id
 
     def path_of(self, relative: str) -> Path:
         return self.root / relative
