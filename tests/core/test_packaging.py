@@ -9,6 +9,7 @@ import ast
 import configparser
 import importlib.util
 import os
+import shutil
 import subprocess
 import tomllib
 import xml.etree.ElementTree as ET
@@ -79,8 +80,16 @@ def test_spec_excludes_dev_tools_and_unused_qt() -> None:
         "QtBluetooth",
     }
     assert qt <= strings, qt - strings
-    # ...but never what the app or pyqtgraph import
-    for used in ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtOpenGL", "QtOpenGLWidgets"):
+    # ...but never what the app or pyqtgraph import (pyqtgraph.util.cprint needs colorama)
+    for used in (
+        "QtCore",
+        "QtGui",
+        "QtWidgets",
+        "QtSvg",
+        "QtOpenGL",
+        "QtOpenGLWidgets",
+        "colorama",
+    ):
         assert used not in strings, used
 
 
@@ -184,3 +193,19 @@ def test_make_icons_reports_a_bad_svg(tmp_path: Path, bad: str) -> None:
         (tmp_path / bad).write_text("this is not XML", encoding="utf-8")
     make_icons = _make_icons()
     assert make_icons.main([str(tmp_path / bad), str(tmp_path / "out")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "name"),
+    [
+        ("desktop-file-validate", [], f"{APP_ID}.desktop"),
+        ("appstreamcli", ["validate", "--no-net", "--pedantic"], f"{APP_ID}.metainfo.xml"),
+    ],
+)
+def test_desktop_files_validate(tool: str, args: list[str], name: str) -> None:
+    """The distributions' own validators, where installed (desktop-file-utils, appstream)."""
+    exe = shutil.which(tool)
+    if exe is None:
+        pytest.skip(f"{tool} is not installed")
+    out = subprocess.run([exe, *args, str(PACKAGING / name)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
