@@ -134,6 +134,10 @@ Outputs = Mapping[str, np.ndarray]
 class CalculatorRun(ABC):
     """One streaming run of a calculator over one source."""
 
+    # True if each frame's output depends only on that frame (no state carried between
+    # frames): the engine may then split a block's frames across workers (YIN does).
+    frames_independent: ClassVar[bool] = False
+
     @abstractmethod
     def process(self, block: Block) -> Outputs:
         """Frames finished by this block, per feature: arrays (frames, channels, width)."""

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from functools import cache
 
 import numpy as np
-import scipy.fft
 
 from diagnostics_app.core.calculators.base import (
     AnalysisContext,
@@ -104,6 +103,8 @@ class _YinRun(CalculatorRun):
 def yin_fft_size(length: int, max_period: int) -> int:
     """The shortest fast FFT length whose circular autocorrelation of a ``length``-sample frame
     is alias-free for every lag up to ``max_period`` (n >= length + max_period)."""
+    import scipy.fft  # deferred: start-up time, see core/dsp.py
+
     return int(scipy.fft.next_fast_len(length + max_period, real=True))
 
 
@@ -170,6 +171,8 @@ def _yin_rows(
     x: np.ndarray, sr: int, min_period: int, max_period: int, threshold: float, n_pad: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """YIN of the frames x (n, L): librosa 0.11's steps, fused where that saves passes."""
+    import scipy.fft  # deferred: start-up time, see core/dsp.py
+
     x = np.asarray(x, dtype=np.float32)
     k = max_period
     # autocorrelation r(0..k) by FFT: |rfft|^2 computed in place on the complex output

@@ -1,0 +1,453 @@
+"""Benchmark: the analysis engine against the equivalent librosa calls, and its memory.
+
+    .venv/bin/python bench/analysis.py [--runs 5] [--minutes 10] [--long-minutes 60]
+
+1. Generates music-like stereo 44.1 kHz 16-bit WAVs (chords of harmonics, a lead line with
+   vibrato, clicks on every beat, noise) into bench/out/ (gitignored; reused by later runs).
+2. Speed, in this process, on the same file, alternating the sides run by run: our engine
+   computing all nine built-in features in one pass (``run_pass`` with every built-in
+   calculator, default profile, 120 BPM tempo map), once with a sink that writes the outputs
+   to raw files on disk (as the store does) and once with a sink that discards them; and the
+   librosa calls a user would write for the same features (sf.read, channel mean, then
+   stft/melspectrogram/chroma_stft/spectral_centroid/onset_strength/rms/yin, numpy peaks and
+   beat RMS; see ``run_librosa``). librosa is warmed up first (numba compilation excluded).
+   Prints the medians of ``--runs`` runs, the ratio, and the parity of both sides' outputs.
+3. Memory and scaling: peak RSS (VmHWM) and time of one pass over the short and the long
+   file, each in a fresh subprocess (after a 3 s warm-up pass), alternating the files
+   ``--runs-scaling`` times; outputs are discarded (``--sink disk`` writes them instead).
+
+The machine is described at the top (CPU, cores, versions, BLAS) with its load average: on a
+shared machine, other processes' load shows up in the wall times (CPU times are also given).
+OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE, when set, are reported; to benchmark without them, unset
+both for the whole command: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python ...``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _util
+
+from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.engine import MemorySink, PassPlan, run_pass
+from diagnostics_app.core.params import (
+    PITCH_FMAX_DEFAULT,
+    PITCH_FMIN_DEFAULT,
+    resolve_params,
+)
+from diagnostics_app.core.tempo import TempoMap
+
+N_FFT, HOP = 2048, 512  # the default profile
+BPM, SUBDIVISION, PEAKS_BLOCK = 120.0, 4, 64
+
+# --- sinks -----------------------------------------------------------------------------------
+
+
+class DiscardSink:
+    """Drops every output (counts the bytes)."""
+
+    def __init__(self) -> None:
+        self.nbytes = 0
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
+        self.nbytes += frames.nbytes
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class DiskSink(DiscardSink):
+    """Appends every output to a raw float32 file per feature in a temporary folder, as the
+    store does (the store quantises the spectrogram to uint16; this writes float32)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self.files: dict[tuple[str, str], Any] = {}
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
+        key = (calculator_id, feature)
+        if key not in self.files:
+            self.files[key] = open(self.folder / f"{calculator_id}-{feature}.f32", "wb")  # noqa: SIM115
+        self.files[key].write(memoryview(np.ascontiguousarray(frames)))
+        self.nbytes += frames.nbytes
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None:
+        for feature in metas:
+            f = self.files.pop((calculator_id, feature), None)
+            if f is not None:
+                f.close()
+
+    def abort(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+def run_ours(path: Path, sink_kind: str) -> int:
+    """One pass of every built-in calculator; returns the bytes of output produced."""
+    plan = PassPlan(str(path), resolve_params(), TempoMap(), tuple(Registry.builtin()))
+    if sink_kind == "discard":
+        sink = DiscardSink()
+        run_pass(plan, sink)
+        return sink.nbytes
+    _util.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="sink-", dir=_util.OUT_DIR))
+    try:
+        disk = DiskSink(folder)
+        run_pass(plan, disk)
+        return disk.nbytes
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the librosa side ------------------------------------------------------------------------
+
+
+def run_librosa(path: Path) -> dict[str, np.ndarray]:
+    """What a user would write with librosa (and numpy) for the same nine features."""
+    import librosa
+
+    audio, sr = sf.read(path, dtype="float32", always_2d=True)  # (n, channels), as librosa.load
+    y = audio.mean(axis=1)  # the "mix" signal
+    stft_kw = {"n_fft": N_FFT, "hop_length": HOP, "center": True, "pad_mode": "constant"}
+    out: dict[str, np.ndarray] = {}
+    mag = np.abs(librosa.stft(y, **stft_kw))
+    window_sum = librosa.filters.get_window("hann", N_FFT, fftbins=True).sum()
+    out["spectrogram"] = np.clip(20 * np.log10(np.maximum(mag * 2 / window_sum, 1e-5)), -80, 0)
+    out["mel"] = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=y, sr=sr, power=2.0, n_mels=128, **stft_kw),
+        ref=1.0,
+        amin=1e-10,
+        top_db=None,
+    )
+    out["chroma"] = librosa.feature.chroma_stft(y=y, sr=sr, tuning=0.0, **stft_kw)
+    out["centroid"] = librosa.feature.spectral_centroid(y=y, sr=sr, **stft_kw)
+    out["onset"] = librosa.onset.onset_strength(
+        y=y, sr=sr, n_fft=N_FFT, hop_length=HOP, center=True
+    )
+    out["rms"] = librosa.feature.rms(
+        y=y, frame_length=N_FFT, hop_length=HOP, center=True, pad_mode="constant"
+    )
+    out["pitch"] = librosa.yin(
+        y,
+        fmin=PITCH_FMIN_DEFAULT,  # C2
+        fmax=PITCH_FMAX_DEFAULT,  # C7
+        sr=sr,
+        frame_length=N_FFT,
+        hop_length=HOP,
+        center=True,
+        pad_mode="constant",
+    )
+    # min/max per 64 samples per channel (the last, partial block padded with its last sample)
+    n = audio.shape[0]
+    pad = -n % PEAKS_BLOCK
+    padded = np.concatenate([audio, np.repeat(audio[-1:], pad, axis=0)]) if pad else audio
+    blocks = padded.reshape(-1, PEAKS_BLOCK, audio.shape[1])
+    out["peaks"] = np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=-1)
+    # RMS over each 16th note at 120 BPM
+    step = 60.0 / BPM / SUBDIVISION
+    starts = np.round(np.arange(0.0, n / sr, step) * sr).astype(np.int64)
+    sums = np.add.reduceat(np.square(y, dtype=np.float64), starts)
+    out["beat_rms"] = np.sqrt(sums / np.diff(np.append(starts, n)))
+    return out
+
+
+def warm_up_file() -> Path:
+    """3 s of stereo noise at 44.1 kHz, for warm-up passes."""
+    path = _util.OUT_DIR / "warmup.wav"
+    if not path.exists():
+        noise = np.random.default_rng(0).standard_normal((44100 * 3, 2)).astype(np.float32)
+        _util.OUT_DIR.mkdir(parents=True, exist_ok=True)
+        sf.write(path, noise * 0.1, 44100, subtype="FLOAT")
+    return path
+
+
+def warm_up_librosa() -> None:
+    """The first librosa call compiles numba code; keep that out of the timings."""
+    run_librosa(warm_up_file())
+
+
+def parity(path: Path, ref: dict[str, np.ndarray]) -> dict[str, float]:
+    """Largest differences between our outputs (a MemorySink pass) and librosa's."""
+    sink = MemorySink()
+    plan = PassPlan(str(path), resolve_params(), TempoMap(), tuple(Registry.builtin()))
+    run_pass(plan, sink)
+    got = {f: r.data for c in sink.results.values() for f, r in c.items()}
+
+    def line(name: str) -> np.ndarray:
+        return got[name][:, 0, 0].astype(np.float64)
+
+    spec_ref = ref["spectrogram"].T
+    loud = spec_ref > -60.0  # min_db + 20
+    f0 = got["pitch"][:, 0, 0].astype(np.float64)
+    voiced = got["pitch"][:, 0, 1] > 0.9
+    f0_rel = np.abs(f0 - ref["pitch"]) / ref["pitch"]
+    return {
+        "spectrogram dB (where > -60 dB)": float(
+            np.abs(got["spectrogram"][:, 0] - spec_ref)[loud].max()
+        ),
+        "mel dB": float(np.abs(got["mel"][:, 0] - ref["mel"].T).max()),
+        "chroma (abs)": float(np.abs(got["chroma"][:, 0] - ref["chroma"].T).max()),
+        "centroid (rel)": float(
+            np.max(np.abs(line("centroid") - ref["centroid"][0]) / ref["centroid"][0])
+        ),
+        "onset (abs / max)": float(np.abs(line("onset") - ref["onset"]).max() / ref["onset"].max()),
+        "rms (rel)": float(np.max(np.abs(line("rms") - ref["rms"][0]) / ref["rms"][0])),
+        "f0 (rel, all frames)": float(f0_rel.max()),
+        f"f0 (rel, voiced frames: {voiced.mean():.0%})": float(f0_rel[voiced].max())
+        if voiced.any()
+        else 0.0,
+        "peaks (abs)": float(np.abs(got["peaks"] - ref["peaks"]).max()),
+        "beat_rms (abs)": float(np.abs(got["beat_rms"][:, 0, 0] - ref["beat_rms"]).max()),
+    }
+
+
+# --- memory, in fresh processes --------------------------------------------------------------
+
+
+def child(path: Path, sink_kind: str, runs: int) -> None:
+    """Subprocess entry: a warm-up pass over 3 s of audio (imports, worker threads, filterbank
+    caches: the fixed costs), then ``runs`` timed passes over ``path``; prints JSON with the
+    times and the peak RSS (VmHWM, which includes the warm-up and everything imported)."""
+    run_ours(warm_up_file(), sink_kind)
+    before = _util.peak_rss_mib()
+    times, cpu = [], []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_ours(path, sink_kind)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    print(
+        json.dumps(
+            {"times": times, "cpu": cpu, "rss_before": before, "rss_peak": _util.peak_rss_mib()}
+        )
+    )
+
+
+def measure_in_subprocess(path: Path, sink_kind: str, runs: int = 1) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", str(path), "--sink", sink_kind, "--runs", str(runs)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scaling(files: dict[str, Path], sink_kind: str, reps: int) -> dict[str, dict[str, list[float]]]:
+    """One timed pass per fresh subprocess, alternating the files ``reps`` times, so that
+    machine noise hits both alike."""
+    out: dict[str, dict[str, list[float]]] = {
+        k: {"times": [], "cpu": [], "rss_peak": [], "rss_before": []} for k in files
+    }
+    for _ in range(reps):
+        for key, path in files.items():
+            r = measure_in_subprocess(path, sink_kind)
+            for field in ("times", "cpu"):
+                out[key][field].extend(r[field])
+            out[key]["rss_peak"].append(r["rss_peak"])
+            out[key]["rss_before"].append(r["rss_before"])
+    return out
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt_runs(times: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per side (median reported)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the compared file")
+    ap.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file")
+    ap.add_argument(
+        "--sink",
+        choices=("disk", "discard"),
+        default="discard",
+        help="sink of the memory/scaling runs (disk: page-cache writeback adds noise)",
+    )
+    ap.add_argument(
+        "--runs-scaling", type=int, default=5, help="fresh subprocesses per file (memory part)"
+    )
+    ap.add_argument("--skip-speed", action="store_true", help="skip the librosa comparison")
+    ap.add_argument("--skip-memory", action="store_true", help="skip the subprocess part")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        child(args.child, args.sink, args.runs)
+        return
+    warnings.simplefilter("ignore")  # librosa/numba chatter
+
+    print("machine:")
+    for key, value in _util.machine().items():
+        print(f"  {key:13s} {value}")
+    print(f"  load average  {os.getloadavg()[0]:.2f} (1 min) at start")
+    t0 = time.perf_counter()
+    short = _util.make_audio(args.minutes)
+    info = sf.info(short)
+    print(
+        f"\naudio: {short.name}: {info.duration / 60:.1f} min, {info.channels} ch, "
+        f"{info.samplerate} Hz, {info.subtype} ({time.perf_counter() - t0:.1f} s to make or find)"
+    )
+
+    if not args.skip_speed:
+        speed(args, short)
+    if not args.skip_memory:
+        memory(args, short)
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
+
+
+def speed(args: argparse.Namespace, short: Path) -> None:
+    warm_up_librosa()
+    run_ours(short, "disk")  # warm our side too (imports, filterbank caches, pool threads)
+    sides = ("ours-disk", "ours-discard", "librosa")
+    wall: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+    ref: dict[str, np.ndarray] = {}
+    for i in range(args.runs):  # alternate, so machine noise hits every side alike
+        for side in sides:
+            c0, t0 = time.process_time(), time.perf_counter()
+            if side == "librosa":
+                result = run_librosa(short)
+            else:
+                run_ours(short, side.removeprefix("ours-"))
+            wall[side].append(time.perf_counter() - t0)
+            cpu[side].append(time.process_time() - c0)
+            if side == "librosa":
+                if i == 0:
+                    ref = result
+                del result
+        print(
+            f"  run {i + 1}: "
+            + ", ".join(f"{side} {wall[side][-1]:.2f} s" for side in sides)
+            + f" (load {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
+    med = {side: statistics.median(wall[side]) for side in sides}
+    t0 = time.perf_counter()
+    diffs = parity(short, ref)
+    mem_sink_t = time.perf_counter() - t0
+    del ref
+
+    print(
+        f"\nspeed, {args.minutes:g} min stereo 44.1 kHz, all nine features, median of {args.runs}:"
+    )
+    names = {
+        "ours-disk": "ours, run_pass, outputs written to disk",
+        "ours-discard": "ours, run_pass, outputs discarded",
+        "librosa": "librosa + numpy (outputs in memory)",
+    }
+    rows = [("side", "wall s (median)", "runs, wall s", "CPU s (median)")]
+    for side in sides:
+        rows.append(
+            (
+                names[side],
+                f"{med[side]:.2f}",
+                fmt_runs(wall[side]),
+                f"{statistics.median(cpu[side]):.2f}",
+            )
+        )
+    rows.append(("ours, analyse-style MemorySink (once)", f"{mem_sink_t:.2f}", "-", "-"))
+    print(table(rows))
+    for side in ("ours-disk", "ours-discard"):
+        ratio = med["librosa"] / med[side]
+        print(
+            f"ratio librosa / {names[side]}: {ratio:.2f}x "
+            f"(target >= 3x: {'met' if ratio >= 3 else 'NOT met'})"
+        )
+
+    print("\nparity with librosa on this audio (largest difference):")
+    for key, value in diffs.items():
+        print(f"  {key:36s} {value:.3g}")
+
+
+def memory(args: argparse.Namespace, short: Path) -> None:
+    long = _util.make_audio(args.long_minutes)
+    print(
+        f"\nmemory and scaling, each file in a fresh subprocess ({args.sink} sink, outputs not kept):"
+    )
+    res = scaling({"short": short, "long": long}, args.sink, args.runs_scaling)
+    small, large = res["short"], res["long"]
+    rows = [
+        (
+            "file",
+            "peak RSS MiB (max)",
+            "RSS before pass MiB",
+            "wall s (median)",
+            "runs, wall s",
+            "CPU s (median)",
+        )
+    ]
+    for minutes, r in ((args.minutes, small), (args.long_minutes, large)):
+        rows.append(
+            (
+                f"{minutes:g} min",
+                f"{max(r['rss_peak']):.0f}",
+                f"{max(r['rss_before']):.0f}",
+                f"{statistics.median(r['times']):.2f}",
+                fmt_runs(r["times"]),
+                f"{statistics.median(r['cpu']):.2f}",
+            )
+        )
+    print(table(rows))
+    rss_ratio = max(large["rss_peak"]) / max(small["rss_peak"])
+    growth = max(large["rss_peak"]) - max(small["rss_peak"])
+    time_ratio = statistics.median(large["times"]) / statistics.median(small["times"])
+    cpu_ratio = statistics.median(large["cpu"]) / statistics.median(small["cpu"])
+    expected = args.long_minutes / args.minutes
+    print(
+        f"peak RSS {args.long_minutes:g} / {args.minutes:g} min: {rss_ratio:.3f} "
+        f"({growth:+.0f} MiB; target <= 1.2: {'met' if rss_ratio <= 1.2 else 'NOT met'})"
+    )
+    ok = abs(time_ratio - expected) <= 0.1 * expected
+    print(
+        f"wall time {args.long_minutes:g} / {args.minutes:g} min: {time_ratio:.2f} "
+        f"(target {expected:g} +- {0.1 * expected:g}: {'met' if ok else 'NOT met'})"
+    )
+    best_ratio = min(large["times"]) / min(small["times"])
+    ok = abs(best_ratio - expected) <= 0.1 * expected
+    print(
+        f"wall time {args.long_minutes:g} / {args.minutes:g} min, fastest runs: {best_ratio:.2f} "
+        f"(the least disturbed by other processes; {'within' if ok else 'outside'} the target)"
+    )
+    print(f"CPU time {args.long_minutes:g} / {args.minutes:g} min: {cpu_ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
