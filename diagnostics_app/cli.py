@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -115,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(args_list)
+        if args.command in ("check", "analyze", "explain", "prune", "export"):
+            # one-shot commands build ~10 objects per row and free them all at exit: the
+            # cyclic collector would only walk them again and again (there are no cycles)
+            gc.disable()
         return _dispatch(args)
     except UsageError as exc:
         _fail(str(exc))
@@ -261,8 +266,23 @@ def _summary_json(diagnosis: Any) -> dict[str, int]:
 
 
 def _print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    """Readable and fast: one top-level key per line, one list item (a row, a job) per line.
+    ``json.dump(indent=...)`` would run the pure-Python encoder, 3x slower on 100,000 rows."""
+
+    def enc(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    if not isinstance(obj, dict):
+        sys.stdout.write(enc(obj) + "\n")
+        return
+    parts = []
+    for key, value in obj.items():
+        if isinstance(value, list) and value:
+            items = ",\n  ".join(enc(v) for v in value)
+            parts.append(f"{enc(key)}: [\n  {items}\n ]")
+        else:
+            parts.append(f"{enc(key)}: {enc(value)}")
+    sys.stdout.write("{" + ",\n ".join(parts) + "}\n")
 
 
 def _table(rows: Sequence[Any]) -> str:

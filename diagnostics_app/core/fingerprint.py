@@ -14,6 +14,7 @@ current fingerprint field by field and gives the ``reasons`` of the interface, o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,18 +60,43 @@ class Reason:
 
 def build(calc: Calculator, params: Params, audio: AudioFacts, tempo: TempoMap) -> Fingerprint:
     """The fingerprint of ``calc`` run with ``params`` over ``audio`` (and ``tempo`` if read)."""
-    fp: Fingerprint = {
+    fp: Fingerprint = audio_part(audio)
+    fp.update(calculator_part(calc, params, tempo))
+    return fp
+
+
+def audio_part(audio: AudioFacts) -> Fingerprint:
+    """The audio fields of a fingerprint (the first fields :func:`build` writes)."""
+    return {
         AUDIO_CONTENT: audio.digest,
         AUDIO_RATE: audio.sample_rate,
         AUDIO_CHANNELS: audio.channels,
-        CALC_ID: calc.id,
-        CALC_VERSION: calc.version,
     }
+
+
+def calculator_part(calc: Calculator, params: Params, tempo: TempoMap) -> Fingerprint:
+    """The other fields of a fingerprint: calculator, declared parameters, tempo if read.
+    :func:`build` is ``{**audio_part(...), **calculator_part(...)}``; diagnostics build this
+    part once per (calculator, parameters) instead of once per source."""
+    fp: Fingerprint = {CALC_ID: calc.id, CALC_VERSION: calc.version}
     for name in sorted(calc.params):
         fp[PROFILE_PREFIX + name] = params[name]
     if calc.uses_tempo:
         fp[TEMPO] = tempo.to_json()
     return fp
+
+
+def canonical_text(part: Mapping[str, Any]) -> str:
+    """A fingerprint (or part of one) as the store keeps it: canonical JSON."""
+    return json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def joined_text(audio_text: str, calculator_text: str) -> str:
+    """``canonical_text(build(...))`` from the canonical texts of its two parts, without
+    encoding again: every audio field name sorts before every other field name ("audio." <
+    "calculator." < "profile." < "tempo_map"), so the sorted object is the audio fields, then
+    the others. ``tests/core/test_diagnostics_scale.py`` checks it against the direct spelling."""
+    return audio_text[:-1] + "," + calculator_text[1:]
 
 
 _ORDER = (AUDIO_CONTENT, AUDIO_RATE, AUDIO_CHANNELS, CALC_ID, CALC_VERSION)
@@ -88,6 +114,8 @@ def diff(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[
     """Every input whose value differs, in a stable order (audio, calculator, profile, tempo).
     An input present on one side only shows ``None`` on the other."""
     if stored is None:
+        return ()
+    if stored == current:  # equal values are equal after _normal too: nothing differs
         return ()
     names = sorted(set(stored) | set(current), key=_rank)
     return tuple(

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.errors import ParamError, ProjectError
 from diagnostics_app.core.params import ParamValue, check_overrides, resolve_params
 from diagnostics_app.core.tempo import TempoMap
@@ -202,6 +203,11 @@ def _known(obj: Mapping[str, Any], known: Sequence[str]) -> Mapping[str, Any]:
 
 def project_from_json(data: Any, path: Path | None = None) -> Project:
     """Validate and build a Project; every error names the field path."""
+    with gc_paused():
+        return _project_from_json(data, path)
+
+
+def _project_from_json(data: Any, path: Path | None) -> Project:
     data = _expect(data, dict, "project", "a JSON object")
     fmt = data.get("format", FORMAT)
     if fmt != FORMAT:
@@ -267,7 +273,15 @@ def project_from_json(data: Any, path: Path | None = None) -> Project:
         for j, req in enumerate(
             _expect(item.get("requests", []), list, f"{where}.requests", "a list")
         ):
-            requests.append(_request(req, f"{where}.requests[{j}]", profile_names))
+            key = _request_key(req)
+            shared = _REQUESTS.get(key) if key is not None else None
+            if shared is None or shared.profile not in profile_names:
+                shared = _request(req, f"{where}.requests[{j}]", profile_names)
+                if key is not None:
+                    if len(_REQUESTS) >= _REQUESTS_MAX:
+                        _REQUESTS.clear()
+                    _REQUESTS[key] = shared
+            requests.append(shared)
         tracks.append(
             Track(
                 tid,
@@ -300,6 +314,22 @@ def project_from_json(data: Any, path: Path | None = None) -> Project:
         tempo_map_given="tempo_map" in data,
         path=path,
     )
+
+
+# Equal requests (a project of 10,000 tracks may hold 250,000 requests but a few dozen
+# distinct ones) are validated once and share one immutable Request value, which also lets
+# diagnostics resolve each distinct request once. Keyed by the repr of the JSON object: for
+# JSON values (str, int, float, bool, None, list, dict) it tells apart everything the result
+# depends on, types (1, 1.0, true) and key order (of ``extra``) included.
+_REQUESTS: dict[str, Request] = {}
+_REQUESTS_MAX = 10_000
+_JSON_TYPES = frozenset({str, int, float, bool, type(None), list, dict})
+
+
+def _request_key(req: Any) -> str | None:
+    if type(req) is not dict or not all(map(_JSON_TYPES.__contains__, map(type, req.values()))):
+        return None
+    return repr(req)
 
 
 def _request(req: Any, where: str, profile_names: set[str]) -> Request:
@@ -339,7 +369,8 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     except OSError as exc:
         raise ProjectError(f"{p}: cannot read ({exc.strerror or exc})") from None
     try:
-        data = json.loads(text)
+        with gc_paused():
+            data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProjectError(
             f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"

@@ -92,7 +92,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
 import hashlib
 import json
 import os
@@ -112,6 +111,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import StoreError
 
@@ -894,19 +894,6 @@ def _entries_from_rows(
     return out
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building 100,000 small objects triggers the cyclic collector over and over (more than
-    half the time of ``entries()``); none of them can form a cycle."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _make_entry(head: tuple[Any, ...], features: dict[str, StoredFeature]) -> StoredEntry:
     eid, source, calc, profile, params, fp, version, commit_id, created, updated = head
     return StoredEntry(
@@ -1056,6 +1043,7 @@ class FeatureStore:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+            self._entries_cache = None  # freed now, not whenever the owner is collected
 
     @property
     def closed(self) -> bool:
@@ -1491,6 +1479,10 @@ class FeatureStore:
         """Every entry with its features, in entry id order: one joined query. The result is
         kept: while the ``entries`` counter is unchanged it is returned again, and after a
         change only the entries whose ``seq`` is newer are read again."""
+        with gc_paused():  # the fetched rows are 100,000 tuples too
+            return self._entries()
+
+    def _entries(self) -> list[StoredEntry]:
         ids: list[int] | None = None
         with self._read("cannot read the index") as c:
             version = c.execute("SELECT value FROM counters WHERE name = 'entries'").fetchone()[0]
@@ -1505,11 +1497,10 @@ class FeatureStore:
                 ).fetchall()
                 ids = [r[0] for r in c.execute("SELECT DISTINCT entry_id FROM features")]
             metas = self._metas_for(c, rows)
-        with _gc_paused():
-            fresh = {e.entry_id: e for e in _entries_from_rows(rows, metas)}
-            if cached is not None and ids is not None:
-                old = cached[1]
-                fresh = {i: e for i in ids if (e := fresh.get(i) or old.get(i)) is not None}
+        fresh = {e.entry_id: e for e in _entries_from_rows(rows, metas)}
+        if cached is not None and ids is not None:
+            old = cached[1]
+            fresh = {i: e for i in ids if (e := fresh.get(i) or old.get(i)) is not None}
         self._entries_cache = (version, fresh)
         return list(fresh.values())
 

@@ -77,23 +77,56 @@ class _PeaksRun(CalculatorRun):
         }
 
 
+PYRAMID_CHUNK = 8192  # coarse blocks reduced per step: the chunk's samples stay in the cache
+
+
 def peaks_pyramid(peaks: np.ndarray, factor: int = 16, min_blocks: int = 2048) -> list[np.ndarray]:
     """Coarser min/max levels of a (blocks, channels, 2) peaks array, each ``factor`` times
-    shorter, until a level has fewer than ``min_blocks`` blocks. Level 0 is ``peaks`` itself."""
+    shorter, until a level has fewer than ``min_blocks`` blocks. Level 0 is ``peaks`` itself.
+
+    Each level is the min of the ``factor`` mins and the max of the ``factor`` maxes of each
+    group of blocks (a shorter last group when the length is not a multiple). The reduction
+    works on one channel edge at a time, a chunk at a time: the chunk is copied out of the
+    interleaved array into a small contiguous buffer, then folded with ``factor - 1``
+    element-wise ``minimum``/``maximum`` calls over its columns. Reducing the interleaved
+    array directly (``reshape(...).min(axis=1)``) strides through memory and is ~10x slower
+    on an hour of audio."""
     levels = [peaks]
     while levels[-1].shape[0] > min_blocks:
         prev = levels[-1]
         n = prev.shape[0] // factor * factor
         if n == 0:
             break
-        grouped = prev[:n].reshape(n // factor, factor, prev.shape[1], 2)
-        level = np.stack([grouped[..., 0].min(axis=1), grouped[..., 1].max(axis=1)], axis=2)
-        if n < prev.shape[0]:
-            tail = prev[n:]
-            extra = np.stack([tail[..., 0].min(axis=0), tail[..., 1].max(axis=0)], axis=1)[None]
-            level = np.concatenate([level, extra])
-        levels.append(level)
+        levels.append(_pyramid_level(prev, n, factor))
     return levels
+
+
+def _pyramid_level(prev: np.ndarray, n: int, factor: int) -> np.ndarray:
+    """One level coarser than ``prev``: its first ``n`` blocks (a multiple of ``factor``) in
+    groups of ``factor``, then the remaining blocks as one last group."""
+    groups = n // factor
+    channels = prev.shape[1]
+    level = np.empty((groups + (1 if n < prev.shape[0] else 0), channels, 2), prev.dtype)
+    grouped = prev[:n].reshape(groups, factor, channels, 2)
+    chunk = min(groups, PYRAMID_CHUNK)
+    buf = np.empty((chunk, factor), prev.dtype)
+    acc = np.empty(chunk, prev.dtype)
+    folds = ((0, np.minimum), (1, np.maximum))
+    for start in range(0, groups, chunk):
+        stop = min(groups, start + chunk)
+        block, fold = buf[: stop - start], acc[: stop - start]
+        for ch in range(channels):
+            for edge, op in folds:
+                np.copyto(block, grouped[start:stop, :, ch, edge])
+                np.copyto(fold, block[:, 0])
+                for i in range(1, factor):
+                    op(fold, block[:, i], out=fold)
+                level[start:stop, ch, edge] = fold
+    if n < prev.shape[0]:
+        tail = prev[n:]
+        level[groups, :, 0] = tail[..., 0].min(axis=0)
+        level[groups, :, 1] = tail[..., 1].max(axis=0)
+    return level
 
 
 # --- rms -------------------------------------------------------------------------------------
@@ -168,15 +201,15 @@ class _BeatRmsRun(CalculatorRun):
         sig = block.signal
         n, s0 = sig.shape[1], block.sample_start
         if n:
-            # beat j collects samples [bounds[j], bounds[j + 1]): differences of the block's
-            # running sum of squares at the bounds that fall inside the block
+            # beat j collects samples [bounds[j], bounds[j + 1]): one segment sum per beat
+            # that overlaps the block (reduceat over the non-empty segments)
             lo = max(int(np.searchsorted(self.bounds, s0, side="right")) - 1, 0)
             hi = min(int(np.searchsorted(self.bounds, s0 + n, side="left")), len(self.beat_starts))
-            if hi > lo:
-                running = np.zeros((sig.shape[0], n + 1), np.float64)
-                np.cumsum(np.square(sig, dtype=np.float64), axis=1, out=running[:, 1:])
-                edges = np.clip(self.bounds[lo : hi + 1] - s0, 0, n)
-                self.sums[:, lo:hi] += running[:, edges[1:]] - running[:, edges[:-1]]
+            edges = np.clip(self.bounds[lo : hi + 1] - s0, 0, n)
+            filled = np.flatnonzero(edges[1:] > edges[:-1])
+            if filled.size:
+                sq = np.square(sig[:, : edges[-1]], dtype=np.float64)
+                self.sums[:, lo + filled] += np.add.reduceat(sq, edges[filled], axis=1)
         return {}
 
     def finish(self) -> Iterable[Outputs]:

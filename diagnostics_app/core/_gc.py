@@ -1,0 +1,34 @@
+"""Pausing the cyclic garbage collector while building many small acyclic objects.
+
+Loading a 10,000-track project, listing 100,000 store entries or deriving 100,000 rows builds
+hundreds of thousands of small objects, none of them part of a reference cycle (reference
+counting frees them). With the collector on, every 700 allocations start a collection, and the
+older generations are traversed again and again as the heap grows: that was more than half
+the time of each step. :func:`gc_paused` turns the collector off for the step, and at the end
+moves what it built straight to the oldest generation (``gc.freeze()`` + ``gc.unfreeze()``)
+instead of letting the next young collection traverse all of it at once (a further 0.3-0.5 s
+at that scale). Nothing is freed or kept differently; cyclic garbage of the period is found
+by the next full collection instead of the next young one. When the application froze objects
+itself (``gc.get_freeze_count() > 0``) they are left frozen: the ordinary young collection
+runs instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
