@@ -187,7 +187,8 @@ class JobRunner:
             return list(self._running.values()) + list(self._queued.values())
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel a queued or running pass of this process; True if there was one."""
+        """Cancel a pass: this process's directly, another process's through the store (it
+        stops at its next progress report). True if there was such an active job."""
         with self._lock:
             batch = self._queued.pop(job_id, None)
             running = self._running.get(job_id)
@@ -205,7 +206,7 @@ class JobRunner:
         if running is not None:
             running.cancel.cancel()
             return True
-        return False
+        return self.store.request_cancel(job_id)
 
     def cancel_all(self) -> int:
         with self._lock:
@@ -244,6 +245,8 @@ class JobRunner:
         job_id = batch.job_id
         try:
             self._mark(job_id, "running", 0.0, "starting")
+            if self.store.cancel_requested(job_id):  # cancelled by another process while queued
+                batch.cancel.cancel()
             batch.cancel.raise_if_cancelled()
             project = self._project()  # the snapshot this pass computes from
             first = batch.jobs[0]
@@ -263,6 +266,8 @@ class JobRunner:
                 if now - last_write[0] >= PROGRESS_INTERVAL or fraction >= 1.0:
                     last_write[0] = now
                     self._mark(job_id, "running", fraction, label)
+                if self.store.cancel_requested(job_id):  # asked by another process (per block)
+                    batch.cancel.cancel()
                 batch.cancel.raise_if_cancelled()
 
             plan = PassPlan(
@@ -286,6 +291,8 @@ class JobRunner:
             self._running.pop(batch.job_id, None)
         try:
             self._mark(batch.job_id, status, 1.0 if status == "done" else None, status, message)
+            if status == "cancelled":
+                self.store.clear_cancel_request(batch.job_id)
         except StoreError as exc:
             # the record cannot be written (full or read-only disk): report the pass anyway;
             # other processes will see the record reaped when this process ends

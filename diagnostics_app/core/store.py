@@ -119,7 +119,7 @@ if TYPE_CHECKING:
     from diagnostics_app.core.audio import DigestCache, FileStamp
     from diagnostics_app.core.engine import FeatureSink
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: cancel_requests (cancelling another process's job)
 INDEX_NAME: Final = "index.sqlite"
 DATA_DIR: Final = "data"
 TMP_DIR: Final = "tmp"
@@ -849,6 +849,7 @@ CREATE TABLE IF NOT EXISTS writers (
 CREATE TABLE IF NOT EXISTS digests (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cancel_requests (job_id TEXT PRIMARY KEY, requested REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, source_id TEXT NOT NULL, calculator_ids TEXT NOT NULL,
     profile TEXT NOT NULL, params TEXT NOT NULL, features TEXT NOT NULL, state TEXT NOT NULL,
@@ -1002,7 +1003,8 @@ class FeatureStore:
             c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             version = self._schema_version(c)
             if version is None or version < SCHEMA_VERSION:
-                # version 1 is the first: nothing to migrate from yet
+                # every statement is IF NOT EXISTS: running them all creates a new index and
+                # migrates an older one (1 -> 2 adds cancel_requests)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         c.execute(statement)
@@ -1916,6 +1918,26 @@ class FeatureStore:
             for key in job.entry_keys():
                 out.setdefault(key, job)
         return out
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Ask whichever process runs ``job_id`` to cancel it (it checks at its next progress
+        report, so within a block); False if there is no such active job."""
+        with self._write("cannot request a cancellation") as c:
+            row = c.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row[0] not in ACTIVE_JOB_STATES:
+                return False
+            c.execute("INSERT OR REPLACE INTO cancel_requests VALUES (?, ?)", (job_id, time.time()))
+            self._bump(c, "jobs")
+        return True
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._read("cannot read cancellation requests") as c:
+            row = c.execute("SELECT 1 FROM cancel_requests WHERE job_id = ?", (job_id,)).fetchone()
+        return row is not None
+
+    def clear_cancel_request(self, job_id: str) -> None:
+        with self._write("cannot clear a cancellation request") as c:
+            c.execute("DELETE FROM cancel_requests WHERE job_id = ?", (job_id,))
 
     def reap_dead_jobs(self) -> list[str]:
         """Fail every queued or running job whose owner process is gone (pid reuse detected

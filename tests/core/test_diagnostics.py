@@ -485,3 +485,29 @@ def test_project_reload_keeps_staleness(session: Session, tmp_path: Path) -> Non
     save_project(project, path)
     with Session.open(path, Registry.builtin()) as again:
         assert one(again.diagnose(), "drums", "beat_rms").state == "stale"
+
+
+def test_another_process_can_cancel_a_queued_or_running_job(tmp_path: Path) -> None:
+    path = shared_source_project(tmp_path)
+    write_tone(tmp_path / "audio" / "drums.wav", 20.0, 110.0, channels=2, seed=1)  # several blocks
+    with (
+        Session.open(path, Registry.builtin()) as viewer,
+        Session.open(path, Registry.builtin()) as worker,
+    ):
+        # queued in the worker, cancelled from the viewer before it starts
+        [first] = worker.enqueue(worker.plan(Selection(sources=("bass",), features=("rms",))))
+        assert viewer.runner.cancel(first.job_id)
+        assert worker.runner.run_next().status == "cancelled"  # type: ignore[union-attr]
+        # running in the worker, cancelled from the viewer at its first progress report
+        [second] = worker.enqueue(worker.plan(Selection(sources=("drums",), features=("rms",))))
+
+        def cancel_from_viewer(job_id: str, state: str, progress: float | None, label: str) -> None:
+            if state == "running" and progress and progress < 1:
+                viewer.runner.cancel(job_id)
+
+        worker.runner.listeners.append(cancel_from_viewer)
+        result = worker.runner.run_next()
+        assert result is not None and result.status == "cancelled"
+        row = one(viewer.diagnose(), "drums", "rms")
+        assert row.state == "missing"  # nothing half-written, nothing shown as running
+        assert not viewer.runner.cancel(second.job_id)  # no longer active
