@@ -6,10 +6,19 @@ rule of its own. What it adds to the session is only what Qt needs:
 - **signals** instead of plain callbacks. Session and runner listeners may be called from
   worker threads, so they are bridged through signals with queued connections to ``@Slot``
   methods on this GUI-thread object;
-- **re-derivation**, coalesced: any event (job progress, a finished pass, an edit, a file that
-  changed on disk, another process writing the store) schedules one ``session.diagnose()``;
-  every view then redraws from the one :class:`Diagnosis`, so tracks sharing a source can never
-  disagree. The GUI thread commits nothing itself;
+- **re-derivation**, coalesced and off the GUI thread: any event (job progress, a finished
+  pass, an edit, a file that changed on disk, another process writing the store) requests one
+  ``session.diagnose()``, which a :class:`~diagnostics_app.qt.workers.DiagnosisWorker` runs
+  (at most one in flight; requests made meanwhile are coalesced into one follow-up run). The
+  worker also derives the source tree's nodes, the state counts and the paths to watch; the
+  GUI thread only applies the :class:`~diagnostics_app.qt.workers.DiagnosisSnapshot` to the
+  models. Every view then redraws from the one :class:`Diagnosis`, so tracks sharing a source
+  can never disagree. The GUI thread commits nothing itself;
+- **generations**: every request has a number. A change made here (an edit, undo, prune,
+  queued passes, a project reloaded from disk) makes every run already started *stale*: its
+  snapshot is dropped, not shown, because it may predate the change. Progress of running
+  passes does not: those snapshots are only older, never wrong, and showing them keeps the
+  rows moving while a long derivation of a big project is always being superseded;
 - **worker pools**: analysis passes and plot loads run as :class:`QRunnable` s
   (:mod:`diagnostics_app.qt.workers`);
 - **live updates**: a :class:`QFileSystemWatcher` on the project file and the audio files, and a
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,15 +39,25 @@ import numpy as np
 from PySide6.QtCore import QFileSystemWatcher, QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
 from diagnostics_app.core import edits
+from diagnostics_app.core.calculators.base import FeatureSpec
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.history import History
 from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
-from diagnostics_app.core.planner import Selection
+from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.project import Project, Request, load_project
 from diagnostics_app.core.session import Session
+from diagnostics_app.qt.models.sources import Tree, build_tree
 from diagnostics_app.qt.settings import AppSettings
-from diagnostics_app.qt.workers import AnalysisWorker, PlotLoadWorker, PlotRequest, PlotResult
+from diagnostics_app.qt.workers import (
+    AnalysisWorker,
+    DiagnosisSnapshot,
+    DiagnosisWorker,
+    PlotLoadWorker,
+    PlotRequest,
+    PlotResult,
+    PyramidCache,
+)
 
 GUI_ORIGIN = "gui"
 AUTO_ORIGIN = "auto"
@@ -60,7 +80,7 @@ def _file_stamp(path: Path) -> tuple[int, int] | None:
 
 
 class Controller(QObject):
-    diagnosisChanged = Signal()  # self.diagnosis and self.jobs are new
+    diagnosisChanged = Signal()  # self.diagnosis, self.jobs, self.tree and self.summary are new
     projectChanged = Signal()  # sources, tracks, name, tempo map or profiles may differ
     historyChanged = Signal()  # undo/redo texts or the dirty flag changed
     message = Signal(str, int)  # a status-bar message and its timeout (ms, 0 = sticky)
@@ -82,13 +102,26 @@ class Controller(QObject):
         self.settings = settings or AppSettings()
         self.diagnosis = Diagnosis(())
         self.jobs: list[Any] = []  # active JobRecords from the store, whoever runs them
+        self.tree: Tree = []  # the source tree's nodes, derived with the diagnosis
+        self.summary: dict[str, int] = {}  # rows per state of the diagnosis
+        self.diagnosis_seconds = 0.0  # how long the last applied derivation took
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max(1, self.settings.workers))
         self.plot_pool = QThreadPool(self)
         self.plot_pool.setMaxThreadCount(2)
+        self.diagnosis_pool = QThreadPool(self)  # one thread: derivations are serialised
+        self.diagnosis_pool.setMaxThreadCount(1)
         self._workers: set[AnalysisWorker] = set()
         self._plot_workers: set[PlotLoadWorker] = set()
         self._plot_generation = 0
+        self._pyramids = PyramidCache()  # waveform pyramids, shared by the plot loaders
+        self._diagnosis_worker: DiagnosisWorker | None = None
+        self._diag_requested = 0  # generation of the latest request
+        self._diag_started = 0  # generation of the latest run started
+        self._diag_finished = 0  # generation of the latest run that came back (shown or not)
+        self._diag_applied = 0  # generation of the snapshot shown (0: none yet)
+        self._diag_required = 0  # snapshots of older generations are stale: dropped
+        self._refresh_required = False  # the scheduled refresh follows a change made here
         self._closed = False
         self._last_counter: object = None
         self._project_stamp = _file_stamp(session.project.path) if session.project.path else None
@@ -96,7 +129,7 @@ class Controller(QObject):
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_DELAY_MS)
-        self._refresh_timer.timeout.connect(self.refresh)
+        self._refresh_timer.timeout.connect(self._on_refresh_timer)
         self._poll_timer = QTimer(self)
         self._poll_timer.setInterval(POLL_MS)
         self._poll_timer.timeout.connect(self._poll_store)
@@ -106,6 +139,9 @@ class Controller(QObject):
         self._files_timer.timeout.connect(self._check_files)
 
         self._watcher = QFileSystemWatcher(self)
+        self._want_watched: set[str] = set()
+        # (project, its watched paths): recomputed for a new project or after a file event
+        self._watched_cache: tuple[Project, tuple[str, ...]] | None = None
         self._watcher.fileChanged.connect(self._on_file_event)
         self._watcher.directoryChanged.connect(self._on_file_event)
 
@@ -132,7 +168,8 @@ class Controller(QObject):
         if kind == "project":
             self.projectChanged.emit()
         self.historyChanged.emit()
-        self.schedule_refresh()
+        self._invalidate()
+        self.schedule_refresh(required=True)
 
     @Slot(str, str, float, str)
     def _on_runner_event(self, job_id: str, state: str, progress: float, label: str) -> None:
@@ -144,27 +181,147 @@ class Controller(QObject):
     def project(self) -> Project:
         return self.session.project
 
-    def schedule_refresh(self) -> None:
-        if not self._closed and not self._refresh_timer.isActive():
+    def schedule_refresh(self, required: bool = False) -> None:
+        """Request a re-derivation after :data:`REFRESH_DELAY_MS` (bursts coalesce into one);
+        ``required``: it follows a change made here, so runs already started are stale."""
+        if self._closed:
+            return
+        if required:
+            self._refresh_required = True
+        if not self._refresh_timer.isActive():
             self._refresh_timer.start()
 
     @Slot()
+    def _on_refresh_timer(self) -> None:
+        self.request_diagnosis(required=self._refresh_required)
+
+    @Slot()
     def refresh(self) -> None:
-        """Re-derive the diagnosis and the active jobs; every view redraws from them."""
+        """Re-derive the diagnosis and the active jobs now (in the diagnosis worker): every
+        view redraws from them when the snapshot arrives (``diagnosisChanged``). Called after
+        every change made here, so runs already started are stale."""
+        self.request_diagnosis(required=True)
+
+    def request_diagnosis(self, required: bool = False) -> int:
+        """Ask for a re-derivation; returns its generation. At most one run is in flight:
+        a request made meanwhile is served by one follow-up run when it returns."""
         if self._closed:
-            return
+            return self._diag_requested
         self._refresh_timer.stop()
-        try:
-            self.diagnosis = self.session.diagnose()
-            self.jobs = list(self.session.store.jobs(active_only=True))
-        except DiagnosticsError as exc:
-            self.message.emit(f"Cannot read the feature store: {exc}", 0)
+        required = required or self._refresh_required
+        self._refresh_required = False
+        self._diag_requested += 1
+        if required:
+            self._diag_required = self._diag_requested
+        self._start_diagnosis()
+        return self._diag_requested
+
+    def _invalidate(self) -> None:
+        """Something changed here: no run started before now may be shown."""
+        self._diag_required = self._diag_requested + 1
+
+    def _start_diagnosis(self) -> None:
+        if (
+            self._closed
+            or self._diagnosis_worker is not None
+            or self._diag_started >= self._diag_requested
+        ):
             return
-        self._last_counter = self._store_counter()
-        self._update_watches()
+        generation = self._diag_started = self._diag_requested
+        worker = DiagnosisWorker(generation, self._derive)
+        worker.signals.ready.connect(self._on_diagnosis_ready, Qt.ConnectionType.QueuedConnection)
+        worker.signals.failed.connect(self._on_diagnosis_failed, Qt.ConnectionType.QueuedConnection)
+        worker.signals.done.connect(self._on_diagnosis_done, Qt.ConnectionType.QueuedConnection)
+        self._diagnosis_worker = worker
+        self.diagnosis_pool.start(worker)
+
+    def _derive(self, generation: int) -> DiagnosisSnapshot:
+        """Worker thread: the diagnosis and everything the views derive from it."""
+        start = time.perf_counter()
+        session = self.session
+        project = session.project
+        counter = self._store_counter()  # before: a write while deriving is seen by the poll
+        diagnosis = session.diagnose()
+        jobs = tuple(session.store.jobs(active_only=True))
+        tree = build_tree(project, diagnosis, session.source_info, session.source_status)
+        summary = diagnosis.summary()
+        watched = self._watched_cache
+        if watched is None or watched[0] is not project:  # stats every audio file: not each time
+            watched = (project, tuple(self.watched_paths(project)))
+            self._watched_cache = watched
+        return DiagnosisSnapshot(
+            generation,
+            project,
+            diagnosis,
+            jobs,
+            counter,
+            tree,
+            summary,
+            watched[1],
+            time.perf_counter() - start,
+        )
+
+    @Slot(object)
+    def _on_diagnosis_ready(self, snap: DiagnosisSnapshot) -> None:
+        self._diag_finished = max(self._diag_finished, snap.generation)
+        if (
+            self._closed
+            or snap.generation < self._diag_required  # started before a change made here
+            or snap.generation <= self._diag_applied
+            or snap.project is not self.session.project
+        ):
+            return
+        self._diag_applied = snap.generation
+        self.diagnosis = snap.diagnosis
+        self.jobs = list(snap.jobs)
+        self.tree = snap.tree
+        self.summary = snap.summary
+        self.diagnosis_seconds = snap.seconds
+        self._last_counter = snap.counter
+        self._update_watches(snap.watched)
         self.diagnosisChanged.emit()
         if self.settings.auto_analyse:
             self._auto_analyse()
+
+    @Slot(int, str)
+    def _on_diagnosis_failed(self, generation: int, message: str) -> None:
+        self._diag_finished = max(self._diag_finished, generation)
+        if not self._closed:
+            self.message.emit(f"Cannot read the feature store: {message}", 0)
+
+    @Slot(object)
+    def _on_diagnosis_done(self, worker: DiagnosisWorker) -> None:
+        if worker is self._diagnosis_worker:
+            self._diagnosis_worker = None
+        if self._diag_started >= self._diag_requested:
+            return
+        # the requests made while it ran, coalesced into one run: at once after a change made
+        # here; after progress, only once the coalescing delay has passed, so the GUI thread
+        # applies and paints this snapshot without the next derivation competing for the GIL
+        if self._diag_required > self._diag_started:
+            self._start_diagnosis()
+        else:
+            self.schedule_refresh()
+
+    @property
+    def has_diagnosis(self) -> bool:
+        """A snapshot has been shown (before the first one, the views are empty)."""
+        return self._diag_applied > 0
+
+    @property
+    def diagnosis_current(self) -> bool:
+        """The diagnosis shown reflects every change made here (passes may have progressed
+        since)."""
+        return self._diag_applied > 0 and self._diag_applied >= self._diag_required
+
+    @property
+    def diagnosis_pending(self) -> bool:
+        """A re-derivation is scheduled, running, or its request not yet served."""
+        return (
+            self._refresh_timer.isActive()
+            or self._diagnosis_worker is not None
+            or self._diag_finished < self._diag_requested
+        )
 
     def _store_counter(self) -> object:
         """The store's cheap change counter (entries and jobs, any process)."""
@@ -199,11 +356,19 @@ class Controller(QObject):
         keys = tuple(r.key for r in rows)
         if not keys:
             return 0
-        jobs = self.session.plan(Selection(rows=keys), include_ok=include_ok)
+        jobs = self._plan(Selection(rows=keys), include_ok)
         batches = self.session.enqueue(jobs, priority=priority, origin=origin)
         self._start_workers(len(batches))
         self.refresh()  # queued rows show at once
         return len(batches)
+
+    def _plan(self, selection: Selection, include_ok: bool) -> list[PlannedJob]:
+        """Jobs for the selected rows: planned from the diagnosis shown when it reflects every
+        change made here (what the user sees is what gets computed; the runner never queues
+        a pass twice), else from a fresh derivation on this thread (right after an edit)."""
+        if self.diagnosis_current:
+            return plan(self.diagnosis, selection, include_ok=include_ok)
+        return self.session.plan(selection, include_ok=include_ok)
 
     def _start_workers(self, count: int) -> None:
         for _ in range(count):
@@ -325,17 +490,19 @@ class Controller(QObject):
     def request_plot(
         self, source_id: str, title: str, rows: Sequence[Row], load_samples: bool
     ) -> int:
-        """Load the stored arrays of ``rows`` (and the source's waveform) in the background.
-        Only the latest request's result is delivered (``plotLoaded``); returns its generation."""
+        """Load the stored arrays of ``rows`` (and the source's waveform) in the background;
+        rows without data become empty lanes. Only the latest request's result is delivered
+        (``plotLoaded``); returns its generation."""
         self._plot_generation += 1
         gen = self._plot_generation
         try:
             path = self.project.audio_path(source_id)
         except DiagnosticsError:
             path = Path(source_id)
-        with_data = tuple(r for r in rows if r.updated is not None)
-        req = PlotRequest(gen, source_id, title, path, with_data, load_samples)
-        worker = PlotLoadWorker(req, self._load_row, self._is_current_plot)
+        req = PlotRequest(gen, source_id, title, path, tuple(rows), load_samples)
+        worker = PlotLoadWorker(
+            req, self._load_row, self._is_current_plot, self._feature_spec, self._pyramids
+        )
         worker.signals.loaded.connect(self._on_plot_loaded, Qt.ConnectionType.QueuedConnection)
         worker.signals.failed.connect(self._on_plot_failed, Qt.ConnectionType.QueuedConnection)
         worker.signals.done.connect(self._on_plot_done, Qt.ConnectionType.QueuedConnection)
@@ -354,6 +521,14 @@ class Controller(QObject):
             return None
         loaded = store.load(entry, row.key.feature)
         return np.asarray(loaded.data), np.asarray(loaded.times), loaded.meta
+
+    def _feature_spec(self, row: Row) -> FeatureSpec | None:
+        """Any thread: how the row's calculator describes its feature (None: unknown)."""
+        try:
+            calc = self.session.registry.get(row.key.calculator)
+        except DiagnosticsError:
+            return None
+        return next((f for f in calc.features if f.name == row.key.feature), None)
 
     @Slot(object)
     def _on_plot_loaded(self, result: PlotResult) -> None:
@@ -463,7 +638,7 @@ class Controller(QObject):
         self.message.emit(f"Saved {saved}", 3000)
         self.historyChanged.emit()
         self.projectChanged.emit()
-        self._update_watches()
+        self.schedule_refresh()  # the project value (its path) is new: watches follow
         return True
 
     def export(self, row: Row, fmt: str, path: Path) -> Path | None:
@@ -491,8 +666,9 @@ class Controller(QObject):
 
     # -- live updates from disk -----------------------------------------------------------
 
-    def watched_paths(self) -> list[str]:
-        project = self.project
+    def watched_paths(self, project: Project | None = None) -> list[str]:
+        """The project file, the audio files and their folders (any thread: it only stats)."""
+        project = project or self.project
         paths: set[str] = set()
         if project.path is not None:
             paths.add(str(project.path))
@@ -505,8 +681,12 @@ class Controller(QObject):
                 paths.add(str(p.parent))
         return sorted(paths)
 
-    def _update_watches(self) -> None:
-        want = set(self.watched_paths())
+    def _update_watches(self, want_paths: Iterable[str] | None = None) -> None:
+        """Watch ``want_paths`` (by default the last derivation's): only the difference with
+        what the watcher holds is added or removed."""
+        if want_paths is not None:
+            self._want_watched = set(want_paths)
+        want = self._want_watched
         have = set(self._watcher.files()) | set(self._watcher.directories())
         gone = sorted(have - want)
         new = sorted(want - have)
@@ -517,6 +697,7 @@ class Controller(QObject):
 
     @Slot(str)
     def _on_file_event(self, path: str) -> None:
+        self._watched_cache = None  # a file came or went: the next derivation looks again
         if not self._closed:
             self._files_timer.start()
 
@@ -554,12 +735,14 @@ class Controller(QObject):
     # -- teardown ---------------------------------------------------------------------------
 
     def is_idle(self) -> bool:
+        """No pass, plot load or re-derivation is running, scheduled or waiting to be shown."""
         return (
             not self._workers
             and not self._plot_workers
             and self.pool.activeThreadCount() == 0
             and self.plot_pool.activeThreadCount() == 0
-            and not self._refresh_timer.isActive()
+            and self.diagnosis_pool.activeThreadCount() == 0
+            and not self.diagnosis_pending
         )
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
@@ -571,7 +754,11 @@ class Controller(QObject):
             timer.stop()
         self._plot_generation += 1  # loads in flight stop at their next check
         self.session.runner.cancel_all()
-        ok = self.pool.waitForDone(timeout_ms) and self.plot_pool.waitForDone(timeout_ms)
+        ok = (
+            self.pool.waitForDone(timeout_ms)
+            and self.plot_pool.waitForDone(timeout_ms)
+            and self.diagnosis_pool.waitForDone(timeout_ms)
+        )
         if self._listener_installed():
             self.session.runner.listeners.remove(self._runner_listener)
             self.session.listeners.remove(self._session_listener)

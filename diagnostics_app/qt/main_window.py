@@ -5,6 +5,11 @@ It wires widgets to the :class:`~diagnostics_app.qt.controller.Controller` and n
 every action calls the controller; every view redraws from ``controller.diagnosis`` when
 ``diagnosisChanged`` fires, so the badges of every track sharing a source, the table, the
 explain panel, the plots and the job panel always show the same derivation.
+
+The diagnosis is derived in a worker thread: the window is shown at once, empty, with a
+"Loading diagnostics…" status, and fills when the first snapshot arrives. A selection asked
+for before its node exists (at start, or right after adding a source) is kept and applied
+when a snapshot brings the node.
 """
 
 from __future__ import annotations
@@ -33,11 +38,10 @@ from PySide6.QtWidgets import (
 from diagnostics_app import APP_NAME, __version__
 from diagnostics_app.core import edits
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.project import Project, Request
 from diagnostics_app.qt.controller import Controller
-from diagnostics_app.qt.models.sources import build_tree
 from diagnostics_app.qt.playback import Player
-from diagnostics_app.qt.plots.features import FeaturePlot
 from diagnostics_app.qt.plots.plot_area import PlotArea
 from diagnostics_app.qt.settings import AppSettings, SettingsStore
 from diagnostics_app.qt.theme import BADGE_ORDER, STATE_COLORS, app_icon, human_bytes, state_icon
@@ -54,7 +58,11 @@ from diagnostics_app.qt.widgets.source_tree import AUDIO_SUFFIXES, SourceTreePan
 from diagnostics_app.qt.workers import PlotResult
 
 MAX_PLOTS = 8  # feature lanes shown at once
-PLOTTABLE = ("ok", "stale", "extraneous", "running", "queued", "failed")
+PLOTTABLE = ("ok", "stale", "extraneous", "running", "queued", "failed")  # with data
+PENDING = ("missing", "queued", "running")  # without data yet: an empty lane
+LOADING_TEXT = "Loading diagnostics…"
+# a reload hands kept lanes their data for about this long per turn of the event loop
+PLOT_UPDATE_BUDGET_MS = 4.0
 
 
 def window_title(project: Project) -> str:
@@ -108,6 +116,9 @@ class MainWindow(QMainWindow):
         self._plot_source: str | None = None
         self._samples_source: str | None = None
         self._seek_position = 0.0
+        self._pending_select: tuple[str, str] | None = None  # asked for before its node came
+        self._pending_first_issue = False  # show_first_issue() asked for before any rows
+        self._loading = False  # "Loading diagnostics…" shown until the first snapshot
         self.force_close = False  # skip the "save changes?" question (tests, screenshot)
 
         self.sources = SourceTreePanel(self)
@@ -168,8 +179,12 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self._on_project()
         self._on_history()
-        self._on_diagnosis()
         self._init_playback()
+        if not controller.has_diagnosis:
+            self._loading = True
+            self.statusBar().showMessage(LOADING_TEXT)
+            self.summary_label.setText(LOADING_TEXT)
+        self._on_diagnosis()
         first = controller.project.sources[0].id if controller.project.sources else None
         if first is not None:
             self.select(("source", first))
@@ -449,10 +464,17 @@ class MainWindow(QMainWindow):
     # -- selection ------------------------------------------------------------------------
 
     def select(self, key: tuple[str, str] | None) -> bool:
-        """Select a source ("source", id) or a track ("track", id) in the tree."""
+        """Select a source ("source", id) or a track ("track", id) in the tree. A node the
+        tree does not show yet while a derivation is on its way (at start, right after an
+        edit) is selected when it arrives; returns whether it was selected now."""
         ok = self.sources.select(key)
         if ok:
+            self._pending_select = None
             self._on_tree_selection(key)
+        elif key is not None and (
+            not self.controller.has_diagnosis or self.controller.diagnosis_pending
+        ):
+            self._pending_select = key
         return ok
 
     def selection_rows(self) -> list[Row]:
@@ -475,7 +497,12 @@ class MainWindow(QMainWindow):
         return ident
 
     def show_first_issue(self) -> bool:
-        """Select the first row that is not ok (stale first), so the explain panel says why."""
+        """Select the first row that is not ok (stale first), so the explain panel says why.
+        Before the first diagnosis it is done when the rows arrive (returns False now)."""
+        if not self.controller.has_diagnosis:
+            self._pending_first_issue = True
+            return False
+        self._pending_first_issue = False
         return self.table.select_first(("stale",)) or self.table.select_first(
             ("failed", "invalid", "missing", "extraneous")
         )
@@ -505,28 +532,42 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_diagnosis(self) -> None:
+        """Apply the controller's new snapshot to every view: the models are updated in place
+        (nothing is derived here: the tree's nodes and the counts come with the snapshot)."""
         c = self.controller
-        session = c.session
-        self.sources.set_tree(
-            build_tree(c.project, c.diagnosis, session.source_info, session.source_status)
-        )
-        if self._selection is not None and self.controller.project is not None:
-            kind, ident = self._selection
-            known = (
-                {s.id for s in c.project.sources} | {r.key.source for r in c.diagnosis.rows}
-                if kind == "source"
-                else {t.id for t in c.project.tracks}
-            )
-            if ident not in known:
-                self._selection = None
+        self.sources.set_tree(c.tree)
+        if self._loading and c.has_diagnosis:
+            self._loading = False
+            if self.statusBar().currentMessage() == LOADING_TEXT:
+                self.statusBar().clearMessage()
+        if self._pending_select is not None:
+            self.select(self._pending_select)
+        if self._selection is not None and not self._known(*self._selection):
+            self._selection = None
         self._update_table()
         self.jobs.set_jobs(c.jobs)
         self._update_summary()
         self._update_actions()
         self._update_plots()
+        if self._pending_first_issue and c.has_diagnosis:
+            self.show_first_issue()
+
+    def _known(self, kind: str, ident: str) -> bool:
+        """The node still exists: in the project, or (sources) in the store's rows."""
+        c = self.controller
+        try:
+            if kind == "track":
+                c.project.track(ident)
+            else:
+                c.project.source(ident)
+            return True
+        except DiagnosticsError:
+            return kind == "source" and bool(c.diagnosis.for_source(ident))
 
     def _update_summary(self) -> None:
-        summary = self.controller.diagnosis.summary()
+        if not self.controller.has_diagnosis:
+            return  # still "Loading diagnostics…"
+        summary = self.controller.summary
         parts = [
             f"<span style='color:{STATE_COLORS[s]}'>{summary[s]} {s}</span>"
             for s in BADGE_ORDER
@@ -536,7 +577,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         c = self.controller
-        states = {r.state for r in c.diagnosis.rows}
+        states = {s for s, n in c.summary.items() if n}
         selected = self.table.selected_rows()
         self.actionRegenerateSelected.setEnabled(
             any(r.state in ("ok", "missing", "stale", "failed") for r in selected)
@@ -575,7 +616,13 @@ class MainWindow(QMainWindow):
     # -- plots and playback -----------------------------------------------------------------
 
     def _plot_rows(self) -> list[Row]:
-        rows = [r for r in self.selection_rows() if r.updated is not None and r.state in PLOTTABLE]
+        """The rows the plot area shows: with data, or requested and on their way (empty
+        lanes titled with their state, so lanes do not come and go during an analysis)."""
+        rows = [
+            r
+            for r in self.selection_rows()
+            if (r.updated is not None and r.state in PLOTTABLE) or r.state in PENDING
+        ]
         peaks = [r for r in rows if r.key.feature == "peaks"]
         others = [r for r in rows if r.key.feature != "peaks"][:MAX_PLOTS]
         return peaks[:1] + others
@@ -609,36 +656,19 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_plot_loaded(self, result: PlotResult) -> None:
-        project = self.controller.project
-        if result.source_id != self._plot_source:
-            self.plot_area.clear()
+        """Hand the loaded arrays to the plot area: lanes of features shown before are kept
+        and given the new data; the numpy work was done by the loader."""
         self._plot_source = result.source_id
-        self.plot_area.set_source(
+        self.plot_area.show_plot(
             result.title,
             result.duration or 0.0,
-            result.peaks,
+            result.pyramid if result.pyramid is not None else result.peaks,
             result.peaks_step,
             result.channel_names,
-            project.tempo_map,
+            self.controller.project.tempo_map,
+            result.features,
+            budget_ms=PLOT_UPDATE_BUDGET_MS,
         )
-        items = []
-        for lp in result.features:
-            r = lp.row
-            label = f"{r.key.feature} · {r.key.calculator} · {r.key.profile}" + (
-                " (extraneous)" if r.state == "extraneous" else ""
-            )
-            items.append(
-                FeaturePlot(
-                    label,
-                    r.key.feature,
-                    lp.data,
-                    lp.times,
-                    lp.meta,
-                    stale=r.state == "stale",
-                    state=r.state,
-                )
-            )
-        self.plot_area.set_features(items)
         if result.samples is not None and result.sample_rate:
             self.player.load(result.samples, result.sample_rate)
             self._samples_source = result.source_id

@@ -6,7 +6,9 @@ device pixel ratio and need no resource compilation.
 
 from __future__ import annotations
 
+import sys
 from functools import cache
+from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
@@ -88,8 +90,25 @@ def state_icon(state: str, size: int = 16) -> QIcon:
 
 
 @cache
+def resource_path(relative: str) -> Path | None:
+    """A file of ``resources/``: beside the package in a source checkout, or in the bundle."""
+    roots = [Path(getattr(sys, "_MEIPASS", "")) / "resources"] if hasattr(sys, "_MEIPASS") else []
+    roots.append(Path(__file__).resolve().parents[2] / "resources")
+    for root in roots:
+        candidate = root / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def app_icon() -> QIcon:
-    """A small waveform-in-a-rounded-square icon (also shipped as resources/diagnostics-app.svg)."""
+    """The application icon, ``resources/icons/diagnostics-app.svg``; where that file is not
+    installed (a plain wheel), a painted waveform-in-a-rounded-square stands in."""
+    svg = resource_path("icons/diagnostics-app.svg")
+    if svg is not None:
+        icon = QIcon(str(svg))
+        if not icon.isNull():
+            return icon
     icon = QIcon()
     for size in (16, 32, 64, 128):
         pix = QPixmap(size, size)

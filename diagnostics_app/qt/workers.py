@@ -1,4 +1,5 @@
-"""Background work on :class:`QThreadPool`: analysis passes and plot-data loading.
+"""Background work on :class:`QThreadPool`: analysis passes, re-derivation of the diagnosis,
+and plot-data loading.
 
 The superqt pattern: a :class:`QRunnable` does the work; its signals live on a separate
 :class:`QObject` created in the GUI thread, so emitting from the worker thread is delivered to
@@ -8,21 +9,42 @@ every outcome is a signal.
 
 Plot loads carry a *generation*: the receiver drops any result whose generation is not the
 latest request's (napari's slicer habit), so a slow load can never overwrite a newer view.
+They also do the numpy work of the plots (the waveform's peaks pyramid, max-pooled images,
+contiguous curves: :func:`~diagnostics_app.qt.plots.features.prepare_lanes`), so the GUI thread
+only hands arrays to plot items.
+
+A diagnosis worker runs :meth:`Session.diagnose` and what the views derive from it (the source
+tree's nodes, the state counts, the watched paths) and returns one immutable
+:class:`DiagnosisSnapshot`; the controller runs at most one at a time and applies snapshots on
+the GUI thread.
 """
 
 from __future__ import annotations
 
+import threading
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.calculators.base import FeatureSpec
+from diagnostics_app.core.diagnostics import Diagnosis, Row
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.jobs import BatchResult, JobRunner
+from diagnostics_app.core.project import Project
+from diagnostics_app.qt.models.sources import Tree
+from diagnostics_app.qt.plots.features import (
+    FeaturePlot,
+    pending_plot,
+    plot_duration,
+    prepare_lanes,
+)
+from diagnostics_app.qt.plots.waveform import PeaksPyramid
 
 # --- analysis --------------------------------------------------------------------------------
 
@@ -66,6 +88,55 @@ class AnalysisWorker(QRunnable):
             self.signals.done.emit(self)
 
 
+# --- diagnosis -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class DiagnosisSnapshot:
+    """One re-derivation, made in a worker thread, applied as a whole on the GUI thread."""
+
+    generation: int  # the controller's request it answers
+    project: Project  # the project it was derived from
+    diagnosis: Diagnosis
+    jobs: tuple[Any, ...]  # active JobRecords, any process
+    counter: object  # the store's change counter, read before deriving
+    tree: Tree  # the source tree's nodes
+    summary: dict[str, int]  # rows per state
+    watched: tuple[str, ...]  # the paths the file watcher should watch
+    seconds: float  # how long the derivation took
+
+
+class DiagnosisSignals(QObject):
+    ready = Signal(object)  # DiagnosisSnapshot
+    failed = Signal(int, str)  # generation, message
+    done = Signal(object)  # the worker, always last
+
+
+class DiagnosisWorker(QRunnable):
+    """Runs ``derive(generation)`` (the controller's, which calls :meth:`Session.diagnose`)
+    off the GUI thread; the snapshot or the error comes back as a signal."""
+
+    def __init__(self, generation: int, derive: Callable[[int], DiagnosisSnapshot]) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.generation = generation
+        self._derive = derive
+        self.signals = DiagnosisSignals()
+
+    def run(self) -> None:
+        try:
+            self.signals.ready.emit(self._derive(self.generation))
+        except DiagnosticsError as exc:
+            self.signals.failed.emit(self.generation, str(exc))
+        except BaseException as exc:  # a bug must reach the UI, never hang it
+            self.signals.failed.emit(
+                self.generation, f"internal error: {type(exc).__name__}: {exc}"
+            )
+            traceback.print_exc()
+        finally:
+            self.signals.done.emit(self)
+
+
 # --- plot data -------------------------------------------------------------------------------
 
 
@@ -77,17 +148,9 @@ class PlotRequest:
     source_id: str
     title: str
     audio_path: Path
-    rows: tuple[Row, ...]  # rows whose stored data to plot (peaks rows feed the waveform)
+    rows: tuple[Row, ...]  # rows to plot (peaks rows feed the waveform); no data: empty lanes
     load_samples: bool  # decode the audio for playback too
     max_samples: int = 48000 * 60 * 20
-
-
-@dataclass
-class LoadedPlot:
-    row: Row
-    data: np.ndarray
-    times: np.ndarray
-    meta: Any
 
 
 @dataclass
@@ -100,9 +163,34 @@ class PlotResult:
     channel_names: tuple[str, ...]
     peaks: np.ndarray | None  # (blocks, channels, 2)
     peaks_step: float
-    features: list[LoadedPlot]
+    features: list[FeaturePlot]  # with their lanes prepared for ``plot_duration``
     samples: np.ndarray | None  # (frames, channels) float32 for playback
     errors: list[str]
+    pyramid: PeaksPyramid | None = None  # built from ``peaks`` in the worker
+    plot_duration: float = 0.0  # the time axis the lanes were prepared for
+
+
+def feature_label(row: Row) -> str:
+    """A lane's title: the feature, its calculator and profile."""
+    key = row.key
+    return f"{key.feature} · {key.calculator} · {key.profile}" + (
+        " (extraneous)" if row.state == "extraneous" else ""
+    )
+
+
+def feature_plot(row: Row, data: np.ndarray, times: np.ndarray, meta: Any) -> FeaturePlot:
+    """How a row's stored array is shown."""
+    key = row.key
+    return FeaturePlot(
+        feature_label(row),
+        key.feature,
+        data,
+        times,
+        meta,
+        stale=row.state == "stale",
+        state=row.state,
+        version=(key, row.updated),
+    )
 
 
 class PlotSignals(QObject):
@@ -138,6 +226,47 @@ def compute_peaks(
     return np.ascontiguousarray(peaks, dtype=np.float32), block / info.sample_rate, info.sample_rate
 
 
+class PyramidCache:
+    """The last few waveform pyramids by what they were made from (the stored peaks row and
+    its update time, or the audio file and its stat stamp); shared by the plot loaders (any
+    thread). A reload of the same source then neither reads nor reduces the peaks again, and
+    hands the plot area the very pyramid it shows (it keeps its curves' data)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._items: OrderedDict[object, PeaksPyramid] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: object) -> PeaksPyramid | None:
+        with self._lock:
+            pyramid = self._items.get(version)
+            if pyramid is not None:
+                self._items.move_to_end(version)
+            return pyramid
+
+    def build(
+        self, version: object, peaks: np.ndarray, step: float, errors: list[str]
+    ) -> PeaksPyramid | None:
+        try:
+            pyramid = PeaksPyramid(peaks, step)
+        except ValueError as exc:
+            errors.append(f"peaks: {exc}")
+            return None
+        with self._lock:
+            self._items[version] = pyramid
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return pyramid
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 class PlotLoadWorker(QRunnable):
     """Loads the stored arrays of a selection (and the waveform) off the GUI thread."""
 
@@ -146,13 +275,28 @@ class PlotLoadWorker(QRunnable):
         request: PlotRequest,
         load: Callable[[Row], tuple[np.ndarray, np.ndarray, Any] | None],
         is_current: Callable[[int], bool],
+        spec: Callable[[Row], FeatureSpec | None] = lambda row: None,
+        pyramids: PyramidCache | None = None,
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)
         self.request = request
         self._load = load
         self._is_current = is_current
+        self._spec = spec
+        self._pyramids = pyramids if pyramids is not None else PyramidCache()
         self.signals = PlotSignals()
+
+    def _pending(self, row: Row) -> FeaturePlot:
+        spec = self._spec(row)
+        return pending_plot(
+            feature_label(row),
+            row.key.feature,
+            spec.kind if spec is not None else "line",
+            spec.unit if spec is not None else "",
+            spec.bin_unit if spec is not None else "",
+            row.state,
+        )
 
     def run(self) -> None:
         req = self.request
@@ -165,12 +309,9 @@ class PlotLoadWorker(QRunnable):
 
     def _work(self, req: PlotRequest) -> PlotResult:
         from diagnostics_app.core.audio import read_info
-        from diagnostics_app.core.errors import DiagnosticsError
 
         errors: list[str] = []
-        features: list[LoadedPlot] = []
-        peaks: np.ndarray | None = None
-        peaks_step = 0.0
+        features: list[FeaturePlot] = []
         duration: float | None = None
         sample_rate: int | None = None
         channel_names: tuple[str, ...] = ()
@@ -184,36 +325,77 @@ class PlotLoadWorker(QRunnable):
             )
         except DiagnosticsError as exc:
             errors.append(str(exc))
+
+        def current() -> bool:
+            return self._is_current(req.generation)
+
         for row in req.rows:
-            if not self._is_current(req.generation):
+            if not current():
                 break
+            if row.key.feature == "peaks":
+                continue  # the waveform: below
+            if row.updated is None:  # no data yet: an empty lane for it
+                features.append(self._pending(row))
+                continue
             try:
                 got = self._load(row)
             except DiagnosticsError as exc:
                 errors.append(f"{row.key.feature}: {exc}")
                 continue
             if got is None:
+                features.append(self._pending(row))
                 continue
             data, times, meta = got
-            if (
-                row.key.feature == "peaks"
-                and peaks is None
-                and row.state in ("ok", "running", "queued")
-            ):
-                peaks = np.ascontiguousarray(data, dtype=np.float32)
-                peaks_step = float(
-                    meta.frame_step or (times[1] - times[0] if len(times) > 1 else 0.0)
-                )
-                continue
-            if row.key.feature != "peaks":
-                features.append(LoadedPlot(row, data, times, meta))
-        if peaks is None and sample_rate is not None and self._is_current(req.generation):
-            try:
-                peaks, peaks_step, _ = compute_peaks(
-                    req.audio_path, cancelled=lambda: not self._is_current(req.generation)
-                )
-            except DiagnosticsError as exc:
-                errors.append(str(exc))
+            features.append(feature_plot(row, data, times, meta))
+        # the waveform's pyramid (the plots' biggest numpy work), here rather than on the GUI
+        # thread; the same peaks as last time give the same pyramid object (nothing to redo)
+        pyramid: PeaksPyramid | None = None
+        peaks_row = next(
+            (
+                r
+                for r in req.rows
+                if r.key.feature == "peaks"
+                and r.updated is not None
+                and r.state in ("ok", "running", "queued")
+            ),
+            None,
+        )
+        if peaks_row is not None and current():
+            version: object = ("store", peaks_row.key, peaks_row.updated)
+            pyramid = self._pyramids.get(version)
+            if pyramid is None:
+                try:
+                    got = self._load(peaks_row)
+                except DiagnosticsError as exc:
+                    errors.append(f"peaks: {exc}")
+                    got = None
+                if got is not None:
+                    data, times, meta = got
+                    step = float(meta.frame_step or (times[1] - times[0] if len(times) > 1 else 0))
+                    pyramid = self._pyramids.build(version, data, step, errors)
+        if pyramid is None and sample_rate is not None and current():
+            version = ("audio", str(req.audio_path), _stamp(req.audio_path))
+            pyramid = self._pyramids.get(version)
+            if pyramid is None:
+                try:
+                    computed, step, _ = compute_peaks(
+                        req.audio_path, cancelled=lambda: not current()
+                    )
+                except DiagnosticsError as exc:
+                    errors.append(str(exc))
+                else:
+                    if current():  # a cancelled computation is partial: not kept
+                        pyramid = self._pyramids.build(version, computed, step, errors)
+        peaks = pyramid.levels[0] if pyramid is not None else None
+        peaks_step = pyramid.step if pyramid is not None else 0.0
+        source_duration = (
+            duration if duration else (pyramid.duration if pyramid is not None else 0.0)
+        )
+        span = plot_duration(source_duration, features)
+        if self._is_current(req.generation):
+            features = [
+                replace(it, lanes=prepare_lanes(it, span), lanes_duration=span) for it in features
+            ]
         samples = None
         if req.load_samples and sample_rate is not None and self._is_current(req.generation):
             samples = _read_for_playback(req.audio_path, req.max_samples, errors)
@@ -229,12 +411,13 @@ class PlotLoadWorker(QRunnable):
             features,
             samples,
             errors,
+            pyramid,
+            span,
         )
 
 
 def _read_for_playback(path: Path, limit: int, errors: list[str]) -> np.ndarray | None:
     from diagnostics_app.core.audio import iter_blocks, read_info
-    from diagnostics_app.core.errors import DiagnosticsError
 
     try:
         info = read_info(path)

@@ -7,6 +7,7 @@ import gc
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
@@ -53,6 +54,22 @@ def _flush_deletes() -> None:
 
 
 WindowFactory = Callable[..., "MainWindow"]  # noqa: F821
+DIAGNOSIS_TIMEOUT_MS = 20000
+
+
+def wait_for_diagnosis(qtbot: Any, window: Any) -> None:
+    """Wait until the window shows a diagnosis reflecting every change made so far (it is
+    derived in a worker thread and applied when it arrives)."""
+    c = window.controller
+    qtbot.waitUntil(
+        lambda: c.diagnosis_current and not c.diagnosis_pending, timeout=DIAGNOSIS_TIMEOUT_MS
+    )
+
+
+@pytest.fixture
+def settle(qtbot: Any) -> Callable[[Any], None]:
+    """``settle(window)``: :func:`wait_for_diagnosis` (after an edit, undo, prune...)."""
+    return lambda window: wait_for_diagnosis(qtbot, window)
 
 
 @pytest.fixture
@@ -68,7 +85,10 @@ def make_window(qtbot: object, demo_project: Path) -> Iterator[Callable[..., obj
     windows: list[MainWindow] = []
 
     def factory(
-        project: Path | None = None, settings: AppSettings | None = None, show: bool = True
+        project: Path | None = None,
+        settings: AppSettings | None = None,
+        show: bool = True,
+        wait: bool = True,
     ) -> MainWindow:
         session = Session.open(project or demo_project)
         controller = Controller(session, settings or AppSettings(workers=2))
@@ -78,6 +98,8 @@ def make_window(qtbot: object, demo_project: Path) -> Iterator[Callable[..., obj
         if show:
             window.resize(1400, 900)
             window.show()
+        if wait:
+            wait_for_diagnosis(qtbot, window)  # a window "made" shows its rows
         return window
 
     yield factory

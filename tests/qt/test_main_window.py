@@ -18,7 +18,9 @@ from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QTableView, QTreeVi
 
 from diagnostics_app import __version__
 from diagnostics_app.core.diagnostics import Row
-from diagnostics_app.qt.main_window import MainWindow
+from diagnostics_app.core.session import Session
+from diagnostics_app.qt.app import wait_until_idle
+from diagnostics_app.qt.main_window import LOADING_TEXT, MainWindow
 from diagnostics_app.qt.models.roles import CountsRole
 
 WAIT_MS = 20000
@@ -141,22 +143,30 @@ def test_regenerate_shared_row_updates_both_tracks(
     assert window.explain.row.state == "ok"
 
 
-def _set_tempo(window: MainWindow, second_bpm: float) -> None:
+def _set_tempo_now(window: MainWindow, second_bpm: float) -> None:
+    dialog = window.tempo_dialog()
+    dialog.set_bpm(1, second_bpm)
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dialog.result() == dialog.DialogCode.Accepted, dialog.error.text()
+
+
+def _set_tempo(window: MainWindow, second_bpm: float, settle: Callable[..., None]) -> None:
     dialog = window.tempo_dialog()
     dialog.set_bpm(1, second_bpm)
     ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
     ok.click()
     assert dialog.result() == dialog.DialogCode.Accepted, dialog.error.text()
+    settle(window)  # the diagnosis is re-derived in a worker thread
 
 
 def test_tempo_edit_stales_only_beat_rows(
-    make_window: Callable[..., MainWindow], qtbot: Any
+    make_window: Callable[..., MainWindow], qtbot: Any, settle: Callable[..., None]
 ) -> None:
     window = make_window()
-    _set_tempo(window, 100.0)  # back to the tempo the cache was computed with
+    _set_tempo(window, 100.0, settle)  # back to the tempo the cache was computed with
     assert row_of(window, "drums", "beat_rms").state == "ok"
     before = {r.key: r.state for r in window.controller.diagnosis.rows}
-    _set_tempo(window, 90.0)
+    _set_tempo(window, 90.0, settle)
     after = {r.key: r.state for r in window.controller.diagnosis.rows}
     changed = {k for k in after if after[k] != before.get(k)}
     assert changed
@@ -173,7 +183,10 @@ def test_tempo_edit_stales_only_beat_rows(
 
 
 def test_prune_then_undo(
-    make_window: Callable[..., MainWindow], qtbot: Any, monkeypatch: pytest.MonkeyPatch
+    make_window: Callable[..., MainWindow],
+    qtbot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settle: Callable[..., None],
 ) -> None:
     window = make_window()
     asked: list[str] = []
@@ -188,13 +201,16 @@ def test_prune_then_undo(
     window.actionPruneExtraneous.trigger()
     assert asked
     assert "centroid" in asked[0]
+    settle(window)
     assert not any(r.state == "extraneous" for r in window.controller.diagnosis.rows)
     assert table_state(window, "centroid") is None
     assert counts(window, ("source", "drums")).get("extraneous") is None
     window.actionUndo.trigger()
+    settle(window)
     assert table_state(window, "centroid") == "extraneous"
     assert counts(window, ("source", "drums"))["extraneous"] == 1
     window.actionRedo.trigger()
+    settle(window)
     assert table_state(window, "centroid") is None
 
 
@@ -299,7 +315,7 @@ def test_no_audio_device(make_window: Callable[..., MainWindow]) -> None:
 
 
 def test_drop_audio_adds_source_and_track(
-    make_window: Callable[..., MainWindow], qtbot: Any, tmp_path: Path
+    make_window: Callable[..., MainWindow], qtbot: Any, tmp_path: Path, settle: Callable[..., None]
 ) -> None:
     window = make_window()
     wav = tmp_path / "demo" / "audio" / "shaker.wav"
@@ -332,6 +348,8 @@ def test_drop_audio_adds_source_and_track(
     view.dropEvent(drop)
     assert drop.isAccepted()
     assert "shaker" in {s.id for s in window.controller.project.sources}
+    settle(window)
+    assert window.selected_source() == "shaker"  # selected once its node arrived
     assert counts(window, ("source", "shaker")) == {"missing": 3}
     assert window.controller.session.dirty
     assert window.modified_label.text()
@@ -350,7 +368,9 @@ def test_project_changed_by_another_program_reloads(
     assert not window.controller.session.dirty
 
 
-def test_requests_dialog_edits_a_track(make_window: Callable[..., MainWindow]) -> None:
+def test_requests_dialog_edits_a_track(
+    make_window: Callable[..., MainWindow], settle: Callable[..., None]
+) -> None:
     window = make_window()
     window.select(("track", "bass"))
     dialog = window.requests_dialog()
@@ -362,6 +382,7 @@ def test_requests_dialog_edits_a_track(make_window: Callable[..., MainWindow]) -
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert dialog.result() == dialog.DialogCode.Accepted, dialog.error.text()
     assert len(window.controller.project.track("bass").requests) == n + 1
+    settle(window)
     assert row_of(window, "bass", "onset").state == "missing"
     # a bad value is refused with the core's one-line message, and the dialog stays open
     dialog = window.requests_dialog()
@@ -372,12 +393,15 @@ def test_requests_dialog_edits_a_track(make_window: Callable[..., MainWindow]) -
     assert "hop_size" in dialog.error.text()
 
 
-def test_profiles_dialog_stales_rows(make_window: Callable[..., MainWindow]) -> None:
+def test_profiles_dialog_stales_rows(
+    make_window: Callable[..., MainWindow], settle: Callable[..., None]
+) -> None:
     window = make_window()
     dialog = window.profiles_dialog()
     dialog.set_param("default", "window_size", 4096)
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert dialog.result() == dialog.DialogCode.Accepted, dialog.error.text()
+    settle(window)
     spec = row_of(window, "bass", "spectrogram")
     assert spec.state == "stale"
     assert any(r.input == "profile.window_size" for r in spec.reasons)
@@ -395,3 +419,87 @@ def test_settings_are_saved(make_window: Callable[..., MainWindow], settings_pat
     assert window.controller.pool.maxThreadCount() == 3
     loaded = SettingsStore(settings_path).load()
     assert (loaded.workers, loaded.cache_limit_mb, loaded.auto_analyse) == (3, 512, False)
+
+
+def test_diagnosis_is_derived_off_the_gui_thread(
+    make_window: Callable[..., MainWindow],
+    qtbot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settle: Callable[..., None],
+) -> None:
+    """The window paints at once, empty and "Loading diagnostics…"; the diagnosis is derived in
+    a worker thread and the rows appear when it arrives."""
+    threads: list[int] = []
+    original = Session.diagnose
+
+    def recording(self: Session) -> Any:
+        threads.append(threading.get_ident())
+        return original(self)
+
+    monkeypatch.setattr(Session, "diagnose", recording)
+    window = make_window(wait=False)
+    assert not window.controller.has_diagnosis  # nothing applied before the loop runs
+    assert window.sources.model.rowCount() == 0
+    assert window.statusBar().currentMessage() == LOADING_TEXT
+    assert window.summary_label.text() == LOADING_TEXT
+    settle(window)
+    assert window.sources.model.rowCount() == 3
+    assert window.selected_source() == "drums"  # selected once its node arrived
+    assert window.table.table_model.rows()
+    assert window.statusBar().currentMessage() != LOADING_TEXT
+    assert "stale" in window.summary_label.text()
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+def test_stale_derivations_are_dropped_and_requests_coalesced(
+    make_window: Callable[..., MainWindow],
+    qtbot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settle: Callable[..., None],
+) -> None:
+    """A derivation that started before an edit is never shown; requests made while one runs
+    are served by one follow-up run; kept plot lanes are updated, not rebuilt."""
+    window = make_window()
+    controller = window.controller
+    assert wait_until_idle(window)
+    lanes = {lane.key: lane for lane in window.plot_area.lanes()}
+    beat_key = next(k for k in lanes if "beat_rms" in str(k[0]))
+    assert lanes[beat_key].stale
+    assert row_of(window, "drums", "beat_rms").state == "stale"
+
+    held, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    original = Session.diagnose
+
+    def holding(self: Session) -> Any:
+        diagnosis = original(self)  # derived from the project before the edit
+        calls.append(1)
+        if len(calls) == 1:
+            held.set()
+            release.wait(WAIT_MS / 1000)
+        return diagnosis
+
+    monkeypatch.setattr(Session, "diagnose", holding)
+    shown: list[str] = []
+
+    def on_diagnosis() -> None:
+        shown.append(row_of(window, "drums", "beat_rms").state)
+
+    controller.diagnosisChanged.connect(on_diagnosis)
+    controller.request_diagnosis()  # as progress would
+    assert held.wait(WAIT_MS / 1000)
+    _set_tempo_now(window, 100.0)  # the tempo the cache was computed with: beat_rms is ok
+    for _ in range(5):
+        controller.request_diagnosis()  # coalesced with the edit's request
+    release.set()
+    settle(window)
+    assert shown and set(shown) == {"ok"}  # the held, pre-edit derivation was dropped
+    assert len(calls) == 2  # the held one, then one for everything asked meanwhile
+    assert wait_until_idle(window)
+    beat = next(lane for lane in window.plot_area.lanes() if lane.key == beat_key)
+    assert beat is lanes[beat_key]  # the same lane, restyled
+    assert not beat.stale
+    assert all(lanes[lane.key] is lane for lane in window.plot_area.lanes() if lane.key in lanes)
+    controller.diagnosisChanged.disconnect(on_diagnosis)
+    del lanes, beat  # (pyqtgraph's menus go with their plots: the teardown checks for leaks)

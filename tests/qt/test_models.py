@@ -6,8 +6,16 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QModelRoleData,
+    QModelRoleDataSpan,
+    QPersistentModelIndex,
+    Qt,
+)
 
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.store import JobRecord
@@ -20,6 +28,7 @@ from diagnostics_app.qt.models import (
     SourceFilterProxy,
     SourceTreeModel,
 )
+from diagnostics_app.qt.models.descriptors import COL_STATE, COLUMNS
 from diagnostics_app.qt.models.roles import CountsRole, KeyRole, StateRole
 from diagnostics_app.qt.models.sources import build_tree
 
@@ -181,5 +190,93 @@ def test_explain_models(qtmodeltester, demo_project: Path) -> None:  # type: ign
         differing = [name for name, _, _, differs in fps.items() if differs]
         assert differing == ["tempo_map"]
         assert reasons.index(0, 0).parent() == QModelIndex()
+    finally:
+        session.close()
+
+
+def _multi(model: Any, index: QModelIndex, role: int, stale: object = "left over") -> object:
+    """What ``multiData`` answers for one role (Qt reuses its role buffers: ``stale`` is in
+    the buffer before the call, as the value of the previous cell would be)."""
+    item = QModelRoleData(role)
+    item.setData(stale)
+    model.multiData(index, QModelRoleDataSpan(item))
+    return item.data()
+
+
+def test_multi_data_answers_like_data(demo_project: Path) -> None:
+    """Delegates ask for every role of a cell in one call (multiData): the answers are
+    data()'s, through the proxies too, and a role without a value is cleared."""
+    session = _session(demo_project)
+    try:
+        diagnosis = session.diagnose()
+        model = DescriptorTableModel()
+        model.set_rows(diagnosis.for_source("drums"))
+        proxy = DescriptorFilterProxy()
+        proxy.setSourceModel(model)
+        roles = (
+            Qt.ItemDataRole.DisplayRole,
+            Qt.ItemDataRole.TextAlignmentRole,
+            Qt.ItemDataRole.ForegroundRole,
+            StateRole,
+        )
+        for m in (model, proxy):
+            for row in range(m.rowCount()):
+                for col in range(m.columnCount()):
+                    idx = m.index(row, col)
+                    for role in roles:
+                        assert _multi(m, idx, role) == idx.data(role), (row, col, role)
+        # no alignment for the feature column: the buffer's previous value is not kept
+        assert _multi(proxy, proxy.index(0, 0), Qt.ItemDataRole.TextAlignmentRole, 130) is None
+        tree = SourceTreeModel()
+        tree.set_tree(
+            build_tree(session.project, diagnosis, session.source_info, session.source_status)
+        )
+        tree_proxy = SourceFilterProxy()
+        tree_proxy.setSourceModel(tree)
+        top = tree_proxy.index(0, 0)
+        assert _multi(tree_proxy, top, Qt.ItemDataRole.DisplayRole) == "drums"
+        assert _multi(tree_proxy, top, CountsRole) == top.data(CountsRole)
+    finally:
+        session.close()
+
+
+def test_updates_announce_only_changed_cells(demo_project: Path) -> None:
+    """A row whose state changed announces its changed cells one by one (views repaint just
+    those); a tree node whose counts changed announces itself alone."""
+    session = _session(demo_project)
+    try:
+        diagnosis = session.diagnose()
+        rows = diagnosis.for_source("drums")
+        model = DescriptorTableModel()
+        model.set_rows(rows)
+        changes: list[tuple[int, int, int, int]] = []
+        model.dataChanged.connect(
+            lambda a, b, roles=(): changes.append((a.row(), a.column(), b.row(), b.column()))
+        )
+        beat = next(r for r in rows if r.key.feature == "beat_rms")
+        i = model.row_of(beat.key)
+        model.set_rows(
+            [
+                dataclasses.replace(r, progress=0.5, state="running") if r is beat else r
+                for r in rows
+            ]
+        )
+        assert changes
+        assert all(a == b == i and c == d for a, c, b, d in changes)  # single cells of that row
+        assert COL_STATE in {c for _, c, _, _ in changes}
+        assert len(changes) < len(COLUMNS)
+
+        tree = SourceTreeModel()
+        nodes = build_tree(session.project, diagnosis, session.source_info, session.source_status)
+        tree.set_tree(nodes)
+        announced: list[tuple[int, int, int]] = []
+        tree.dataChanged.connect(
+            lambda a, b, roles=(): announced.append((a.parent().row(), a.row(), b.row()))
+        )
+        (drums, tracks), *rest = nodes
+        changed = [(drums, [dataclasses.replace(tracks[1], counts={"running": 1}), *tracks[2:]])]
+        changed[0][1].insert(0, tracks[0])
+        assert not tree.set_tree(changed + rest)  # updated in place, not reset
+        assert announced == [(0, 1, 1)]  # the snare track of drums, alone
     finally:
         session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -9,12 +10,22 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.tempo import TempoMap, TempoSegment
 from diagnostics_app.qt.plots import FeaturePlot, Lane, PeaksPyramid, PlotArea
-from diagnostics_app.qt.plots.features import MAX_IMAGE_COLUMNS, STALE_COLOR, pool_columns
+from diagnostics_app.qt.plots.features import (
+    MAX_IMAGE_COLUMNS,
+    STALE_COLOR,
+    pending_plot,
+    plot_duration,
+    pool_columns,
+    prepare_lanes,
+)
+from diagnostics_app.qt.plots.plot_area import TITLE_HEIGHT
+from diagnostics_app.qt.workers import PyramidCache
 
 # the offscreen platform says this (a Qt warning) whenever a widget with a layout is shown
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -493,3 +504,119 @@ def test_clear_removes_everything(area: PlotArea) -> None:
     assert area.time_range() == (0.0, 0.0)
     area.set_source("x", 30.0, synthetic_peaks(30.0), STEP, ["L", "R"], TempoMap())
     assert len(area.lanes()) == 2
+
+
+# --- reloads: lanes are kept and handed new data ------------------------------------------------
+
+
+def test_reload_keeps_lanes_and_hands_them_new_data(area: PlotArea) -> None:
+    peaks = synthetic_peaks(30.0)
+    area.set_source("x", 30.0, peaks, STEP, ["L", "R"], TempoMap())
+    area.set_features([line_item("rms"), spectrogram_item(800)])
+    wave_l, wave_r, rms, spec = area.lanes()
+    curve, image, bar = rms.curves[0], spec.image, spec.color_bar
+    # the same features again, new values and now stale: the very same lanes and items
+    louder = line_item("rms", stale=True)
+    louder = dataclasses.replace(louder, data=louder.data * 2, version="v2")
+    area.show_plot("x", 30.0, peaks, STEP, ["L", "R"], TempoMap(), [louder, spectrogram_item(800)])
+    assert area.lanes() == (wave_l, wave_r, rms, spec)
+    assert rms.curves[0] is curve and spec.image is image and spec.color_bar is bar
+    assert np.allclose(curve.getOriginalDataset()[1], louder.data[:, 0, 0])
+    assert rms.stale and rms.title.endswith("STALE")
+    assert rms.vb.border.color().name() == STALE_COLOR
+    assert curve.opts["pen"].style() == Qt.PenStyle.DashLine
+    # a new feature gets a new lane, a gone one is removed, the kept one stays
+    area.set_features([line_item("centroid", unit="Hz"), louder])
+    kinds = [(lane.kind, lane.title.split()[0]) for lane in area.lanes()[2:]]
+    assert kinds == [("line", "centroid"), ("line", "rms")]
+    assert area.lanes()[3] is rms
+    assert spec not in area.lanes()
+    assert rms.plot.getAxis("bottom").isVisible()  # the time axis moved to the new last lane
+    assert not area.lanes()[2].plot.getAxis("bottom").isVisible()
+
+
+def settled_geometry(area: PlotArea) -> list[tuple[float, ...]]:
+    """Where each lane's view and colour bar are, once the layout requests are processed."""
+    app = QApplication.instance()
+    assert app is not None
+
+    def geometry() -> list[tuple[float, ...]]:
+        items = [lane.vb for lane in area.lanes()] + [
+            lane.extra for lane in area.lanes() if lane.extra is not None
+        ]
+        return [tuple(round(v, 1) for v in it.sceneBoundingRect().getRect()) for it in items]
+
+    before = geometry()
+    for _ in range(20):
+        app.processEvents()
+        now = geometry()
+        if now == before:
+            break
+        before = now
+    return before
+
+
+def test_pending_lane_becomes_the_data_lane(qtbot: QtBot, area: PlotArea) -> None:
+    """A requested feature without data is an empty lane of the right kind, titled with its
+    state; when the data comes, the same lane shows it and the layout does not move."""
+    peaks = synthetic_peaks(30.0)
+    pending = [
+        pending_plot("spectrogram", "spectrogram", "image", "dBFS", "Hz", "missing"),
+        pending_plot("rms", "rms", "line", "FS", state="queued"),
+    ]
+    area.show_plot("x", 30.0, peaks, STEP, ["L", "R"], TempoMap(), pending)
+    spec, rms = area.lanes()[2:]
+    assert (spec.kind, rms.kind) == ("image", "line")
+    assert spec.title.endswith("missing") and rms.title.endswith("queued")
+    assert spec.color_bar is not None and spec.image is not None and spec.image.image is None
+    assert len(rms.curves) == 1 and rms.curves[0].getData()[0] is None
+    geometry = settled_geometry(area)
+    running = [dataclasses.replace(p, state="running") for p in pending]
+    area.show_plot("x", 30.0, peaks, STEP, ["L", "R"], TempoMap(), running)
+    assert rms.title.endswith("running")
+    assert rms.plot.layout.rowMaximumHeight(0) == TITLE_HEIGHT  # a new title: no relayout
+    data = [spectrogram_item(800), line_item("rms")]
+    area.show_plot("x", 30.0, peaks, STEP, ["L", "R"], TempoMap(), data, budget_ms=0.0)
+    assert area.updates_pending  # lane by lane, in the next turns of the event loop
+    qtbot.waitUntil(lambda: not area.updates_pending, timeout=2000)
+    assert area.lanes()[2:] == (spec, rms)
+    assert spec.image.image is not None and tuple(spec.image.getLevels()) == (-80.0, 0.0)
+    assert rms.curves[0].getOriginalDataset()[1].size > 0
+    assert spec.title == "spectrogram" and rms.title == "rms"
+    assert settled_geometry(area) == geometry
+
+
+def test_same_pyramid_is_not_handed_over_again(qtbot: QtBot, area: PlotArea) -> None:
+    pyramid = PeaksPyramid(synthetic_peaks(60.0), STEP)
+    area.show_plot("x", 60.0, pyramid, STEP, ["L", "R"], TempoMap(), [line_item(seconds=60.0)])
+    lane = area.lanes()[0]
+    assert lane.strokes is not None
+    before = lane.strokes.xData
+    area.show_plot("x", 60.0, pyramid, STEP, ["L", "R"], TempoMap(), [line_item(seconds=60.0)])
+    assert lane.strokes.xData is before  # nothing recomputed, nothing repainted
+    assert area.lanes()[0] is lane
+
+
+def test_prepared_lanes_are_used_as_they_are(area: PlotArea) -> None:
+    """Lanes prepared by the plot loader (in its thread) are shown without redoing them."""
+    item = spectrogram_item(10_000)
+    duration = plot_duration(30.0, [item])
+    prepared = prepare_lanes(item, duration)
+    item = dataclasses.replace(item, lanes=prepared, lanes_duration=duration)
+    area.show_plot("x", 30.0, None, STEP, ["L"], TempoMap(), [item])
+    lane = area.lanes()[-1]
+    assert prepared[0].image is not None
+    assert lane.image is not None
+    assert np.shares_memory(lane.image.image, prepared[0].image.image)  # no copy, no redo
+
+
+def test_pyramid_cache_returns_the_same_pyramid() -> None:
+    cache = PyramidCache(size=2)
+    errors: list[str] = []
+    peaks = synthetic_peaks(10.0)
+    first = cache.build(("store", "a", 1.0), peaks, STEP, errors)
+    assert first is not None and cache.get(("store", "a", 1.0)) is first
+    cache.build(("store", "b", 1.0), peaks, STEP, errors)
+    cache.build(("store", "c", 1.0), peaks, STEP, errors)
+    assert cache.get(("store", "a", 1.0)) is None  # the oldest went
+    assert cache.build(("bad",), peaks, 0.0, errors) is None and errors

@@ -16,7 +16,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont
 
 from diagnostics_app.core.diagnostics import STATES, Row, RowKey
-from diagnostics_app.qt.models._diff import update_rows
+from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data, update_rows
 from diagnostics_app.qt.models.roles import KeyRole, ProgressRole, RowRole, SortRole, StateRole
 from diagnostics_app.qt.theme import STATE_HELP, human_bytes, state_color, state_icon
 
@@ -100,7 +100,13 @@ class DescriptorTableModel(QAbstractTableModel):
 
     def set_rows(self, rows: list[Row]) -> None:
         """Update in place by row key: selections on surviving rows are kept."""
-        update_rows(self, self._rows, rows, lambda r: r.key, len(COLUMNS))
+        update_rows(self, self._rows, rows, lambda r: r.key, len(COLUMNS), self._cells)
+
+    @staticmethod
+    def _cells(row: Row) -> tuple[str, ...]:
+        """What each column shows (the state column's text names the state and progress,
+        which its icon, colour, font and bar follow)."""
+        return tuple(DescriptorTableModel._display(row, c) for c in range(len(COLUMNS)))
 
     def rows(self) -> list[Row]:
         return list(self._rows)
@@ -138,6 +144,9 @@ class DescriptorTableModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def multiData(self, index: Index, roleDataSpan: Roles) -> None:
+        multi_data(self, index, roleDataSpan)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         row = self.row_at(index)
@@ -224,3 +233,6 @@ class DescriptorFilterProxy(QSortFilterProxyModel):
         super().__init__(parent)
         self.setSortRole(SortRole)
         self.setDynamicSortFilter(True)
+
+    def multiData(self, index: Index, roleDataSpan: Roles) -> None:
+        proxy_multi_data(self, index, roleDataSpan)

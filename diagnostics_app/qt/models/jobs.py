@@ -6,9 +6,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
 
-from diagnostics_app.qt.models._diff import update_rows
+from diagnostics_app.qt.models._diff import Roles, multi_data, update_rows
 from diagnostics_app.qt.models.roles import KeyRole, ProgressRole, RowRole, SortRole, StateRole
 from diagnostics_app.qt.theme import state_color, state_icon
 
@@ -39,13 +44,32 @@ class JobTableModel(QAbstractTableModel):
         self._jobs: list[Any] = []
 
     def set_jobs(self, jobs: Sequence[Any]) -> None:
-        update_rows(self, self._jobs, list(jobs), lambda j: j.id, len(JOB_COLUMNS))
+        update_rows(self, self._jobs, list(jobs), lambda j: j.id, len(JOB_COLUMNS), self._cells)
+
+    def _cells(self, job: Any) -> tuple[Any, ...]:
+        """What each column shows (the progress column's text follows the progress bar)."""
+        return tuple(self._display(job, c) for c in range(len(JOB_COLUMNS)))
 
     def jobs(self) -> list[Any]:
         return list(self._jobs)
 
     def job_at(self, row: int) -> Any:
         return self._jobs[row] if 0 <= row < len(self._jobs) else None
+
+    @staticmethod
+    def _display(job: Any, col: int) -> str:
+        if col == COL_JOB_SOURCE:
+            return str(job.source_id)
+        if col == COL_JOB_FEATURES:
+            feats = ", ".join(job.features) or ", ".join(job.calculator_ids)
+            return f"{feats}  [{job.profile}]"
+        if col == COL_JOB_STATE:
+            return str(job.state)
+        if col == COL_JOB_PROGRESS:
+            return f"{(job.progress or 0) * 100:.0f}%" if job.state == "running" else ""
+        if col == COL_JOB_ORIGIN:
+            return origin_text(job)
+        return "Cancel"
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._jobs)
@@ -69,6 +93,9 @@ class JobTableModel(QAbstractTableModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
+    def multiData(self, index: Index, roleDataSpan: Roles) -> None:
+        multi_data(self, index, roleDataSpan)
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.column() < len(JOB_COLUMNS):
             return None
@@ -78,18 +105,7 @@ class JobTableModel(QAbstractTableModel):
         col = index.column()
         progress = job.progress if job.state == "running" else None
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == COL_JOB_SOURCE:
-                return job.source_id
-            if col == COL_JOB_FEATURES:
-                feats = ", ".join(job.features) or ", ".join(job.calculator_ids)
-                return f"{feats}  [{job.profile}]"
-            if col == COL_JOB_STATE:
-                return job.state
-            if col == COL_JOB_PROGRESS:
-                return f"{(progress or 0) * 100:.0f}%" if job.state == "running" else ""
-            if col == COL_JOB_ORIGIN:
-                return origin_text(job)
-            return "Cancel"
+            return self._display(job, col)
         if role == SortRole:
             return (progress or 0.0) if col == COL_JOB_PROGRESS else str(self.data(index))
         if role == StateRole:

@@ -11,3 +11,4 @@ ProgressRole = _U + 4  # 0..1 or None
 CountsRole = _U + 5  # dict state -> count (source tree badges)
 KindRole = _U + 6  # "source" | "track" | "orphan"
 RowRole = _U + 7  # the core Row / JobRecord behind the item
+NodeRole = _U + 8  # the TreeNode behind a source tree item (its name and counts at once)

@@ -24,10 +24,13 @@ from PySide6.QtCore import (
 from diagnostics_app.core.audio import AudioInfo
 from diagnostics_app.core.diagnostics import STATES, Diagnosis, SourceStatus
 from diagnostics_app.core.project import Project
-from diagnostics_app.qt.models.roles import CountsRole, KeyRole, KindRole, SortRole
+from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data
+from diagnostics_app.qt.models.roles import CountsRole, KeyRole, KindRole, NodeRole, SortRole
 from diagnostics_app.qt.theme import BADGE_ORDER, human_duration
 
 Index = QModelIndex | QPersistentModelIndex
+_NODE_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+SINGLE_UPDATES_MAX = 64  # nodes changed by one update: above, ranges (one full repaint)
 
 
 @dataclass(frozen=True)
@@ -98,36 +101,59 @@ def build_tree(
     return tree
 
 
+def _shape(tree: Tree) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
+    return [(n.key, [c.key for c in cs]) for n, cs in tree]
+
+
 class SourceTreeModel(QAbstractItemModel):
     """Two levels. Internal ids: 0 for a top-level node, ``parent row + 1`` for a child."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._tree: Tree = []
+        self._shape: list[tuple[tuple[str, str], list[tuple[str, str]]]] = []
 
     # -- feeding ----------------------------------------------------------------------------
 
-    def set_tree(self, tree: Tree) -> None:
-        same_shape = [(n.key, [c.key for c in cs]) for n, cs in tree] == [
-            (n.key, [c.key for c in cs]) for n, cs in self._tree
-        ]
-        if not same_shape:
+    def set_tree(self, tree: Tree) -> bool:
+        """Show ``tree``. The same nodes in the same order (the usual case: counts changed)
+        are updated in place (``dataChanged`` for the nodes that differ: selection, expansion
+        and scroll position stay); anything else resets the model. Returns True on a reset."""
+        if tree is self._tree:
+            return False
+        shape = _shape(tree)
+        if shape != self._shape:
             self.beginResetModel()
             self._tree = tree
+            self._shape = shape
             self.endResetModel()
-            return
+            return True
         old = self._tree
         self._tree = tree
+        changed: list[tuple[int, int]] = []  # (parent row or -1, row)
         for i, ((n_new, c_new), (n_old, c_old)) in enumerate(zip(tree, old, strict=True)):
             if n_new != n_old:
-                idx = self.index(i, 0)
-                self.dataChanged.emit(idx, idx)
-            changed = [j for j, (a, b) in enumerate(zip(c_new, c_old, strict=True)) if a != b]
-            if changed:
-                parent = self.index(i, 0)
-                self.dataChanged.emit(
-                    self.index(changed[0], 0, parent), self.index(changed[-1], 0, parent)
-                )
+                changed.append((-1, i))
+            changed.extend(
+                (i, j) for j, (a, b) in enumerate(zip(c_new, c_old, strict=True)) if a != b
+            )
+        if len(changed) > SINGLE_UPDATES_MAX:  # a broad change: one repaint of the view
+            self._emit_ranges(changed)
+            return False
+        for parent_row, row in changed:
+            # one index per signal: views repaint just that row (a range repaints them all)
+            parent = self.index(parent_row, 0) if parent_row >= 0 else QModelIndex()
+            idx = self.index(row, 0, parent)
+            self.dataChanged.emit(idx, idx)
+        return False
+
+    def _emit_ranges(self, changed: list[tuple[int, int]]) -> None:
+        by_parent: dict[int, list[int]] = {}
+        for parent_row, row in changed:
+            by_parent.setdefault(parent_row, []).append(row)
+        for parent_row, rows in by_parent.items():
+            parent = self.index(parent_row, 0) if parent_row >= 0 else QModelIndex()
+            self.dataChanged.emit(self.index(rows[0], 0, parent), self.index(rows[-1], 0, parent))
 
     def node(self, index: Index) -> TreeNode | None:
         if not index.isValid():
@@ -182,6 +208,9 @@ class SourceTreeModel(QAbstractItemModel):
     def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return self.rowCount(parent) > 0
 
+    def multiData(self, index: Index, roleDataSpan: Roles) -> None:
+        multi_data(self, index, roleDataSpan)
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         node = self.node(index)
         if node is None:
@@ -201,6 +230,8 @@ class SourceTreeModel(QAbstractItemModel):
             return node.kind
         if role == CountsRole:
             return dict(node.counts)
+        if role == NodeRole:
+            return node
         if role == SortRole:
             return node.name.lower()
         return None
@@ -219,7 +250,7 @@ class SourceTreeModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return _NODE_FLAGS  # (asked for every node on a reset: no enum arithmetic per call)
 
 
 class SourceFilterProxy(QSortFilterProxyModel):
@@ -240,6 +271,13 @@ class SourceFilterProxy(QSortFilterProxyModel):
         self._issues_only = on
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    def multiData(self, index: Index, roleDataSpan: Roles) -> None:
+        proxy_multi_data(self, index, roleDataSpan)
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self._text) or self._issues_only
+
     def _node(self, row: int, parent: Index) -> TreeNode | None:
         model = self.sourceModel()
         assert isinstance(model, SourceTreeModel)
@@ -249,6 +287,8 @@ class SourceFilterProxy(QSortFilterProxyModel):
         return not self._text or self._text in node.name.lower() or self._text in node.id.lower()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if not self._text and not self._issues_only:
+            return True  # no filter: every node (a reset of 10,000 nodes asks for each)
         node = self._node(source_row, source_parent)
         if node is None:
             return False

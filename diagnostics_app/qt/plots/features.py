@@ -52,6 +52,17 @@ class FeaturePlot:
     time in seconds of each frame (frame centres for uniform features, the start of each
     subdivision for beat_rms). ``stale`` data is still drawn, visibly marked; ``state`` is the
     row's state (shown in the lane title when it is not ``ok``).
+
+    ``lanes`` may hold what :func:`prepare_lanes` made of it for a plot of ``lanes_duration``
+    seconds (the plot loader computes it in its worker thread, so the GUI thread only hands
+    arrays to items); the plot area computes it itself when absent or made for another
+    duration. ``version`` names the data (the row key and its update time): a lane shown
+    again with the same version keeps its items' data.
+
+    A *pending* item (:func:`pending_plot`) stands for a requested feature with no data yet
+    (missing, queued, running): it is drawn as an empty lane of the kind its data will need,
+    titled with the state, so that the lanes do not come and go, and the layout does not
+    jump, while an analysis fills them in.
     """
 
     label: str
@@ -61,9 +72,15 @@ class FeaturePlot:
     meta: OutputMeta
     stale: bool = False
     state: str = "ok"
+    lanes: tuple[LaneData, ...] | None = None
+    lanes_duration: float = 0.0
+    version: object = None
+    pending: LaneKind | None = None  # no data yet: the kind of lane the data will need
 
     @property
     def kind(self) -> LaneKind:
+        if self.pending is not None:
+            return self.pending
         return lane_kind(self.meta, self.feature)
 
     @property
@@ -74,6 +91,22 @@ class FeaturePlot:
         n = self.data.shape[1] if self.data.ndim == 3 else 1
         names = list(self.meta.channel_names[:n])
         return names + [f"ch{i + 1}" for i in range(len(names), n)]
+
+
+def pending_plot(
+    label: str,
+    feature: str,
+    spec_kind: str,
+    unit: str = "",
+    bin_unit: str = "",
+    state: str = "missing",
+) -> FeaturePlot:
+    """A placeholder for a requested feature without data; ``spec_kind`` is its calculator's
+    :attr:`FeatureSpec.kind` (``image`` or ``line``)."""
+    kind: LaneKind = "image" if spec_kind == "image" else "pitch" if feature == "pitch" else "line"
+    meta = OutputMeta(feature, 1, 1, unit=unit, bin_unit=bin_unit)
+    empty = np.zeros((0, 1, 1), np.float32)
+    return FeaturePlot(label, feature, empty, np.zeros(0), meta, state=state, pending=kind)
 
 
 def lane_kind(meta: OutputMeta, feature: str = "") -> LaneKind:
@@ -261,24 +294,178 @@ def prepare_image(
     return ImageView(image, rect, levels, y_label, ticks, k)
 
 
+def _hex(color: tuple[int, ...]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*color[:3])
+
+
+def _nth(names: Sequence[str], i: int) -> str:
+    return names[i] if i < len(names) else str(i)
+
+
+@dataclass(frozen=True, eq=False)
+class LaneData:
+    """What one feature lane draws: plain numbers and numpy arrays, no Qt object, so it can
+    be made in a worker thread (:func:`prepare_lanes`).
+
+    ``key`` identifies the lane across reloads (the item's label and feature, and which of the
+    item's lanes): the plot area keeps a lane whose key is shown again, with its plot, and
+    hands it the new data and styling (a lane whose kind changed, e.g. pending to shown, gets
+    new content items inside the same plot)."""
+
+    key: tuple[object, ...]
+    kind: LaneKind
+    title: str  # without the state suffix (the lane adds " — STALE" and the like)
+    y_range: tuple[float, float]
+    y_label: str
+    stale: bool
+    state: str
+    series: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # (x, y) per curve
+    image: ImageView | None = None
+    bar_label: str | None = None  # the colour bar's label (images)
+    version: object = None
+    pending: bool = False  # no data yet: an empty lane
+
+
+def prepare_lanes(item: FeaturePlot, duration: float) -> tuple[LaneData, ...]:
+    """The lanes of ``item`` in a plot of ``duration`` seconds (steps are held to its end):
+    one per channel for images and pitch, one with a curve per channel and width otherwise.
+    The expensive numpy work of a lane (max-pooling images, contiguous float32 series, step
+    polylines, value ranges) happens here."""
+    kind = item.kind
+    meta = item.meta
+    n = item.frames
+    names = item.channel_names()
+    unit = meta.unit or "value"
+    base = (item.label, item.feature)
+    if item.pending is not None:
+        return (
+            LaneData(
+                (*base, 0),
+                kind,
+                item.label,
+                (0.0, 1.0),
+                unit if kind != "image" else meta.bin_unit or "bin",
+                item.stale,
+                item.state,
+                bar_label=meta.unit or None,
+                pending=True,
+            ),
+        )
+    if n == 0:
+        title = f"{item.label} — no frames"
+        return (LaneData((*base, 0), kind, title, (0.0, 1.0), unit, False, item.state),)
+    stale, state = item.stale, item.state
+    # steps are held to the end of the plot: the same data in a longer plot is other curves
+    version = item.version if kind != "steps" or item.version is None else (item.version, duration)
+    times = np.asarray(item.times[:n], np.float64)
+    lanes: list[LaneData] = []
+    if kind == "image":
+        for ch, name in enumerate(names):
+            view = prepare_image(item, ch)
+            title = item.label if len(names) == 1 else f"{item.label} · {name}"
+            lo, h = view.rect[1], view.rect[3]
+            y_range = (lo, lo + h)
+            lanes.append(
+                LaneData(
+                    (*base, ch),
+                    kind,
+                    title,
+                    y_range,
+                    view.y_label,
+                    stale,
+                    state,
+                    image=view,
+                    bar_label=meta.unit or None,
+                    version=version,
+                )
+            )
+    elif kind == "pitch":
+        for ch, name in enumerate(names):
+            f0 = np.ascontiguousarray(item.data[:n, ch, 0], np.float32)
+            conf = np.ascontiguousarray(item.data[:n, ch, 1], np.float32)
+            title = item.label if len(names) == 1 else f"{item.label} · {name}"
+            lanes.append(
+                LaneData(
+                    (*base, ch),
+                    kind,
+                    f"{title}  (f0; grey: confidence, right axis)",
+                    pitch_range(f0, conf),
+                    unit,
+                    stale,
+                    state,
+                    series=((times, f0), (times, conf)),
+                    version=version,
+                )
+            )
+    else:
+        series: list[tuple[str, np.ndarray, np.ndarray]] = []
+        width_names = list(meta.width_names)
+        for ch, name in enumerate(names):
+            for w in range(item.data.shape[2]):
+                values = np.ascontiguousarray(item.data[:n, ch, w], np.float32)
+                label = name if item.data.shape[2] == 1 else f"{name} {_nth(width_names, w)}"
+                if kind == "steps":
+                    x, y = step_polyline(times, values, duration)
+                else:
+                    x, y = times, values
+                series.append((label, x, y))
+        title = item.label
+        if len(series) > 1:
+            title += "  " + " ".join(
+                f"<span style='color:{_hex(LINE_COLORS[i % len(LINE_COLORS)])}'>{label}</span>"
+                for i, (label, _, _) in enumerate(series)
+            )
+        lanes.append(
+            LaneData(
+                (*base, 0),
+                kind,
+                title,
+                value_range([y for _, _, y in series]),
+                unit,
+                stale,
+                state,
+                series=tuple((x, y) for _, x, y in series),
+                version=version,
+            )
+        )
+    return tuple(lanes)
+
+
+def plot_duration(source_duration: float, items: Sequence[FeaturePlot]) -> float:
+    """The time axis of a plot: the source's duration, or longer when a feature's last frame
+    is later."""
+    return max(
+        [float(source_duration)] + [float(it.times[it.frames - 1]) for it in items if it.frames > 0]
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def color_map() -> pg.ColorMap:
     return pg.colormap.get(COLOR_MAP_NAME)
 
 
-def make_image_item(view: ImageView, stale: bool) -> pg.ImageItem:
+def make_image_item(view: ImageView | None, stale: bool) -> pg.ImageItem:
+    """The image of an image lane (``view`` None: empty until :func:`show_image`)."""
     img = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
     img.setLookupTable(color_map().getLookupTable(nPts=256))
-    img.setImage(view.image, levels=view.levels, autoLevels=False)
-    img.setRect(QRectF(*view.rect))
+    if view is not None:
+        show_image(img, view)
     if stale:
         img.setOpacity(0.55)
     return img
 
 
-def make_color_bar(img: pg.ImageItem, view: ImageView, unit: str) -> pg.ColorBarItem:
+def show_image(img: pg.ImageItem, view: ImageView) -> None:
+    """Hand an image item new data: explicit levels, the rect in seconds and bins."""
+    img.setImage(view.image, levels=view.levels, autoLevels=False)
+    img.setRect(QRectF(*view.rect))
+
+
+def make_color_bar(
+    img: pg.ImageItem, levels: tuple[float, float], unit: str | None
+) -> pg.ColorBarItem:
     bar = pg.ColorBarItem(
-        values=view.levels,
+        values=levels,
         colorMap=color_map(),
         label=unit or None,
         interactive=True,
@@ -297,11 +484,21 @@ def line_pen(color: tuple[int, ...], stale: bool, width: float = 1.2) -> pg.QtGu
 
 
 def make_line_curve(
-    x: np.ndarray, y: np.ndarray, color: tuple[int, ...], stale: bool, width: float = 1.2
+    x: np.ndarray | None,
+    y: np.ndarray | None,
+    color: tuple[int, ...],
+    stale: bool,
+    width: float = 1.2,
 ) -> pg.PlotDataItem:
     """A frame-rate curve: peak downsampling and clip-to-view (the lane's x never auto-ranges,
-    so clipping is in effect)."""
-    curve = pg.PlotDataItem(x, y, pen=line_pen(color, stale, width), antialias=False)
+    so clipping is in effect). ``x`` None: no data yet (a curve for a view that is already
+    in a scene must get its data only once added: pyqtgraph clips to the wrong view before)."""
+    pen = line_pen(color, stale, width)
+    curve = (
+        pg.PlotDataItem(pen=pen, antialias=False)
+        if x is None or y is None
+        else pg.PlotDataItem(x, y, pen=pen, antialias=False)
+    )
     curve.setDownsampling(auto=True, method="peak")
     curve.setClipToView(True)
     return curve

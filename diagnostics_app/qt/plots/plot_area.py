@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,13 +36,14 @@ from diagnostics_app.qt.plots.features import (
     LINE_COLORS,
     STALE_COLOR,
     FeaturePlot,
+    LaneData,
+    line_pen,
     make_color_bar,
     make_image_item,
     make_line_curve,
-    pitch_range,
-    prepare_image,
-    step_polyline,
-    value_range,
+    plot_duration,
+    prepare_lanes,
+    show_image,
 )
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
 
@@ -87,6 +89,14 @@ class Lane:
         self.state = state
         self.title = _lane_title(title, stale, state)
         self.y_range = y_range
+        self.y_label = y_label
+        self.key: tuple[object, ...] = (kind, title)  # identity across reloads (PlotArea sets it)
+        self.version: object = None  # the data the items hold (None: unknown)
+        self.row = -1  # layout row while placed
+        self.limits: float | None = None  # the duration the view limits were set for
+        # what the grid and waveform curves were last handed (set_grid / set_band skip a repeat)
+        self._grid_for: tuple[np.ndarray, np.ndarray, tuple[float, float]] | None = None
+        self._band_for: tuple[str, np.ndarray, np.ndarray] | None = None
         self.plot = pg.PlotItem(enableMenu=False)
         self.vb: pg.ViewBox = self.plot.getViewBox()
         # waveform lanes: min-max strokes, and a filled outline when zoomed in (one shown)
@@ -97,6 +107,7 @@ class Lane:
         self.color_bar: pg.ColorBarItem | None = None
         self.confidence_view: pg.ViewBox | None = None  # pitch lanes
         self.extra: pg.GraphicsWidget | None = None  # what goes in the layout's 2nd column
+        self.placed_extra: pg.GraphicsWidget | None = None  # what is there (PlotArea's)
 
         plot = self.plot
         plot.hideButtons()
@@ -108,8 +119,7 @@ class Lane:
         left.setWidth(LEFT_AXIS_WIDTH)
         left.enableAutoSIPrefix(False)
         left.setLabel(y_label)
-        title_color = STALE_COLOR if stale else TITLE_COLOR
-        plot.setTitle(self.title, color=title_color, size="9pt", bold=stale)
+        self._show_title()
         plot.titleLabel.setAttr("justify", "left")
         plot.titleLabel.setMaximumHeight(TITLE_HEIGHT)
         plot.layout.setRowFixedHeight(0, TITLE_HEIGHT)
@@ -125,12 +135,47 @@ class Lane:
         self.playhead.setZValue(100)
         self.vb.addItem(self.playhead, ignoreBounds=True)
 
+    def _show_title(self) -> None:
+        color = STALE_COLOR if self.stale else TITLE_COLOR
+        if self.plot.titleLabel.isVisible():
+            # the label's text only: PlotItem.setTitle would reset the row to 30 px high
+            # (relayouting the lane) every time the state in the title changes
+            self.plot.titleLabel.setText(self.title, color=color, size="9pt", bold=self.stale)
+        else:
+            self.plot.setTitle(self.title, color=color, size="9pt", bold=self.stale)
+
+    def set_style(self, title: str, stale: bool, state: str) -> None:
+        """New title, stale mark and state; only what changed is touched."""
+        text = _lane_title(title, stale, state)
+        if text == self.title and stale == self.stale and state == self.state:
+            return
+        restale = stale != self.stale
+        self.title, self.stale, self.state = text, stale, state
+        self._show_title()
+        if restale:
+            border = pg.mkPen(STALE_COLOR, width=1.5, style=Qt.PenStyle.DashLine) if stale else None
+            self.vb.setBorder(border)
+
+    def set_y(self, y_range: tuple[float, float], y_label: str) -> None:
+        """A new fixed y range and axis label (no-ops when unchanged)."""
+        if tuple(y_range) != tuple(self.y_range):
+            self.y_range = y_range
+            self.vb.setYRange(*y_range, padding=0)
+        if y_label != self.y_label:
+            self.y_label = y_label
+            self.plot.getAxis("left").setLabel(y_label)
+
     @property
     def min_height(self) -> int:
         return MIN_LANE_HEIGHT.get(self.kind, 80)
 
     def set_grid(self, beats: np.ndarray, bars: np.ndarray) -> None:
+        """The visible beat and bar lines (no-op when handed the same arrays again)."""
         lo, hi = self.y_range
+        held = self._grid_for
+        if held is not None and held[0] is beats and held[1] is bars and held[2] == (lo, hi):
+            return
+        self._grid_for = (beats, bars, (lo, hi))
         for curve, xs in ((self.beat_lines, beats), (self.bar_lines, bars)):
             curve.setData(np.repeat(xs, 2), np.tile(np.array([lo, hi]), xs.shape[0]))
 
@@ -139,6 +184,9 @@ class Lane:
         the same items every time), the other is emptied."""
         if self.strokes is None or self.fill is None:
             return
+        if self._band_for is not None and self._band_for[1] is x and self._band_for[2] is y:
+            return  # the same band again (a reload that did not move the view)
+        self._band_for = (mode, x, y)
         shown, hidden = (self.strokes, self.fill) if mode == "lines" else (self.fill, self.strokes)
         shown.setData(x, y)
         if hidden.xData is not None and hidden.xData.shape[0]:
@@ -187,6 +235,18 @@ class Lane:
             self.confidence_view.setXLink(None)
             with contextlib.suppress(RuntimeError, TypeError):
                 self.vb.sigResized.disconnect(self._sync_confidence_view)
+
+
+def _curve_style(kind: str, i: int) -> tuple[tuple[int, ...], float]:
+    """Colour and width of a lane's ``i``-th curve (pitch: f0, then the grey confidence)."""
+    if kind == "pitch":
+        return (CONFIDENCE_COLOR, 1.0) if i == 1 else (LINE_COLORS[0], 1.6)
+    return LINE_COLORS[i % len(LINE_COLORS)], 1.2
+
+
+def _content(kind: str) -> str:
+    """What items a lane of ``kind`` holds: an image, curves, or curves over two views."""
+    return kind if kind in ("image", "pitch") else "curves"
 
 
 def _lane_title(title: str, stale: bool, state: str) -> str:
@@ -241,6 +301,12 @@ class PlotArea(QWidget):
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         self._canvas.scene().sigMouseClicked.connect(self._on_scene_click)
+        self._pending_updates: list[tuple[Lane, LaneData]] = []  # see show_plot's budget
+        self._update_budget: float | None = None
+        self._update_timer = QTimer(self)
+        self._update_timer.setSingleShot(True)
+        self._update_timer.setInterval(0)
+        self._update_timer.timeout.connect(self._continue_updates)
 
         self._wave_lanes: list[Lane] = []
         self._feature_lanes: list[Lane] = []
@@ -251,11 +317,17 @@ class PlotArea(QWidget):
         self._duration = 0.0
         self._source_duration = 0.0
         self._tempo: TempoMap | None = None
+        self._tempo_for: tuple[TempoMap | None, float] | None = None  # (tempo, duration)
         self._beat_times = np.zeros(0)
         self._bar_flags = np.zeros(0, bool)
         self._bar_numbers = np.zeros(0, np.int64)
         self._playhead = 0.0
         self.last_band: Band | None = None  # what the waveform curves were last handed
+        self._band_key: tuple[object, ...] = ()  # (pyramid, x0, x1, pixels) of last_band
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None  # visible (beats, bars)
+        self._grid_key: tuple[object, ...] = ()
+        self._peaks_version: object = None  # names the peaks of the pyramid shown
+        self._layout_signature: tuple[object, ...] = ()  # what _relayout last laid out
 
     # --- public API -----------------------------------------------------------------------
 
@@ -263,87 +335,58 @@ class PlotArea(QWidget):
         self,
         title: str,
         duration: float,
-        peaks: np.ndarray | None,
+        peaks: np.ndarray | PeaksPyramid | None,
         peaks_step: float,
         channel_names: Sequence[str],
         tempo: TempoMap,
     ) -> None:
         """Show a source: one waveform lane per channel of ``peaks`` ((blocks, channels, 2)
-        min/max, ``peaks_step`` seconds per block; None: not calculated), the tempo map's
-        grid, the whole duration. Feature lanes are removed (see :meth:`set_features`).
+        min/max, ``peaks_step`` seconds per block, or a :class:`PeaksPyramid` already built
+        from them, e.g. in a worker thread; None: not calculated), the tempo map's grid, the
+        whole duration. Feature lanes are removed (see :meth:`set_features`, and
+        :meth:`show_plot` for both at once).
 
         Calling it again for the same source (same title and duration) keeps the visible
-        range, and equal peaks keep their pyramid (no rebuild)."""
-        same = (
-            self._master is not None
-            and title == self._title
-            and abs(float(duration) - self._source_duration) < 1e-9
-        )
-        keep = self.time_range() if same else None
-        self._drop(self._wave_lanes + self._feature_lanes)
-        self._wave_lanes, self._feature_lanes = [], []
-        self._title = title
-        old = self._pyramid
-        if peaks is None:
-            self._pyramid = None
-        elif not (
-            old is not None
-            and old.step == peaks_step
-            and old.levels[0].shape == peaks.shape
-            and np.array_equal(old.levels[0], peaks)
-        ):
-            self._pyramid = PeaksPyramid(peaks, peaks_step)
-        pyr = self._pyramid
-        self._source_duration = float(duration) if duration > 0 else (pyr.duration if pyr else 0.0)
-        self._duration = self._source_duration
-        self._set_tempo(tempo)
-        if pyr is not None:
-            top = max(1.0, pyr.peak) * 1.05
-            names = list(channel_names[: pyr.channels])
-            names += [f"ch{i + 1}" for i in range(len(names), pyr.channels)]
-            for name in names:
-                lane = Lane("waveform", f"waveform · {name}", (-top, top), "FS")
-                lane.strokes, lane.fill = make_band_curves()
-                lane.vb.addItem(lane.strokes, ignoreBounds=True)
-                lane.vb.addItem(lane.fill, ignoreBounds=True)
-                self._wave_lanes.append(lane)
-        else:
-            self._wave_lanes.append(
-                Lane("waveform", "waveform — peaks not calculated", (-1.05, 1.05), "FS")
-            )
-        channels = pyr.channels if pyr is not None else len(channel_names)
-        self._header.setText(
-            f"{title}   {_format_duration(self._duration)}   "
-            f"{channels} channel{'s' if channels != 1 else ''}"
-        )
-        self._relayout()
-        if keep is not None and keep[1] > keep[0]:
-            self.set_time_range(*keep)
-        else:
-            self.set_time_range(0.0, max(self._duration, 1e-3))
-        self.refresh()
-
-    def set_features(self, items: Sequence[FeaturePlot]) -> None:
-        """Replace the feature lanes (below the waveform) with ``items``; empty: waveform
-        only. The visible time range is kept."""
-        keep = self.time_range() if self._master is not None else None
+        range, equal peaks keep their pyramid (no rebuild), and the same channels keep their
+        lanes (the items get the new data)."""
+        keep = self._apply_source(title, duration, peaks, peaks_step, channel_names, tempo)
         self._drop(self._feature_lanes)
         self._feature_lanes = []
-        duration = max(
-            [self._source_duration]
-            + [float(it.times[it.frames - 1]) for it in items if it.frames > 0]
-        )
-        if duration != self._duration:
-            self._duration = duration
-            self._set_tempo(self._tempo)
-        for item in items:
-            self._feature_lanes.extend(self._make_feature_lanes(item))
-        self._relayout()
-        if keep is not None and self._master is not None and keep[1] > keep[0]:
-            self.set_time_range(*keep)
-        elif self._master is not None:
-            self.set_time_range(0.0, max(self._duration, 1e-3))
-        self.refresh()
+        self._pending_updates = []
+        self._finish(keep)
+
+    def set_features(self, items: Sequence[FeaturePlot]) -> None:
+        """Show ``items`` as the feature lanes (below the waveform); empty: waveform only.
+        The visible time range is kept. Lanes of items shown before (same label, feature and
+        shape) are kept and given the new data and styling; only new ones are built and only
+        gone ones removed."""
+        keep = self.time_range() if self._master is not None else None
+        self._pending_updates = self._apply_features(items)
+        self._finish(keep)
+        self._run_updates()
+
+    def show_plot(
+        self,
+        title: str,
+        duration: float,
+        peaks: np.ndarray | PeaksPyramid | None,
+        peaks_step: float,
+        channel_names: Sequence[str],
+        tempo: TempoMap,
+        items: Sequence[FeaturePlot],
+        budget_ms: float | None = None,
+    ) -> None:
+        """:meth:`set_source` and :meth:`set_features` in one pass (one layout, one level-of-
+        detail update): what the main window calls with each loaded plot.
+
+        ``budget_ms``: hand kept lanes their new data for at most about that long now, and the
+        rest lane by lane in the next turns of the event loop (:attr:`updates_pending`); None:
+        all of it now. A newer call replaces the updates still queued."""
+        keep = self._apply_source(title, duration, peaks, peaks_step, channel_names, tempo)
+        self._pending_updates = self._apply_features(items)
+        self._finish(keep)
+        self._update_budget = budget_ms
+        self._run_updates(budget_ms)
 
     def set_playhead(self, seconds: float) -> None:
         self._playhead = float(seconds)
@@ -356,6 +399,8 @@ class PlotArea(QWidget):
     def clear(self) -> None:
         """Remove every lane: nothing is shown until the next :meth:`set_source`."""
         self._timer.stop()
+        self._update_timer.stop()
+        self._pending_updates = []
         self._drop(self._wave_lanes + self._feature_lanes)
         self._wave_lanes, self._feature_lanes = [], []
         self._pyramid = None
@@ -401,94 +446,269 @@ class PlotArea(QWidget):
         pixels = max(1.0, float(master.vb.width()) * self.devicePixelRatioF())
         pyr = self._pyramid
         if pyr is not None and self._wave_lanes:
-            band = pyr.band(x0, x1, pixels)
+            band = self.last_band
+            if band is None or self._band_key != (pyr, x0, x1, pixels):
+                band = pyr.band(x0, x1, pixels)
+                self._band_key = (pyr, x0, x1, pixels)
             for lane, y in zip(self._wave_lanes, band.ys, strict=False):
                 lane.set_band(band.mode, band.x, y)
             self.last_band = band
-        beats, bars = self._grid_lines(x0, x1, pixels)
+        grid_key = (id(self._beat_times), x0, x1, pixels)  # the beat times are replaced, not edited
+        if self._grid is None or self._grid_key != grid_key:
+            self._grid = self._grid_lines(x0, x1, pixels)
+            self._grid_key = grid_key
+        beats, bars = self._grid
         for lane in self._placed:
             lane.set_grid(beats, bars)
 
     # --- lanes --------------------------------------------------------------------------
 
-    def _make_feature_lanes(self, item: FeaturePlot) -> list[Lane]:
-        kind = item.kind
-        meta = item.meta
-        n = item.frames
-        names = item.channel_names()
-        times = np.asarray(item.times[:n], np.float64)
-        unit = meta.unit or "value"
-        if n == 0:
-            return [Lane(kind, f"{item.label} — no frames", (0.0, 1.0), unit, state=item.state)]
-        lanes: list[Lane] = []
-        if kind == "image":
-            for ch, name in enumerate(names):
-                view = prepare_image(item, ch)
-                title = item.label if len(names) == 1 else f"{item.label} · {name}"
-                lo, h = view.rect[1], view.rect[3]
-                lane = Lane(
-                    "image", title, (lo, lo + h), view.y_label, stale=item.stale, state=item.state
-                )
-                lane.image = make_image_item(view, item.stale)
-                lane.vb.addItem(lane.image, ignoreBounds=True)
-                if view.y_ticks is not None:
-                    lane.plot.getAxis("left").setTicks(view.y_ticks)
-                lane.color_bar = make_color_bar(lane.image, view, meta.unit)
-                lane.extra = lane.color_bar
-                lanes.append(lane)
-        elif kind == "pitch":
-            for ch, name in enumerate(names):
-                f0 = np.ascontiguousarray(item.data[:n, ch, 0], np.float32)
-                conf = np.ascontiguousarray(item.data[:n, ch, 1], np.float32)
-                title = item.label if len(names) == 1 else f"{item.label} · {name}"
-                lane = Lane(
-                    "pitch",
-                    f"{title}  (f0; grey: confidence, right axis)",
-                    pitch_range(f0, conf),
-                    unit,
-                    stale=item.stale,
-                    state=item.state,
-                )
-                view = lane.add_confidence_view()
-                c_curve = make_line_curve(times, conf, CONFIDENCE_COLOR, item.stale, width=1.0)
-                view.addItem(c_curve, ignoreBounds=True)
-                f_curve = make_line_curve(times, f0, LINE_COLORS[0], item.stale, width=1.6)
-                lane.vb.addItem(f_curve, ignoreBounds=True)
-                lane.curves.extend([f_curve, c_curve])
-                lanes.append(lane)
+    def _apply_source(
+        self,
+        title: str,
+        duration: float,
+        peaks: np.ndarray | PeaksPyramid | None,
+        peaks_step: float,
+        channel_names: Sequence[str],
+        tempo: TempoMap,
+    ) -> tuple[float, float] | None:
+        """The waveform half of a show; returns the time range to keep (same source) or None."""
+        same = (
+            self._master is not None
+            and title == self._title
+            and abs(float(duration) - self._source_duration) < 1e-9
+        )
+        keep = self.time_range() if same else None
+        self._title = title
+        old = self._pyramid
+        if peaks is None:
+            self._pyramid = None
+        elif isinstance(peaks, PeaksPyramid):
+            self._pyramid = peaks
+        elif not (
+            old is not None
+            and old.step == peaks_step
+            and old.levels[0].shape == peaks.shape
+            and np.array_equal(old.levels[0], peaks)
+        ):
+            self._pyramid = PeaksPyramid(peaks, peaks_step)
+        pyr = self._pyramid
+        self._source_duration = float(duration) if duration > 0 else (pyr.duration if pyr else 0.0)
+        self._duration = self._source_duration
+        self._tempo = tempo
+        wanted: list[tuple[tuple[str, str | None], str]]
+        if pyr is not None:
+            top = max(1.0, pyr.peak) * 1.05
+            names = list(channel_names[: pyr.channels])
+            names += [f"ch{i + 1}" for i in range(len(names), pyr.channels)]
+            wanted = [(("waveform", name), f"waveform · {name}") for name in names]
+            y_range = (-top, top)
         else:
-            series: list[tuple[str, np.ndarray, np.ndarray]] = []
-            width_names = list(meta.width_names)
-            for ch, name in enumerate(names):
-                for w in range(item.data.shape[2]):
-                    values = np.ascontiguousarray(item.data[:n, ch, w], np.float32)
-                    label = name if item.data.shape[2] == 1 else f"{name} {_nth(width_names, w)}"
-                    if kind == "steps":
-                        x, y = step_polyline(times, values, self._duration)
-                    else:
-                        x, y = times, values
-                    series.append((label, x, y))
-            title = item.label
-            if len(series) > 1:
-                title += "  " + " ".join(
-                    f"<span style='color:{pg.mkColor(LINE_COLORS[i % len(LINE_COLORS)]).name()}'>"
-                    f"{label}</span>"
-                    for i, (label, _, _) in enumerate(series)
-                )
-            lane = Lane(
-                kind,
-                title,
-                value_range([y for _, _, y in series]),
-                unit,
-                stale=item.stale,
-                state=item.state,
-            )
-            for i, (_, x, y) in enumerate(series):
-                curve = make_line_curve(x, y, LINE_COLORS[i % len(LINE_COLORS)], item.stale)
-                lane.vb.addItem(curve, ignoreBounds=True)
-                lane.curves.append(curve)
-            lanes.append(lane)
-        return lanes
+            wanted = [(("waveform", None), "waveform — peaks not calculated")]
+            y_range = (-1.05, 1.05)
+        if [lane.key for lane in self._wave_lanes] == [key for key, _ in wanted]:
+            for lane in self._wave_lanes:
+                lane.set_y(y_range, "FS")
+        else:
+            self._drop(self._wave_lanes)
+            self._wave_lanes = []
+            for key, lane_title in wanted:
+                lane = Lane("waveform", lane_title, y_range, "FS")
+                lane.key = key
+                if pyr is not None:
+                    lane.strokes, lane.fill = make_band_curves()
+                    lane.vb.addItem(lane.strokes, ignoreBounds=True)
+                    lane.vb.addItem(lane.fill, ignoreBounds=True)
+                self._wave_lanes.append(lane)
+        channels = pyr.channels if pyr is not None else len(channel_names)
+        self._header.setText(
+            f"{title}   {_format_duration(self._duration)}   "
+            f"{channels} channel{'s' if channels != 1 else ''}"
+        )
+        return keep
+
+    def _apply_features(self, items: Sequence[FeaturePlot]) -> list[tuple[Lane, LaneData]]:
+        """The feature half of a show: reuse lanes by key, build new ones, drop gone ones.
+        Returns the in-place data updates of kept lanes, for :meth:`_run_updates` (a lane
+        whose content changes kind is refilled here: that may change the layout)."""
+        duration = plot_duration(self._source_duration, items)
+        self._duration = duration
+        old: dict[tuple[object, ...], Lane] = {}
+        for lane in self._feature_lanes:
+            old.setdefault(lane.key, lane)
+        lanes: list[Lane] = []
+        updates: list[tuple[Lane, LaneData]] = []
+        for item in items:
+            prepared = item.lanes
+            if prepared is None or item.lanes_duration != duration:
+                prepared = prepare_lanes(item, duration)  # not made by a worker: do it here
+            for data in prepared:
+                reused = old.pop(data.key, None)
+                family = None if reused is None else _content(reused.kind)
+                if reused is None or (
+                    family != _content(data.kind) and "pitch" in (family, _content(data.kind))
+                ):
+                    lanes.append(self._make_lane(data))  # pitch lanes have a second view
+                    continue
+                lanes.append(reused)
+                if family != _content(data.kind):
+                    self._update_lane(reused, data)
+                else:
+                    updates.append((reused, data))
+        self._drop([lane for lane in self._feature_lanes if lane not in lanes])
+        self._feature_lanes = lanes
+        return updates
+
+    def _run_updates(self, budget_ms: float | None = None) -> None:
+        """Apply the queued in-place lane updates: all of them, or (``budget_ms``) as many as
+        fit in that time, at least one; the rest follow in the next turns of the event loop,
+        so a reload of many lanes never holds the GUI thread long. The layout does not move
+        (kept lanes keep their cells), so each turn repaints only the lanes it updated."""
+        self._update_timer.stop()
+        start = time.perf_counter()
+        while self._pending_updates:
+            lane, data = self._pending_updates.pop(0)
+            if lane in self._feature_lanes:
+                self._update_lane(lane, data)
+            if budget_ms is not None and (time.perf_counter() - start) * 1000 >= budget_ms:
+                break
+        if self._pending_updates:
+            self._update_timer.start()
+
+    @Slot()
+    def _continue_updates(self) -> None:
+        self._run_updates(self._update_budget)
+
+    @property
+    def updates_pending(self) -> bool:
+        """Lane updates of the last :meth:`show_plot` are still queued (see its budget)."""
+        return bool(self._pending_updates)
+
+    def flush_updates(self) -> None:
+        """Apply every queued lane update now."""
+        self._run_updates(None)
+
+    def _finish(self, keep: tuple[float, float] | None) -> None:
+        """After a change of lanes: the grid for the duration, the layout, the visible range
+        (kept, or the whole duration), and the level-of-detail update now."""
+        self._set_tempo(self._tempo)
+        self._relayout()
+        if self._master is not None:
+            want = keep if keep is not None and keep[1] > keep[0] else (0.0, self._duration)
+            if want != self.time_range():  # setXRange to the same range still repaints
+                self.set_time_range(want[0], max(want[1], want[0] + 1e-3))
+        self.refresh()
+
+    def _make_lane(self, data: LaneData) -> Lane:
+        """A new feature lane with its items (the GUI-thread half of :func:`prepare_lanes`)."""
+        lane = Lane(
+            data.kind, data.title, data.y_range, data.y_label, stale=data.stale, state=data.state
+        )
+        lane.key = data.key
+        self._fill_lane(lane, data)
+        return lane
+
+    def _fill_lane(self, lane: Lane, data: LaneData) -> None:
+        """Give an empty lane the items of ``data``'s kind (none yet for a pending lane, but
+        the image and its colour bar, so the layout does not change when the data comes)."""
+        lane.kind = data.kind
+        lane.version = data.version
+        if data.kind == "image":
+            view = data.image
+            lane.image = make_image_item(view, data.stale)
+            lane.vb.addItem(lane.image, ignoreBounds=True)
+            if view is not None and view.y_ticks is not None:
+                lane.plot.getAxis("left").setTicks(view.y_ticks)
+            levels = view.levels if view is not None else (0.0, 1.0)
+            lane.color_bar = make_color_bar(lane.image, levels, data.bar_label)
+            lane.extra = lane.color_bar
+            return
+        if data.kind == "pitch":
+            lane.add_confidence_view()
+        self._set_curves(lane, data, restyle=False)
+
+    def _set_curves(self, lane: Lane, data: LaneData, restyle: bool) -> None:
+        """As many curves as ``data`` has series, each handed its data (setData on the curves
+        kept; only missing ones are made, extra ones removed). A pending lane keeps empty
+        curves ready (one, two for pitch), so the data's arrival is a setData."""
+        pitch = lane.kind == "pitch"
+        want = len(data.series)
+        if data.pending:
+            want = max(len(lane.curves), 2 if pitch else 1)
+        while len(lane.curves) > want:
+            curve = lane.curves.pop()
+            view = curve.getViewBox()
+            if view is not None:
+                view.removeItem(curve)
+        same_data = data.version is not None and data.version == lane.version
+        for i in range(want):
+            color, width = _curve_style(lane.kind, i)
+            if i < len(lane.curves):
+                curve = lane.curves[i]
+                if data.pending:
+                    if curve.getData()[0] is not None:
+                        curve.clear()
+                elif not same_data:
+                    curve.setData(*data.series[i])
+                if restyle:
+                    curve.setPen(line_pen(color, data.stale, width))
+                continue
+            curve = make_line_curve(None, None, color, data.stale, width=width)
+            view = lane.confidence_view if pitch and i == 1 else lane.vb
+            assert view is not None
+            view.addItem(curve, ignoreBounds=True)
+            if not data.pending:
+                curve.setData(*data.series[i])
+            lane.curves.append(curve)
+
+    def _clear_lane(self, lane: Lane) -> None:
+        """Remove a lane's content items (its plot, grid and playhead stay)."""
+        for curve in lane.curves:
+            view = curve.getViewBox()
+            if view is not None:
+                view.removeItem(curve)
+        lane.curves = []
+        if lane.image is not None:
+            lane.vb.removeItem(lane.image)
+            lane.image = None
+            lane.plot.getAxis("left").setTicks(None)
+        lane.color_bar = None
+        lane.extra = None  # _relayout takes the colour bar out of the layout
+
+    def _update_lane(self, lane: Lane, data: LaneData) -> bool:
+        """Hand a kept lane new data (setData / setImage on the same items) and change only the
+        styling that differs; data of the same version is not handed over again. A lane whose
+        kind of content changed gets new content items in the same plot. False: the lane
+        cannot take ``data`` (pitch lanes have a second view): the caller makes a new one."""
+        family = _content(lane.kind)
+        if family != _content(data.kind) and "pitch" in (family, _content(data.kind)):
+            return False
+        restyle = data.stale != lane.stale
+        lane.set_style(data.title, data.stale, data.state)
+        lane.set_y(data.y_range, data.y_label)
+        if family != _content(data.kind):
+            self._clear_lane(lane)
+            self._fill_lane(lane, data)
+            return True
+        lane.kind = data.kind
+        if lane.image is not None:
+            view = data.image
+            same_data = data.version is not None and data.version == lane.version
+            if view is None:
+                if lane.image.image is not None:
+                    lane.image.clear()
+                    lane.plot.getAxis("left").setTicks(None)
+            elif not same_data:
+                show_image(lane.image, view)
+                if lane.color_bar is not None:
+                    lane.color_bar.setLevels(values=view.levels)
+                lane.plot.getAxis("left").setTicks(view.y_ticks)
+            if restyle:
+                lane.image.setOpacity(0.55 if data.stale else 1.0)
+        else:
+            self._set_curves(lane, data, restyle)
+        lane.version = data.version
+        return True
 
     def _drop(self, lanes: Sequence[Lane]) -> None:
         ci = self._canvas.ci
@@ -496,36 +716,69 @@ class PlotArea(QWidget):
             lane.unlink()
             if lane in self._placed:
                 ci.removeItem(lane.plot)
-                if lane.extra is not None:
-                    ci.removeItem(lane.extra)
+                if lane.placed_extra is not None:
+                    ci.removeItem(lane.placed_extra)
+                    lane.placed_extra = None
                 self._placed.remove(lane)
+                lane.row = -1
 
     def _relayout(self) -> None:
-        """Place new lanes (rows are kept: waveform lanes never move, feature lanes are
-        appended), show the time axis on the last lane only, link x to the first lane."""
+        """Place the lanes in their rows (a kept lane stays put unless lanes before it came
+        or went), show the time axis on the last lane only, link x to the first lane. Lanes
+        that are already placed and linked are not touched again."""
         ci = self._canvas.ci
         lanes = self._wave_lanes + self._feature_lanes
+        signature = (
+            tuple(
+                (id(lane), lane.kind, id(lane.extra), lane.confidence_view is None)
+                for lane in lanes
+            ),
+            self._duration,
+        )
+        if signature == self._layout_signature and lanes == self._placed:
+            return  # nothing moved: touching the layout again would repaint every lane
+        self._layout_signature = signature
+        moved = [lane for row, lane in enumerate(lanes) if lane in self._placed and lane.row != row]
+        for lane in moved:  # out first, so no two lanes ever share a cell
+            ci.removeItem(lane.plot)
+            if lane.placed_extra is not None:
+                ci.removeItem(lane.placed_extra)
+                lane.placed_extra = None
+            self._placed.remove(lane)
         for row, lane in enumerate(lanes):
             if lane not in self._placed:
                 ci.addItem(lane.plot, row=row, col=0)
+                lane.row = row
+                lane.playhead.setValue(self._playhead)
+            if lane.extra is not lane.placed_extra:  # a colour bar came or went
+                if lane.placed_extra is not None:
+                    ci.removeItem(lane.placed_extra)
                 if lane.extra is not None:
                     ci.addItem(lane.extra, row=row, col=1)
-                lane.playhead.setValue(self._playhead)
-            ci.layout.setRowStretchFactor(row, LANE_STRETCH.get(lane.kind, 2))
+                lane.placed_extra = lane.extra
+            stretch = LANE_STRETCH.get(lane.kind, 2)
+            if ci.layout.rowStretchFactor(row) != stretch:
+                ci.layout.setRowStretchFactor(row, stretch)
+        for row in range(len(lanes), ci.layout.rowCount()):
+            if ci.layout.rowStretchFactor(row):
+                ci.layout.setRowStretchFactor(row, 0)
         self._placed = list(lanes)
         need_right = any(lane.confidence_view is not None for lane in lanes)
         for i, lane in enumerate(lanes):
             last = i == len(lanes) - 1
-            lane.plot.showAxis("bottom", last)
-            if last:
-                lane.plot.getAxis("bottom").setLabel("time (s)")
+            bottom = lane.plot.getAxis("bottom")
+            if bottom.isVisible() != last:
+                lane.plot.showAxis("bottom", last)
+            if last and bottom.labelText != "time (s)":
+                bottom.setLabel("time (s)")
+            right = lane.plot.getAxis("right")
             if need_right:
-                lane.plot.showAxis("right")
-                right = lane.plot.getAxis("right")
-                right.setWidth(RIGHT_AXIS_WIDTH)
-                if lane.confidence_view is None:
-                    right.setStyle(showValues=False)
-            else:
+                if not right.isVisible():
+                    lane.plot.showAxis("right")
+                    right.setWidth(RIGHT_AXIS_WIDTH)
+                    if lane.confidence_view is None:
+                        right.setStyle(showValues=False)
+            elif right.isVisible():
                 lane.plot.hideAxis("right")
         master = lanes[0] if lanes else None
         if master is not self._master:
@@ -536,15 +789,20 @@ class PlotArea(QWidget):
                 master.vb.sigResized.connect(self._schedule_refresh)
             self._master = master
         for lane in lanes:
-            if lane is not master and master is not None:
+            if (
+                lane is not master
+                and master is not None
+                and lane.vb.linkedView(lane.vb.XAxis) is not master.vb
+            ):
                 lane.vb.setXLink(master.vb)
-            if self._duration > 0:
+            if self._duration > 0 and lane.limits != self._duration:
                 lane.vb.setLimits(
                     xMin=0.0,
                     xMax=self._duration,
                     minXRange=min(self._duration, 0.01),
                     maxXRange=self._duration,
                 )
+                lane.limits = self._duration
         self._canvas.setMinimumHeight(sum(lane.min_height for lane in lanes) + 40)
 
     def _disconnect_master(self, lane: Lane) -> None:
@@ -561,7 +819,11 @@ class PlotArea(QWidget):
     # --- beat grid ----------------------------------------------------------------------
 
     def _set_tempo(self, tempo: TempoMap | None) -> None:
+        """The beat times of ``tempo`` over the duration (recomputed only when either changed)."""
+        if (tempo, self._duration) == self._tempo_for:
+            return
         self._tempo = tempo
+        self._tempo_for = (tempo, self._duration)
         beats = list(tempo.beats(self._duration)) if tempo is not None else []
         self._beat_times = np.array([t for t, _ in beats], np.float64)
         self._bar_flags = np.array([bar for _, bar in beats], bool)
@@ -644,7 +906,3 @@ class PlotArea(QWidget):
         x0, x1 = self.time_range()
         centre, half = (x0 + x1) / 2, (x1 - x0) * factor / 2
         self.set_time_range(centre - half, centre + half)
-
-
-def _nth(names: Sequence[str], i: int) -> str:
-    return names[i] if i < len(names) else str(i)

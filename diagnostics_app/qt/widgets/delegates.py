@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPalette
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPointF,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QStyle,
@@ -16,59 +27,107 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diagnostics_app.qt.models.roles import CountsRole, KeyRole, ProgressRole, StateRole
+from diagnostics_app.qt.models.roles import (
+    CountsRole,
+    KeyRole,
+    NodeRole,
+    ProgressRole,
+    StateRole,
+)
 from diagnostics_app.qt.theme import BADGE_ORDER, STATE_GLYPHS, state_color
 
 Index = QModelIndex | QPersistentModelIndex
 
 
 class BadgeDelegate(QStyledItemDelegate):
-    """Paints the node's name, then one coloured pill per state with its count."""
+    """Paints the node's name, then one coloured pill per state with its count.
+
+    The pills of a set of counts are drawn once into a pixmap (cached per counts, font and
+    pixel ratio) and then only blitted: a repaint of the tree while an analysis runs costs a
+    handful of painter calls per row instead of five per pill."""
 
     PAD = 4
+    CACHE_SIZE = 512
 
-    def _badges(self, index: Index) -> list[tuple[str, int]]:
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pills: OrderedDict[tuple[object, ...], QPixmap] = OrderedDict()
+
+    def _badges(self, index: Index) -> tuple[tuple[str, int], ...]:
         counts = index.data(CountsRole) or {}
-        return [(s, int(counts[s])) for s in BADGE_ORDER if counts.get(s)]
+        return tuple((s, int(counts[s])) for s in BADGE_ORDER if counts.get(s))
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        badges = self._badges(index)
-        fm = QFontMetrics(opt.font)
-        pills = [(s, f"{STATE_GLYPHS.get(s, '')} {n}") for s, n in badges]
-        widths = [fm.horizontalAdvance(text) + 2 * self.PAD for _, text in pills]
-        total = sum(widths) + self.PAD * len(widths)
-        text = opt.text
-        opt.text = ""
-        style = opt.widget.style() if opt.widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, opt.widget)
-        name_rect = QRect(rect)
-        name_rect.setRight(max(rect.left() + 20, rect.right() - total - self.PAD))
-        painter.save()
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        painter.setPen(opt.palette.color(role))
-        painter.setFont(opt.font)
-        painter.drawText(
-            name_rect,
-            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
-            fm.elidedText(text, Qt.TextElideMode.ElideRight, name_rect.width()),
-        )
+    def _pill_strip(
+        self, badges: tuple[tuple[str, int], ...], font: QFont, ratio: float
+    ) -> QPixmap:
+        """All pills of ``badges`` side by side, PAD apart, on a transparent pixmap."""
+        key = (badges, font.key(), ratio)
+        strip = self._pills.get(key)
+        if strip is not None:
+            self._pills.move_to_end(key)
+            return strip
+        fm = QFontMetrics(font)
+        labels = [(state, f"{STATE_GLYPHS.get(state, '')} {n}") for state, n in badges]
+        widths = [fm.horizontalAdvance(text) + 2 * self.PAD for _, text in labels]
+        h = fm.height() + 2
+        width = sum(widths) + self.PAD * max(0, len(widths) - 1)
+        strip = QPixmap(max(1, math.ceil(width * ratio)), max(1, math.ceil(h * ratio)))
+        strip.setDevicePixelRatio(ratio)
+        strip.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(strip)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        x = rect.right() - total + self.PAD
-        h = min(rect.height() - 4, fm.height() + 2)
-        y = rect.top() + (rect.height() - h) // 2
-        for (state, label), w in zip(pills, widths, strict=True):
-            pill = QRect(x, y, w, h)
+        painter.setFont(font)
+        x = 0
+        for (state, label), w in zip(labels, widths, strict=True):
+            pill = QRect(x, 0, w, h)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(state_color(state))
             painter.drawRoundedRect(pill, h / 2, h / 2)
             painter.setPen(QColor("white"))
             painter.drawText(pill, int(Qt.AlignmentFlag.AlignCenter), label)
             x += w + self.PAD
-        painter.restore()
+        painter.end()
+        self._pills[key] = strip
+        if len(self._pills) > self.CACHE_SIZE:
+            self._pills.popitem(last=False)
+        return strip
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        # one question to the model (the node: name and counts), not one per role: a repaint
+        # of the tree while analysis threads hold the GIL waited for it role by role
+        node = index.data(NodeRole)
+        if node is None:
+            super().paint(painter, option, index)
+            return
+        badges = tuple((s, int(node.counts[s])) for s in BADGE_ORDER if node.counts.get(s))
+        ratio = _ratio(painter)
+        strip = self._pill_strip(badges, option.font, ratio) if badges else None
+        total = (strip.deviceIndependentSize().width() + self.PAD) if strip is not None else 0.0
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        # the item's background (selection, hover) only: the text and pills are drawn here
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)
+        opt = QStyleOptionViewItem(option)
+        opt.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
+        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget)
+        name_rect = QRect(rect)
+        name_rect.setRight(max(rect.left() + 20, rect.right() - int(total) - self.PAD))
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.setPen(option.palette.color(role))
+        painter.setFont(option.font)
+        painter.drawText(
+            name_rect,
+            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+            option.fontMetrics.elidedText(
+                node.name, Qt.TextElideMode.ElideRight, name_rect.width()
+            ),
+        )
+        if strip is not None:
+            size = strip.deviceIndependentSize()
+            x = rect.right() - int(total) + self.PAD
+            y = rect.top() + (rect.height() - int(size.height())) // 2
+            painter.drawPixmap(QPointF(x, y), strip)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         size = super().sizeHint(option, index)
@@ -80,35 +139,84 @@ class BadgeDelegate(QStyledItemDelegate):
         return QSize(size.width() + extra + 8, max(size.height(), fm.height() + 8))
 
 
+class _PixmapCache:
+    """Rendered cell decorations by what they depend on (size, pixel ratio, value, palette):
+    a repaint blits them instead of asking the style to draw them again. While analysis
+    threads hold the GIL, every painter or style call made from Python may wait for it, so a
+    cell that is one ``drawPixmap`` repaints far faster than one drawn call by call."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[object, ...], QPixmap] = OrderedDict()
+
+    def get(
+        self, key: tuple[object, ...], width: int, height: int, ratio: float, draw: Any
+    ) -> QPixmap:
+        pixmap = self._items.get(key)
+        if pixmap is not None:
+            self._items.move_to_end(key)
+            return pixmap
+        pixmap = QPixmap(max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio)))
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        draw(painter, QRect(0, 0, width, height))
+        painter.end()
+        self._items[key] = pixmap
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return pixmap
+
+
+def _ratio(painter: QPainter) -> float:
+    device = painter.device()
+    return device.devicePixelRatioF() if device is not None else 1.0
+
+
 class ProgressDelegate(QStyledItemDelegate):
-    """In the state/progress column: a progress bar while the row's job runs."""
+    """In the state/progress column: a progress bar while the row's job runs (rendered once
+    per size, per mille and text, then blitted)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._bars = _PixmapCache()
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         progress = index.data(ProgressRole)
-        if index.data(StateRole) != "running" or progress is None:
+        if progress is None or index.data(StateRole) != "running":
             super().paint(painter, option, index)
             return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        style = opt.widget.style() if opt.widget is not None else QApplication.style()
-        text = opt.text
-        opt.text = ""
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        bar = QStyleOptionProgressBar()
-        bar.rect = opt.rect.adjusted(2, 3, -2, -3)
-        bar.minimum = 0
-        bar.maximum = 1000
-        bar.progress = int(max(0.0, min(1.0, float(progress))) * 1000)
-        bar.text = text
-        bar.textVisible = True
-        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
-        bar.palette = QPalette(opt.palette)
-        bar.palette.setColor(QPalette.ColorRole.Highlight, state_color("running"))
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, opt.widget)
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        permille = int(max(0.0, min(1.0, float(progress))) * 1000)
+        rect = option.rect.adjusted(2, 3, -2, -3)
+
+        def draw(p: QPainter, area: QRect) -> None:
+            bar = QStyleOptionProgressBar()
+            bar.rect = area
+            bar.minimum = 0
+            bar.maximum = 1000
+            bar.progress = permille
+            bar.text = text
+            bar.textVisible = True
+            bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+            bar.palette = QPalette(option.palette)
+            bar.palette.setColor(QPalette.ColorRole.Highlight, state_color("running"))
+            bar.fontMetrics = option.fontMetrics
+            p.setFont(option.font)
+            style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, p, widget)
+
+        ratio = _ratio(painter)
+        key = (rect.width(), rect.height(), ratio, permille, text, option.palette.cacheKey())
+        pixmap = self._bars.get(key, rect.width(), rect.height(), ratio, draw)
+        painter.drawPixmap(rect.topLeft(), pixmap)
 
 
 class ButtonDelegate(QStyledItemDelegate):
-    """A push button painted in the cell; a click emits ``clicked`` with the row's key."""
+    """A push button painted in the cell (rendered once per size and enabled state, then
+    blitted); a click emits ``clicked`` with the row's key."""
 
     clicked = Signal(object)
 
@@ -116,20 +224,32 @@ class ButtonDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self._text = text
         self._enabled = enabled  # callable(index) -> bool, or None for always
+        self._buttons = _PixmapCache(16)
 
     def _is_enabled(self, index: Index) -> bool:
         return bool(self._enabled(index)) if callable(self._enabled) else True
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        btn = QStyleOptionButton()
-        btn.rect = option.rect.adjusted(2, 2, -2, -2)
-        btn.text = self._text
-        btn.state = QStyle.StateFlag.State_Raised
-        if self._is_enabled(index):
-            btn.state |= QStyle.StateFlag.State_Enabled
+        enabled = self._is_enabled(index)
         widget = option.widget
         style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_PushButton, btn, painter, widget)
+        rect = option.rect.adjusted(2, 2, -2, -2)
+
+        def draw(p: QPainter, area: QRect) -> None:
+            btn = QStyleOptionButton()
+            btn.rect = area
+            btn.text = self._text
+            btn.state = QStyle.StateFlag.State_Raised
+            if enabled:
+                btn.state |= QStyle.StateFlag.State_Enabled
+            p.setFont(option.font)
+            style.drawControl(QStyle.ControlElement.CE_PushButton, btn, p, widget)
+
+        ratio = _ratio(painter)
+        key = (rect.width(), rect.height(), ratio, enabled, self._text)
+        painter.drawPixmap(
+            rect.topLeft(), self._buttons.get(key, rect.width(), rect.height(), ratio, draw)
+        )
 
     def editorEvent(
         self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: Index

@@ -75,9 +75,13 @@ class ExplainPanel(QWidget):
         layout.addWidget(self.state_label)
         layout.addWidget(split, 1)
         self.row: Row | None = None
+        self._shown = False
         self.set_row(None)
 
     def set_row(self, row: Row | None) -> None:
+        if self._shown and row == self.row:
+            return  # the same row again (the table re-announces its current row on updates)
+        self._shown = True
         self.row = row
         self.reasons_model.set_row(row)
         self.fingerprint_model.set_row(row)

@@ -122,8 +122,13 @@ class SourceTreePanel(QWidget):
         self._current: tuple[str, str] | None = None
 
     def set_tree(self, tree: Tree) -> None:
+        """Show new nodes; when only counts changed (the model updates in place) and no filter
+        can have let new nodes in, nothing else is touched: no re-expansion, no re-selection
+        (``expandAll`` over 10,000 nodes is a visible stall)."""
         keep = self._current
-        self.model.set_tree(tree)
+        reset = self.model.set_tree(tree)
+        if not reset and not self.proxy.filtering:
+            return
         self.view.expandAll()
         if keep is not None and self.current_key() != keep:
             self.select(keep)
