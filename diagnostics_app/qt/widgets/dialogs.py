@@ -367,7 +367,8 @@ class SettingsDialog(QDialog):
         self.auto.setChecked(settings.auto_analyse)
         form = QFormLayout()
         form.addRow("Worker threads", self.workers)
-        form.addRow("Cache size limit", self.cache_limit)
+        # recorded for the store; eviction is not implemented yet, and the label says so
+        form.addRow("Cache size limit (not enforced yet)", self.cache_limit)
         form.addRow("", self.auto)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
