@@ -28,10 +28,11 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.calculators.base import Calculator
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import DiagnosticsError, ParamError
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
 from diagnostics_app.core.params import Params, check_for_rate, resolve_params
-from diagnostics_app.core.project import Project, Request, canonical_json
+from diagnostics_app.core.project import Project, Request
 from diagnostics_app.core.store import EntryKey, JobRecord, StoredEntry
 from diagnostics_app.core.tempo import TempoMap
 

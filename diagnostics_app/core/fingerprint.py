@@ -14,12 +14,12 @@ current fingerprint field by field and gives the ``reasons`` of the interface, o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from diagnostics_app.core.calculators.base import Calculator
+from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.tempo import TempoMap
 
@@ -88,7 +88,7 @@ def calculator_part(calc: Calculator, params: Params, tempo: TempoMap) -> Finger
 
 def canonical_text(part: Mapping[str, Any]) -> str:
     """A fingerprint (or part of one) as the store keeps it: canonical JSON."""
-    return json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_json(part)
 
 
 def joined_text(audio_text: str, calculator_text: str) -> str:

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from diagnostics_app.core._gc import gc_paused
+from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import ParamError, ProjectError
 from diagnostics_app.core.params import ParamValue, check_overrides, resolve_params
 from diagnostics_app.core.tempo import TempoMap
@@ -35,11 +36,6 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 def freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces: the one spelling used for keys and comparisons."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

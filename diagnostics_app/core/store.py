@@ -113,6 +113,7 @@ import numpy as np
 
 from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
 
 if TYPE_CHECKING:
@@ -260,11 +261,6 @@ def _file_owner_alive(name: str, cache: dict[tuple[int, str], bool]) -> bool | N
 
 
 # --- JSON helpers ----------------------------------------------------------------------------
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces: the spelling of keys and fingerprints (= ``project.canonical_json``)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_params(params: str | Mapping[str, Any] | None) -> str:

@@ -15,12 +15,12 @@ from diagnostics_app.core import edits
 from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.calculators.temporal import RmsCalculator
+from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import ParamError, ProjectError
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
 from diagnostics_app.core.params import Params, resolve_params
 from diagnostics_app.core.project import project_from_json
 from diagnostics_app.core.session import Session
-from diagnostics_app.core.store import canonical_json
 from diagnostics_app.core.tempo import TempoMap
 from tests.core.project_factory import shared_source_project
 
