@@ -200,6 +200,35 @@ class Session:
         self._emit("store")
         return cmd
 
+    def enforce_cache_limit(self, limit_bytes: int) -> int:
+        """Delete cached data until the store holds at most ``limit_bytes``; returns the bytes
+        freed. What goes first: extraneous data (nobody asked for it), then stale, then failed
+        rows' old data, then the least recently computed; never data a queued or running job
+        is about to replace. Not undoable: this is eviction, not a user's prune."""
+        total = self.store.total_bytes()
+        if limit_bytes < 0 or total <= limit_bytes:
+            return 0
+        order = {"extraneous": 0, "stale": 1, "failed": 2}
+        candidates = sorted(
+            (
+                (order.get(r.state, 3), r.updated or 0.0, r)
+                for r in self.diagnose().rows
+                if r.nbytes and r.state not in ("queued", "running")
+            ),
+            key=lambda item: (item[0], item[1]),
+        )
+        items: list[tuple[EntryKey, str]] = []
+        freed = 0
+        for _, _, row in candidates:
+            if total - freed <= limit_bytes:
+                break
+            items.append((row.key.entry_key, row.key.feature))
+            freed += row.nbytes or 0
+        if items:
+            self.store.purge(self.store.prune(items))
+            self._emit("store")
+        return freed
+
     def entry_for(self, row: Row) -> object:
         return self.store.get(
             EntryKey(row.key.source, row.key.calculator, row.key.profile, row.key.params)

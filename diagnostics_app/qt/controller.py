@@ -467,6 +467,7 @@ class Controller(QObject):
             f"Finished {b.source}: {', '.join(b.features)} ({result.seconds:.1f} s)", 5000
         )
         self.jobFinished.emit(result)
+        self.enforce_cache_limit()
         self.schedule_refresh()
 
     @Slot(str, str)
@@ -659,10 +660,20 @@ class Controller(QObject):
     def apply_settings(self, settings: AppSettings) -> None:
         self.settings = settings
         self.pool.setMaxThreadCount(max(1, settings.workers))
-        limiter = getattr(self.session.store, "set_size_limit", None)
-        if callable(limiter):
-            limiter(settings.cache_limit_mb * 1024 * 1024 if settings.cache_limit_mb else None)
+        self.enforce_cache_limit()
         self.schedule_refresh()
+
+    def enforce_cache_limit(self) -> None:
+        """Keep the store within the settings' size limit (0 = none); the rule is the core's."""
+        if not self.settings.cache_limit_mb:
+            return
+        try:
+            freed = self.session.enforce_cache_limit(self.settings.cache_limit_mb * 1024 * 1024)
+        except DiagnosticsError as exc:
+            self.message.emit(f"Cache limit: {exc}", 8000)
+            return
+        if freed:
+            self.message.emit(f"Cache limit: freed {freed / 1e6:.1f} MB", 5000)
 
     # -- live updates from disk -----------------------------------------------------------
 

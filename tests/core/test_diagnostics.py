@@ -511,3 +511,28 @@ def test_another_process_can_cancel_a_queued_or_running_job(tmp_path: Path) -> N
         row = one(viewer.diagnose(), "drums", "rms")
         assert row.state == "missing"  # nothing half-written, nothing shown as running
         assert not viewer.runner.cancel(second.job_id)  # no longer active
+
+
+def test_cache_limit_evicts_extraneous_first_then_oldest(session: Session) -> None:
+    analyse_all(session)
+    session.edit("drop", lambda p: edits.remove_request(p, "kick", 2))  # spectrogram: extraneous
+    rows = session.diagnose().rows
+    spectrogram = one(session.diagnose(), "drums", "spectrogram")
+    assert spectrogram.state == "extraneous"
+    total = session.store.total_bytes()
+    assert session.enforce_cache_limit(total) == 0  # under the limit: nothing happens
+    limit = total - (spectrogram.nbytes or 0)
+    freed = session.enforce_cache_limit(limit)
+    assert freed == spectrogram.nbytes
+    assert session.store.total_bytes() <= limit
+    after = session.diagnose()
+    assert rows_of(after, "drums", "spectrogram") == []
+    assert {r.state for r in after.rows} == {"ok"}  # everything requested survived
+    # a tighter limit evicts requested data too, oldest first; those rows become missing
+    oldest = min((r for r in rows if r.state == "ok"), key=lambda r: r.updated or 0)
+    session.enforce_cache_limit(session.store.total_bytes() - 1)
+    assert (
+        one(session.diagnose(), oldest.key.source, oldest.key.feature, oldest.key.profile).state
+        == "missing"
+    )
+    assert session.store.total_bytes() < limit

@@ -503,3 +503,18 @@ def test_stale_derivations_are_dropped_and_requests_coalesced(
     assert all(lanes[lane.key] is lane for lane in window.plot_area.lanes() if lane.key in lanes)
     controller.diagnosisChanged.disconnect(on_diagnosis)
     del lanes, beat  # (pyqtgraph's menus go with their plots: the teardown checks for leaks)
+
+
+def test_cache_size_limit_is_enforced(
+    make_window: Callable[..., MainWindow], settle: Callable[[MainWindow], None]
+) -> None:
+    from dataclasses import replace
+
+    window = make_window()
+    store = window.controller.session.store
+    assert any(r.state == "extraneous" for r in window.controller.diagnosis.rows)
+    limit_mb = max(1, store.total_bytes() // (1024 * 1024) - 1)
+    window.apply_settings(replace(window.controller.settings, cache_limit_mb=limit_mb))
+    settle(window)
+    assert store.total_bytes() <= limit_mb * 1024 * 1024
+    assert not any(r.state == "extraneous" for r in window.controller.diagnosis.rows)

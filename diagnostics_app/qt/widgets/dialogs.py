@@ -367,8 +367,11 @@ class SettingsDialog(QDialog):
         self.auto.setChecked(settings.auto_analyse)
         form = QFormLayout()
         form.addRow("Worker threads", self.workers)
-        # recorded for the store; eviction is not implemented yet, and the label says so
-        form.addRow("Cache size limit (not enforced yet)", self.cache_limit)
+        self.cache_limit.setToolTip(
+            "After each analysis, cached data is deleted until the cache fits: extraneous "
+            "first, then stale, then the least recently computed"
+        )
+        form.addRow("Cache size limit", self.cache_limit)
         form.addRow("", self.auto)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
