@@ -501,17 +501,8 @@ def edit_runs(project: Path, runs: int) -> list[dict[str, Any]]:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": _util.cpu_model(),
         "cores": f"{os.cpu_count()} logical",
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -30,6 +30,9 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import _util  # noqa: E402
+
 OUT = ROOT / "bench" / "out" / "gui"
 SR = 22050
 RUNS = 5
@@ -237,7 +240,7 @@ def main() -> int:
         timeout=600,
     )
 
-    print(f"machine: {os.cpu_count()} cores, {_cpu()}; Python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} cores, {_util.cpu_model()}; Python {sys.version.split()[0]}")
     print(f"\n1. launch → first paint (fresh process, median of {RUNS})")
     print(f"   empty QMainWindow, same imports   {e * 1000:8.0f} ms")
     print(
@@ -252,16 +255,6 @@ def main() -> int:
     print("\n3. 60-minute waveform (bench/_plot_pan.py)")
     print("   " + pan.stdout.strip().replace("\n", "\n   "))
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.calculators.base import Calculator
 from diagnostics_app.core.calculators.registry import Registry
-from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import DiagnosticsError, ParamError
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
 from diagnostics_app.core.params import Params, check_for_rate, resolve_params
@@ -47,7 +46,6 @@ STATES: tuple[State, ...] = (
     "failed",
     "invalid",
 )
-ISSUE_STATES = frozenset(s for s in STATES if s != "ok")
 ACTIVE_JOB_STATES = ("queued", "running")
 
 
@@ -688,9 +686,3 @@ def _stale_message(reasons: Sequence[Reason]) -> str:
     return "; ".join(str(r) for r in reasons[:3]) + (
         f"; +{len(reasons) - 3} more" if len(reasons) > 3 else ""
     )
-
-
-def row_key_for(
-    source: str, feature: str, calculator: str, profile: str, params: Mapping[str, Any]
-) -> RowKey:
-    return RowKey(source, feature, calculator, profile, canonical_json(dict(params)))

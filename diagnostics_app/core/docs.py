@@ -4,7 +4,7 @@ compares them): profile parameters with their readers, and the built-in calculat
 from __future__ import annotations
 
 from diagnostics_app.core.calculators.registry import Registry
-from diagnostics_app.core.params import PARAMS
+from diagnostics_app.core.params import param_table
 
 
 def _fmt(value: object) -> str:
@@ -14,11 +14,9 @@ def _fmt(value: object) -> str:
 def parameter_table(registry: Registry | None = None) -> str:
     registry = registry or Registry.builtin()
     lines = ["| parameter | default | meaning | read by |", "|---|---|---|---|"]
-    for name, spec in PARAMS.items():
+    for name, default, doc in param_table():
         readers = [c.id for c in registry if name in c.params]
-        lines.append(
-            f"| `{name}` | {_fmt(spec.default)} | {spec.doc} | {', '.join(readers) or '—'} |"
-        )
+        lines.append(f"| `{name}` | {_fmt(default)} | {doc} | {', '.join(readers) or '—'} |")
     return "\n".join(lines)
 
 

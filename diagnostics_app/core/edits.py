@@ -135,7 +135,3 @@ def set_profile_param(project: Project, name: str, key: str, value: ParamValue) 
     values = dict(project.profiles.get(name, {}))
     values[key] = value
     return set_profile(project, name, values)
-
-
-def rename_project(project: Project, name: str) -> Project:
-    return replace(project, name=name)

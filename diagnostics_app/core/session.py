@@ -229,11 +229,6 @@ class Session:
             self._emit("store")
         return freed
 
-    def entry_for(self, row: Row) -> object:
-        return self.store.get(
-            EntryKey(row.key.source, row.key.calculator, row.key.profile, row.key.params)
-        )
-
     # -- events -----------------------------------------------------------------------------
 
     def _emit(self, kind: str) -> None:
