@@ -28,8 +28,12 @@ lint: deps
 typecheck: deps
 	$(VENV)/bin/mypy
 
+# Two workers; a crashed worker ends the run at once with a failure instead of being replaced
+# (xdist's loadgroup scheduler can wait for ever on a replaced worker: docs/testing.md).
+PYTEST_XDIST := -n 2 --dist loadgroup --max-worker-restart=0
+
 pytest: deps
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest $(PYTEST_XDIST) -q
 
 test: lint typecheck pytest
 

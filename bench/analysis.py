@@ -54,6 +54,9 @@ from diagnostics_app.core.params import (
 )
 from diagnostics_app.core.tempo import TempoMap
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.numba_slot import claim_numba_cache
+
 N_FFT, HOP = 2048, 512  # the default profile
 BPM, SUBDIVISION, PEAKS_BLOCK = 120.0, 4, 64
 
@@ -136,6 +139,7 @@ def run_ours(path: Path, sink_kind: str) -> int:
 
 def run_librosa(path: Path) -> dict[str, np.ndarray]:
     """What a user would write with librosa (and numpy) for the same nine features."""
+    claim_numba_cache()  # librosa's numba cache: never shared with a live suite (docs/testing.md)
     import librosa
 
     audio, sr = sf.read(path, dtype="float32", always_2d=True)  # (n, channels), as librosa.load

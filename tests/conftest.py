@@ -1,12 +1,12 @@
 """Shared test set-up. Qt must never abort the run for want of a display: force offscreen
-before anything imports Qt."""
+before anything imports Qt; give this process its own numba cache before anything imports
+numba (see ``tests/numba_slot.py``)."""
 
 from __future__ import annotations
 
 import os
 
+from tests.numba_slot import claim_numba_cache
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# numba (librosa's JIT, used only by reference tests) caches compiled code between processes
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba-diagnostics-app")
-)
+claim_numba_cache()
