@@ -15,7 +15,7 @@ def parameter_table(registry: Registry | None = None) -> str:
     registry = registry or Registry.builtin()
     lines = ["| parameter | default | meaning | read by |", "|---|---|---|---|"]
     for name, default, doc in param_table():
-        readers = [c.id for c in registry if name in c.params]
+        readers = [f"`{c.id}`" for c in registry if name in c.params]
         lines.append(f"| `{name}` | {_fmt(default)} | {doc} | {', '.join(readers) or '—'} |")
     return "\n".join(lines)
 
@@ -25,7 +25,8 @@ def calculator_table(registry: Registry | None = None) -> str:
     lines = ["| calculator | version | features | tempo map |", "|---|---|---|---|"]
     for c in registry:
         lines.append(
-            f"| `{c.id}` | {c.version} | {', '.join(c.feature_names())} | {'yes' if c.uses_tempo else 'no'} |"
+            f"| `{c.id}` | {c.version} | {', '.join(f'`{f}`' for f in c.feature_names())} "
+            f"| {'yes' if c.uses_tempo else 'no'} |"
         )
     return "\n".join(lines)
 
