@@ -1,29 +1,47 @@
 """Undo and redo of every project edit and of prune.
 
-A command knows how to apply and revert itself against a :class:`~core.session.Session`.
+A command knows how to apply and revert itself against a :class:`Target`: in the app that is
+the :class:`~core.session.Session`, which owns the history. This module names only the two
+things a command needs from it (replace the project, prune and restore in the store), so it
+sits below the session and never imports it (the layers contract in ``pyproject.toml``).
 Project edits keep the project value before and after (projects are immutable); a prune keeps
 the store's trash id, so undo restores exactly what was deleted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.store import EntryKey
 
-if TYPE_CHECKING:
-    from diagnostics_app.core.session import Session
+
+class PruneStore(Protocol):
+    """The store's trash, as prune commands use it."""
+
+    def prune(self, items: Sequence[tuple[EntryKey, str]]) -> str: ...
+
+    def restore(self, prune_id: str) -> object: ...
+
+
+class Target(Protocol):
+    """What commands act on (a :class:`~core.session.Session`)."""
+
+    @property
+    def store(self) -> PruneStore: ...
+
+    def replace_project(self, project: Project) -> None: ...
 
 
 class Command(Protocol):
     @property
     def text(self) -> str: ...
 
-    def apply(self, session: Session) -> None: ...
+    def apply(self, target: Target) -> None: ...
 
-    def revert(self, session: Session) -> None: ...
+    def revert(self, target: Target) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -32,11 +50,11 @@ class ProjectEdit:
     before: Project
     after: Project
 
-    def apply(self, session: Session) -> None:
-        session.replace_project(self.after)
+    def apply(self, target: Target) -> None:
+        target.replace_project(self.after)
 
-    def revert(self, session: Session) -> None:
-        session.replace_project(self.before)
+    def revert(self, target: Target) -> None:
+        target.replace_project(self.before)
 
 
 @dataclass
@@ -47,11 +65,11 @@ class PruneCommand:
     items: tuple[tuple[EntryKey, str], ...]
     prune_id: str
 
-    def apply(self, session: Session) -> None:
-        self.prune_id = session.store.prune(list(self.items))
+    def apply(self, target: Target) -> None:
+        self.prune_id = target.store.prune(list(self.items))
 
-    def revert(self, session: Session) -> None:
-        session.store.restore(self.prune_id)
+    def revert(self, target: Target) -> None:
+        target.store.restore(self.prune_id)
 
 
 class History:
@@ -66,19 +84,19 @@ class History:
         del self._done[: -self.limit]
         self._undone.clear()
 
-    def undo(self, session: Session) -> Command | None:
+    def undo(self, target: Target) -> Command | None:
         if not self._done:
             return None
         cmd = self._done.pop()
-        cmd.revert(session)
+        cmd.revert(target)
         self._undone.append(cmd)
         return cmd
 
-    def redo(self, session: Session) -> Command | None:
+    def redo(self, target: Target) -> Command | None:
         if not self._undone:
             return None
         cmd = self._undone.pop()
-        cmd.apply(session)
+        cmd.apply(target)
         self._done.append(cmd)
         return cmd
 
