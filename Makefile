@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= $(HOME)/.cache/diagnostics-app/demo
 
-.PHONY: run test deps system-deps lint typecheck pytest bench bundle smoke clean
+.PHONY: run test deps system-deps lint typecheck layers pytest bench bundle smoke clean
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -28,6 +28,10 @@ lint: deps
 typecheck: deps
 	$(VENV)/bin/mypy
 
+# The import contracts in pyproject.toml ([tool.importlinter]): layers, a Qt-free core, no cycles.
+layers: deps
+	$(VENV)/bin/lint-imports
+
 # Two workers; a crashed worker ends the run at once with a failure instead of being replaced
 # (xdist's loadgroup scheduler can wait for ever on a replaced worker: docs/testing.md).
 PYTEST_XDIST := -n 2 --dist loadgroup --max-worker-restart=0
@@ -35,7 +39,7 @@ PYTEST_XDIST := -n 2 --dist loadgroup --max-worker-restart=0
 pytest: deps
 	$(PY) -m pytest $(PYTEST_XDIST) -q
 
-test: lint typecheck pytest
+test: lint typecheck layers pytest
 
 bench: deps
 	$(PY) bench/analysis.py
