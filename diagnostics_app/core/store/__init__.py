@@ -1,23 +1,26 @@
 """The persistent feature store (see :mod:`.facade`)."""
 
 from diagnostics_app.core.store.facade import (
-    ACTIVE_JOB_STATES,
     DATA_DIR,
     DEFAULT_BUSY_TIMEOUT,
-    FINISHED_JOB_STATES,
     FINISHED_JOBS_PER_KEY,
     INDEX_NAME,
-    JOB_STATES,
     SCHEMA_VERSION,
     TMP_DIR,
     TRASH_MAX_AGE,
     U16_LEVELS,
+    FeatureStore,
+    PassWriter,
+)
+from diagnostics_app.core.store.owners import process_alive, process_start_token
+from diagnostics_app.core.store.records import (
+    ACTIVE_JOB_STATES,
+    FINISHED_JOB_STATES,
+    JOB_STATES,
     EntryImport,
     EntryKey,
-    FeatureStore,
     JobRecord,
     LoadedFeature,
-    PassWriter,
     StoredEntry,
     StoredFeature,
     StoreVersion,
@@ -25,8 +28,6 @@ from diagnostics_app.core.store.facade import (
     canonical_params,
     meta_from_json,
     meta_to_json,
-    process_alive,
-    process_start_token,
 )
 
 __all__ = [

@@ -90,12 +90,8 @@ the path and the cause. Nothing here uses pickle (``np.load(..., allow_pickle=Fa
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
-import hashlib
 import json
 import os
-import re
 import sqlite3
 import struct
 import sys
@@ -115,6 +111,30 @@ from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.store.causes import db_cause, one_line, os_cause
+from diagnostics_app.core.store.owners import (
+    file_owner_alive,
+    new_name,
+    process_alive,
+    process_start_token,
+)
+from diagnostics_app.core.store.records import (
+    ACTIVE_JOB_STATES,
+    FINISHED_JOB_STATES,
+    JOB_STATES,
+    EntryImport,
+    EntryKey,
+    JobRecord,
+    LoadedFeature,
+    StoredEntry,
+    StoredFeature,
+    StoreVersion,
+    TrashItem,
+    canonical_params,
+    key_tuple,
+    meta_from_json,
+    meta_to_json,
+)
 
 if TYPE_CHECKING:
     from diagnostics_app.core.audio import DigestCache, FileStamp
@@ -129,351 +149,8 @@ FINISHED_JOBS_PER_KEY: Final = 10  # finished job records kept per (source, calc
 TRASH_MAX_AGE: Final = 7 * 24 * 3600.0  # trash older than this is purged at open
 U16_LEVELS: Final = 65535
 
-JOB_STATES: Final = ("queued", "running", "done", "failed", "cancelled")
-ACTIVE_JOB_STATES: Final = ("queued", "running")
-FINISHED_JOB_STATES: Final = ("done", "failed", "cancelled")
-
 _HEADER_BYTES: Final = 128  # fixed .npy header area (magic + version + length + dict), 64-aligned
 _CHUNK_BYTES: Final = 1 << 20
-_FILE_RE: Final = re.compile(r"^[0-9a-f]{32}\.(?P<pid>\d+)-(?P<tok>[0-9a-f]{8})\.[a-z0-9.]+$")
-
-
-# --- process identity ------------------------------------------------------------------------
-
-
-_PLATFORM: str = sys.platform  # a plain str: mypy must not prune the other platforms' branches
-
-
-@functools.cache
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        return ""
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state, starttime) from /proc/<pid>/stat, or None if there is no such process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()  # comm may hold spaces and parentheses
-    if len(fields) < 20:
-        return None
-    return fields[0], fields[19]  # field 3 (state) and field 22 (starttime, clock ticks)
-
-
-if sys.platform == "win32":  # pragma: no cover - not exercised on the Linux test machines
-
-    def _win_creation_time(pid: int) -> int | None:
-        """Creation time of a running process, None if it is not running."""
-        import ctypes
-        from ctypes import wintypes
-
-        k32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        handle = k32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return 0 if ctypes.get_last_error() == 5 else None  # access denied: it exists
-        try:
-            code = wintypes.DWORD()
-            if k32.GetExitCodeProcess(handle, ctypes.byref(code)) and code.value != 259:
-                return None  # exited (259 = STILL_ACTIVE)
-            times = [wintypes.FILETIME() for _ in range(4)]
-            if not k32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
-                return 0
-            return (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
-        finally:
-            k32.CloseHandle(handle)
-
-else:
-
-    def _win_creation_time(pid: int) -> int | None:
-        return None
-
-
-def process_start_token(pid: int | None = None) -> str:
-    """A token that differs between two processes that had the same pid ("" if unknown).
-
-    Linux: boot id + the start time in ``/proc/<pid>/stat``; Windows: the creation time;
-    elsewhere "" (liveness then relies on the pid alone)."""
-    pid = os.getpid() if pid is None else pid
-    if _PLATFORM.startswith("linux"):
-        stat = _proc_stat(pid)
-        return f"{_boot_id()}:{stat[1]}" if stat is not None else ""
-    if _PLATFORM == "win32":  # pragma: no cover
-        created = _win_creation_time(pid)
-        return f"win:{created}" if created else ""
-    return ""
-
-
-def process_alive(pid: int, token: str = "") -> bool:
-    """Whether process ``pid`` runs and (when ``token`` is given) is the one that had it.
-
-    A zombie (exited, not yet waited for) counts as dead."""
-    if pid <= 0:
-        return False
-    if _PLATFORM.startswith("linux"):
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X", "x"):
-            return False
-        return not token or token == f"{_boot_id()}:{stat[1]}"
-    if _PLATFORM == "win32":  # pragma: no cover
-        created = _win_creation_time(pid)
-        if created is None:
-            return False
-        return not token or not created or token == f"win:{created}"
-    try:  # pragma: no cover - other POSIX systems
-        os.kill(pid, 0)
-    except ProcessLookupError:  # pragma: no cover
-        return False
-    except OSError:  # pragma: no cover - EPERM: it exists, owned by someone else
-        return True
-    return True  # pragma: no cover
-
-
-def _short_token(token: str) -> str:
-    return hashlib.blake2b(token.encode(), digest_size=4).hexdigest()
-
-
-_own_tag: tuple[int, str] | None = None
-
-
-def _owner_tag() -> str:
-    """``<pid>-<8 hex of the start token>``, recomputed after a fork."""
-    global _own_tag
-    pid = os.getpid()
-    if _own_tag is None or _own_tag[0] != pid:
-        _own_tag = (pid, f"{pid}-{_short_token(process_start_token(pid))}")
-    return _own_tag[1]
-
-
-def _file_owner_alive(name: str, cache: dict[tuple[int, str], bool]) -> bool | None:
-    """Whether the process named in a store file name runs; None if the name is not ours."""
-    m = _FILE_RE.match(name)
-    if m is None:
-        return None
-    pid, tok = int(m["pid"]), m["tok"]
-    if (pid, tok) not in cache:
-        alive = process_alive(pid) and _short_token(process_start_token(pid)) == tok
-        cache[(pid, tok)] = alive
-    return cache[(pid, tok)]
-
-
-# --- JSON helpers ----------------------------------------------------------------------------
-
-
-def canonical_params(params: str | Mapping[str, Any] | None) -> str:
-    """The ``params`` of an :class:`EntryKey`: a mapping is spelled canonically; a string is
-    checked to be a JSON object and kept byte for byte (it is already somebody's key)."""
-    if params is None:
-        return "{}"
-    if isinstance(params, str):
-        try:
-            value = json.loads(params)
-        except ValueError:
-            raise ValueError(f"params must be a JSON object, got {params[:60]!r}") from None
-        if not isinstance(value, dict):
-            raise ValueError(f"params must be a JSON object, got {params[:60]!r}")
-        return params
-    return canonical_json(dict(params))
-
-
-def meta_to_json(meta: OutputMeta) -> str:
-    """An :class:`OutputMeta` as canonical JSON (tuples become lists)."""
-    return canonical_json(dataclasses.asdict(meta))
-
-
-_TUPLE_FIELDS: Final = ("bins", "channel_names", "width_names")
-_META_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(OutputMeta))
-
-
-@functools.lru_cache(maxsize=8192)
-def meta_from_json(text: str) -> OutputMeta:
-    """The inverse of :func:`meta_to_json`; unknown keys (from a newer writer) are ignored."""
-    raw = json.loads(text)
-    if not isinstance(raw, dict):
-        raise ValueError("output meta must be a JSON object")
-    d = {k: v for k, v in raw.items() if k in _META_FIELDS}
-    for name in _TUPLE_FIELDS:
-        if name in d:
-            d[name] = tuple(d[name])
-    if d.get("value_range") is not None:
-        lo, hi = d["value_range"]
-        d["value_range"] = (float(lo), float(hi))
-    return OutputMeta(**d)
-
-
-# --- value types -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class EntryKey:
-    """Identity of an entry; ``params`` is the canonical JSON of the request's overrides."""
-
-    source_id: str
-    calculator_id: str
-    profile: str = "default"
-    params: str = "{}"
-
-    @classmethod
-    def of(
-        cls,
-        source_id: str,
-        calculator_id: str,
-        profile: str = "default",
-        params: str | Mapping[str, Any] | None = None,
-    ) -> EntryKey:
-        return cls(source_id, calculator_id, profile, canonical_params(params))
-
-    @property
-    def params_dict(self) -> dict[str, Any]:
-        value = json.loads(self.params)
-        return value if isinstance(value, dict) else {}
-
-    def __str__(self) -> str:
-        extra = "" if self.params == "{}" else f" {self.params}"
-        return f"{self.source_id}/{self.calculator_id}/{self.profile}{extra}"
-
-
-@dataclass(frozen=True)
-class StoredFeature:
-    """One feature of an entry: its files (relative to the cache folder) and layout."""
-
-    feature: str
-    path: str
-    times_path: str | None  # explicit frame times (float64), None for a uniform time axis
-    meta: OutputMeta
-    encoding: str  # how the file holds the values: "float32" or "u16db"
-    frames: int
-    channels: int
-    width: int
-    nbytes: int  # bytes on disk, both files
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    """One calculator's committed output for one :class:`EntryKey`."""
-
-    key: EntryKey
-    entry_id: int
-    fingerprint_json: str  # canonical JSON text of the structured fingerprint
-    calculator_version: int
-    created: float  # epoch seconds: first commit of this key
-    updated: float  # epoch seconds: commit of the current data
-    features: Mapping[str, StoredFeature]
-    commit_id: str  # changes with every commit of the key (restore uses it)
-
-    def __hash__(self) -> int:
-        return hash((self.entry_id, self.commit_id))
-
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        """The structured fingerprint (a fresh dict on every access)."""
-        value = json.loads(self.fingerprint_json)
-        return value if isinstance(value, dict) else {}
-
-    @property
-    def id(self) -> int:
-        return self.entry_id
-
-    @property
-    def nbytes(self) -> int:
-        return sum(f.nbytes for f in self.features.values())
-
-
-@dataclass(frozen=True)
-class LoadedFeature:
-    meta: OutputMeta
-    data: np.ndarray  # (frames, channels, width) float32, decoded (a read-only memmap if possible)
-    times: np.ndarray  # (frames,) float64 seconds
-
-
-@dataclass(frozen=True)
-class TrashItem:
-    prune_id: str
-    pruned: float
-    key: EntryKey
-    feature: str
-    nbytes: int
-
-
-@dataclass(frozen=True)
-class StoreVersion:
-    """Change counters; a poller compares the last value it saw with :meth:`FeatureStore.version`."""
-
-    entries: int
-    jobs: int
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A job as every process sees it. ``params`` is the canonical JSON of the overrides."""
-
-    id: str
-    source_id: str
-    calculator_ids: tuple[str, ...]
-    profile: str
-    params: str
-    features: tuple[str, ...]
-    state: str  # one of JOB_STATES
-    progress: float | None
-    label: str
-    message: str | None
-    origin: str  # "gui", "cli", "auto", ...
-    owner_pid: int
-    owner_start: str  # process_start_token(owner_pid) when the job was created
-    created: float
-    updated: float
-
-    @classmethod
-    def new(
-        cls,
-        source_id: str,
-        calculator_ids: Sequence[str],
-        profile: str = "default",
-        params: str | Mapping[str, Any] | None = None,
-        features: Sequence[str] = (),
-        *,
-        origin: str = "cli",
-        state: str = "queued",
-        label: str = "queued",
-        job_id: str | None = None,
-    ) -> JobRecord:
-        """A record owned by this process, stamped now."""
-        now = time.time()
-        return cls(
-            id=job_id or uuid.uuid4().hex[:12],
-            source_id=source_id,
-            calculator_ids=tuple(calculator_ids),
-            profile=profile,
-            params=canonical_params(params),
-            features=tuple(features),
-            state=state,
-            progress=None,
-            label=label,
-            message=None,
-            origin=origin,
-            owner_pid=os.getpid(),
-            owner_start=process_start_token(),
-            created=now,
-            updated=now,
-        )
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_JOB_STATES
-
-    def entry_keys(self) -> tuple[EntryKey, ...]:
-        return tuple(
-            EntryKey(self.source_id, c, self.profile, self.params) for c in self.calculator_ids
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["calculator_ids"] = list(self.calculator_ids)
-        d["features"] = list(self.features)
-        return d
 
 
 class _Unset:
@@ -481,24 +158,6 @@ class _Unset:
 
 
 _UNSET: Final = _Unset()
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _os_cause(exc: OSError) -> str:
-    return _one_line(exc.strerror or str(exc) or type(exc).__name__)
-
-
-def _db_cause(exc: sqlite3.Error) -> str:
-    cause = _one_line(str(exc) or type(exc).__name__)
-    if "not a database" in cause or "malformed" in cause:
-        cause += " (the index is corrupt: delete the cache folder to start an empty cache)"
-    return cause
 
 
 # --- .npy streaming --------------------------------------------------------------------------
@@ -602,10 +261,6 @@ class _TempArray:
         _unlink(self.path)
 
 
-def _new_name(suffix: str) -> str:
-    return f"{uuid.uuid4().hex}.{_owner_tag()}{suffix}"
-
-
 # --- the writer ------------------------------------------------------------------------------
 
 
@@ -617,20 +272,6 @@ class _Staged:
     frames: int
     tmp: list[Path]  # data file, then the times file if any
     nbytes: int = 0
-
-
-@dataclass(frozen=True)
-class EntryImport:
-    """One entry for :meth:`FeatureStore.import_entries`: what a pass writer would have been
-    given for one calculator (its fingerprint and version at ``pass_writer``, its frames at
-    ``write``, its metas and times at ``close``), all at once."""
-
-    key: EntryKey
-    fingerprint: Mapping[str, Any]
-    version: int
-    metas: Mapping[str, OutputMeta]  # exactly the features the entry will hold
-    arrays: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # (n, ch, w)
-    times: Mapping[str, np.ndarray | None] = dataclasses.field(default_factory=dict)
 
 
 class PassWriter:
@@ -671,11 +312,11 @@ class PassWriter:
     def _temp(self, calculator_id: str, feature: str, channels: int, width: int) -> _TempArray:
         arr = self._open.get((calculator_id, feature))
         if arr is None:
-            path = self._store.root / TMP_DIR / _new_name(".npy")
+            path = self._store.root / TMP_DIR / new_name(".npy")
             try:
                 arr = _TempArray(path, _F32, channels, width)
             except OSError as exc:
-                raise StoreError(f"{path}: cannot write feature data: {_os_cause(exc)}") from None
+                raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
             self._open[(calculator_id, feature)] = arr
         return arr
 
@@ -688,7 +329,7 @@ class PassWriter:
         try:
             arr.append(frames)
         except OSError as exc:
-            raise StoreError(f"{arr.path}: cannot write feature data: {_os_cause(exc)}") from None
+            raise StoreError(f"{arr.path}: cannot write feature data: {os_cause(exc)}") from None
 
     def close(
         self,
@@ -742,7 +383,7 @@ class PassWriter:
                 )
             arr.finish()
             if meta.storage == "u16db" and meta.value_range is not None:
-                path = self._store.root / TMP_DIR / _new_name(".npy")
+                path = self._store.root / TMP_DIR / new_name(".npy")
                 item.tmp[0] = path
                 _transcode_u16(arr.path, path, meta.value_range)
                 _unlink(arr.path)
@@ -753,7 +394,7 @@ class PassWriter:
                     raise ValueError(
                         f"{calculator_id}/{feature}: {len(t)} frame times for {arr.frames} frames"
                     )
-                path = self._store.root / TMP_DIR / _new_name(".times.npy")
+                path = self._store.root / TMP_DIR / new_name(".times.npy")
                 item.tmp.append(path)
                 with path.open("wb") as f:
                     np.save(f, t, allow_pickle=False)
@@ -764,7 +405,7 @@ class PassWriter:
             arr.discard()
             for p in item.tmp:
                 _unlink(p)
-            raise StoreError(f"{path}: cannot write feature data: {_os_cause(exc)}") from None
+            raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
         except BaseException:
             arr.discard()
             for p in item.tmp:
@@ -960,7 +601,7 @@ class FeatureStore:
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(
-                f"{root}: cannot create the feature store folder: {_os_cause(exc)}"
+                f"{root}: cannot create the feature store folder: {os_cause(exc)}"
             ) from None
         index = root / INDEX_NAME
         try:
@@ -968,7 +609,7 @@ class FeatureStore:
                 str(index), timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"{index}: cannot open the feature index: {_db_cause(exc)}") from None
+            raise StoreError(f"{index}: cannot open the feature index: {db_cause(exc)}") from None
         store = cls(root, conn)
         try:
             store._setup(busy_timeout)
@@ -991,7 +632,7 @@ class FeatureStore:
             version = self._schema_version(conn)
         except sqlite3.Error as exc:
             raise StoreError(
-                f"{self.index_path}: cannot open the feature index: {_db_cause(exc)}"
+                f"{self.index_path}: cannot open the feature index: {db_cause(exc)}"
             ) from None
         if version == SCHEMA_VERSION:
             return
@@ -1066,7 +707,7 @@ class FeatureStore:
         return self._conn
 
     def _db_error(self, what: str, exc: sqlite3.Error) -> StoreError:
-        return StoreError(f"{self.index_path}: {what}: {_db_cause(exc)}")
+        return StoreError(f"{self.index_path}: {what}: {db_cause(exc)}")
 
     @contextlib.contextmanager
     def _write(self, what: str, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -1189,7 +830,7 @@ class FeatureStore:
         except OSError as exc:
             for path in written:
                 _unlink(path)
-            raise StoreError(f"{data}: cannot write feature data: {_os_cause(exc)}") from None
+            raise StoreError(f"{data}: cannot write feature data: {os_cause(exc)}") from None
         except BaseException:
             for path in written:
                 _unlink(path)
@@ -1250,7 +891,7 @@ class FeatureStore:
             t = np.ascontiguousarray(np.asarray(times, dtype="<f8").reshape(-1))
             if len(t) != len(values):
                 raise ValueError(f"{what}: {len(t)} frame times for {len(values)} frames")
-        paths = [data / _new_name(".npy")]
+        paths = [data / new_name(".npy")]
         written.append(paths[0])
         with paths[0].open("wb") as f:
             f.write(_npy_header(dtype, values.shape))
@@ -1260,7 +901,7 @@ class FeatureStore:
                 f.flush()
                 os.fsync(f.fileno())
         if t is not None:
-            paths.append(data / _new_name(".times.npy"))
+            paths.append(data / new_name(".times.npy"))
             written.append(paths[1])
             with paths[1].open("wb") as f:
                 np.save(f, t, allow_pickle=False)
@@ -1314,7 +955,7 @@ class FeatureStore:
         except OSError as exc:
             for path in renamed:
                 _unlink(path)
-            raise StoreError(f"{data}: cannot commit feature data: {_os_cause(exc)}") from None
+            raise StoreError(f"{data}: cannot commit feature data: {os_cause(exc)}") from None
         try:
             entry, old = self._replace_entry(key, fingerprint, version, rows)
         except BaseException:
@@ -1389,7 +1030,7 @@ class FeatureStore:
                 "INSERT INTO entries (source_id, calculator_id, profile, params, fingerprint, "
                 "calculator_version, commit_id, created, updated, seq) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (*_key_tuple(key), fingerprint, version, commit_id, now, now, seq),
+                (*key_tuple(key), fingerprint, version, commit_id, now, now, seq),
             )
             eid = cur.lastrowid
         c.executemany(
@@ -1433,17 +1074,17 @@ class FeatureStore:
             tmp = [
                 e.path
                 for e in os.scandir(self.root / TMP_DIR)
-                if _file_owner_alive(e.name, alive) is False
+                if file_owner_alive(e.name, alive) is False
             ]
             candidates: list[str] = []
             if dead or full:
                 candidates = [
                     f"{DATA_DIR}/{e.name}"
                     for e in os.scandir(self.root / DATA_DIR)
-                    if _file_owner_alive(e.name, alive) is False
+                    if file_owner_alive(e.name, alive) is False
                 ]
         except OSError as exc:
-            raise StoreError(f"{self.root}: cannot list the store: {_os_cause(exc)}") from None
+            raise StoreError(f"{self.root}: cannot list the store: {os_cause(exc)}") from None
         removed = sum(_unlink(Path(p)) for p in tmp)
         if candidates or garbage:
             # read only now: a writer found dead above cannot commit anything after this read
@@ -1513,7 +1154,7 @@ class FeatureStore:
     def get(self, key: EntryKey) -> StoredEntry | None:
         with self._read("cannot read the index") as c:
             rows = c.execute(
-                f"{_ENTRY_SQL} WHERE {_KEY_WHERE} ORDER BY f.feature", _key_tuple(key)
+                f"{_ENTRY_SQL} WHERE {_KEY_WHERE} ORDER BY f.feature", key_tuple(key)
             ).fetchall()
             metas = self._metas_for(c, rows)
         found = _entries_from_rows(rows, metas)
@@ -1614,7 +1255,7 @@ class FeatureStore:
             raise StoreError(f"{path}: array file of {what}: {why}") from None
         except (OSError, ValueError, EOFError) as exc:
             raise StoreError(
-                f"{path}: corrupt array file of {what}: {_one_line(str(exc))[:200]}"
+                f"{path}: corrupt array file of {what}: {one_line(str(exc))[:200]}"
             ) from None
         if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
             got = f"{getattr(arr, 'dtype', '?')} {getattr(arr, 'shape', '?')}"
@@ -1668,7 +1309,7 @@ class FeatureStore:
                 row = c.execute(
                     f"SELECT {_ENTRY_COLS} FROM entries e JOIN features f ON f.entry_id = e.id "
                     f"WHERE {_KEY_WHERE} AND f.feature = ?",
-                    (*_key_tuple(key), feature),
+                    (*key_tuple(key), feature),
                 ).fetchone()
                 if row is None:
                     continue
@@ -1708,7 +1349,7 @@ class FeatureStore:
             for row in rows:
                 eid, key, commit_id = row[0], EntryKey(*row[1:5]), row[7]
                 current = c.execute(
-                    f"SELECT e.id, e.commit_id FROM entries e WHERE {_KEY_WHERE}", _key_tuple(key)
+                    f"SELECT e.id, e.commit_id FROM entries e WHERE {_KEY_WHERE}", key_tuple(key)
                 ).fetchone()
                 if current is None:
                     taken = c.execute("SELECT 1 FROM entries WHERE id = ?", (eid,)).fetchone()
@@ -1954,10 +1595,6 @@ class FeatureStore:
             )
             self._bump(c, "jobs")
         return [job_id for job_id, _ in dead]
-
-
-def _key_tuple(key: EntryKey) -> tuple[str, str, str, str]:
-    return (key.source_id, key.calculator_id, key.profile, key.params)
 
 
 def _check_state(state: str) -> None:
