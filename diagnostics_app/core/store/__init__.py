@@ -32,7 +32,8 @@ pickle.
 
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, U16_LEVELS
 from diagnostics_app.core.store.connection import DEFAULT_BUSY_TIMEOUT, INDEX_NAME
-from diagnostics_app.core.store.facade import FINISHED_JOBS_PER_KEY, TRASH_MAX_AGE, FeatureStore
+from diagnostics_app.core.store.facade import FeatureStore
+from diagnostics_app.core.store.jobs import FINISHED_JOBS_PER_KEY
 from diagnostics_app.core.store.owners import process_alive, process_start_token
 from diagnostics_app.core.store.records import (
     ACTIVE_JOB_STATES,
@@ -51,6 +52,7 @@ from diagnostics_app.core.store.records import (
     meta_to_json,
 )
 from diagnostics_app.core.store.schema import SCHEMA_VERSION
+from diagnostics_app.core.store.trash import TRASH_MAX_AGE
 from diagnostics_app.core.store.writing import PassWriter
 
 __all__ = [
