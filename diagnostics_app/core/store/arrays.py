@@ -27,7 +27,7 @@ import contextlib
 import os
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -106,6 +106,11 @@ def unlink(path: Path) -> bool:
     except OSError:
         return False  # e.g. still mapped by a reader on Windows: left for a later sweep
     return True
+
+
+def unlink_all(paths: Iterable[Path]) -> None:
+    for path in paths:
+        unlink(path)
 
 
 def check_layout(what: str, channels: int, width: int, meta: OutputMeta) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Final
 from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store.arrays import DATA_DIR, StagedFeature, fsync_dir, unlink
+from diagnostics_app.core.store.arrays import DATA_DIR, StagedFeature, fsync_dir, unlink_all
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.records import (
@@ -261,8 +261,7 @@ def commit_files(
                 renamed.append(data / path.name)
         fsync_dir(data)
     except OSError as exc:
-        for path in renamed:
-            unlink(path)
+        unlink_all(renamed)
         raise StoreError(f"{data}: cannot commit feature data: {os_cause(exc)}") from None
     rows = [item.row() for item in staged]
     _commit(
@@ -299,6 +298,9 @@ def _commit(
     files: Sequence[Path],
     committed: list[StoredEntry],
 ) -> None:
+    """One transaction replacing the entries of ``staged``. The committed entries go to
+    ``committed`` before the replaced files are deleted; on failure ``files`` are deleted,
+    unless the transaction did commit."""
     now = time.time()
     entries: dict[EntryKey, StoredEntry | None] = {}
     garbage: list[str] = []
@@ -311,10 +313,9 @@ def _commit(
                 entries[key] = entry
                 garbage.extend(old)
     except BaseException:
-        # the transaction may have committed before the error: its files are then referenced
+        # an error after COMMIT (an interrupt, say) leaves the files referenced: they stay
         if files and not references(db, f"{DATA_DIR}/{files[0].name}"):
-            for path in files:
-                unlink(path)
+            unlink_all(files)
         raise
     committed.extend(e for e in entries.values() if e is not None)
     delete_garbage(db, root, garbage)

@@ -39,6 +39,7 @@ from diagnostics_app.core.store.arrays import (
     transcode_u16,
     u16_range,
     unlink,
+    unlink_all,
     write_array,
     write_times,
 )
@@ -144,8 +145,7 @@ class PassWriter:
             )
         except BaseException:
             for item in staged:
-                for path in item.paths:
-                    unlink(path)
+                unlink_all(item.paths)
             raise
         finally:
             for (calc, feature), arr in list(self._open.items()):
@@ -180,15 +180,11 @@ class PassWriter:
                 item.paths.append(path)
                 write_times(path, t, durable=True)
             item.measure()
-        except OSError as exc:
+        except BaseException as exc:
             arr.discard()
-            for p in item.paths:
-                unlink(p)
-            raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
-        except BaseException:
-            arr.discard()
-            for p in item.paths:
-                unlink(p)
+            unlink_all(item.paths)
+            if isinstance(exc, OSError):
+                raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
             raise
         return item
 
@@ -238,13 +234,10 @@ def stage_import(
             staged.append((key, canonical_json(dict(item.fingerprint)), int(item.version), rows))
         if durable and written:
             fsync_dir(data)
-    except OSError as exc:
-        for path in written:
-            unlink(path)
-        raise StoreError(f"{data}: cannot write feature data: {os_cause(exc)}") from None
-    except BaseException:
-        for path in written:
-            unlink(path)
+    except BaseException as exc:
+        unlink_all(written)
+        if isinstance(exc, OSError):
+            raise StoreError(f"{data}: cannot write feature data: {os_cause(exc)}") from None
         raise
     return staged, written
 
