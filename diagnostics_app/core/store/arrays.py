@@ -231,7 +231,7 @@ class StagedFeature:
         self.nbytes = sum(p.stat().st_size for p in self.paths)
 
     def row(self) -> tuple[Any, ...]:
-        """Its ``features`` row (see ``index.replace_in``) once its files are in ``data/``."""
+        """Its ``features`` row (see :mod:`.index`), once its files are in ``data/``."""
         names = [p.name for p in self.paths]
         return (
             self.feature,
