@@ -1,0 +1,85 @@
+"""The persistent feature store: an SQLite index plus one ``.npy`` array file per feature.
+
+Layout of a cache folder::
+
+    index.sqlite (+ -wal, -shm)   the index, WAL mode, shared by every process (GUI, CLI)
+    data/                         committed array files, one per feature (+ one for its times)
+    tmp/                          array files being written
+
+An *entry* is what one calculator produced for one (source, profile, parameter overrides):
+:class:`EntryKey`. It holds the structured fingerprint of its inputs (readable JSON, so
+"why stale" can always be answered field by field), the calculator version, timestamps, and
+one or more features (a calculator may produce several).
+
+The rest of the core uses :class:`FeatureStore` and the record types, all importable from
+here; none of it needs SQLite. The parts, each documented in its module:
+
+- :mod:`.records`: the frozen value types and their JSON (keys, entries, jobs, ...);
+- :mod:`.facade`: :class:`FeatureStore`, composing the parts below over one connection;
+- :mod:`.connection`: the connection, its lock and the transaction discipline;
+- :mod:`.schema`: the tables, created or migrated at open;
+- :mod:`.arrays`: the one ``.npy`` writer (analysis and import) and the reader, u16db;
+- :mod:`.writing`: the pass writer (the engine's sink) and the bulk import;
+- :mod:`.index`: listing entries and committing new data for a key;
+- :mod:`.recovery`: what crashed processes left (garbage, orphans, dead writers);
+- :mod:`.owners`: process liveness that survives pid reuse;
+- :mod:`.trash`, :mod:`.digests`, :mod:`.jobs`: their tables.
+
+Every OSError and SQLite error becomes a :class:`~diagnostics_app.core.errors.StoreError`
+whose message is one line naming the path and the cause (:mod:`.causes`). Nothing here uses
+pickle.
+"""
+
+from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, U16_LEVELS
+from diagnostics_app.core.store.connection import DEFAULT_BUSY_TIMEOUT, INDEX_NAME
+from diagnostics_app.core.store.facade import FeatureStore
+from diagnostics_app.core.store.jobs import FINISHED_JOBS_PER_KEY
+from diagnostics_app.core.store.owners import process_alive, process_start_token
+from diagnostics_app.core.store.records import (
+    ACTIVE_JOB_STATES,
+    FINISHED_JOB_STATES,
+    JOB_STATES,
+    EntryImport,
+    EntryKey,
+    JobRecord,
+    LoadedFeature,
+    StoredEntry,
+    StoredFeature,
+    StoreVersion,
+    TrashItem,
+    canonical_params,
+    meta_from_json,
+    meta_to_json,
+)
+from diagnostics_app.core.store.schema import SCHEMA_VERSION
+from diagnostics_app.core.store.trash import TRASH_MAX_AGE
+from diagnostics_app.core.store.writing import PassWriter
+
+__all__ = [
+    "ACTIVE_JOB_STATES",
+    "DATA_DIR",
+    "DEFAULT_BUSY_TIMEOUT",
+    "FINISHED_JOBS_PER_KEY",
+    "FINISHED_JOB_STATES",
+    "INDEX_NAME",
+    "JOB_STATES",
+    "SCHEMA_VERSION",
+    "TMP_DIR",
+    "TRASH_MAX_AGE",
+    "U16_LEVELS",
+    "EntryImport",
+    "EntryKey",
+    "FeatureStore",
+    "JobRecord",
+    "LoadedFeature",
+    "PassWriter",
+    "StoreVersion",
+    "StoredEntry",
+    "StoredFeature",
+    "TrashItem",
+    "canonical_params",
+    "meta_from_json",
+    "meta_to_json",
+    "process_alive",
+    "process_start_token",
+]

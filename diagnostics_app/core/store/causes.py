@@ -1,0 +1,24 @@
+"""The cause part of a :class:`StoreError` message, from an OSError or an SQLite error.
+
+Every store error is one line naming the path and the cause (the GUI shows it in a status
+line, the CLI prints it), so causes are flattened to one line here, in one place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def os_cause(exc: OSError) -> str:
+    return one_line(exc.strerror or str(exc) or type(exc).__name__)
+
+
+def db_cause(exc: sqlite3.Error) -> str:
+    cause = one_line(str(exc) or type(exc).__name__)
+    if "not a database" in cause or "malformed" in cause:
+        cause += " (the index is corrupt: delete the cache folder to start an empty cache)"
+    return cause

@@ -1,0 +1,315 @@
+"""``FeatureStore``: the one object through which the rest of the core uses a cache folder.
+
+It composes the store's modules over one :class:`~.connection.IndexConnection` and holds no
+SQL and no file format of its own: each method says which part does the work (entries in
+:mod:`.index`, files in :mod:`.arrays` and :mod:`.writing`, crash recovery in
+:mod:`.recovery`, the trash, jobs and digests in their modules). What it does own is the life
+of a store instance: opening (schema, sweep, reaping, trash expiry), the writer registration
+of this process, the pass writers it handed out, and closing all of that in order.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from diagnostics_app.core.canonical import canonical_json
+from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.store import digests, index, recovery, schema
+from diagnostics_app.core.store import jobs as job_table
+from diagnostics_app.core.store import trash as trash_table
+from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature
+from diagnostics_app.core.store.causes import os_cause
+from diagnostics_app.core.store.connection import (
+    DEFAULT_BUSY_TIMEOUT,
+    INDEX_NAME,
+    IndexConnection,
+    connect,
+)
+from diagnostics_app.core.store.jobs import UNSET, Unset
+from diagnostics_app.core.store.records import (
+    EntryImport,
+    EntryKey,
+    JobRecord,
+    LoadedFeature,
+    StoredEntry,
+    StoreVersion,
+    TrashItem,
+    canonical_params,
+)
+from diagnostics_app.core.store.trash import TRASH_MAX_AGE
+from diagnostics_app.core.store.writing import PassWriter, stage_import
+
+if TYPE_CHECKING:
+    from diagnostics_app.core.audio import DigestCache, FileStamp
+
+
+class FeatureStore:
+    """A cache folder: see :mod:`diagnostics_app.core.store`. Thread-safe (one connection
+    behind a lock); any number of processes may open the same folder at once."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+        """Use :meth:`open`."""
+        self.root = root
+        self.index_path = root / INDEX_NAME
+        self._db = IndexConnection(self.index_path, conn)
+        self._index = index.EntryIndex(self._db)
+        self._registration: tuple[int, str] | None = None  # (pid, token) in the writers table
+        self._writers: weakref.WeakSet[PassWriter] = weakref.WeakSet()
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        cache_dir: str | os.PathLike[str],
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        trash_max_age: float | None = TRASH_MAX_AGE,
+    ) -> FeatureStore:
+        """Open (creating if needed) the store in ``cache_dir``; sweeps what crashed writers
+        left, fails the jobs of dead processes and purges trash older than ``trash_max_age``."""
+        root = Path(cache_dir)
+        try:
+            for folder in (root, root / DATA_DIR, root / TMP_DIR):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{root}: cannot create the feature store folder: {os_cause(exc)}"
+            ) from None
+        store = cls(root, connect(root / INDEX_NAME, busy_timeout))
+        try:
+            schema.setup(store._db, busy_timeout)
+            store.sweep()
+            store.reap_dead_jobs()
+            if trash_max_age is not None:
+                store.purge(older_than=trash_max_age)
+        except BaseException:
+            store._db.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Abort unfinished writers of this instance, unregister, close the connection."""
+        with self._db.lock:
+            if self._db.closed:
+                return
+            for writer in list(self._writers):
+                writer.abort()
+            if self._registration is not None:
+                recovery.unregister(self._db, self._registration[1])
+                self._registration = None
+            self._db.close()
+            self._index.forget()
+
+    @property
+    def closed(self) -> bool:
+        return self._db.closed
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _register(self) -> None:
+        """Record this process as a writer before it creates any file (once per process: a
+        forked child registers itself)."""
+        pid = os.getpid()
+        if self._registration is None or self._registration[0] != pid:
+            self._registration = (pid, recovery.register(self._db))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def pass_writer(
+        self,
+        source_id: str,
+        profile: str,
+        params: str | Mapping[str, Any] | None,
+        fingerprints: Mapping[str, Mapping[str, Any]],
+        versions: Mapping[str, int],
+    ) -> PassWriter:
+        """A ``FeatureSink`` whose ``close(calculator)`` commits that calculator's entry."""
+        self._register()
+        fps = {calc: canonical_json(dict(fp)) for calc, fp in fingerprints.items()}
+        writer = PassWriter(
+            self._db, self.root, source_id, profile, canonical_params(params), fps, versions
+        )
+        self._writers.add(writer)
+        return writer
+
+    def import_entries(
+        self, items: Iterable[EntryImport], *, durable: bool = False
+    ) -> list[StoredEntry]:
+        """Bulk import: commit many entries in ONE transaction (tools, benchmarks, migrations).
+
+        Each item ends as if a :meth:`pass_writer` had written its ``arrays`` and closed its
+        calculator with its ``metas`` and ``times``: the same files (a ``.npy`` with the
+        writer's fixed 128-byte header, float32 or u16db as the meta says, plus a
+        ``.times.npy``), the same rows, the same canonical fingerprint JSON, and the same
+        replacement of a previous entry of the key (its files become garbage; an item without
+        metas removes the entry). Arrays not named in ``metas`` are dropped; a meta without an
+        array is an empty feature; a later item with the same key replaces an earlier one.
+
+        ``durable=False`` (the default) skips the per-file fsyncs and commits with
+        ``synchronous=NORMAL``: a crash or power loss can lose the import (all of it, as it is
+        one transaction, or leave rows whose files are incomplete after a power loss) but never
+        touches data committed before; ``durable=True`` gives the writer's guarantees (files
+        and folder fsynced, then a ``synchronous=FULL`` commit). Files are written straight
+        into ``data/`` under this process's owner tag, so what a crashed import leaves is
+        swept like a crashed writer's renamed files. Returns the committed entries.
+        """
+        self._register()
+        staged, written = stage_import(items, self.root / DATA_DIR, durable)
+        return index.commit_import(self._db, self.root, staged, written, durable)
+
+    def sweep(self, full: bool = False) -> int:
+        """Delete what crashed processes left: listed garbage, temporary files of dead
+        writers and, when a registered writer died (or ``full``), every file in ``data/`` that
+        no row references and whose writer is dead. Returns the number of files deleted."""
+        return recovery.sweep(self._db, self.root, full)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def entries(self) -> list[StoredEntry]:
+        """Every entry with its features, in entry id order: one joined query. The result is
+        kept: while the ``entries`` counter is unchanged it is returned again, and after a
+        change only the entries whose ``seq`` is newer are read again."""
+        return self._index.entries()
+
+    def entries_for_source(self, source_id: str) -> list[StoredEntry]:
+        return self._index.for_source(source_id)
+
+    def get(self, key: EntryKey) -> StoredEntry | None:
+        return self._index.get(key)
+
+    def path_of(self, relative: str) -> Path:
+        return self.root / relative
+
+    def load(
+        self,
+        entry: StoredEntry,
+        feature: str,
+        mmap: bool = True,
+        frames: slice | None = None,
+    ) -> LoadedFeature:
+        """A feature's values, decoded to float32 ``(frames, channels, width)``, and its frame
+        times. With ``mmap`` a float32 feature is a read-only memory map (no copy); ``frames``
+        decodes only a range of frames (e.g. the visible part of a long spectrogram)."""
+        stored = entry.features.get(feature)
+        if stored is None:
+            raise StoreError(f"entry {entry.key}: has no feature {feature!r}")
+
+        def why_missing() -> str:
+            current = self.get(entry.key)
+            if current is None or current.commit_id != entry.commit_id:
+                return "the entry was recomputed or pruned since it was listed (reload it)"
+            if stored.feature not in current.features:
+                return "the feature was pruned and purged since it was listed (reload it)"
+            return "missing"
+
+        what = f"{entry.key} feature {stored.feature!r}"
+        return load_feature(self.root, stored, what, mmap, frames, why_missing)
+
+    def total_bytes(self) -> int:
+        """Bytes of the array files of every listed entry (trash excluded)."""
+        return index.total_bytes(self._db)
+
+    def trash_bytes(self) -> int:
+        return trash_table.trash_bytes(self._db)
+
+    def version(self) -> StoreVersion:
+        """Change counters of entries and jobs; cheap enough to poll several times a second
+        (``PRAGMA data_version`` tells whether anyone else committed since the last call)."""
+        return self._db.version()
+
+    # -- prune, restore, purge ----------------------------------------------------------------
+
+    def prune(self, items: Sequence[tuple[EntryKey, str]]) -> str:
+        """Move the given features to the trash (one transaction); an entry left without
+        features is removed. Items that do not exist are ignored. Returns the prune id."""
+        return trash_table.prune(self._db, items)
+
+    def restore(self, prune_id: str) -> list[tuple[EntryKey, str]]:
+        """Undo a prune: its features come back with the same entry id, fingerprint, version
+        and timestamps. A feature whose entry was recomputed after the prune stays in the
+        trash (the newer data wins). Returns what was restored."""
+        return trash_table.restore(self._db, prune_id)
+
+    def purge(self, prune_id: str | None = None, *, older_than: float | None = None) -> int:
+        """Delete trashed features for real: of one prune, or all (``None``), optionally only
+        those pruned more than ``older_than`` seconds ago. Returns the number purged."""
+        return trash_table.purge(self._db, self.root, prune_id, older_than)
+
+    def trash(self, prune_id: str | None = None) -> list[TrashItem]:
+        return trash_table.listing(self._db, prune_id)
+
+    # -- digests (the DigestCache protocol of core.audio) --------------------------------------
+
+    def get_digest(self, path: str, stamp: FileStamp) -> str | None:
+        return digests.get_digest(self._db, path, stamp)
+
+    def put_digest(self, path: str, stamp: FileStamp, digest: str) -> None:
+        digests.put_digest(self._db, path, stamp, digest)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def add_job(self, record: JobRecord) -> None:
+        """Insert (or overwrite) a job record."""
+        job_table.add(self._db, record)
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        state: str | Unset = UNSET,
+        progress: float | Unset | None = UNSET,
+        label: str | Unset = UNSET,
+        message: str | Unset | None = UNSET,
+    ) -> bool:
+        """Change some fields of a job (and its ``updated`` time); False if there is no such
+        job. One small transaction: fine at 10 calls per second."""
+        return job_table.update(self._db, job_id, state, progress, label, message)
+
+    def jobs(self, active_only: bool = False) -> list[JobRecord]:
+        """Job records of every process, oldest first."""
+        return job_table.listing(self._db, active_only)
+
+    def job(self, job_id: str) -> JobRecord | None:
+        return job_table.get(self._db, job_id)
+
+    def latest_jobs_by_key(self) -> dict[EntryKey, JobRecord]:
+        """Per (source, calculator, profile, params): the most recently finished job."""
+        return job_table.latest_by_key(self._db)
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Ask whichever process runs ``job_id`` to cancel it (it checks at its next progress
+        report, so within a block); False if there is no such active job."""
+        return job_table.request_cancel(self._db, job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return job_table.cancel_requested(self._db, job_id)
+
+    def clear_cancel_request(self, job_id: str) -> None:
+        job_table.clear_cancel_request(self._db, job_id)
+
+    def reap_dead_jobs(self) -> list[str]:
+        """Fail every queued or running job whose owner process is gone (pid reuse detected
+        by the start token). Returns the ids of the jobs reaped."""
+        return job_table.reap_dead(self._db)
+
+
+if TYPE_CHECKING:  # the protocol it implements, checked by mypy
+
+    def _is_digest_cache(store: FeatureStore) -> DigestCache:
+        return store

@@ -1,0 +1,221 @@
+"""The job table: every job of every process that uses the cache folder.
+
+Job records live in the index so that every process sees every job, whoever started it
+(cancelling a job another process runs goes through ``cancel_requests``). The owner's pid and start-time token
+(see :mod:`.owners`) let :func:`reap_dead` fail the jobs of dead owners even when the pid has
+been reused. Every change bumps the ``jobs`` counter, which is what pollers watch; progress
+updates run with ``synchronous=NORMAL`` (safe against process crashes, cheap at 10 updates/s).
+Finished records are trimmed per key as they finish, so the table stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from diagnostics_app.core.store.connection import IndexConnection
+from diagnostics_app.core.store.owners import process_alive
+from diagnostics_app.core.store.records import (
+    ACTIVE_JOB_STATES,
+    FINISHED_JOB_STATES,
+    JOB_STATES,
+    EntryKey,
+    JobRecord,
+)
+
+FINISHED_JOBS_PER_KEY: Final = 10  # finished job records kept per (source, calculator, ...)
+
+_JOB_COLS: Final = (
+    "id, source_id, calculator_ids, profile, params, features, state, progress, label, "
+    "message, origin, owner_pid, owner_start, created, updated"
+)
+
+
+class Unset:
+    """The type of :data:`UNSET`: "leave this field as it is" (``None`` is a value)."""
+
+
+UNSET: Final = Unset()
+
+
+def _job_from_row(row: Sequence[Any]) -> JobRecord:
+    return JobRecord(
+        id=row[0],
+        source_id=row[1],
+        calculator_ids=tuple(json.loads(row[2])),
+        profile=row[3],
+        params=row[4],
+        features=tuple(json.loads(row[5])),
+        state=row[6],
+        progress=row[7],
+        label=row[8],
+        message=row[9],
+        origin=row[10],
+        owner_pid=row[11],
+        owner_start=row[12],
+        created=row[13],
+        updated=row[14],
+    )
+
+
+def _check_state(state: str) -> None:
+    if state not in JOB_STATES:
+        raise ValueError(f"job state must be one of {', '.join(JOB_STATES)}, not {state!r}")
+
+
+def add(db: IndexConnection, record: JobRecord) -> None:
+    """See :meth:`FeatureStore.add_job`."""
+    _check_state(record.state)
+    with db.write("cannot record a job") as c:
+        c.execute(
+            f"INSERT OR REPLACE INTO jobs ({_JOB_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.id,
+                record.source_id,
+                json.dumps(list(record.calculator_ids)),
+                record.profile,
+                record.params,
+                json.dumps(list(record.features)),
+                record.state,
+                record.progress,
+                record.label,
+                record.message,
+                record.origin,
+                record.owner_pid,
+                record.owner_start,
+                record.created,
+                record.updated,
+            ),
+        )
+        if record.state in FINISHED_JOB_STATES:
+            _trim(c, record.source_id, record.profile, record.params)
+        db.bump(c, "jobs")
+
+
+def update(
+    db: IndexConnection,
+    job_id: str,
+    state: str | Unset,
+    progress: float | Unset | None,
+    label: str | Unset,
+    message: str | Unset | None,
+) -> bool:
+    """See :meth:`FeatureStore.update_job`."""
+    sets: list[str] = ["updated = ?"]
+    args: list[object] = [time.time()]
+    fields: list[tuple[str, object]] = [
+        ("state", state),
+        ("progress", progress),
+        ("label", label),
+        ("message", message),
+    ]
+    for name, value in fields:
+        if not isinstance(value, Unset):
+            sets.append(f"{name} = ?")
+            args.append(value)
+    if isinstance(state, str):
+        _check_state(state)
+    with db.write("cannot update a job") as c:
+        cur = c.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*args, job_id))
+        if cur.rowcount == 0:
+            return False
+        if isinstance(state, str) and state in FINISHED_JOB_STATES:
+            row = c.execute(
+                "SELECT source_id, profile, params FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            _trim(c, *row)
+        db.bump(c, "jobs")
+    return True
+
+
+def _trim(c: sqlite3.Connection, source_id: str, profile: str, params: str) -> None:
+    """Keep the FINISHED_JOBS_PER_KEY most recent finished jobs of each calculator key."""
+    rows = c.execute(
+        "SELECT id, calculator_ids FROM jobs WHERE source_id = ? AND profile = ? AND "
+        "params = ? AND state IN ('done', 'failed', 'cancelled') ORDER BY updated DESC, id",
+        (source_id, profile, params),
+    ).fetchall()
+    seen: dict[str, int] = {}
+    drop: list[str] = []
+    for job_id, calcs in rows:
+        keep = False
+        for calc in json.loads(calcs) or [""]:
+            seen[calc] = seen.get(calc, 0) + 1
+            keep = keep or seen[calc] <= FINISHED_JOBS_PER_KEY
+        if not keep:
+            drop.append(job_id)
+    c.executemany("DELETE FROM jobs WHERE id = ?", [(j,) for j in drop])
+
+
+def listing(db: IndexConnection, active_only: bool) -> list[JobRecord]:
+    sql = f"SELECT {_JOB_COLS} FROM jobs"
+    if active_only:
+        sql += " WHERE state IN ('queued', 'running')"
+    with db.read("cannot read jobs") as c:
+        rows = c.execute(sql + " ORDER BY created, id").fetchall()
+    return [_job_from_row(r) for r in rows]
+
+
+def get(db: IndexConnection, job_id: str) -> JobRecord | None:
+    with db.read("cannot read jobs") as c:
+        row = c.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return _job_from_row(row) if row is not None else None
+
+
+def latest_by_key(db: IndexConnection) -> dict[EntryKey, JobRecord]:
+    with db.read("cannot read jobs") as c:
+        rows = c.execute(
+            f"SELECT {_JOB_COLS} FROM jobs WHERE state IN ('done', 'failed', 'cancelled') "
+            "ORDER BY updated DESC, id"
+        ).fetchall()
+    out: dict[EntryKey, JobRecord] = {}
+    for row in rows:
+        job = _job_from_row(row)
+        for key in job.entry_keys():
+            out.setdefault(key, job)
+    return out
+
+
+def request_cancel(db: IndexConnection, job_id: str) -> bool:
+    """See :meth:`FeatureStore.request_cancel`."""
+    with db.write("cannot request a cancellation") as c:
+        row = c.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row[0] not in ACTIVE_JOB_STATES:
+            return False
+        c.execute("INSERT OR REPLACE INTO cancel_requests VALUES (?, ?)", (job_id, time.time()))
+        db.bump(c, "jobs")
+    return True
+
+
+def cancel_requested(db: IndexConnection, job_id: str) -> bool:
+    with db.read("cannot read cancellation requests") as c:
+        row = c.execute("SELECT 1 FROM cancel_requests WHERE job_id = ?", (job_id,)).fetchone()
+    return row is not None
+
+
+def clear_cancel_request(db: IndexConnection, job_id: str) -> None:
+    with db.write("cannot clear a cancellation request") as c:
+        c.execute("DELETE FROM cancel_requests WHERE job_id = ?", (job_id,))
+
+
+def reap_dead(db: IndexConnection) -> list[str]:
+    """See :meth:`FeatureStore.reap_dead_jobs`."""
+    with db.read("cannot read jobs") as c:
+        rows = c.execute(
+            "SELECT id, owner_pid, owner_start FROM jobs WHERE state IN ('queued', 'running')"
+        ).fetchall()
+    dead = [(job_id, pid) for job_id, pid, start in rows if not process_alive(pid, start)]
+    if not dead:
+        return []
+    now = time.time()
+    with db.write("cannot update jobs") as c:
+        c.executemany(
+            "UPDATE jobs SET state = 'failed', progress = NULL, label = 'failed', "
+            "message = ?, updated = ? WHERE id = ? AND state IN ('queued', 'running')",
+            [(f"owner process {pid} died", now, job_id) for job_id, pid in dead],
+        )
+        db.bump(c, "jobs")
+    return [job_id for job_id, _ in dead]

@@ -1,0 +1,258 @@
+"""The store's value types and their JSON: what the rest of the core sees of the store.
+
+Every record is frozen, so a listing can be cached and shared between threads, and none of
+them knows about SQLite: consumers depend on these types, never on the index. Keys and
+fingerprints are canonical JSON *text*: two spellings of the same parameters are one key, and
+a stored key is kept byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.canonical import canonical_json
+from diagnostics_app.core.store.owners import process_start_token
+
+JOB_STATES: Final = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_JOB_STATES: Final = ("queued", "running")
+FINISHED_JOB_STATES: Final = ("done", "failed", "cancelled")
+
+
+def canonical_params(params: str | Mapping[str, Any] | None) -> str:
+    """The ``params`` of an :class:`EntryKey`: a mapping is spelled canonically; a string is
+    checked to be a JSON object and kept byte for byte (it is already somebody's key)."""
+    if params is None:
+        return "{}"
+    if isinstance(params, str):
+        try:
+            value = json.loads(params)
+        except ValueError:
+            raise ValueError(f"params must be a JSON object, got {params[:60]!r}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"params must be a JSON object, got {params[:60]!r}")
+        return params
+    return canonical_json(dict(params))
+
+
+def meta_to_json(meta: OutputMeta) -> str:
+    """An :class:`OutputMeta` as canonical JSON (tuples become lists)."""
+    return canonical_json(dataclasses.asdict(meta))
+
+
+_TUPLE_FIELDS: Final = ("bins", "channel_names", "width_names")
+_META_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(OutputMeta))
+
+
+@functools.lru_cache(maxsize=8192)
+def meta_from_json(text: str) -> OutputMeta:
+    """The inverse of :func:`meta_to_json`; unknown keys (from a newer writer) are ignored."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("output meta must be a JSON object")
+    d = {k: v for k, v in raw.items() if k in _META_FIELDS}
+    for name in _TUPLE_FIELDS:
+        if name in d:
+            d[name] = tuple(d[name])
+    if d.get("value_range") is not None:
+        lo, hi = d["value_range"]
+        d["value_range"] = (float(lo), float(hi))
+    return OutputMeta(**d)
+
+
+@dataclass(frozen=True, order=True)
+class EntryKey:
+    """Identity of an entry; ``params`` is the canonical JSON of the request's overrides."""
+
+    source_id: str
+    calculator_id: str
+    profile: str = "default"
+    params: str = "{}"
+
+    @classmethod
+    def of(
+        cls,
+        source_id: str,
+        calculator_id: str,
+        profile: str = "default",
+        params: str | Mapping[str, Any] | None = None,
+    ) -> EntryKey:
+        return cls(source_id, calculator_id, profile, canonical_params(params))
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        value = json.loads(self.params)
+        return value if isinstance(value, dict) else {}
+
+    def __str__(self) -> str:
+        extra = "" if self.params == "{}" else f" {self.params}"
+        return f"{self.source_id}/{self.calculator_id}/{self.profile}{extra}"
+
+
+def key_tuple(key: EntryKey) -> tuple[str, str, str, str]:
+    """The key's columns, in the order of the index's ``entries`` table."""
+    return (key.source_id, key.calculator_id, key.profile, key.params)
+
+
+@dataclass(frozen=True)
+class StoredFeature:
+    """One feature of an entry: its files (relative to the cache folder) and layout."""
+
+    feature: str
+    path: str
+    times_path: str | None  # explicit frame times (float64), None for a uniform time axis
+    meta: OutputMeta
+    encoding: str  # how the file holds the values: "float32" or "u16db"
+    frames: int
+    channels: int
+    width: int
+    nbytes: int  # bytes on disk, both files
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One calculator's committed output for one :class:`EntryKey`."""
+
+    key: EntryKey
+    entry_id: int
+    fingerprint_json: str  # canonical JSON text of the structured fingerprint
+    calculator_version: int
+    created: float  # epoch seconds: first commit of this key
+    updated: float  # epoch seconds: commit of the current data
+    features: Mapping[str, StoredFeature]
+    commit_id: str  # changes with every commit of the key (restore uses it)
+
+    def __hash__(self) -> int:
+        return hash((self.entry_id, self.commit_id))
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The structured fingerprint (a fresh dict on every access)."""
+        value = json.loads(self.fingerprint_json)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def id(self) -> int:
+        return self.entry_id
+
+    @property
+    def nbytes(self) -> int:
+        return sum(f.nbytes for f in self.features.values())
+
+
+@dataclass(frozen=True)
+class LoadedFeature:
+    meta: OutputMeta
+    data: np.ndarray  # (frames, channels, width) float32, decoded (a read-only memmap if possible)
+    times: np.ndarray  # (frames,) float64 seconds
+
+
+@dataclass(frozen=True)
+class TrashItem:
+    prune_id: str
+    pruned: float
+    key: EntryKey
+    feature: str
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class StoreVersion:
+    """Change counters; a poller compares the last value it saw with :meth:`FeatureStore.version`."""
+
+    entries: int
+    jobs: int
+
+
+@dataclass(frozen=True)
+class EntryImport:
+    """One entry for :meth:`FeatureStore.import_entries`: what a pass writer would have been
+    given for one calculator (its fingerprint and version at ``pass_writer``, its frames at
+    ``write``, its metas and times at ``close``), all at once."""
+
+    key: EntryKey
+    fingerprint: Mapping[str, Any]
+    version: int
+    metas: Mapping[str, OutputMeta]  # exactly the features the entry will hold
+    arrays: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # (n, ch, w)
+    times: Mapping[str, np.ndarray | None] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as every process sees it. ``params`` is the canonical JSON of the overrides."""
+
+    id: str
+    source_id: str
+    calculator_ids: tuple[str, ...]
+    profile: str
+    params: str
+    features: tuple[str, ...]
+    state: str  # one of JOB_STATES
+    progress: float | None
+    label: str
+    message: str | None
+    origin: str  # "gui", "cli", "auto", ...
+    owner_pid: int
+    owner_start: str  # process_start_token(owner_pid) when the job was created
+    created: float
+    updated: float
+
+    @classmethod
+    def new(
+        cls,
+        source_id: str,
+        calculator_ids: Sequence[str],
+        profile: str = "default",
+        params: str | Mapping[str, Any] | None = None,
+        features: Sequence[str] = (),
+        *,
+        origin: str = "cli",
+        state: str = "queued",
+        label: str = "queued",
+        job_id: str | None = None,
+    ) -> JobRecord:
+        """A record owned by this process, stamped now."""
+        now = time.time()
+        return cls(
+            id=job_id or uuid.uuid4().hex[:12],
+            source_id=source_id,
+            calculator_ids=tuple(calculator_ids),
+            profile=profile,
+            params=canonical_params(params),
+            features=tuple(features),
+            state=state,
+            progress=None,
+            label=label,
+            message=None,
+            origin=origin,
+            owner_pid=os.getpid(),
+            owner_start=process_start_token(),
+            created=now,
+            updated=now,
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_JOB_STATES
+
+    def entry_keys(self) -> tuple[EntryKey, ...]:
+        return tuple(
+            EntryKey(self.source_id, c, self.profile, self.params) for c in self.calculator_ids
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["calculator_ids"] = list(self.calculator_ids)
+        d["features"] = list(self.features)
+        return d

@@ -1,0 +1,128 @@
+"""Crash recovery: deleting what crashed processes left, and nothing a live one still needs.
+
+Crash safety (proven by ``tests/core/test_store_crash.py``, which SIGKILLs writers)
+    A row is committed only after its files are durable in ``data/``, so every listed entry
+    loads completely. Files that no row references are garbage, of three kinds, each with its
+    own clean-up: (1) files replaced or purged by a commit are listed in a ``garbage`` table *in
+    the same transaction*, deleted just after it, and whatever a crash left there is deleted at
+    the next open (no guessing about owners); (2) temporary files and (3) files renamed into
+    ``data/`` whose commit never happened carry their writer's pid and start-time token in
+    their names (``<random>.<pid>-<token>.npy``) and are only deleted once that process is dead,
+    so a live writer in another process is never disturbed. Every writing process registers in
+    a ``writers`` table before it creates a file; ``open`` scans ``tmp/`` (small), and scans
+    ``data/`` only when a registered writer died without unregistering, so opening a store of
+    100,000 files does not list them. :meth:`FeatureStore.sweep` with ``full=True`` forces the
+    scan. Liveness is decided *before* reading the set of referenced files, so a writer that
+    commits and then dies cannot have its committed file taken for an orphan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, unlink
+from diagnostics_app.core.store.causes import os_cause
+from diagnostics_app.core.store.connection import IndexConnection
+from diagnostics_app.core.store.owners import file_owner_alive, process_alive, process_start_token
+
+
+def register(db: IndexConnection) -> str:
+    """Record this process as a writer, before it creates any file; the registration token."""
+    pid = os.getpid()
+    token = uuid.uuid4().hex
+    with db.write("cannot register as a writer", durable=True) as c:
+        c.execute(
+            "INSERT INTO writers VALUES (?, ?, ?, ?)",
+            (token, pid, process_start_token(pid), time.time()),
+        )
+    return token
+
+
+def unregister(db: IndexConnection, token: str) -> None:
+    """Best effort: a registration left behind only costs one scan of ``data/`` later."""
+    with contextlib.suppress(StoreError), db.write("cannot unregister") as c:
+        c.execute("DELETE FROM writers WHERE token = ?", (token,))
+
+
+def references(db: IndexConnection, path: str) -> bool:
+    """Whether a row references ``path`` (True when unsure: never delete a live file)."""
+    try:
+        with db.lock:
+            row = (
+                db.live()
+                .execute("SELECT 1 FROM features WHERE path = ? LIMIT 1", (path,))
+                .fetchone()
+            )
+    except (sqlite3.Error, StoreError):
+        return True
+    return row is not None
+
+
+def delete_garbage(db: IndexConnection, root: Path, paths: Sequence[str]) -> None:
+    """Delete files listed in the garbage table, then their rows (best effort: whatever is
+    left is retried at the next open)."""
+    if not paths:
+        return
+    done = [p for p in paths if unlink(root / p) or not (root / p).exists()]
+    with contextlib.suppress(StoreError), db.write("cannot clear garbage") as c:
+        c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in done])
+
+
+def sweep(db: IndexConnection, root: Path, full: bool = False) -> int:
+    """See :meth:`FeatureStore.sweep`."""
+    alive: dict[tuple[int, str], bool] = {}
+    try:
+        with db.lock:
+            conn = db.live()
+            writers = conn.execute("SELECT token, pid, start FROM writers").fetchall()
+            garbage = [r[0] for r in conn.execute("SELECT path FROM garbage")]
+    except sqlite3.Error as exc:
+        raise db.error("cannot read the index", exc) from None
+    dead = [t for t, pid, start in writers if not process_alive(pid, start)]
+    try:
+        tmp = [
+            e.path for e in os.scandir(root / TMP_DIR) if file_owner_alive(e.name, alive) is False
+        ]
+        candidates: list[str] = []
+        if dead or full:
+            candidates = [
+                f"{DATA_DIR}/{e.name}"
+                for e in os.scandir(root / DATA_DIR)
+                if file_owner_alive(e.name, alive) is False
+            ]
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot list the store: {os_cause(exc)}") from None
+    removed = sum(unlink(Path(p)) for p in tmp)
+    if candidates or garbage:
+        # read only now: a writer found dead above cannot commit anything after this read
+        referenced = _referenced(db)
+        for rel in candidates:
+            if rel not in referenced:
+                removed += unlink(root / rel)
+        stale = [p for p in garbage if p not in referenced]
+        removed += sum(unlink(root / p) for p in stale)
+        if garbage:
+            with db.write("cannot clear garbage") as c:
+                c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in garbage])
+    if dead:
+        with db.write("cannot clear dead writers") as c:
+            c.executemany("DELETE FROM writers WHERE token = ?", [(t,) for t in dead])
+    return removed
+
+
+def _referenced(db: IndexConnection) -> set[str]:
+    with db.read("cannot read the index") as c:
+        out: set[str] = set()
+        for table in ("features", "trash"):
+            for path, times_path in c.execute(f"SELECT path, times_path FROM {table}"):
+                out.add(path)
+                if times_path:
+                    out.add(times_path)
+    return out

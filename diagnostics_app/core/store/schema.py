@@ -1,0 +1,106 @@
+"""The tables of the SQLite index, and how an index is created or brought up to date.
+
+Several programs of several versions may share one cache folder, so the schema version is
+checked at every open: an older index is migrated in one durable transaction, a newer one is
+refused with a message saying what to do, never read as if it were ours.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.store.connection import IndexConnection
+
+SCHEMA_VERSION: Final = 2  # 2: cancel_requests (cancelling another process's job)
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS metas (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id TEXT NOT NULL, calculator_id TEXT NOT NULL, profile TEXT NOT NULL,
+    params TEXT NOT NULL, fingerprint TEXT NOT NULL, calculator_version INTEGER NOT NULL,
+    commit_id TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (source_id, calculator_id, profile, params));
+CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (seq);
+CREATE TABLE IF NOT EXISTS features (
+    entry_id INTEGER NOT NULL, feature TEXT NOT NULL, path TEXT NOT NULL, times_path TEXT,
+    meta_id INTEGER NOT NULL, encoding TEXT NOT NULL, frames INTEGER NOT NULL,
+    channels INTEGER NOT NULL, width INTEGER NOT NULL, nbytes INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, feature)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trash (
+    prune_id TEXT NOT NULL, pruned REAL NOT NULL, entry_id INTEGER NOT NULL,
+    source_id TEXT NOT NULL, calculator_id TEXT NOT NULL, profile TEXT NOT NULL,
+    params TEXT NOT NULL, fingerprint TEXT NOT NULL, calculator_version INTEGER NOT NULL,
+    commit_id TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    feature TEXT NOT NULL, path TEXT NOT NULL, times_path TEXT, meta_id INTEGER NOT NULL,
+    encoding TEXT NOT NULL, frames INTEGER NOT NULL, channels INTEGER NOT NULL,
+    width INTEGER NOT NULL, nbytes INTEGER NOT NULL,
+    PRIMARY KEY (prune_id, entry_id, feature));
+CREATE TABLE IF NOT EXISTS garbage (path TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS writers (
+    token TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS digests (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cancel_requests (job_id TEXT PRIMARY KEY, requested REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, source_id TEXT NOT NULL, calculator_ids TEXT NOT NULL,
+    profile TEXT NOT NULL, params TEXT NOT NULL, features TEXT NOT NULL, state TEXT NOT NULL,
+    progress REAL, label TEXT NOT NULL, message TEXT, origin TEXT NOT NULL,
+    owner_pid INTEGER NOT NULL, owner_start TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (source_id, profile, params);
+INSERT OR IGNORE INTO counters VALUES ('entries', 0), ('jobs', 0);
+"""
+
+
+def setup(db: IndexConnection, busy_timeout: float) -> None:
+    """Set the connection up (busy timeout, WAL) and create or migrate the schema."""
+    conn = db.live()
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        version = _schema_version(conn, db.path)
+    except sqlite3.Error as exc:
+        raise db.error("cannot open the feature index", exc) from None
+    if version == SCHEMA_VERSION:
+        return
+    with db.write("cannot initialise the feature index", durable=True) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        version = _schema_version(c, db.path)  # again: another process may have won the race
+        if version is None or version < SCHEMA_VERSION:
+            # every statement is IF NOT EXISTS: running them all creates a new index and
+            # migrates an older one (1 -> 2 adds cancel_requests)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+            c.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+
+def _schema_version(conn: sqlite3.Connection, index_path: Path) -> int | None:
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if has_meta is None:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return None
+    version = int(row[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{index_path}: the feature index has schema version {version}, newer than "
+            f"this program supports ({SCHEMA_VERSION}); upgrade diagnostics-app or use "
+            f"another cache folder"
+        )
+    return version

@@ -1,0 +1,279 @@
+"""Writing entries: the engine's pass writer, and the bulk import that must end the same way.
+
+Writing (:meth:`FeatureStore.pass_writer`, the engine's ``FeatureSink``)
+    ``write`` streams frames to a temporary ``.npy`` per (calculator, feature) in ``tmp/``,
+    memory staying flat whatever the length of the source. ``close(calculator)`` commits:
+    every file is finished and fsynced, renamed into ``data/``, the directory fsynced, then
+    ONE SQLite transaction replaces the entry (see :mod:`.index`). ``abort`` deletes the
+    temporary files of calculators not closed, and so does closing the store. A writer serves
+    one pass (one thread), as the engine uses it.
+
+Bulk import (:meth:`FeatureStore.import_entries`)
+    For tools and benchmarks that hold many finished entries at once: one transaction for all
+    of them, files written straight into ``data/`` (fsynced only with ``durable=True``). Each
+    entry ends exactly as a pass writer would have left it (same files, rows and fingerprint
+    JSON; ``tests/core/test_store_bulk.py`` compares the two): both write through the same
+    :class:`~.arrays.ArrayWriter` and check their input with the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.canonical import canonical_json
+from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.store.arrays import (
+    F32,
+    TMP_DIR,
+    ArrayWriter,
+    StagedFeature,
+    check_layout,
+    frame_times,
+    fsync_dir,
+    transcode_u16,
+    u16_range,
+    unlink,
+    unlink_all,
+    write_array,
+    write_times,
+)
+from diagnostics_app.core.store.causes import os_cause
+from diagnostics_app.core.store.connection import IndexConnection
+from diagnostics_app.core.store.index import EntryRows, commit_files
+from diagnostics_app.core.store.owners import new_name
+from diagnostics_app.core.store.records import (
+    EntryImport,
+    EntryKey,
+    StoredEntry,
+    canonical_params,
+)
+
+if TYPE_CHECKING:
+    from diagnostics_app.core.engine import FeatureSink
+
+
+class PassWriter:
+    """The engine's ``FeatureSink`` for one pass over one (source, profile, params): one
+    entry per calculator, committed by :meth:`close`."""
+
+    def __init__(
+        self,
+        db: IndexConnection,
+        root: Path,
+        source_id: str,
+        profile: str,
+        params: str,
+        fingerprints: Mapping[str, str],
+        versions: Mapping[str, int],
+    ) -> None:
+        self._db = db
+        self._root = root
+        self.source_id = source_id
+        self.profile = profile
+        self.params = params
+        self._fingerprints = dict(fingerprints)
+        self._versions = dict(versions)
+        self._open: dict[tuple[str, str], ArrayWriter] = {}
+        self._closed: set[str] = set()
+        self._aborted = False
+        self.committed: list[StoredEntry] = []
+
+    def key(self, calculator_id: str) -> EntryKey:
+        return EntryKey(self.source_id, calculator_id, self.profile, self.params)
+
+    def _check(self, calculator_id: str) -> None:
+        if self._aborted:
+            raise ValueError("this pass writer was aborted")
+        if calculator_id not in self._fingerprints:
+            raise ValueError(f"no fingerprint was given for calculator {calculator_id!r}")
+        if calculator_id in self._closed:
+            raise ValueError(f"calculator {calculator_id!r} was already committed")
+
+    def _temp(self, calculator_id: str, feature: str, channels: int, width: int) -> ArrayWriter:
+        arr = self._open.get((calculator_id, feature))
+        if arr is None:
+            path = self._root / TMP_DIR / new_name(".npy")
+            try:
+                # float32 whatever the meta says: the sink learns the storage only at close
+                arr = ArrayWriter(path, channels, width, None)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
+            self._open[(calculator_id, feature)] = arr
+        return arr
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
+        """Append frames ``(n, channels, width)`` of one feature."""
+        self._check(calculator_id)
+        if frames.ndim != 3:
+            raise ValueError(f"{calculator_id}/{feature}: frames must be (n, channels, width)")
+        arr = self._temp(calculator_id, feature, frames.shape[1], frames.shape[2])
+        try:
+            arr.append(frames)
+        except OSError as exc:
+            raise StoreError(f"{arr.path}: cannot write feature data: {os_cause(exc)}") from None
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None:
+        """Commit the calculator's entry: exactly the features in ``metas`` replace the old."""
+        self._check(calculator_id)
+        for (calc, feature), arr in list(self._open.items()):
+            if calc == calculator_id and feature not in metas:  # written but not declared
+                arr.discard()
+                del self._open[(calc, feature)]
+        staged: list[StagedFeature] = []
+        try:
+            for feature, meta in metas.items():
+                staged.append(self._stage(calculator_id, feature, meta, times.get(feature)))
+            commit_files(
+                self._db,
+                self._root,
+                self.key(calculator_id),
+                self._fingerprints[calculator_id],
+                int(self._versions.get(calculator_id, 0)),
+                staged,
+                self.committed,
+            )
+        except BaseException:
+            for item in staged:
+                unlink_all(item.paths)
+            raise
+        finally:
+            for (calc, feature), arr in list(self._open.items()):
+                if calc == calculator_id:
+                    arr.discard()
+                    del self._open[(calc, feature)]
+        self._closed.add(calculator_id)
+
+    def _stage(
+        self, calculator_id: str, feature: str, meta: OutputMeta, times: np.ndarray | None
+    ) -> StagedFeature:
+        arr = self._open.pop((calculator_id, feature), None)
+        if arr is None:  # declared but no frame written: an empty feature
+            arr = self._temp(calculator_id, feature, meta.channels, meta.width)
+            del self._open[(calculator_id, feature)]
+        what = f"{calculator_id}/{feature}"
+        item = StagedFeature(feature, meta, arr.encoding, arr.frames, [arr.path])
+        path = arr.path
+        try:
+            check_layout(what, arr.channels, arr.width, meta)
+            arr.finish()
+            value_range = u16_range(meta)
+            if value_range is not None:
+                path = self._root / TMP_DIR / new_name(".npy")
+                item.paths[0] = path
+                transcode_u16(arr.path, path, value_range)
+                unlink(arr.path)
+                item.encoding = "u16db"
+            t = frame_times(times, arr.frames, what)
+            if t is not None:
+                path = self._root / TMP_DIR / new_name(".times.npy")
+                item.paths.append(path)
+                write_times(path, t, durable=True)
+            item.measure()
+        except BaseException as exc:
+            arr.discard()
+            unlink_all(item.paths)
+            if isinstance(exc, OSError):
+                raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
+            raise
+        return item
+
+    def abort(self) -> None:
+        """Delete the temporary files of every calculator not yet committed."""
+        self._aborted = True
+        for arr in self._open.values():
+            arr.discard()
+        self._open.clear()
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Calculators with frames written but not committed."""
+        return tuple(sorted({c for c, _ in self._open}))
+
+    def __enter__(self) -> PassWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()  # commits happened in close(); anything left is dropped
+
+
+def stage_import(
+    items: Iterable[EntryImport], data: Path, durable: bool
+) -> tuple[list[EntryRows], list[Path]]:
+    """Write the files of :meth:`FeatureStore.import_entries` into ``data/``: the rows to
+    commit and every file written. Nothing is left behind on failure."""
+    written: list[Path] = []
+    staged: list[EntryRows] = []
+    try:
+        for item in items:
+            key = EntryKey(
+                item.key.source_id,
+                item.key.calculator_id,
+                item.key.profile,
+                canonical_params(item.key.params),
+            )
+            rows = [
+                _import_feature(key, feature, meta, item, data, written, durable).row()
+                for feature, meta in item.metas.items()
+            ]
+            staged.append((key, canonical_json(dict(item.fingerprint)), int(item.version), rows))
+        if durable and written:
+            fsync_dir(data)
+    except BaseException as exc:
+        unlink_all(written)
+        if isinstance(exc, OSError):
+            raise StoreError(f"{data}: cannot write feature data: {os_cause(exc)}") from None
+        raise
+    return staged, written
+
+
+def _import_feature(
+    key: EntryKey,
+    feature: str,
+    meta: OutputMeta,
+    item: EntryImport,
+    data: Path,
+    written: list[Path],
+    durable: bool,
+) -> StagedFeature:
+    """Check one feature as the pass writer would, then write it as the pass writer does."""
+    what = f"{key.calculator_id}/{feature}"
+    raw = item.arrays.get(feature)
+    if raw is None:
+        values = np.zeros((0, meta.channels, meta.width), F32)
+    else:
+        values = np.ascontiguousarray(raw, dtype=F32)  # the writer streams float32
+        if values.ndim != 3:
+            raise ValueError(f"{what}: frames must be (n, channels, width)")
+        check_layout(what, values.shape[1], values.shape[2], meta)
+    t = frame_times(item.times.get(feature), len(values), what)
+    staged = StagedFeature(feature, meta, "float32", len(values), [data / new_name(".npy")])
+    written.append(staged.paths[0])
+    staged.encoding = write_array(staged.paths[0], values, u16_range(meta), durable=durable)
+    if t is not None:
+        staged.paths.append(data / new_name(".times.npy"))
+        written.append(staged.paths[1])
+        write_times(staged.paths[1], t, durable=durable)
+    staged.measure()
+    return staged
+
+
+if TYPE_CHECKING:  # the protocol it implements, checked by mypy
+
+    def _is_sink(writer: PassWriter) -> FeatureSink:
+        return writer
