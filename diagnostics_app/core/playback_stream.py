@@ -384,7 +384,9 @@ class PlaybackStream:
                     done = True
             if done or self._written - self._read >= self.slots:
                 self._reader_waiting = not done
-                self._wake.wait(_WAIT_S)
+                # idle until the next command or close(); when full, the callback wakes it
+                # once half the ring is free (and the time-out covers a missed wake-up)
+                self._wake.wait(None if done else _WAIT_S)
                 self._wake.clear()
                 self._reader_waiting = False
                 continue

@@ -332,9 +332,10 @@ def test_window_streams_the_selected_source(
     source = next(iter(window.controller.project.sources))
     window.select(("source", source))
     qtbot.waitUntil(lambda: player.duration() > 0, timeout=WAIT_MS)
-    assert isinstance(player.engine.source if player.engine else None, FileSource)
+    source_of_player = player.engine.source if player.engine is not None else None
     path = window.controller.project.audio_path(source)
-    assert player.engine is not None and Path(player.engine.source.path) == Path(path)  # type: ignore[attr-defined]
+    assert isinstance(source_of_player, FileSource) and source_of_player.path == Path(path)
+    assert player.engine is not None and player.engine._thread is None  # nothing decoded yet
     until_stopped(qtbot, player, window.actionPlay.trigger)
     stats = player.stats()
     assert stats is not None and stats.delivered_frames == sf.info(str(path)).frames
