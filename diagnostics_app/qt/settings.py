@@ -35,6 +35,7 @@ class AppSettings:
     last_project: str = ""
     window_geometry: bytes = b""
     window_state: bytes = b""
+    output_device: str = ""  # playback device by name as PortAudio lists it; "" = the default
 
     def with_recent(self, path: str) -> AppSettings:
         path = str(Path(path).resolve())
@@ -102,6 +103,7 @@ class SettingsStore:
             last_project=str(qs.value("projects/last", "") or ""),
             window_geometry=_as_bytes(qs.value("window/geometry")),
             window_state=_as_bytes(qs.value("window/state")),
+            output_device=str(qs.value("playback/device", "") or ""),
         )
 
     def save(self, settings: AppSettings) -> None:
@@ -114,6 +116,7 @@ class SettingsStore:
         qs.setValue("projects/last", settings.last_project)
         qs.setValue("window/geometry", QByteArray(settings.window_geometry))
         qs.setValue("window/state", QByteArray(settings.window_state))
+        qs.setValue("playback/device", settings.output_device)
         qs.sync()
 
 

@@ -149,8 +149,7 @@ class PlotRequest:
     title: str
     audio_path: Path
     rows: tuple[Row, ...]  # rows to plot (peaks rows feed the waveform); no data: empty lanes
-    load_samples: bool  # decode the audio for playback too
-    max_samples: int = 48000 * 60 * 20
+    load_samples: bool  # hand over the file for playback too (it is not decoded here)
 
 
 @dataclass
@@ -164,7 +163,9 @@ class PlotResult:
     peaks: np.ndarray | None  # (blocks, channels, 2)
     peaks_step: float
     features: list[FeaturePlot]  # with their lanes prepared for ``plot_duration``
-    samples: np.ndarray | None  # (frames, channels) float32 for playback
+    # for playback: the audio file, streamed by the player (Player.load accepts a path; the
+    # worker no longer decodes the whole file for it). None when not asked for.
+    samples: Path | None
     errors: list[str]
     pyramid: PeaksPyramid | None = None  # built from ``peaks`` in the worker
     plot_duration: float = 0.0  # the time axis the lanes were prepared for
@@ -396,9 +397,7 @@ class PlotLoadWorker(QRunnable):
             features = [
                 replace(it, lanes=prepare_lanes(it, span), lanes_duration=span) for it in features
             ]
-        samples = None
-        if req.load_samples and sample_rate is not None and self._is_current(req.generation):
-            samples = _read_for_playback(req.audio_path, req.max_samples, errors)
+        samples = req.audio_path if req.load_samples and sample_rate is not None else None
         return PlotResult(
             req.generation,
             req.source_id,
@@ -414,21 +413,6 @@ class PlotLoadWorker(QRunnable):
             pyramid,
             span,
         )
-
-
-def _read_for_playback(path: Path, limit: int, errors: list[str]) -> np.ndarray | None:
-    from diagnostics_app.core.audio import iter_blocks, read_info
-
-    try:
-        info = read_info(path)
-        if info.frames > limit:
-            errors.append(f"playback: {path.name} is too long to load for playback")
-            return None
-        blocks = list(iter_blocks(path))
-    except DiagnosticsError as exc:
-        errors.append(f"playback: {exc}")
-        return None
-    return np.ascontiguousarray(np.concatenate(blocks, axis=1).T, dtype=np.float32)
 
 
 def describe_failure(results: Sequence[BatchResult]) -> str:
