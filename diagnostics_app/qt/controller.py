@@ -16,7 +16,8 @@ rule of its own. What it adds to the session is only what Qt needs:
   redraws from the one :class:`Diagnosis`, so tracks sharing a source can never disagree.
   The GUI thread commits nothing itself;
 - **worker pools**: analysis passes run as :class:`QRunnable` s
-  (:mod:`diagnostics_app.qt.workers`), plot loads in the
+  (:mod:`diagnostics_app.qt.workers`) in the
+  :class:`~diagnostics_app.qt.analysis_queue.AnalysisQueue`, plot loads in the
   :class:`~diagnostics_app.qt.plot_loader.PlotLoader`;
 - **live updates**: the :class:`~diagnostics_app.qt.file_watcher.FileWatcher` on the project
   file and the audio files, and the :class:`~diagnostics_app.qt.store_poll.StorePoll` of the
@@ -31,30 +32,28 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from diagnostics_app.core import edits
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
-from diagnostics_app.core.planner import PlannedJob, Selection, plan
+from diagnostics_app.core.jobs import BatchResult
 from diagnostics_app.core.project import Project, Request
 from diagnostics_app.core.session import Session
+from diagnostics_app.qt.analysis_queue import AnalysisQueue
 from diagnostics_app.qt.diagnosis_scheduler import DiagnosisScheduler
 from diagnostics_app.qt.file_watcher import FileWatcher, watched_paths
 from diagnostics_app.qt.models.sources import Tree, build_tree
 from diagnostics_app.qt.plot_loader import PlotLoader
 from diagnostics_app.qt.settings import AppSettings
 from diagnostics_app.qt.store_poll import StorePoll
-from diagnostics_app.qt.workers import AnalysisWorker, DiagnosisSnapshot
+from diagnostics_app.qt.workers import DiagnosisSnapshot
 
-GUI_ORIGIN = "gui"
-AUTO_ORIGIN = "auto"
 # what a track made from a dropped audio file asks for, until the user edits its requests
 DEFAULT_TRACK_REQUESTS: tuple[Request, ...] = (
     Request("peaks"),
@@ -118,10 +117,15 @@ class Controller(QObject):
         self.tree: Tree = []  # the source tree's nodes, derived with the diagnosis
         self.summary: dict[str, int] = {}  # rows per state of the diagnosis
         self.diagnosis_seconds = 0.0  # how long the last applied derivation took
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max(1, self.settings.workers))
-        self._workers: set[AnalysisWorker] = set()
         self._closed = False
+
+        self._analysis = AnalysisQueue(session, self)
+        self._analysis.queued.connect(self.refresh)
+        self._analysis.ended.connect(self.schedule_refresh)
+        self._analysis.finished.connect(self._on_pass_finished)
+        self._analysis.failed.connect(self.jobFailed)
+        self._analysis.message.connect(self.message)
+        self.pool = self._analysis.pool  # its thread count follows the settings
 
         self._store_poll = StorePoll(session, self)
         self._store_poll.changed.connect(self.schedule_refresh)
@@ -208,7 +212,7 @@ class Controller(QObject):
         self._files.watch(snap.watched)
         self.diagnosisChanged.emit()
         if self.settings.auto_analyse:
-            self._auto_analyse()
+            self._analysis.auto_analyse(self.diagnosis, self.diagnosis_current)
 
     @property
     def has_diagnosis(self) -> bool:
@@ -238,143 +242,35 @@ class Controller(QObject):
                 return r
         return None
 
-    # -- analysis -----------------------------------------------------------------------------
-
-    def _enqueue(
-        self, rows: Iterable[Row], priority: int, origin: str, include_ok: bool = False
-    ) -> int:
-        keys = tuple(r.key for r in rows)
-        if not keys:
-            return 0
-        jobs = self._plan(Selection(rows=keys), include_ok)
-        batches = self.session.enqueue(jobs, priority=priority, origin=origin)
-        self._start_workers(len(batches))
-        self.refresh()  # queued rows show at once
-        return len(batches)
-
-    def _plan(self, selection: Selection, include_ok: bool) -> list[PlannedJob]:
-        """Jobs for the selected rows: planned from the diagnosis shown when it reflects every
-        change made here (what the user sees is what gets computed; the runner never queues
-        a pass twice), else from a fresh derivation on this thread (right after an edit)."""
-        if self.diagnosis_current:
-            return plan(self.diagnosis, selection, include_ok=include_ok)
-        return self.session.plan(selection, include_ok=include_ok)
-
-    def _start_workers(self, count: int) -> None:
-        for _ in range(count):
-            worker = AnalysisWorker(self.session.runner)
-            worker.signals.finished.connect(
-                self._on_worker_finished, Qt.ConnectionType.QueuedConnection
-            )
-            worker.signals.failed.connect(
-                self._on_worker_failed, Qt.ConnectionType.QueuedConnection
-            )
-            worker.signals.cancelled.connect(
-                self._on_worker_cancelled, Qt.ConnectionType.QueuedConnection
-            )
-            worker.signals.done.connect(self._on_worker_done, Qt.ConnectionType.QueuedConnection)
-            self._workers.add(worker)
-            self.pool.start(worker)
+    # -- analysis (the AnalysisQueue runs the passes) ---------------------------------------
 
     def regenerate(self, rows: Sequence[Row]) -> int:
         """Recompute the given rows (even ok ones), first in the queue."""
-        n = self._enqueue(
-            [r for r in rows if r.state in ("ok", "missing", "stale", "failed")],
-            PRIORITY_USER,
-            GUI_ORIGIN,
-            include_ok=True,
-        )
-        self.message.emit(
-            f"Queued {n} pass{'es' if n != 1 else ''}"
-            if n
-            else "Nothing to regenerate in the selection",
-            4000,
-        )
-        return n
+        return self._analysis.regenerate(rows, self.diagnosis, self.diagnosis_current)
 
     def regenerate_stale(self) -> int:
-        n = self._enqueue(
-            [r for r in self.diagnosis.rows if r.state in ("stale", "failed")],
-            PRIORITY_BATCH,
-            GUI_ORIGIN,
-        )
-        self.message.emit(
-            f"Regenerating stale rows: {n} pass{'es' if n != 1 else ''} queued"
-            if n
-            else "No stale rows",
-            4000,
-        )
-        return n
+        return self._analysis.regenerate_stale(self.diagnosis, self.diagnosis_current)
 
     def calculate_missing(self) -> int:
-        n = self._enqueue(
-            [r for r in self.diagnosis.rows if r.state == "missing"], PRIORITY_BATCH, GUI_ORIGIN
-        )
-        self.message.emit(
-            f"Calculating missing rows: {n} pass{'es' if n != 1 else ''} queued"
-            if n
-            else "No missing rows",
-            4000,
-        )
-        return n
-
-    def _auto_analyse(self) -> None:
-        missing = [r for r in self.diagnosis.rows if r.state == "missing"]
-        if missing:
-            self._enqueue(missing, PRIORITY_AUTO, AUTO_ORIGIN)
+        return self._analysis.calculate_missing(self.diagnosis, self.diagnosis_current)
 
     def cancel(self, job_id: str) -> bool:
-        ok = self.session.runner.cancel(job_id)
-        if not ok:
-            canceller = getattr(self.session.store, "request_cancel", None)
-            if callable(canceller):
-                ok = bool(canceller(job_id))
-        self.schedule_refresh()
-        return ok
+        return self._analysis.cancel(job_id)
 
     def cancel_all(self) -> int:
-        n = self.session.runner.cancel_all()
-        self.message.emit(
-            f"Cancelled {n} job{'s' if n != 1 else ''}" if n else "No job of this window to cancel",
-            4000,
-        )
-        self.schedule_refresh()
-        return n
+        return self._analysis.cancel_all()
 
     def can_cancel(self, job: Any) -> bool:
-        return int(getattr(job, "owner_pid", -1)) == os.getpid() or callable(
-            getattr(self.session.store, "request_cancel", None)
-        )
+        return self._analysis.can_cancel(job)
 
     @property
     def busy(self) -> bool:
-        return bool(self._workers) or self.session.runner.pending() > 0
+        return self._analysis.busy
 
     @Slot(object)
-    def _on_worker_finished(self, result: BatchResult) -> None:
-        b = result.batch
-        self.message.emit(
-            f"Finished {b.source}: {', '.join(b.features)} ({result.seconds:.1f} s)", 5000
-        )
+    def _on_pass_finished(self, result: BatchResult) -> None:
         self.jobFinished.emit(result)
-        self.enforce_cache_limit()
-        self.schedule_refresh()
-
-    @Slot(str, str)
-    def _on_worker_failed(self, job_id: str, message: str) -> None:
-        self.message.emit(f"Analysis failed: {message}", 0)
-        self.jobFailed.emit(job_id, message)
-        self.schedule_refresh()
-
-    @Slot(str)
-    def _on_worker_cancelled(self, job_id: str) -> None:
-        self.message.emit("Job cancelled", 4000)
-        self.schedule_refresh()
-
-    @Slot(object)
-    def _on_worker_done(self, worker: AnalysisWorker) -> None:
-        self._workers.discard(worker)
-        self.schedule_refresh()
+        self.enforce_cache_limit()  # the store grew
 
     # -- plots --------------------------------------------------------------------------------
 
@@ -527,9 +423,8 @@ class Controller(QObject):
     def is_idle(self) -> bool:
         """No pass, plot load or re-derivation is running, scheduled or waiting to be shown."""
         return (
-            not self._workers
+            self._analysis.idle
             and self._plots.idle
-            and self.pool.activeThreadCount() == 0
             and self.diagnosis_pool.activeThreadCount() == 0
             and not self.diagnosis_pending
         )
