@@ -64,27 +64,19 @@ class AnalysisQueue(QObject):
         return n
 
     def regenerate_stale(self, shown: Diagnosis, current: bool) -> int:
-        n = self.enqueue(
-            [r for r in shown.rows if r.state in ("stale", "failed")],
-            PRIORITY_BATCH,
-            GUI_ORIGIN,
-            shown if current else None,
-        )
-        self.message.emit(
-            f"Regenerating stale rows: {_passes(n)} queued" if n else "No stale rows", 4000
-        )
-        return n
+        rows = [r for r in shown.rows if r.state in ("stale", "failed")]
+        return self._batch(rows, shown, current, "Regenerating stale rows", "No stale rows")
 
     def calculate_missing(self, shown: Diagnosis, current: bool) -> int:
-        n = self.enqueue(
-            [r for r in shown.rows if r.state == "missing"],
-            PRIORITY_BATCH,
-            GUI_ORIGIN,
-            shown if current else None,
-        )
-        self.message.emit(
-            f"Calculating missing rows: {_passes(n)} queued" if n else "No missing rows", 4000
-        )
+        rows = [r for r in shown.rows if r.state == "missing"]
+        return self._batch(rows, shown, current, "Calculating missing rows", "No missing rows")
+
+    def _batch(
+        self, rows: list[Row], shown: Diagnosis, current: bool, doing: str, nothing: str
+    ) -> int:
+        """Queue ``rows`` at batch priority and say so (``nothing``: there was none)."""
+        n = self.enqueue(rows, PRIORITY_BATCH, GUI_ORIGIN, shown if current else None)
+        self.message.emit(f"{doing}: {_passes(n)} queued" if n else nothing, 4000)
         return n
 
     def auto_analyse(self, shown: Diagnosis, current: bool) -> None:
