@@ -1,10 +1,10 @@
 """What the main window's mixins may use of the window, declared for the type checker.
 
-:class:`~diagnostics_app.qt.main_window.MainWindow` is assembled from mixins (file handling,
-edit dialogs, row actions, plots and playback), each in its own module. A mixin's methods run on the
-window, so they use its widgets, its controller and a few of its methods; :class:`WindowHost`
-names exactly those. For the type checker it is a ``QMainWindow`` subclass declaring them; at
-run time it is ``object``, so it adds nothing to the window's class.
+:class:`~diagnostics_app.qt.main_window.MainWindow` is assembled from mixins (file
+handling, edit dialogs, row actions, plots and playback), each in its own module. A mixin's
+methods run on the window, so they use its widgets, its controller and a few of its methods;
+:class:`WindowHost` names exactly those. For the type checker it is a ``QMainWindow``
+subclass declaring them; at run time it is ``object``, so it adds nothing to the window.
 """
 
 from __future__ import annotations
