@@ -37,6 +37,7 @@ from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.jobs import BatchResult, JobRunner
 from diagnostics_app.core.project import Project
+from diagnostics_app.qt.file_watcher import file_stamp
 from diagnostics_app.qt.models.sources import Tree
 from diagnostics_app.qt.plots.features import (
     FeaturePlot,
@@ -260,14 +261,6 @@ class PyramidCache:
         return pyramid
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
 class PlotLoadWorker(QRunnable):
     """Loads the stored arrays of a selection (and the waveform) off the GUI thread."""
 
@@ -375,7 +368,7 @@ class PlotLoadWorker(QRunnable):
                     step = float(meta.frame_step or (times[1] - times[0] if len(times) > 1 else 0))
                     pyramid = self._pyramids.build(version, data, step, errors)
         if pyramid is None and sample_rate is not None and current():
-            version = ("audio", str(req.audio_path), _stamp(req.audio_path))
+            version = ("audio", str(req.audio_path), file_stamp(req.audio_path))
             pyramid = self._pyramids.get(version)
             if pyramid is None:
                 try:

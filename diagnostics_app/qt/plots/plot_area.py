@@ -10,17 +10,19 @@ Level of detail: the waveform lanes get, on every view change (rate-limited to o
 (:mod:`.waveform`). Feature curves use pyqtgraph's peak downsampling and clip-to-view, images
 are max-pooled to at most 4096 columns (:mod:`.features`). The beat grid is two
 ``connect="pairs"`` curves per lane holding only the visible lines, thinned to bars (then every
-2nd, 4th... bar) when they would be closer than :data:`MIN_GRID_SPACING_PX`.
+2nd, 4th... bar) when they would be closer than :data:`.navigation.MIN_GRID_SPACING_PX`.
 
 Interaction: wheel zooms time (with or without Ctrl), drag pans, a click emits
 :attr:`PlotArea.seekRequested` (the caller moves the playhead with :meth:`PlotArea.set_playhead`),
 ``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all.
+
+This module holds the widget and what it shows (sources, feature lanes, budgeted reloads, the
+level-of-detail refresh); a lane itself is in :mod:`.lanes`, the stacking of lanes in
+:mod:`.layout`, keys, clicks and the beat grid in :mod:`.navigation`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 from collections.abc import Sequence
 
@@ -31,230 +33,14 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from diagnostics_app.core.tempo import TempoMap
-from diagnostics_app.qt.plots.features import (
-    CONFIDENCE_COLOR,
-    LINE_COLORS,
-    STALE_COLOR,
-    FeaturePlot,
-    LaneData,
-    line_pen,
-    make_color_bar,
-    make_image_item,
-    make_line_curve,
-    plot_duration,
-    prepare_lanes,
-    show_image,
-)
+from diagnostics_app.qt.plots.features import FeaturePlot, LaneData, plot_duration, prepare_lanes
+from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-exported (tests)
+from diagnostics_app.qt.plots.lanes import Lane, content_family, make_lane, update_lane
+from diagnostics_app.qt.plots.layout import LaneStack
+from diagnostics_app.qt.plots.navigation import BeatGrid, clicked_time, key_time_range
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
 
 REFRESH_MS = 30  # at most one level-of-detail update per this many ms while zooming/panning
-LEFT_AXIS_WIDTH = 66
-RIGHT_AXIS_WIDTH = 46
-TITLE_HEIGHT = 18
-MIN_GRID_SPACING_PX = 6.0
-ZOOM_STEP = 1.5
-PAN_FRACTION = 0.1
-MIN_LANE_HEIGHT = {"waveform": 90, "image": 120, "line": 80, "steps": 80, "pitch": 90}
-LANE_STRETCH = {"waveform": 3, "image": 3, "line": 2, "steps": 2, "pitch": 2}
-TITLE_COLOR = "#d8d8d8"
-STATE_COLOR = "#a0a0a0"
-PLAYHEAD_PEN = pg.mkPen((255, 80, 70), width=1.5)
-BEAT_PEN = pg.mkPen((255, 255, 255, 34), width=1)
-BAR_PEN = pg.mkPen((255, 255, 255, 90), width=1)
-
-
-_EMPTY = np.zeros(0)
-
-
-class Lane:
-    """One row of the plot area: a ``PlotItem`` with a fixed y range, the beat grid and the
-    playhead, plus what the lane draws (waveform band, curves, image).
-
-    Read-only for callers: tests and the main window may inspect, only :class:`PlotArea`
-    changes a lane.
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        title: str,
-        y_range: tuple[float, float],
-        y_label: str,
-        *,
-        stale: bool = False,
-        state: str = "ok",
-    ) -> None:
-        self.kind = kind
-        self.stale = stale
-        self.state = state
-        self.title = _lane_title(title, stale, state)
-        self.y_range = y_range
-        self.y_label = y_label
-        self.key: tuple[object, ...] = (kind, title)  # identity across reloads (PlotArea sets it)
-        self.version: object = None  # the data the items hold (None: unknown)
-        self.row = -1  # layout row while placed
-        self.limits: float | None = None  # the duration the view limits were set for
-        # what the grid and waveform curves were last handed (set_grid / set_band skip a repeat)
-        self._grid_for: tuple[np.ndarray, np.ndarray, tuple[float, float]] | None = None
-        self._band_for: tuple[str, np.ndarray, np.ndarray] | None = None
-        self.plot = pg.PlotItem(enableMenu=False)
-        self.vb: pg.ViewBox = self.plot.getViewBox()
-        # waveform lanes: min-max strokes, and a filled outline when zoomed in (one shown)
-        self.strokes: pg.PlotCurveItem | None = None
-        self.fill: pg.PlotCurveItem | None = None
-        self.curves: list[pg.PlotDataItem] = []  # line, steps and pitch lanes
-        self.image: pg.ImageItem | None = None  # image lanes
-        self.color_bar: pg.ColorBarItem | None = None
-        self.confidence_view: pg.ViewBox | None = None  # pitch lanes
-        self.extra: pg.GraphicsWidget | None = None  # what goes in the layout's 2nd column
-        self.placed_extra: pg.GraphicsWidget | None = None  # what is there (PlotArea's)
-
-        plot = self.plot
-        plot.hideButtons()
-        plot.setMouseEnabled(x=True, y=False)
-        self.vb.disableAutoRange()
-        self.vb.setYRange(*y_range, padding=0)
-        plot.hideAxis("bottom")
-        left = plot.getAxis("left")
-        left.setWidth(LEFT_AXIS_WIDTH)
-        left.enableAutoSIPrefix(False)
-        left.setLabel(y_label)
-        self._show_title()
-        plot.titleLabel.setAttr("justify", "left")
-        plot.titleLabel.setMaximumHeight(TITLE_HEIGHT)
-        plot.layout.setRowFixedHeight(0, TITLE_HEIGHT)
-        if stale:
-            self.vb.setBorder(pg.mkPen(STALE_COLOR, width=1.5, style=Qt.PenStyle.DashLine))
-
-        self.beat_lines = pg.PlotCurveItem(pen=BEAT_PEN, connect="pairs", skipFiniteCheck=True)
-        self.bar_lines = pg.PlotCurveItem(pen=BAR_PEN, connect="pairs", skipFiniteCheck=True)
-        for z, item in ((-20, self.beat_lines), (-19, self.bar_lines)):
-            item.setZValue(z)
-            self.vb.addItem(item, ignoreBounds=True)
-        self.playhead = pg.InfiniteLine(pos=0.0, angle=90, movable=False, pen=PLAYHEAD_PEN)
-        self.playhead.setZValue(100)
-        self.vb.addItem(self.playhead, ignoreBounds=True)
-
-    def _show_title(self) -> None:
-        color = STALE_COLOR if self.stale else TITLE_COLOR
-        if self.plot.titleLabel.isVisible():
-            # the label's text only: PlotItem.setTitle would reset the row to 30 px high
-            # (relayouting the lane) every time the state in the title changes
-            self.plot.titleLabel.setText(self.title, color=color, size="9pt", bold=self.stale)
-        else:
-            self.plot.setTitle(self.title, color=color, size="9pt", bold=self.stale)
-
-    def set_style(self, title: str, stale: bool, state: str) -> None:
-        """New title, stale mark and state; only what changed is touched."""
-        text = _lane_title(title, stale, state)
-        if text == self.title and stale == self.stale and state == self.state:
-            return
-        restale = stale != self.stale
-        self.title, self.stale, self.state = text, stale, state
-        self._show_title()
-        if restale:
-            border = pg.mkPen(STALE_COLOR, width=1.5, style=Qt.PenStyle.DashLine) if stale else None
-            self.vb.setBorder(border)
-
-    def set_y(self, y_range: tuple[float, float], y_label: str) -> None:
-        """A new fixed y range and axis label (no-ops when unchanged)."""
-        if tuple(y_range) != tuple(self.y_range):
-            self.y_range = y_range
-            self.vb.setYRange(*y_range, padding=0)
-        if y_label != self.y_label:
-            self.y_label = y_label
-            self.plot.getAxis("left").setLabel(y_label)
-
-    @property
-    def min_height(self) -> int:
-        return MIN_LANE_HEIGHT.get(self.kind, 80)
-
-    def set_grid(self, beats: np.ndarray, bars: np.ndarray) -> None:
-        """The visible beat and bar lines (no-op when handed the same arrays again)."""
-        lo, hi = self.y_range
-        held = self._grid_for
-        if held is not None and held[0] is beats and held[1] is bars and held[2] == (lo, hi):
-            return
-        self._grid_for = (beats, bars, (lo, hi))
-        for curve, xs in ((self.beat_lines, beats), (self.bar_lines, bars)):
-            curve.setData(np.repeat(xs, 2), np.tile(np.array([lo, hi]), xs.shape[0]))
-
-    def set_band(self, mode: str, x: np.ndarray, y: np.ndarray) -> None:
-        """Hand the waveform curves new data: only the curve of ``mode`` gets it (setData on
-        the same items every time), the other is emptied."""
-        if self.strokes is None or self.fill is None:
-            return
-        if self._band_for is not None and self._band_for[1] is x and self._band_for[2] is y:
-            return  # the same band again (a reload that did not move the view)
-        self._band_for = (mode, x, y)
-        shown, hidden = (self.strokes, self.fill) if mode == "lines" else (self.fill, self.strokes)
-        shown.setData(x, y)
-        if hidden.xData is not None and hidden.xData.shape[0]:
-            hidden.setData(_EMPTY, _EMPTY)
-
-    def waveform_points(self) -> int:
-        """Points the waveform curves hold now."""
-        return sum(
-            0 if c is None or c.xData is None else int(c.xData.shape[0])
-            for c in (self.strokes, self.fill)
-        )
-
-    def grid_lines(self) -> tuple[int, int]:
-        """(beat lines, bar lines) currently drawn."""
-        return tuple(
-            0 if c.xData is None else c.xData.shape[0] // 2
-            for c in (self.beat_lines, self.bar_lines)
-        )  # type: ignore[return-value]
-
-    def add_confidence_view(self) -> pg.ViewBox:
-        """A second view over the lane (behind its data, so the lane's view keeps the mouse)
-        with its own y range 0..1 on the right axis; x follows the lane."""
-        view = pg.ViewBox(enableMenu=False)
-        view.setParentItem(self.vb)
-        view.setFlag(view.GraphicsItemFlag.ItemStacksBehindParent)
-        view.setMouseEnabled(x=False, y=False)
-        view.disableAutoRange()
-        view.setYRange(0.0, 1.05, padding=0)
-        view.setGeometry(self.vb.rect())
-        view.setXLink(self.vb)
-        self.vb.sigResized.connect(self._sync_confidence_view)
-        right = self.plot.getAxis("right")
-        right.linkToView(view)
-        right.setLabel("confidence")
-        self.confidence_view = view
-        return view
-
-    def _sync_confidence_view(self) -> None:
-        if self.confidence_view is not None:
-            self.confidence_view.setGeometry(self.vb.rect())
-
-    def unlink(self) -> None:
-        """Undo the links to other lanes (before the lane is dropped)."""
-        self.vb.setXLink(None)
-        if self.confidence_view is not None:
-            self.confidence_view.setXLink(None)
-            with contextlib.suppress(RuntimeError, TypeError):
-                self.vb.sigResized.disconnect(self._sync_confidence_view)
-
-
-def _curve_style(kind: str, i: int) -> tuple[tuple[int, ...], float]:
-    """Colour and width of a lane's ``i``-th curve (pitch: f0, then the grey confidence)."""
-    if kind == "pitch":
-        return (CONFIDENCE_COLOR, 1.0) if i == 1 else (LINE_COLORS[0], 1.6)
-    return LINE_COLORS[i % len(LINE_COLORS)], 1.2
-
-
-def _content(kind: str) -> str:
-    """What items a lane of ``kind`` holds: an image, curves, or curves over two views."""
-    return kind if kind in ("image", "pitch") else "curves"
-
-
-def _lane_title(title: str, stale: bool, state: str) -> str:
-    if stale:
-        return f"{title} — STALE"
-    if state not in ("ok", ""):
-        return f"{title} — {state}"
-    return title
 
 
 def _format_duration(seconds: float) -> str:
@@ -310,24 +96,18 @@ class PlotArea(QWidget):
 
         self._wave_lanes: list[Lane] = []
         self._feature_lanes: list[Lane] = []
-        self._placed: list[Lane] = []
-        self._master: Lane | None = None
+        self._stack = LaneStack(self._canvas, self)  # where the lanes sit in the canvas
+        self._stack.viewChanged.connect(self._schedule_refresh)
         self._pyramid: PeaksPyramid | None = None
         self._title = ""
         self._duration = 0.0
         self._source_duration = 0.0
         self._tempo: TempoMap | None = None
-        self._tempo_for: tuple[TempoMap | None, float] | None = None  # (tempo, duration)
-        self._beat_times = np.zeros(0)
-        self._bar_flags = np.zeros(0, bool)
-        self._bar_numbers = np.zeros(0, np.int64)
+        self._beats = BeatGrid()  # of self._tempo over self._duration
         self._playhead = 0.0
         self.last_band: Band | None = None  # what the waveform curves were last handed
         self._band_key: tuple[object, ...] = ()  # (pyramid, x0, x1, pixels) of last_band
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None  # visible (beats, bars)
-        self._grid_key: tuple[object, ...] = ()
         self._peaks_version: object = None  # names the peaks of the pyramid shown
-        self._layout_signature: tuple[object, ...] = ()  # what _relayout last laid out
 
     # --- public API -----------------------------------------------------------------------
 
@@ -350,7 +130,7 @@ class PlotArea(QWidget):
         range, equal peaks keep their pyramid (no rebuild), and the same channels keep their
         lanes (the items get the new data)."""
         keep = self._apply_source(title, duration, peaks, peaks_step, channel_names, tempo)
-        self._drop(self._feature_lanes)
+        self._stack.drop(self._feature_lanes)
         self._feature_lanes = []
         self._pending_updates = []
         self._finish(keep)
@@ -360,7 +140,7 @@ class PlotArea(QWidget):
         The visible time range is kept. Lanes of items shown before (same label, feature and
         shape) are kept and given the new data and styling; only new ones are built and only
         gone ones removed."""
-        keep = self.time_range() if self._master is not None else None
+        keep = self.time_range() if self._stack.master is not None else None
         self._pending_updates = self._apply_features(items)
         self._finish(keep)
         self._run_updates()
@@ -390,7 +170,7 @@ class PlotArea(QWidget):
 
     def set_playhead(self, seconds: float) -> None:
         self._playhead = float(seconds)
-        for lane in self._placed:
+        for lane in self._stack.placed:
             lane.playhead.setValue(self._playhead)
 
     def playhead(self) -> float:
@@ -401,7 +181,7 @@ class PlotArea(QWidget):
         self._timer.stop()
         self._update_timer.stop()
         self._pending_updates = []
-        self._drop(self._wave_lanes + self._feature_lanes)
+        self._stack.drop(self._wave_lanes + self._feature_lanes)
         self._wave_lanes, self._feature_lanes = [], []
         self._pyramid = None
         self._title = ""
@@ -413,22 +193,22 @@ class PlotArea(QWidget):
 
     def lanes(self) -> tuple[Lane, ...]:
         """The lanes, top to bottom (waveform channels first)."""
-        return tuple(self._placed)
+        return tuple(self._stack.placed)
 
     def duration(self) -> float:
         return self._duration
 
     def time_range(self) -> tuple[float, float]:
         """The visible time range in seconds ((0, 0) with no lanes)."""
-        if self._master is None:
+        if self._stack.master is None:
             return 0.0, 0.0
-        lo, hi = self._master.vb.viewRange()[0]
+        lo, hi = self._stack.master.vb.viewRange()[0]
         return float(lo), float(hi)
 
     def set_time_range(self, start: float, end: float) -> None:
         """Show ``start``..``end`` seconds (clamped by the view limits)."""
-        if self._master is not None and end > start:
-            self._master.vb.setXRange(start, end, padding=0)
+        if self._stack.master is not None and end > start:
+            self._stack.master.vb.setXRange(start, end, padding=0)
 
     @property
     def refresh_pending(self) -> bool:
@@ -439,7 +219,7 @@ class PlotArea(QWidget):
     def refresh(self) -> None:
         """Hand the waveform curves and grids the data of the visible range now."""
         self._timer.stop()
-        master = self._master
+        master = self._stack.master
         if master is None:
             return
         x0, x1 = (float(v) for v in master.vb.viewRange()[0])
@@ -453,12 +233,8 @@ class PlotArea(QWidget):
             for lane, y in zip(self._wave_lanes, band.ys, strict=False):
                 lane.set_band(band.mode, band.x, y)
             self.last_band = band
-        grid_key = (id(self._beat_times), x0, x1, pixels)  # the beat times are replaced, not edited
-        if self._grid is None or self._grid_key != grid_key:
-            self._grid = self._grid_lines(x0, x1, pixels)
-            self._grid_key = grid_key
-        beats, bars = self._grid
-        for lane in self._placed:
+        beats, bars = self._beats.visible(x0, x1, pixels)
+        for lane in self._stack.placed:
             lane.set_grid(beats, bars)
 
     # --- lanes --------------------------------------------------------------------------
@@ -474,7 +250,7 @@ class PlotArea(QWidget):
     ) -> tuple[float, float] | None:
         """The waveform half of a show; returns the time range to keep (same source) or None."""
         same = (
-            self._master is not None
+            self._stack.master is not None
             and title == self._title
             and abs(float(duration) - self._source_duration) < 1e-9
         )
@@ -510,7 +286,7 @@ class PlotArea(QWidget):
             for lane in self._wave_lanes:
                 lane.set_y(y_range, "FS")
         else:
-            self._drop(self._wave_lanes)
+            self._stack.drop(self._wave_lanes)
             self._wave_lanes = []
             for key, lane_title in wanted:
                 lane = Lane("waveform", lane_title, y_range, "FS")
@@ -544,18 +320,19 @@ class PlotArea(QWidget):
                 prepared = prepare_lanes(item, duration)  # not made by a worker: do it here
             for data in prepared:
                 reused = old.pop(data.key, None)
-                family = None if reused is None else _content(reused.kind)
+                family = None if reused is None else content_family(reused.kind)
                 if reused is None or (
-                    family != _content(data.kind) and "pitch" in (family, _content(data.kind))
+                    family != content_family(data.kind)
+                    and "pitch" in (family, content_family(data.kind))
                 ):
-                    lanes.append(self._make_lane(data))  # pitch lanes have a second view
+                    lanes.append(make_lane(data))  # pitch lanes have a second view
                     continue
                 lanes.append(reused)
-                if family != _content(data.kind):
-                    self._update_lane(reused, data)
+                if family != content_family(data.kind):
+                    update_lane(reused, data)
                 else:
                     updates.append((reused, data))
-        self._drop([lane for lane in self._feature_lanes if lane not in lanes])
+        self._stack.drop([lane for lane in self._feature_lanes if lane not in lanes])
         self._feature_lanes = lanes
         return updates
 
@@ -569,7 +346,7 @@ class PlotArea(QWidget):
         while self._pending_updates:
             lane, data = self._pending_updates.pop(0)
             if lane in self._feature_lanes:
-                self._update_lane(lane, data)
+                update_lane(lane, data)
             if budget_ms is not None and (time.perf_counter() - start) * 1000 >= budget_ms:
                 break
         if self._pending_updates:
@@ -593,222 +370,11 @@ class PlotArea(QWidget):
         (kept, or the whole duration), and the level-of-detail update now."""
         self._set_tempo(self._tempo)
         self._relayout()
-        if self._master is not None:
+        if self._stack.master is not None:
             want = keep if keep is not None and keep[1] > keep[0] else (0.0, self._duration)
             if want != self.time_range():  # setXRange to the same range still repaints
                 self.set_time_range(want[0], max(want[1], want[0] + 1e-3))
         self.refresh()
-
-    def _make_lane(self, data: LaneData) -> Lane:
-        """A new feature lane with its items (the GUI-thread half of :func:`prepare_lanes`)."""
-        lane = Lane(
-            data.kind, data.title, data.y_range, data.y_label, stale=data.stale, state=data.state
-        )
-        lane.key = data.key
-        self._fill_lane(lane, data)
-        return lane
-
-    def _fill_lane(self, lane: Lane, data: LaneData) -> None:
-        """Give an empty lane the items of ``data``'s kind (none yet for a pending lane, but
-        the image and its colour bar, so the layout does not change when the data comes)."""
-        lane.kind = data.kind
-        lane.version = data.version
-        if data.kind == "image":
-            view = data.image
-            lane.image = make_image_item(view, data.stale)
-            lane.vb.addItem(lane.image, ignoreBounds=True)
-            if view is not None and view.y_ticks is not None:
-                lane.plot.getAxis("left").setTicks(view.y_ticks)
-            levels = view.levels if view is not None else (0.0, 1.0)
-            lane.color_bar = make_color_bar(lane.image, levels, data.bar_label)
-            lane.extra = lane.color_bar
-            return
-        if data.kind == "pitch":
-            lane.add_confidence_view()
-        self._set_curves(lane, data, restyle=False)
-
-    def _set_curves(self, lane: Lane, data: LaneData, restyle: bool) -> None:
-        """As many curves as ``data`` has series, each handed its data (setData on the curves
-        kept; only missing ones are made, extra ones removed). A pending lane keeps empty
-        curves ready (one, two for pitch), so the data's arrival is a setData."""
-        pitch = lane.kind == "pitch"
-        want = len(data.series)
-        if data.pending:
-            want = max(len(lane.curves), 2 if pitch else 1)
-        while len(lane.curves) > want:
-            curve = lane.curves.pop()
-            view = curve.getViewBox()
-            if view is not None:
-                view.removeItem(curve)
-        same_data = data.version is not None and data.version == lane.version
-        for i in range(want):
-            color, width = _curve_style(lane.kind, i)
-            if i < len(lane.curves):
-                curve = lane.curves[i]
-                if data.pending:
-                    if curve.getData()[0] is not None:
-                        curve.clear()
-                elif not same_data:
-                    curve.setData(*data.series[i])
-                if restyle:
-                    curve.setPen(line_pen(color, data.stale, width))
-                continue
-            curve = make_line_curve(None, None, color, data.stale, width=width)
-            view = lane.confidence_view if pitch and i == 1 else lane.vb
-            assert view is not None
-            view.addItem(curve, ignoreBounds=True)
-            if not data.pending:
-                curve.setData(*data.series[i])
-            lane.curves.append(curve)
-
-    def _clear_lane(self, lane: Lane) -> None:
-        """Remove a lane's content items (its plot, grid and playhead stay)."""
-        for curve in lane.curves:
-            view = curve.getViewBox()
-            if view is not None:
-                view.removeItem(curve)
-        lane.curves = []
-        if lane.image is not None:
-            lane.vb.removeItem(lane.image)
-            lane.image = None
-            lane.plot.getAxis("left").setTicks(None)
-        lane.color_bar = None
-        lane.extra = None  # _relayout takes the colour bar out of the layout
-
-    def _update_lane(self, lane: Lane, data: LaneData) -> bool:
-        """Hand a kept lane new data (setData / setImage on the same items) and change only the
-        styling that differs; data of the same version is not handed over again. A lane whose
-        kind of content changed gets new content items in the same plot. False: the lane
-        cannot take ``data`` (pitch lanes have a second view): the caller makes a new one."""
-        family = _content(lane.kind)
-        if family != _content(data.kind) and "pitch" in (family, _content(data.kind)):
-            return False
-        restyle = data.stale != lane.stale
-        lane.set_style(data.title, data.stale, data.state)
-        lane.set_y(data.y_range, data.y_label)
-        if family != _content(data.kind):
-            self._clear_lane(lane)
-            self._fill_lane(lane, data)
-            return True
-        lane.kind = data.kind
-        if lane.image is not None:
-            view = data.image
-            same_data = data.version is not None and data.version == lane.version
-            if view is None:
-                if lane.image.image is not None:
-                    lane.image.clear()
-                    lane.plot.getAxis("left").setTicks(None)
-            elif not same_data:
-                show_image(lane.image, view)
-                if lane.color_bar is not None:
-                    lane.color_bar.setLevels(values=view.levels)
-                lane.plot.getAxis("left").setTicks(view.y_ticks)
-            if restyle:
-                lane.image.setOpacity(0.55 if data.stale else 1.0)
-        else:
-            self._set_curves(lane, data, restyle)
-        lane.version = data.version
-        return True
-
-    def _drop(self, lanes: Sequence[Lane]) -> None:
-        ci = self._canvas.ci
-        for lane in lanes:
-            lane.unlink()
-            if lane in self._placed:
-                ci.removeItem(lane.plot)
-                if lane.placed_extra is not None:
-                    ci.removeItem(lane.placed_extra)
-                    lane.placed_extra = None
-                self._placed.remove(lane)
-                lane.row = -1
-
-    def _relayout(self) -> None:
-        """Place the lanes in their rows (a kept lane stays put unless lanes before it came
-        or went), show the time axis on the last lane only, link x to the first lane. Lanes
-        that are already placed and linked are not touched again."""
-        ci = self._canvas.ci
-        lanes = self._wave_lanes + self._feature_lanes
-        signature = (
-            tuple(
-                (id(lane), lane.kind, id(lane.extra), lane.confidence_view is None)
-                for lane in lanes
-            ),
-            self._duration,
-        )
-        if signature == self._layout_signature and lanes == self._placed:
-            return  # nothing moved: touching the layout again would repaint every lane
-        self._layout_signature = signature
-        moved = [lane for row, lane in enumerate(lanes) if lane in self._placed and lane.row != row]
-        for lane in moved:  # out first, so no two lanes ever share a cell
-            ci.removeItem(lane.plot)
-            if lane.placed_extra is not None:
-                ci.removeItem(lane.placed_extra)
-                lane.placed_extra = None
-            self._placed.remove(lane)
-        for row, lane in enumerate(lanes):
-            if lane not in self._placed:
-                ci.addItem(lane.plot, row=row, col=0)
-                lane.row = row
-                lane.playhead.setValue(self._playhead)
-            if lane.extra is not lane.placed_extra:  # a colour bar came or went
-                if lane.placed_extra is not None:
-                    ci.removeItem(lane.placed_extra)
-                if lane.extra is not None:
-                    ci.addItem(lane.extra, row=row, col=1)
-                lane.placed_extra = lane.extra
-            stretch = LANE_STRETCH.get(lane.kind, 2)
-            if ci.layout.rowStretchFactor(row) != stretch:
-                ci.layout.setRowStretchFactor(row, stretch)
-        for row in range(len(lanes), ci.layout.rowCount()):
-            if ci.layout.rowStretchFactor(row):
-                ci.layout.setRowStretchFactor(row, 0)
-        self._placed = list(lanes)
-        need_right = any(lane.confidence_view is not None for lane in lanes)
-        for i, lane in enumerate(lanes):
-            last = i == len(lanes) - 1
-            bottom = lane.plot.getAxis("bottom")
-            if bottom.isVisible() != last:
-                lane.plot.showAxis("bottom", last)
-            if last and bottom.labelText != "time (s)":
-                bottom.setLabel("time (s)")
-            right = lane.plot.getAxis("right")
-            if need_right:
-                if not right.isVisible():
-                    lane.plot.showAxis("right")
-                    right.setWidth(RIGHT_AXIS_WIDTH)
-                    if lane.confidence_view is None:
-                        right.setStyle(showValues=False)
-            elif right.isVisible():
-                lane.plot.hideAxis("right")
-        master = lanes[0] if lanes else None
-        if master is not self._master:
-            if self._master is not None:
-                self._disconnect_master(self._master)
-            if master is not None:
-                master.vb.sigXRangeChanged.connect(self._schedule_refresh)
-                master.vb.sigResized.connect(self._schedule_refresh)
-            self._master = master
-        for lane in lanes:
-            if (
-                lane is not master
-                and master is not None
-                and lane.vb.linkedView(lane.vb.XAxis) is not master.vb
-            ):
-                lane.vb.setXLink(master.vb)
-            if self._duration > 0 and lane.limits != self._duration:
-                lane.vb.setLimits(
-                    xMin=0.0,
-                    xMax=self._duration,
-                    minXRange=min(self._duration, 0.01),
-                    maxXRange=self._duration,
-                )
-                lane.limits = self._duration
-        self._canvas.setMinimumHeight(sum(lane.min_height for lane in lanes) + 40)
-
-    def _disconnect_master(self, lane: Lane) -> None:
-        for signal in (lane.vb.sigXRangeChanged, lane.vb.sigResized):
-            with contextlib.suppress(RuntimeError, TypeError):
-                signal.disconnect(self._schedule_refresh)
 
     @Slot()
     def _schedule_refresh(self) -> None:
@@ -816,52 +382,22 @@ class PlotArea(QWidget):
         if not self._timer.isActive():
             self._timer.start()
 
-    # --- beat grid ----------------------------------------------------------------------
+    def _relayout(self) -> None:
+        self._stack.relayout(self._wave_lanes + self._feature_lanes, self._duration, self._playhead)
 
     def _set_tempo(self, tempo: TempoMap | None) -> None:
-        """The beat times of ``tempo`` over the duration (recomputed only when either changed)."""
-        if (tempo, self._duration) == self._tempo_for:
-            return
+        """The tempo map whose beat grid is drawn (beats recomputed only when it or the
+        duration changed)."""
         self._tempo = tempo
-        self._tempo_for = (tempo, self._duration)
-        beats = list(tempo.beats(self._duration)) if tempo is not None else []
-        self._beat_times = np.array([t for t, _ in beats], np.float64)
-        self._bar_flags = np.array([bar for _, bar in beats], bool)
-        self._bar_numbers = np.cumsum(self._bar_flags) - 1
-
-    def _grid_lines(self, x0: float, x1: float, pixels: float) -> tuple[np.ndarray, np.ndarray]:
-        """Visible (beat, bar) line positions, thinned so lines stay MIN_GRID_SPACING_PX
-        apart: all beats, else bars only, else every 2nd/4th/... bar (by bar number, so the
-        lines kept do not change while panning)."""
-        empty = np.zeros(0)
-        i0, i1 = np.searchsorted(self._beat_times, [x0, x1], side="left")
-        times = self._beat_times[i0:i1]
-        if times.size == 0:
-            return empty, empty
-        bars = self._bar_flags[i0:i1]
-        max_lines = max(1.0, pixels / MIN_GRID_SPACING_PX)
-        if times.size <= max_lines:
-            return times[~bars], times[bars]
-        bar_times = times[bars]
-        if bar_times.size <= max_lines:
-            return empty, bar_times
-        every = 2 ** math.ceil(math.log2(bar_times.size / max_lines))
-        numbers = self._bar_numbers[i0:i1][bars]
-        return empty, bar_times[numbers % every == 0]
+        self._beats.set_tempo(tempo, self._duration)
 
     # --- input --------------------------------------------------------------------------
 
     @Slot(object)
     def _on_scene_click(self, event: object) -> None:
-        button = getattr(event, "button", None)
-        if button is None or button() != Qt.MouseButton.LeftButton or event.double():  # type: ignore[attr-defined]
-            return
-        pos = event.scenePos()  # type: ignore[attr-defined]
-        for lane in self._placed:
-            if lane.vb.sceneBoundingRect().contains(pos):
-                t = float(lane.vb.mapSceneToView(pos).x())
-                self.seekRequested.emit(min(max(t, 0.0), self._duration))
-                return
+        t = clicked_time(event, self._stack.placed, self._duration)
+        if t is not None:
+            self.seekRequested.emit(t)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (
@@ -878,31 +414,11 @@ class PlotArea(QWidget):
             super().keyPressEvent(event)
 
     def _handle_key(self, event: QKeyEvent) -> bool:
-        if self._master is None:
+        if self._stack.master is None:
             return False
-        key = event.key()
-        x0, x1 = self.time_range()
-        span = x1 - x0
-        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            self._zoom(1 / ZOOM_STEP)
-        elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
-            self._zoom(ZOOM_STEP)
-        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
-            shift = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-            step = span * (0.5 if shift else PAN_FRACTION)
-            step = -step if key == Qt.Key.Key_Left else step
-            self.set_time_range(x0 + step, x1 + step)
-        elif key == Qt.Key.Key_Home:
-            self.set_time_range(0.0, span)
-        elif key == Qt.Key.Key_End:
-            self.set_time_range(self._duration - span, self._duration)
-        elif key == Qt.Key.Key_0:
-            self.set_time_range(0.0, max(self._duration, 1e-3))
-        else:
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        want = key_time_range(event.key(), shift, self.time_range(), self._duration)
+        if want is None:
             return False
+        self.set_time_range(*want)
         return True
-
-    def _zoom(self, factor: float) -> None:
-        x0, x1 = self.time_range()
-        centre, half = (x0 + x1) / 2, (x1 - x0) * factor / 2
-        self.set_time_range(centre - half, centre + half)

@@ -1,0 +1,204 @@
+"""The main window's actions, as a table: what each one is called, says, does and when it is
+enabled, and where it is listed (menu bar, toolbar, the table's context menu).
+
+:class:`~diagnostics_app.qt.main_window.MainWindow` builds its ``QAction`` s and menus from
+:data:`ACTIONS` in one loop and re-evaluates the enablement rules from one
+:class:`ActionContext`. The table is separate from the window so the whole command surface
+(object names and shortcuts are part of the public interface, §6) can be read and reviewed in
+one place, and so an enablement rule is a named function rather than a line among many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QStyle, QWidget
+
+from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.qt.theme import state_icon
+
+SP = QStyle.StandardPixmap
+KEY = QKeySequence.StandardKey
+
+# the menu-bar menus, left to right
+FILE, EDIT, ANALYSIS, VIEW, HELP = "&File", "&Edit", "&Analysis", "&View", "&Help"
+MENUS = (FILE, EDIT, ANALYSIS, VIEW, HELP)
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What the enablement rules read, taken from the window at one moment."""
+
+    states: frozenset[str]  # the states that have rows in the diagnosis
+    selected: tuple[Row, ...]  # the rows selected in the table
+    current: Row | None  # the table's current row
+    busy: bool  # this window has passes queued or running
+    track_selected: bool  # a track (not a source) is selected in the tree
+
+
+Predicate = Callable[[ActionContext], bool]
+
+
+# -- enablement rules -------------------------------------------------------------------------
+
+
+def selection_regenerable(c: ActionContext) -> bool:
+    return any(r.state in ("ok", "missing", "stale", "failed") for r in c.selected)
+
+
+def any_stale_or_failed(c: ActionContext) -> bool:
+    return bool(c.states & {"stale", "failed"})
+
+
+def any_missing(c: ActionContext) -> bool:
+    return "missing" in c.states
+
+
+def any_extraneous(c: ActionContext) -> bool:
+    return "extraneous" in c.states
+
+
+def selection_extraneous(c: ActionContext) -> bool:
+    return any(r.state == "extraneous" for r in c.selected)
+
+
+def busy(c: ActionContext) -> bool:
+    return c.busy
+
+
+def current_row(c: ActionContext) -> bool:
+    return c.current is not None
+
+
+def current_row_ok(c: ActionContext) -> bool:
+    return c.current is not None and c.current.state == "ok"
+
+
+def rows_selected(c: ActionContext) -> bool:
+    return bool(c.selected)
+
+
+def track_selected(c: ActionContext) -> bool:
+    return c.track_selected
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action. Actions without an enablement rule are always enabled, unless the window
+    manages them itself (undo and redo follow the history, play the audio output)."""
+
+    name: str  # object name (interface §6), also the window attribute holding the QAction
+    text: str
+    handler: str  # what triggering calls: an attribute path on the window ("controller.undo")
+    menu: str | None = None  # the menu-bar menu listing it (in table order)
+    shortcut: KEY | str | None = None
+    tip: str = ""  # status tip and tool tip
+    icon: SP | str | None = None  # a standard pixmap, or a descriptor state's badge
+    enabled: Predicate | None = None
+    separator: bool = False  # a separator above it in its menu
+    table_only: bool = False  # added to the descriptor table: its shortcut works there only
+
+
+# fmt: off
+ACTIONS: tuple[ActionSpec, ...] = (
+    # File
+    ActionSpec("actionOpen", "&Open…", "_open", FILE, shortcut=KEY.Open,
+               icon=SP.SP_DialogOpenButton, tip="Open a project file"),
+    ActionSpec("actionOpenDemo", "Open &Demo", "demoRequested.emit", FILE,
+               tip="Write a demo project with generated audio and open it"),
+    ActionSpec("actionSave", "&Save", "_save", FILE, shortcut=KEY.Save,
+               icon=SP.SP_DialogSaveButton, tip="Save the project file"),
+    ActionSpec("actionSaveAs", "Save &As…", "_save_as", FILE, shortcut=KEY.SaveAs),
+    ActionSpec("actionAddAudio", "&Add Audio…", "_add_audio", FILE, shortcut="Ctrl+Shift+A",
+               tip="Add audio files: a source and a track each", separator=True),
+    ActionSpec("actionExport", "E&xport…", "_export", FILE, enabled=current_row_ok,
+               tip="Export the row's data with its provenance"),
+    ActionSpec("actionQuit", "&Quit", "close", FILE, shortcut=KEY.Quit, separator=True),
+    # Edit
+    ActionSpec("actionUndo", "&Undo", "controller.undo", EDIT, shortcut="Ctrl+Z",
+               icon=SP.SP_ArrowBack, tip="Undo the last edit or prune"),
+    ActionSpec("actionRedo", "&Redo", "controller.redo", EDIT, shortcut="Ctrl+Shift+Z",
+               icon=SP.SP_ArrowForward, tip="Redo"),
+    ActionSpec("actionEditRequests", "Track &Requests…", "_edit_requests", EDIT,
+               enabled=track_selected, tip="Edit what the selected track requests",
+               separator=True),
+    ActionSpec("actionEditTempoMap", "&Tempo Map…", "_edit_tempo_map", EDIT,
+               tip="Edit the project's tempo map"),
+    ActionSpec("actionEditProfiles", "&Profiles…", "_edit_profiles", EDIT,
+               tip="Edit the analysis profiles"),
+    ActionSpec("actionCopyJson", "Copy as &JSON", "_copy_json", EDIT, shortcut=KEY.Copy,
+               enabled=rows_selected, separator=True, table_only=True),
+    ActionSpec("actionSettings", "Se&ttings…", "_edit_settings", EDIT, shortcut=KEY.Preferences),
+    # Analysis
+    ActionSpec("actionRegenerateSelected", "Regenerate &Selected", "_regenerate_selected",
+               ANALYSIS, shortcut="F5", icon="running", enabled=selection_regenerable,
+               tip="Recompute the selected rows, first in the queue (F5)"),
+    ActionSpec("actionRegenerateStale", "Regenerate S&tale", "controller.regenerate_stale",
+               ANALYSIS, icon="stale", enabled=any_stale_or_failed,
+               tip="Recompute every stale or failed row"),
+    ActionSpec("actionCalculateMissing", "Calculate &Missing", "controller.calculate_missing",
+               ANALYSIS, icon="missing", enabled=any_missing, tip="Compute every missing row"),
+    ActionSpec("actionPruneExtraneous", "&Prune Extraneous…", "_prune_extraneous", ANALYSIS,
+               icon="extraneous", enabled=any_extraneous, separator=True,
+               tip="Delete cached data no track requests (undoable)"),
+    ActionSpec("actionPruneSelected", "Prune Selected", "_prune_selected", ANALYSIS,
+               enabled=selection_extraneous, tip="Delete the selected extraneous rows (undoable)"),
+    ActionSpec("actionCancelAll", "&Cancel All Jobs", "controller.cancel_all", ANALYSIS,
+               icon=SP.SP_BrowserStop, enabled=busy, separator=True,
+               tip="Cancel every queued and running job of this window"),
+    # View (below the docks' own toggles), Help, and the table's context menu only
+    ActionSpec("actionPlay", "&Play / Pause", "_toggle_play", VIEW, shortcut="Space",
+               icon=SP.SP_MediaPlay, separator=True,
+               tip="Play the selected source from the playhead"),
+    ActionSpec("actionAbout", "&About", "_about", HELP),
+    ActionSpec("actionExplain", "&Explain", "_explain_current", None, enabled=current_row,
+               tip="Show why the row has its state"),
+)
+# fmt: on
+
+# the toolbar and the table's context menu: action names, None for a separator
+TOOLBAR: tuple[str | None, ...] = (
+    "actionOpen",
+    "actionSave",
+    None,
+    "actionUndo",
+    "actionRedo",
+    None,
+    "actionRegenerateSelected",
+    "actionRegenerateStale",
+    "actionCalculateMissing",
+    "actionPruneExtraneous",
+    "actionCancelAll",
+    None,
+    "actionPlay",
+)
+TABLE_MENU: tuple[str | None, ...] = (
+    "actionRegenerateSelected",
+    "actionExplain",
+    "actionExport",
+    "actionPruneSelected",
+    None,
+    "actionCopyJson",
+)
+
+
+def make_action(spec: ActionSpec, parent: QWidget) -> QAction:
+    """The ``QAction`` of ``spec``: named, with its text, shortcut, icon and tips; the caller
+    connects it and adds it where it belongs."""
+    action = QAction(spec.text, parent)
+    action.setObjectName(spec.name)
+    if spec.shortcut is not None:
+        action.setShortcut(QKeySequence(spec.shortcut))
+    if isinstance(spec.icon, QStyle.StandardPixmap):
+        action.setIcon(parent.style().standardIcon(spec.icon))
+    elif spec.icon is not None:
+        action.setIcon(state_icon(spec.icon))
+    if spec.tip:
+        action.setStatusTip(spec.tip)
+        action.setToolTip(spec.tip)
+    return action

@@ -1,0 +1,188 @@
+"""The analysis queue: the passes this window plans, queues in the session's runner and runs.
+
+Rows are planned into passes (from the diagnosis shown when it reflects every change made here,
+so what the user sees is what gets computed), queued with a priority and an origin, and one
+:class:`~diagnostics_app.qt.workers.AnalysisWorker` per pass takes them from the runner in a
+:class:`QThreadPool`. The workers' reports become status messages and signals. Cancelling
+goes to the runner, or, for another process's job, to the store.
+
+It is apart from the :class:`~diagnostics_app.qt.controller.Controller`, which keeps the
+methods the window calls and hands this queue the diagnosis shown, because running passes is
+independent of deriving the diagnosis and of editing the project.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+
+from diagnostics_app.core.diagnostics import Diagnosis, Row
+from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
+from diagnostics_app.core.planner import PlannedJob, Selection, plan
+from diagnostics_app.core.session import Session
+from diagnostics_app.qt.workers import AnalysisWorker
+
+GUI_ORIGIN = "gui"
+AUTO_ORIGIN = "auto"
+
+
+def _passes(n: int) -> str:
+    return f"{n} pass{'es' if n != 1 else ''}"
+
+
+class AnalysisQueue(QObject):
+    """Passes of ``session``'s project. Methods taking ``shown`` and ``current`` are handed
+    the diagnosis shown and whether it reflects every change made here."""
+
+    queued = Signal()  # passes were queued: queued rows should show at once
+    ended = Signal()  # a pass or its worker ended, or a cancel was asked for: re-derive
+    finished = Signal(object)  # BatchResult of one of this process's passes
+    failed = Signal(str, str)  # job id, message
+    message = Signal(str, int)  # a status-bar message and its timeout (ms, 0 = sticky)
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self.pool = QThreadPool(self)
+        self._workers: set[AnalysisWorker] = set()
+
+    def regenerate(self, rows: Sequence[Row], shown: Diagnosis, current: bool) -> int:
+        """Recompute the given rows (even ok ones), first in the queue."""
+        n = self.enqueue(
+            [r for r in rows if r.state in ("ok", "missing", "stale", "failed")],
+            PRIORITY_USER,
+            GUI_ORIGIN,
+            shown if current else None,
+            include_ok=True,
+        )
+        self.message.emit(
+            f"Queued {_passes(n)}" if n else "Nothing to regenerate in the selection", 4000
+        )
+        return n
+
+    def regenerate_stale(self, shown: Diagnosis, current: bool) -> int:
+        rows = [r for r in shown.rows if r.state in ("stale", "failed")]
+        return self._batch(rows, shown, current, "Regenerating stale rows", "No stale rows")
+
+    def calculate_missing(self, shown: Diagnosis, current: bool) -> int:
+        rows = [r for r in shown.rows if r.state == "missing"]
+        return self._batch(rows, shown, current, "Calculating missing rows", "No missing rows")
+
+    def _batch(
+        self, rows: list[Row], shown: Diagnosis, current: bool, doing: str, nothing: str
+    ) -> int:
+        """Queue ``rows`` at batch priority and say so (``nothing``: there was none)."""
+        n = self.enqueue(rows, PRIORITY_BATCH, GUI_ORIGIN, shown if current else None)
+        self.message.emit(f"{doing}: {_passes(n)} queued" if n else nothing, 4000)
+        return n
+
+    def auto_analyse(self, shown: Diagnosis, current: bool) -> None:
+        """Compute what is missing, behind anything the user asked for."""
+        missing = [r for r in shown.rows if r.state == "missing"]
+        if missing:
+            self.enqueue(missing, PRIORITY_AUTO, AUTO_ORIGIN, shown if current else None)
+
+    def enqueue(
+        self,
+        rows: Iterable[Row],
+        priority: int,
+        origin: str,
+        basis: Diagnosis | None,
+        include_ok: bool = False,
+    ) -> int:
+        """Queue the passes ``rows`` need, a worker for each; returns how many. ``basis``:
+        the diagnosis to plan from; None: a fresh derivation on this thread."""
+        keys = tuple(r.key for r in rows)
+        if not keys:
+            return 0
+        jobs = self._plan(Selection(rows=keys), basis, include_ok)
+        batches = self._session.enqueue(jobs, priority=priority, origin=origin)
+        self._start_workers(len(batches))
+        self.queued.emit()  # queued rows show at once
+        return len(batches)
+
+    def _plan(
+        self, selection: Selection, basis: Diagnosis | None, include_ok: bool
+    ) -> list[PlannedJob]:
+        """Jobs for the selected rows: planned from the diagnosis shown when it reflects every
+        change made here (what the user sees is what gets computed; the runner never queues
+        a pass twice), else from a fresh derivation on this thread (right after an edit)."""
+        if basis is not None:
+            return plan(basis, selection, include_ok=include_ok)
+        return self._session.plan(selection, include_ok=include_ok)
+
+    def _start_workers(self, count: int) -> None:
+        for _ in range(count):
+            worker = AnalysisWorker(self._session.runner)
+            worker.signals.finished.connect(
+                self._on_worker_finished, Qt.ConnectionType.QueuedConnection
+            )
+            worker.signals.failed.connect(
+                self._on_worker_failed, Qt.ConnectionType.QueuedConnection
+            )
+            worker.signals.cancelled.connect(
+                self._on_worker_cancelled, Qt.ConnectionType.QueuedConnection
+            )
+            worker.signals.done.connect(self._on_worker_done, Qt.ConnectionType.QueuedConnection)
+            self._workers.add(worker)
+            self.pool.start(worker)
+
+    def cancel(self, job_id: str) -> bool:
+        ok = self._session.runner.cancel(job_id)
+        if not ok:
+            canceller = getattr(self._session.store, "request_cancel", None)
+            if callable(canceller):
+                ok = bool(canceller(job_id))
+        self.ended.emit()
+        return ok
+
+    def cancel_all(self) -> int:
+        n = self._session.runner.cancel_all()
+        self.message.emit(
+            f"Cancelled {n} job{'s' if n != 1 else ''}" if n else "No job of this window to cancel",
+            4000,
+        )
+        self.ended.emit()
+        return n
+
+    def can_cancel(self, job: Any) -> bool:
+        return int(getattr(job, "owner_pid", -1)) == os.getpid() or callable(
+            getattr(self._session.store, "request_cancel", None)
+        )
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers) or self._session.runner.pending() > 0
+
+    @property
+    def idle(self) -> bool:
+        """No worker is running or waiting to report."""
+        return not self._workers and self.pool.activeThreadCount() == 0
+
+    @Slot(object)
+    def _on_worker_finished(self, result: BatchResult) -> None:
+        b = result.batch
+        self.message.emit(
+            f"Finished {b.source}: {', '.join(b.features)} ({result.seconds:.1f} s)", 5000
+        )
+        self.finished.emit(result)
+        self.ended.emit()
+
+    @Slot(str, str)
+    def _on_worker_failed(self, job_id: str, message: str) -> None:
+        self.message.emit(f"Analysis failed: {message}", 0)
+        self.failed.emit(job_id, message)
+        self.ended.emit()
+
+    @Slot(str)
+    def _on_worker_cancelled(self, job_id: str) -> None:
+        self.message.emit("Job cancelled", 4000)
+        self.ended.emit()
+
+    @Slot(object)
+    def _on_worker_done(self, worker: AnalysisWorker) -> None:
+        self._workers.discard(worker)
+        self.ended.emit()

@@ -1,0 +1,152 @@
+"""The file watcher: the project file and the audio files, changed by other programs.
+
+A :class:`QFileSystemWatcher` watches the project file, the audio files and their folders.
+After a quiet period (editors write in several steps) the project file's stamp is compared
+with the one last read or written here: a project changed on disk is reloaded (unless there
+are unsaved edits), and in any case a re-derivation is asked for, because ``diagnose()``
+re-reads the audio files' stamps (changed audio → stale rows).
+
+It is apart from the :class:`~diagnostics_app.qt.controller.Controller` because it is one
+source of change notifications among several, with its own state (stamps, watched paths);
+the controller connects its signals and hands it the paths each derivation found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal, Slot
+
+from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.history import History
+from diagnostics_app.core.project import Project, load_project
+from diagnostics_app.core.session import Session
+
+QUIET_MS = 150  # editors write in several steps: wait for quiet
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of ``path``, None when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def watched_paths(project: Project) -> list[str]:
+    """The project file, the audio files and their folders (any thread: it only stats)."""
+    paths: set[str] = set()
+    if project.path is not None:
+        paths.add(str(project.path))
+        paths.add(str(project.path.parent))
+    for src in project.sources:
+        p = project.audio_path(src)
+        if p.exists():
+            paths.add(str(p))
+        if p.parent.exists():
+            paths.add(str(p.parent))
+    return sorted(paths)
+
+
+class FileWatcher(QObject):
+    """Watches the files of ``session``'s project; reloads the project when it changed on
+    disk."""
+
+    changed = Signal()  # watched files changed: re-derive (after any reload)
+    reloaded = Signal()  # the project was reloaded from disk: a new, empty history
+    message = Signal(str, int)  # a status-bar message and its timeout (ms, 0 = sticky)
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        path = session.project.path
+        self._project_stamp = file_stamp(path) if path else None  # as last read or written
+        self._closed = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(QUIET_MS)
+        self._timer.timeout.connect(self._check)
+        self._watcher = QFileSystemWatcher(self)
+        self._want: set[str] = set()
+        # (project, its watched paths): recomputed for a new project or after a file event
+        self._cache: tuple[Project, tuple[str, ...]] | None = None
+        self._watcher.fileChanged.connect(self._on_event)
+        self._watcher.directoryChanged.connect(self._on_event)
+
+    def paths_for(self, project: Project) -> tuple[str, ...]:
+        """:func:`watched_paths` of ``project``, kept until the project value changes or a
+        file event comes (it stats every audio file: not for every derivation). Any thread."""
+        cached = self._cache
+        if cached is None or cached[0] is not project:
+            cached = (project, tuple(watched_paths(project)))
+            self._cache = cached
+        return cached[1]
+
+    def watch(self, want_paths: Iterable[str] | None = None) -> None:
+        """Watch ``want_paths`` (by default the last ones handed over): only the difference
+        with what the watcher holds is added or removed."""
+        if want_paths is not None:
+            self._want = set(want_paths)
+        want = self._want
+        have = set(self._watcher.files()) | set(self._watcher.directories())
+        gone = sorted(have - want)
+        new = sorted(want - have)
+        if gone:
+            self._watcher.removePaths(gone)
+        if new:
+            self._watcher.addPaths(new)
+
+    def saved(self, path: Path) -> None:
+        """The project was written to ``path`` here: its new stamp is not a change."""
+        self._project_stamp = file_stamp(path)
+
+    def stop(self) -> None:
+        """No more checks (at shutdown, before the owner waits for its workers)."""
+        self._closed = True
+        self._timer.stop()
+
+    def unwatch_all(self) -> None:
+        watched = self._watcher.files() + self._watcher.directories()
+        if watched:
+            self._watcher.removePaths(watched)
+
+    @Slot(str)
+    def _on_event(self, path: str) -> None:
+        self._cache = None  # a file came or went: the next derivation looks again
+        if not self._closed:
+            self._timer.start()
+
+    @Slot()
+    def _check(self) -> None:
+        project = self._session.project
+        if project.path is not None:
+            stamp = file_stamp(project.path)
+            if stamp is not None and stamp != self._project_stamp:
+                self._project_stamp = stamp
+                self._reload(project.path)
+        self.watch()  # an atomic replace drops the watch on the old inode
+        self.changed.emit()  # source stamps are re-read by diagnose(): changed audio → stale
+
+    def _reload(self, path: Path) -> None:
+        session = self._session
+        if session.dirty:
+            self.message.emit(
+                "The project file changed on disk; you have unsaved changes, so it was not reloaded",
+                0,
+            )
+            return
+        try:
+            fresh = load_project(path)
+        except DiagnosticsError as exc:
+            self.message.emit(f"The project file changed on disk but cannot be read: {exc}", 0)
+            return
+        if fresh == session.project:
+            return
+        session.replace_project(replace(fresh, path=session.project.path))
+        session.dirty = False
+        session.history = History()  # the old steps describe a document that is gone
+        self.message.emit("Reloaded the project: it was changed by another program", 5000)
+        self.reloaded.emit()

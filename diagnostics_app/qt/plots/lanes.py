@@ -1,0 +1,351 @@
+"""Lanes of the plot area: one ``PlotItem`` each, its styling, and the content items it draws.
+
+A :class:`Lane` is the unit :class:`~diagnostics_app.qt.plots.plot_area.PlotArea` stacks,
+keeps across reloads and hands new data. It lives apart from the plot area so that what a lane
+*is* (its fixed y range, title, stale mark, beat grid, playhead, waveform band, curves and
+image) can be read without the stacking (:mod:`.layout`) and the navigation
+(:mod:`.navigation`). The module functions at the end turn a :class:`~.features.LaneData`
+(prepared by a worker) into a lane's items, or hand a kept lane new data in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from diagnostics_app.qt.plots.features import (
+    CONFIDENCE_COLOR,
+    LINE_COLORS,
+    STALE_COLOR,
+    LaneData,
+    line_pen,
+    make_color_bar,
+    make_image_item,
+    make_line_curve,
+    show_image,
+)
+
+LEFT_AXIS_WIDTH = 66
+TITLE_HEIGHT = 18
+MIN_LANE_HEIGHT = {"waveform": 90, "image": 120, "line": 80, "steps": 80, "pitch": 90}
+TITLE_COLOR = "#d8d8d8"
+STATE_COLOR = "#a0a0a0"
+PLAYHEAD_PEN = pg.mkPen((255, 80, 70), width=1.5)
+BEAT_PEN = pg.mkPen((255, 255, 255, 34), width=1)
+BAR_PEN = pg.mkPen((255, 255, 255, 90), width=1)
+
+
+_EMPTY = np.zeros(0)
+
+
+class Lane:
+    """One row of the plot area: a ``PlotItem`` with a fixed y range, the beat grid and the
+    playhead, plus what the lane draws (waveform band, curves, image).
+
+    Read-only for callers: tests and the main window may inspect, only :class:`PlotArea`
+    changes a lane.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        title: str,
+        y_range: tuple[float, float],
+        y_label: str,
+        *,
+        stale: bool = False,
+        state: str = "ok",
+    ) -> None:
+        self.kind = kind
+        self.stale = stale
+        self.state = state
+        self.title = lane_title(title, stale, state)
+        self.y_range = y_range
+        self.y_label = y_label
+        self.key: tuple[object, ...] = (kind, title)  # identity across reloads (PlotArea sets it)
+        self.version: object = None  # the data the items hold (None: unknown)
+        self.row = -1  # layout row while placed
+        self.limits: float | None = None  # the duration the view limits were set for
+        # what the grid and waveform curves were last handed (set_grid / set_band skip a repeat)
+        self._grid_for: tuple[np.ndarray, np.ndarray, tuple[float, float]] | None = None
+        self._band_for: tuple[str, np.ndarray, np.ndarray] | None = None
+        self.plot = pg.PlotItem(enableMenu=False)
+        self.vb: pg.ViewBox = self.plot.getViewBox()
+        # waveform lanes: min-max strokes, and a filled outline when zoomed in (one shown)
+        self.strokes: pg.PlotCurveItem | None = None
+        self.fill: pg.PlotCurveItem | None = None
+        self.curves: list[pg.PlotDataItem] = []  # line, steps and pitch lanes
+        self.image: pg.ImageItem | None = None  # image lanes
+        self.color_bar: pg.ColorBarItem | None = None
+        self.confidence_view: pg.ViewBox | None = None  # pitch lanes
+        self.extra: pg.GraphicsWidget | None = None  # what goes in the layout's 2nd column
+        self.placed_extra: pg.GraphicsWidget | None = None  # what is there (PlotArea's)
+
+        plot = self.plot
+        plot.hideButtons()
+        plot.setMouseEnabled(x=True, y=False)
+        self.vb.disableAutoRange()
+        self.vb.setYRange(*y_range, padding=0)
+        plot.hideAxis("bottom")
+        left = plot.getAxis("left")
+        left.setWidth(LEFT_AXIS_WIDTH)
+        left.enableAutoSIPrefix(False)
+        left.setLabel(y_label)
+        self._show_title()
+        plot.titleLabel.setAttr("justify", "left")
+        plot.titleLabel.setMaximumHeight(TITLE_HEIGHT)
+        plot.layout.setRowFixedHeight(0, TITLE_HEIGHT)
+        if stale:
+            self.vb.setBorder(pg.mkPen(STALE_COLOR, width=1.5, style=Qt.PenStyle.DashLine))
+
+        self.beat_lines = pg.PlotCurveItem(pen=BEAT_PEN, connect="pairs", skipFiniteCheck=True)
+        self.bar_lines = pg.PlotCurveItem(pen=BAR_PEN, connect="pairs", skipFiniteCheck=True)
+        for z, item in ((-20, self.beat_lines), (-19, self.bar_lines)):
+            item.setZValue(z)
+            self.vb.addItem(item, ignoreBounds=True)
+        self.playhead = pg.InfiniteLine(pos=0.0, angle=90, movable=False, pen=PLAYHEAD_PEN)
+        self.playhead.setZValue(100)
+        self.vb.addItem(self.playhead, ignoreBounds=True)
+
+    def _show_title(self) -> None:
+        color = STALE_COLOR if self.stale else TITLE_COLOR
+        if self.plot.titleLabel.isVisible():
+            # the label's text only: PlotItem.setTitle would reset the row to 30 px high
+            # (relayouting the lane) every time the state in the title changes
+            self.plot.titleLabel.setText(self.title, color=color, size="9pt", bold=self.stale)
+        else:
+            self.plot.setTitle(self.title, color=color, size="9pt", bold=self.stale)
+
+    def set_style(self, title: str, stale: bool, state: str) -> None:
+        """New title, stale mark and state; only what changed is touched."""
+        text = lane_title(title, stale, state)
+        if text == self.title and stale == self.stale and state == self.state:
+            return
+        restale = stale != self.stale
+        self.title, self.stale, self.state = text, stale, state
+        self._show_title()
+        if restale:
+            border = pg.mkPen(STALE_COLOR, width=1.5, style=Qt.PenStyle.DashLine) if stale else None
+            self.vb.setBorder(border)
+
+    def set_y(self, y_range: tuple[float, float], y_label: str) -> None:
+        """A new fixed y range and axis label (no-ops when unchanged)."""
+        if tuple(y_range) != tuple(self.y_range):
+            self.y_range = y_range
+            self.vb.setYRange(*y_range, padding=0)
+        if y_label != self.y_label:
+            self.y_label = y_label
+            self.plot.getAxis("left").setLabel(y_label)
+
+    @property
+    def min_height(self) -> int:
+        return MIN_LANE_HEIGHT.get(self.kind, 80)
+
+    def set_grid(self, beats: np.ndarray, bars: np.ndarray) -> None:
+        """The visible beat and bar lines (no-op when handed the same arrays again)."""
+        lo, hi = self.y_range
+        held = self._grid_for
+        if held is not None and held[0] is beats and held[1] is bars and held[2] == (lo, hi):
+            return
+        self._grid_for = (beats, bars, (lo, hi))
+        for curve, xs in ((self.beat_lines, beats), (self.bar_lines, bars)):
+            curve.setData(np.repeat(xs, 2), np.tile(np.array([lo, hi]), xs.shape[0]))
+
+    def set_band(self, mode: str, x: np.ndarray, y: np.ndarray) -> None:
+        """Hand the waveform curves new data: only the curve of ``mode`` gets it (setData on
+        the same items every time), the other is emptied."""
+        if self.strokes is None or self.fill is None:
+            return
+        if self._band_for is not None and self._band_for[1] is x and self._band_for[2] is y:
+            return  # the same band again (a reload that did not move the view)
+        self._band_for = (mode, x, y)
+        shown, hidden = (self.strokes, self.fill) if mode == "lines" else (self.fill, self.strokes)
+        shown.setData(x, y)
+        if hidden.xData is not None and hidden.xData.shape[0]:
+            hidden.setData(_EMPTY, _EMPTY)
+
+    def waveform_points(self) -> int:
+        """Points the waveform curves hold now."""
+        return sum(
+            0 if c is None or c.xData is None else int(c.xData.shape[0])
+            for c in (self.strokes, self.fill)
+        )
+
+    def grid_lines(self) -> tuple[int, int]:
+        """(beat lines, bar lines) currently drawn."""
+        return tuple(
+            0 if c.xData is None else c.xData.shape[0] // 2
+            for c in (self.beat_lines, self.bar_lines)
+        )  # type: ignore[return-value]
+
+    def add_confidence_view(self) -> pg.ViewBox:
+        """A second view over the lane (behind its data, so the lane's view keeps the mouse)
+        with its own y range 0..1 on the right axis; x follows the lane."""
+        view = pg.ViewBox(enableMenu=False)
+        view.setParentItem(self.vb)
+        view.setFlag(view.GraphicsItemFlag.ItemStacksBehindParent)
+        view.setMouseEnabled(x=False, y=False)
+        view.disableAutoRange()
+        view.setYRange(0.0, 1.05, padding=0)
+        view.setGeometry(self.vb.rect())
+        view.setXLink(self.vb)
+        self.vb.sigResized.connect(self._sync_confidence_view)
+        right = self.plot.getAxis("right")
+        right.linkToView(view)
+        right.setLabel("confidence")
+        self.confidence_view = view
+        return view
+
+    def _sync_confidence_view(self) -> None:
+        if self.confidence_view is not None:
+            self.confidence_view.setGeometry(self.vb.rect())
+
+    def unlink(self) -> None:
+        """Undo the links to other lanes (before the lane is dropped)."""
+        self.vb.setXLink(None)
+        if self.confidence_view is not None:
+            self.confidence_view.setXLink(None)
+            with contextlib.suppress(RuntimeError, TypeError):
+                self.vb.sigResized.disconnect(self._sync_confidence_view)
+
+
+def curve_style(kind: str, i: int) -> tuple[tuple[int, ...], float]:
+    """Colour and width of a lane's ``i``-th curve (pitch: f0, then the grey confidence)."""
+    if kind == "pitch":
+        return (CONFIDENCE_COLOR, 1.0) if i == 1 else (LINE_COLORS[0], 1.6)
+    return LINE_COLORS[i % len(LINE_COLORS)], 1.2
+
+
+def content_family(kind: str) -> str:
+    """What items a lane of ``kind`` holds: an image, curves, or curves over two views."""
+    return kind if kind in ("image", "pitch") else "curves"
+
+
+def lane_title(title: str, stale: bool, state: str) -> str:
+    if stale:
+        return f"{title} — STALE"
+    if state not in ("ok", ""):
+        return f"{title} — {state}"
+    return title
+
+
+# --- content: the items a lane draws, from the LaneData a worker prepared -----------------
+
+
+def make_lane(data: LaneData) -> Lane:
+    """A new feature lane with its items (the GUI-thread half of :func:`prepare_lanes`)."""
+    lane = Lane(
+        data.kind, data.title, data.y_range, data.y_label, stale=data.stale, state=data.state
+    )
+    lane.key = data.key
+    fill_lane(lane, data)
+    return lane
+
+
+def fill_lane(lane: Lane, data: LaneData) -> None:
+    """Give an empty lane the items of ``data``'s kind (none yet for a pending lane, but
+    the image and its colour bar, so the layout does not change when the data comes)."""
+    lane.kind = data.kind
+    lane.version = data.version
+    if data.kind == "image":
+        view = data.image
+        lane.image = make_image_item(view, data.stale)
+        lane.vb.addItem(lane.image, ignoreBounds=True)
+        if view is not None and view.y_ticks is not None:
+            lane.plot.getAxis("left").setTicks(view.y_ticks)
+        levels = view.levels if view is not None else (0.0, 1.0)
+        lane.color_bar = make_color_bar(lane.image, levels, data.bar_label)
+        lane.extra = lane.color_bar
+        return
+    if data.kind == "pitch":
+        lane.add_confidence_view()
+    set_curves(lane, data, restyle=False)
+
+
+def set_curves(lane: Lane, data: LaneData, restyle: bool) -> None:
+    """As many curves as ``data`` has series, each handed its data (setData on the curves
+    kept; only missing ones are made, extra ones removed). A pending lane keeps empty
+    curves ready (one, two for pitch), so the data's arrival is a setData."""
+    pitch = lane.kind == "pitch"
+    want = len(data.series)
+    if data.pending:
+        want = max(len(lane.curves), 2 if pitch else 1)
+    while len(lane.curves) > want:
+        curve = lane.curves.pop()
+        view = curve.getViewBox()
+        if view is not None:
+            view.removeItem(curve)
+    same_data = data.version is not None and data.version == lane.version
+    for i in range(want):
+        color, width = curve_style(lane.kind, i)
+        if i < len(lane.curves):
+            curve = lane.curves[i]
+            if data.pending:
+                if curve.getData()[0] is not None:
+                    curve.clear()
+            elif not same_data:
+                curve.setData(*data.series[i])
+            if restyle:
+                curve.setPen(line_pen(color, data.stale, width))
+            continue
+        curve = make_line_curve(None, None, color, data.stale, width=width)
+        view = lane.confidence_view if pitch and i == 1 else lane.vb
+        assert view is not None
+        view.addItem(curve, ignoreBounds=True)
+        if not data.pending:
+            curve.setData(*data.series[i])
+        lane.curves.append(curve)
+
+
+def clear_lane(lane: Lane) -> None:
+    """Remove a lane's content items (its plot, grid and playhead stay)."""
+    for curve in lane.curves:
+        view = curve.getViewBox()
+        if view is not None:
+            view.removeItem(curve)
+    lane.curves = []
+    if lane.image is not None:
+        lane.vb.removeItem(lane.image)
+        lane.image = None
+        lane.plot.getAxis("left").setTicks(None)
+    lane.color_bar = None
+    lane.extra = None  # _relayout takes the colour bar out of the layout
+
+
+def update_lane(lane: Lane, data: LaneData) -> bool:
+    """Hand a kept lane new data (setData / setImage on the same items) and change only the
+    styling that differs; data of the same version is not handed over again. A lane whose
+    kind of content changed gets new content items in the same plot. False: the lane
+    cannot take ``data`` (pitch lanes have a second view): the caller makes a new one."""
+    family = content_family(lane.kind)
+    if family != content_family(data.kind) and "pitch" in (family, content_family(data.kind)):
+        return False
+    restyle = data.stale != lane.stale
+    lane.set_style(data.title, data.stale, data.state)
+    lane.set_y(data.y_range, data.y_label)
+    if family != content_family(data.kind):
+        clear_lane(lane)
+        fill_lane(lane, data)
+        return True
+    lane.kind = data.kind
+    if lane.image is not None:
+        view = data.image
+        same_data = data.version is not None and data.version == lane.version
+        if view is None:
+            if lane.image.image is not None:
+                lane.image.clear()
+                lane.plot.getAxis("left").setTicks(None)
+        elif not same_data:
+            show_image(lane.image, view)
+            if lane.color_bar is not None:
+                lane.color_bar.setLevels(values=view.levels)
+            lane.plot.getAxis("left").setTicks(view.y_ticks)
+        if restyle:
+            lane.image.setOpacity(0.55 if data.stale else 1.0)
+    else:
+        set_curves(lane, data, restyle)
+    lane.version = data.version
+    return True

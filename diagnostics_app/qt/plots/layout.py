@@ -1,0 +1,152 @@
+"""Lane stacking: where each lane sits in the plot canvas's layout, and the links between lanes.
+
+:class:`LaneStack` owns the one ``GraphicsLayout`` column the lanes share: it places lanes in
+rows (the colour bars in a second column), shows the time axis on the last lane only, sizes
+the right axes, links every lane's x to the first lane (the *master*, whose view changes drive
+the level-of-detail update) and sets the view limits for the duration. It is apart from
+:class:`~diagnostics_app.qt.plots.plot_area.PlotArea` because this bookkeeping is what makes
+a reload cheap (a kept lane is never touched again) and is easiest to check on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Signal
+
+from diagnostics_app.qt.plots.lanes import Lane
+
+RIGHT_AXIS_WIDTH = 46
+LANE_STRETCH = {"waveform": 3, "image": 3, "line": 2, "steps": 2, "pitch": 2}
+
+
+class LaneStack(QObject):
+    """The lanes placed in ``canvas``, top to bottom, and the master lane (the first)."""
+
+    # the master lane's x range or size changed (its signals are forwarded, and move with it);
+    # a signal rather than a callback, so no Python reference leads back to the plot area
+    viewChanged = Signal()
+
+    def __init__(self, canvas: pg.GraphicsLayoutWidget, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._canvas = canvas
+        self.placed: list[Lane] = []
+        self.master: Lane | None = None
+        self._signature: tuple[object, ...] = ()  # what relayout last laid out
+
+    def drop(self, lanes: Sequence[Lane]) -> None:
+        """Take ``lanes`` out of the layout and unlink them (before they are discarded)."""
+        ci = self._canvas.ci
+        for lane in lanes:
+            lane.unlink()
+            if lane in self.placed:
+                ci.removeItem(lane.plot)
+                if lane.placed_extra is not None:
+                    ci.removeItem(lane.placed_extra)
+                    lane.placed_extra = None
+                self.placed.remove(lane)
+                lane.row = -1
+
+    def relayout(self, lanes: list[Lane], duration: float, playhead: float) -> None:
+        """Place ``lanes`` in their rows (a kept lane stays put unless lanes before it came
+        or went), show the time axis on the last lane only, link x to the first lane. Lanes
+        that are already placed and linked are not touched again."""
+        signature = (
+            tuple(
+                (id(lane), lane.kind, id(lane.extra), lane.confidence_view is None)
+                for lane in lanes
+            ),
+            duration,
+        )
+        if signature == self._signature and lanes == self.placed:
+            return  # nothing moved: touching the layout again would repaint every lane
+        self._signature = signature
+        self._place(lanes, playhead)
+        self._show_axes(lanes)
+        self._link(lanes, duration)
+        self._canvas.setMinimumHeight(sum(lane.min_height for lane in lanes) + 40)
+
+    def _place(self, lanes: list[Lane], playhead: float) -> None:
+        """Rows, colour bars and stretch factors."""
+        ci = self._canvas.ci
+        moved = [lane for row, lane in enumerate(lanes) if lane in self.placed and lane.row != row]
+        for lane in moved:  # out first, so no two lanes ever share a cell
+            ci.removeItem(lane.plot)
+            if lane.placed_extra is not None:
+                ci.removeItem(lane.placed_extra)
+                lane.placed_extra = None
+            self.placed.remove(lane)
+        for row, lane in enumerate(lanes):
+            if lane not in self.placed:
+                ci.addItem(lane.plot, row=row, col=0)
+                lane.row = row
+                lane.playhead.setValue(playhead)
+            if lane.extra is not lane.placed_extra:  # a colour bar came or went
+                if lane.placed_extra is not None:
+                    ci.removeItem(lane.placed_extra)
+                if lane.extra is not None:
+                    ci.addItem(lane.extra, row=row, col=1)
+                lane.placed_extra = lane.extra
+            stretch = LANE_STRETCH.get(lane.kind, 2)
+            if ci.layout.rowStretchFactor(row) != stretch:
+                ci.layout.setRowStretchFactor(row, stretch)
+        for row in range(len(lanes), ci.layout.rowCount()):
+            if ci.layout.rowStretchFactor(row):
+                ci.layout.setRowStretchFactor(row, 0)
+        self.placed = list(lanes)
+
+    @staticmethod
+    def _show_axes(lanes: list[Lane]) -> None:
+        """The time axis on the last lane; right axes on every lane when one has a second
+        view (values only there), so all lanes keep the same width."""
+        need_right = any(lane.confidence_view is not None for lane in lanes)
+        for i, lane in enumerate(lanes):
+            last = i == len(lanes) - 1
+            bottom = lane.plot.getAxis("bottom")
+            if bottom.isVisible() != last:
+                lane.plot.showAxis("bottom", last)
+            if last and bottom.labelText != "time (s)":
+                bottom.setLabel("time (s)")
+            right = lane.plot.getAxis("right")
+            if need_right:
+                if not right.isVisible():
+                    lane.plot.showAxis("right")
+                    right.setWidth(RIGHT_AXIS_WIDTH)
+                    if lane.confidence_view is None:
+                        right.setStyle(showValues=False)
+            elif right.isVisible():
+                lane.plot.hideAxis("right")
+
+    def _link(self, lanes: list[Lane], duration: float) -> None:
+        """The first lane becomes the master; the others follow its x; limits fit the
+        duration."""
+        master = lanes[0] if lanes else None
+        if master is not self.master:
+            if self.master is not None:
+                self._disconnect_master(self.master)
+            if master is not None:
+                master.vb.sigXRangeChanged.connect(self.viewChanged)
+                master.vb.sigResized.connect(self.viewChanged)
+            self.master = master
+        for lane in lanes:
+            if (
+                lane is not master
+                and master is not None
+                and lane.vb.linkedView(lane.vb.XAxis) is not master.vb
+            ):
+                lane.vb.setXLink(master.vb)
+            if duration > 0 and lane.limits != duration:
+                lane.vb.setLimits(
+                    xMin=0.0,
+                    xMax=duration,
+                    minXRange=min(duration, 0.01),
+                    maxXRange=duration,
+                )
+                lane.limits = duration
+
+    def _disconnect_master(self, lane: Lane) -> None:
+        for signal in (lane.vb.sigXRangeChanged, lane.vb.sigResized):
+            with contextlib.suppress(RuntimeError, TypeError):
+                signal.disconnect(self.viewChanged)

@@ -1,0 +1,116 @@
+"""The main window's dialogs: track requests, tempo map, profiles, settings, about.
+
+Each ``*_dialog`` method builds a dialog wired to an undoable controller edit, and is public so
+tests (and scripts) can drive the dialog without running it modally; the ``_edit_*`` slots
+run them. A mixin of :class:`~diagnostics_app.qt.main_window.MainWindow`, apart from it so
+the window module holds the layout and the wiring, not every dialog's details.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QMessageBox
+
+from diagnostics_app import APP_NAME, __version__
+from diagnostics_app.core import edits
+from diagnostics_app.core.project import Project, Request
+from diagnostics_app.qt.settings import AppSettings
+from diagnostics_app.qt.widgets.dialogs import (
+    ProfilesDialog,
+    RequestsDialog,
+    SettingsDialog,
+    TempoMapDialog,
+)
+from diagnostics_app.qt.window_host import WindowHost
+
+
+class EditDialogsMixin(WindowHost):
+    def requests_dialog(self) -> RequestsDialog | None:
+        if self._selection is None or self._selection[0] != "track":
+            self.statusBar().showMessage("Select a track to edit its requests", 4000)
+            return None
+        c = self.controller
+        track = c.project.track(self._selection[1])
+        registry = c.session.registry
+        dlg = RequestsDialog(
+            track.name,
+            track.requests,
+            registry.features(),
+            [calc.id for calc in registry],
+            c.project.profile_names(),
+            self,
+        )
+        tid = track.id
+
+        def apply(requests: tuple[Request, ...]) -> str | None:
+            return c.edit(
+                f"Edit requests of {track.name}", lambda p: edits.set_requests(p, tid, requests)
+            )
+
+        dlg.apply = apply
+        return dlg
+
+    @Slot()
+    def _edit_requests(self) -> None:
+        dlg = self.requests_dialog()
+        if dlg is not None:
+            dlg.exec()
+
+    def tempo_dialog(self) -> TempoMapDialog:
+        c = self.controller
+        dlg = TempoMapDialog(c.project.tempo_map.to_json(), self)
+        dlg.apply = lambda segments: c.edit(
+            "Edit tempo map", lambda p: edits.set_tempo_map(p, segments)
+        )
+        return dlg
+
+    @Slot()
+    def _edit_tempo_map(self) -> None:
+        self.tempo_dialog().exec()
+
+    def profiles_dialog(self) -> ProfilesDialog:
+        c = self.controller
+        before = {n: dict(c.project.profile(n)) for n in c.project.profile_names()}
+        dlg = ProfilesDialog(before, self)
+
+        def apply(profiles: dict[str, dict[str, Any]]) -> str | None:
+            changed = {n: v for n, v in profiles.items() if before.get(n) != v}
+            if not changed:
+                return None
+
+            def change(p: Project) -> Project:
+                for name, values in changed.items():
+                    p = edits.set_profile(p, name, values)
+                return p
+
+            return c.edit("Edit profiles", change)
+
+        dlg.apply = apply
+        return dlg
+
+    @Slot()
+    def _edit_profiles(self) -> None:
+        self.profiles_dialog().exec()
+
+    @Slot()
+    def _edit_settings(self) -> None:
+        dlg = SettingsDialog(self.controller.settings, self)
+        if dlg.exec():
+            self.apply_settings(dlg.value())
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        self.controller.apply_settings(settings)
+        if self.settings_store is not None:
+            self.settings_store.save(settings)
+        self.statusBar().showMessage("Settings saved", 3000)
+
+    @Slot()
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<b>{APP_NAME} {__version__}</b><p>Diagnostics for audio feature caches.</p><p>Store: {html.escape(str(self.controller.session.store.root))}</p>",
+        )
