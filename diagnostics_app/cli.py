@@ -15,9 +15,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from diagnostics_app import __version__
+
+if TYPE_CHECKING:
+    from diagnostics_app.core.events import JobUpdated
 
 EXIT_OK, EXIT_ISSUES, EXIT_BAD_INPUT = 0, 1, 2
 JSON_SCHEMA_VERSION = 1
@@ -354,10 +357,11 @@ class _Progress:
         self.enabled = enabled
         self.last: dict[str, int] = {}
 
-    def __call__(self, job_id: str, state: str, progress: float | None, label: str) -> None:
+    def __call__(self, event: JobUpdated) -> None:
         if not self.enabled:
             return
-        pct = int((progress or 0) * 100)
+        job_id, state, label = event.job_id, event.state, event.label
+        pct = int((event.progress or 0) * 100)
         if state == "running" and self.last.get(job_id) == pct:
             return
         self.last[job_id] = pct
@@ -381,7 +385,7 @@ def _analyze(args: argparse.Namespace) -> int:
             ]
             failed = False
         else:
-            session.runner.listeners.append(_Progress(sys.stderr.isatty()))
+            session.events.job_updated.connect(_Progress(sys.stderr.isatty()))
             session.enqueue(jobs, origin="cli")
             results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
             listing = summarise(results)

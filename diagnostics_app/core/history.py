@@ -65,6 +65,10 @@ class PruneCommand:
     items: tuple[tuple[EntryKey, str], ...]
     prune_id: str
 
+    @property
+    def keys(self) -> frozenset[EntryKey]:
+        return frozenset(key for key, _ in self.items)
+
     def apply(self, target: Target) -> None:
         self.prune_id = target.store.prune(list(self.items))
 

@@ -31,10 +31,11 @@ from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
+from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
 from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
-from diagnostics_app.core.store import FeatureStore, JobRecord, process_start_token
+from diagnostics_app.core.store import EntryKey, FeatureStore, JobRecord, process_start_token
 
 PRIORITY_USER = 0  # regenerate selected: first
 PRIORITY_BATCH = 10  # calculate missing / regenerate stale / CLI
@@ -65,6 +66,11 @@ class Batch:
     def features(self) -> tuple[str, ...]:
         return tuple(f for j in self.jobs for f in j.features)
 
+    @property
+    def keys(self) -> tuple[EntryKey, ...]:
+        """The entries this pass writes: the rows whose cells its events concern."""
+        return tuple(j.entry_key for j in self.jobs)
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -83,9 +89,6 @@ class BatchResult:
             }
             for job in self.batch.jobs
         ]
-
-
-Listener = Callable[[str, str, float | None, str], None]  # job id, state, progress, label
 
 
 class _FilteredSink:
@@ -119,7 +122,11 @@ class _FilteredSink:
 
 class JobRunner:
     """Owns the queue of this process's passes. Thread-safe: ``enqueue`` and ``cancel`` from
-    any thread; ``run_next`` from worker threads (QThreadPool in the GUI, a pool in the CLI)."""
+    any thread; ``run_next`` from worker threads (QThreadPool in the GUI, a pool in the CLI).
+
+    Publishes :class:`~core.events.JobUpdated` for every state and progress change of its
+    passes, and :class:`~core.events.EntriesCommitted` when a pass has committed, on
+    ``events`` (on the thread that made the change)."""
 
     def __init__(
         self,
@@ -127,7 +134,9 @@ class JobRunner:
         registry: Registry,
         store: FeatureStore,
         facts: Callable[[str], fpr.AudioFacts],
+        events: SessionEvents | None = None,
     ) -> None:
+        self.events = events if events is not None else SessionEvents()
         self._project = project
         self.registry = registry
         self.store = store
@@ -137,7 +146,6 @@ class JobRunner:
         self._counter = itertools.count()
         self._running: dict[str, Batch] = {}
         self._queued: dict[str, Batch] = {}
-        self.listeners: list[Listener] = []
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -175,7 +183,7 @@ class JobRunner:
                 heapq.heappush(self._heap, (priority, next(self._counter), batch))
                 batches.append(batch)
         for batch in batches:
-            self._notify(batch.job_id, "queued", None, "queued")
+            self._notify(batch, "queued", None, "queued")
         return batches
 
     def pending(self) -> int:
@@ -201,7 +209,7 @@ class JobRunner:
                 label="cancelled",
                 message="cancelled before it started",
             )
-            self._notify(job_id, "cancelled", None, "cancelled")
+            self._notify(batch, "cancelled", None, "cancelled", "cancelled before it started")
             return True
         if running is not None:
             running.cancel.cancel()
@@ -244,7 +252,7 @@ class JobRunner:
         start = time.perf_counter()
         job_id = batch.job_id
         try:
-            self._mark(job_id, "running", 0.0, "starting")
+            self._mark(batch, "running", 0.0, "starting")
             if self.store.cancel_requested(job_id):  # cancelled by another process while queued
                 batch.cancel.cancel()
             batch.cancel.raise_if_cancelled()
@@ -265,7 +273,7 @@ class JobRunner:
                 now = time.perf_counter()
                 if now - last_write[0] >= PROGRESS_INTERVAL or fraction >= 1.0:
                     last_write[0] = now
-                    self._mark(job_id, "running", fraction, label)
+                    self._mark(batch, "running", fraction, label)
                 if self.store.cancel_requested(job_id):  # asked by another process (per block)
                     batch.cancel.cancel()
                 batch.cancel.raise_if_cancelled()
@@ -289,30 +297,37 @@ class JobRunner:
     def _finish(self, batch: Batch, status: str, start: float, message: str | None) -> BatchResult:
         with self._lock:
             self._running.pop(batch.job_id, None)
+        progress = 1.0 if status == "done" else None
         try:
-            self._mark(batch.job_id, status, 1.0 if status == "done" else None, status, message)
+            self.store.update_job(
+                batch.job_id, state=status, progress=progress, label=status, message=message
+            )
             if status == "cancelled":
                 self.store.clear_cancel_request(batch.job_id)
         except StoreError as exc:
             # the record cannot be written (full or read-only disk): report the pass anyway;
             # other processes will see the record reaped when this process ends
             status, message = ("failed", f"{message or status}; {exc}")
+        self._notify(batch, status, progress, status, message)
+        if status == "done":
+            self.events.entries_committed.emit(EntriesCommitted(frozenset(batch.keys), "job"))
         return BatchResult(batch, status, time.perf_counter() - start, message)
 
-    def _mark(
+    def _mark(self, batch: Batch, state: str, progress: float | None, label: str) -> None:
+        self.store.update_job(batch.job_id, state=state, progress=progress, label=label)
+        self._notify(batch, state, progress, label)
+
+    def _notify(
         self,
-        job_id: str,
+        batch: Batch,
         state: str,
         progress: float | None,
         label: str,
         message: str | None = None,
     ) -> None:
-        self.store.update_job(job_id, state=state, progress=progress, label=label, message=message)
-        self._notify(job_id, state, progress, label)
-
-    def _notify(self, job_id: str, state: str, progress: float | None, label: str) -> None:
-        for listener in list(self.listeners):
-            listener(job_id, state, progress, label)
+        self.events.job_updated.emit(
+            JobUpdated(batch.job_id, batch.keys, state, progress, label, message)
+        )
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:

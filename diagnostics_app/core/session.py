@@ -4,7 +4,9 @@ This is the facade the CLI and the GUI both drive; it holds no rule of its own b
 Data flows one way: project + store → :meth:`Session.diagnose` → views; user actions →
 :meth:`Session.plan` → :class:`~core.jobs.JobRunner` → store.
 
-Listeners (plain callables) hear about changes; the Qt layer turns them into signals.
+What changed is published as typed values on :attr:`Session.events` (``core/events.py``):
+the project replaced, the history moved, entries committed, a job updated, the store changed
+by anyone (the watcher). Views subscribe; the Qt layer switches to the GUI thread.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from diagnostics_app.core.audio import AudioInfo, FileStamp, content_digest, rea
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnoser, Diagnosis, Row, SourceStatus
 from diagnostics_app.core.errors import AudioError, DiagnosticsError
+from diagnostics_app.core.events import (
+    EntriesCommitted,
+    HistoryChanged,
+    ProjectReplaced,
+    SessionEvents,
+)
 from diagnostics_app.core.fingerprint import AudioFacts
-from diagnostics_app.core.history import History, ProjectEdit, PruneCommand
+from diagnostics_app.core.history import Command, History, ProjectEdit, PruneCommand
 from diagnostics_app.core.jobs import PRIORITY_BATCH, Batch, JobRunner
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.project import Project, load_project, save_project
 from diagnostics_app.core.store import EntryKey, FeatureStore
-
-ChangeListener = Callable[[str], None]  # kind: "project" | "store" | "sources"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class Session:
         self, project: Project, registry: Registry | None = None, store: FeatureStore | None = None
     ) -> None:
         self._project = project
+        self._saved = project  # what was last loaded or saved: the history's clean state
+        self.events = SessionEvents()
         self.registry = registry or Registry.default()
         self.store = store or FeatureStore.open(project.cache_path())
         self.history = History()
@@ -51,9 +59,9 @@ class Session:
         self._diagnose_lock = threading.Lock()
         self._sources: dict[str, _SourceCacheItem] = {}
         self._sources_lock = threading.Lock()
-        self.listeners: list[ChangeListener] = []
-        self.dirty = False
-        self.runner = JobRunner(lambda: self._project, self.registry, self.store, self.audio_facts)
+        self.runner = JobRunner(
+            lambda: self._project, self.registry, self.store, self.audio_facts, self.events
+        )
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], registry: Registry | None = None) -> Session:
@@ -83,11 +91,24 @@ class Session:
     def project(self) -> Project:
         return self._project
 
-    def replace_project(self, project: Project) -> None:
-        """Swap the project value (used by history); listeners re-derive."""
+    @property
+    def dirty(self) -> bool:
+        """The project differs from what was last loaded or saved (undoing back to it is
+        clean again: the comparison is by value, not by counting edits)."""
+        return self._project != self._saved
+
+    def replace_project(self, project: Project, cause: str = "edit") -> None:
+        """Swap the project value (edits, history, a reload); views re-derive."""
         self._project = project
-        self.dirty = True
-        self._emit("project")
+        self.events.project_replaced.emit(ProjectReplaced(project, cause))
+
+    def reload(self, project: Project) -> None:
+        """The project as read again from disk (changed by another program): the new clean
+        state, and a new, empty history (the old steps describe a document that is gone)."""
+        self._saved = project
+        self.history = History()
+        self.replace_project(project, "reload")
+        self._history_changed()
 
     def edit(self, text: str, change: Callable[[Project], Project]) -> Project:
         """Apply an edit from :mod:`core.edits` as one undoable step."""
@@ -97,25 +118,35 @@ class Session:
             return before
         self.history.push(ProjectEdit(text, before, after))
         self.replace_project(after)
+        self._history_changed()
         return after
 
     def undo(self) -> str | None:
-        cmd = self.history.undo(self)
-        if cmd is not None:
-            self._emit("store")
-        return cmd.text if cmd else None
+        return self._step(self.history.undo, "undo")
 
     def redo(self) -> str | None:
-        cmd = self.history.redo(self)
-        if cmd is not None:
-            self._emit("store")
-        return cmd.text if cmd else None
+        return self._step(self.history.redo, "redo")
+
+    def _step(self, move: Callable[[Session], Command | None], cause: str) -> str | None:
+        cmd = move(self)
+        if cmd is None:
+            return None
+        if isinstance(cmd, PruneCommand):
+            self.events.entries_committed.emit(EntriesCommitted(cmd.keys, cause))
+        self._history_changed()
+        return cmd.text
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        self._project = save_project(self._project, path)
-        self.dirty = False
+        self._project = self._saved = save_project(self._project, path)
+        self.replace_project(self._project, "save")
+        self._history_changed()
         assert self._project.path is not None
         return self._project.path
+
+    def _history_changed(self) -> None:
+        self.events.history_changed.emit(
+            HistoryChanged(self.history.undo_text, self.history.redo_text, not self.dirty)
+        )
 
     # -- audio facts ------------------------------------------------------------------------
 
@@ -184,10 +215,7 @@ class Session:
     def enqueue(
         self, jobs: Sequence[PlannedJob], priority: int = PRIORITY_BATCH, origin: str = "cli"
     ) -> list[Batch]:
-        batches = self.runner.enqueue(jobs, priority, origin)
-        if batches:
-            self._emit("store")
-        return batches
+        return self.runner.enqueue(jobs, priority, origin)
 
     def prune(self, rows: Iterable[Row]) -> PruneCommand | None:
         """Move the given extraneous rows' data to the trash, as one undoable step."""
@@ -197,7 +225,8 @@ class Session:
         prune_id = self.store.prune(list(items))
         cmd = PruneCommand(f"Prune {len(items)} extraneous", items, prune_id)
         self.history.push(cmd)
-        self._emit("store")
+        self.events.entries_committed.emit(EntriesCommitted(cmd.keys, "prune"))
+        self._history_changed()
         return cmd
 
     def enforce_cache_limit(self, limit_bytes: int) -> int:
@@ -226,14 +255,9 @@ class Session:
             freed += row.nbytes or 0
         if items:
             self.store.purge(self.store.prune(items))
-            self._emit("store")
+            keys = frozenset(key for key, _ in items)
+            self.events.entries_committed.emit(EntriesCommitted(keys, "evict"))
         return freed
-
-    # -- events -----------------------------------------------------------------------------
-
-    def _emit(self, kind: str) -> None:
-        for listener in list(self.listeners):
-            listener(kind)
 
 
 __all__ = ["Session", "edits"]

@@ -14,7 +14,7 @@ independent of deriving the diagnosis and of editing the project.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
@@ -43,9 +43,15 @@ class AnalysisQueue(QObject):
     failed = Signal(str, str)  # job id, message
     message = Signal(str, int)  # a status-bar message and its timeout (ms, 0 = sticky)
 
-    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        parent: QObject | None = None,
+        after_pass: Callable[[BatchResult], None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self._session = session
+        self._after_pass = after_pass  # run by the worker thread after a committed pass
         self.pool = QThreadPool(self)
         self._workers: set[AnalysisWorker] = set()
 
@@ -116,7 +122,7 @@ class AnalysisQueue(QObject):
 
     def _start_workers(self, count: int) -> None:
         for _ in range(count):
-            worker = AnalysisWorker(self._session.runner)
+            worker = AnalysisWorker(self._session.runner, self._after_pass)
             worker.signals.finished.connect(
                 self._on_worker_finished, Qt.ConnectionType.QueuedConnection
             )

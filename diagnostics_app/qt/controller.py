@@ -3,25 +3,28 @@
 Widgets call it for every action and redraw when it says the diagnosis changed; it holds no
 rule of its own. What it adds to the session is only what Qt needs:
 
-- **signals** instead of plain callbacks. Session and runner listeners may be called from
-  worker threads, so they are bridged through signals with queued connections to ``@Slot``
-  methods on this GUI-thread object;
-- **re-derivation**, coalesced and off the GUI thread: any event (job progress, a finished
-  pass, an edit, a file that changed on disk, another process writing the store) requests one
-  ``session.diagnose()``; the :class:`~diagnostics_app.qt.diagnosis_scheduler.DiagnosisScheduler`
-  decides when it runs and drops snapshots made stale by a change made here (generations).
-  The worker also derives the source tree's nodes, the state counts and the paths to watch
-  (:func:`derive_snapshot`); the GUI thread only applies the
+- **typed events on the GUI thread**: the core publishes what changed (``core/events.py``);
+  the :class:`~diagnostics_app.qt.events_bridge.EventsBridge` re-emits each event as a Qt
+  signal, so the handlers here run on the GUI thread whatever thread made the change;
+- **re-derivation, only for a change of inputs or entries**, coalesced and off the GUI
+  thread: an edit, undo, a reload, committed entries, a job changing state, a file changed on
+  disk, or another process's entries each request one ``session.diagnose()`` (its memo
+  re-evaluates only the affected rows); the
+  :class:`~diagnostics_app.qt.diagnosis_scheduler.DiagnosisScheduler` decides when it runs
+  and drops snapshots made stale by a change made here (generations). A running job's
+  *progress* re-derives nothing: it is forwarded as :attr:`Controller.progressChanged` to the
+  cells it concerns. The worker also derives the source tree's nodes, the state counts and
+  the paths to watch (:func:`derive_snapshot`); the GUI thread only applies the
   :class:`~diagnostics_app.qt.workers.DiagnosisSnapshot` to the models. Every view then
   redraws from the one :class:`Diagnosis`, so tracks sharing a source can never disagree.
-  The GUI thread commits nothing itself;
+  The GUI thread reads and commits nothing in the store while passes run;
 - **worker pools**: analysis passes run as :class:`QRunnable` s
   (:mod:`diagnostics_app.qt.workers`) in the
   :class:`~diagnostics_app.qt.analysis_queue.AnalysisQueue`, plot loads in the
   :class:`~diagnostics_app.qt.plot_loader.PlotLoader`;
 - **live updates**: the :class:`~diagnostics_app.qt.file_watcher.FileWatcher` on the project
-  file and the audio files, and the :class:`~diagnostics_app.qt.store_poll.StorePoll` of the
-  store's change counter (cheap) so jobs started by other processes appear too.
+  file and the audio files, and the core's :class:`~diagnostics_app.core.events.StoreWatcher`
+  (one counter read per interval, on its own thread) so jobs of other processes appear too.
 
 The controller stays the one facade the window talks to: the pieces above are its parts, and
 their signals are forwarded or turned into re-derivation requests here.
@@ -33,25 +36,33 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from diagnostics_app.core import edits
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.events import (
+    EntriesCommitted,
+    JobUpdated,
+    ProjectReplaced,
+    StoreChanged,
+    StoreWatcher,
+)
 from diagnostics_app.core.jobs import BatchResult
 from diagnostics_app.core.project import Project, Request
 from diagnostics_app.core.session import Session
 from diagnostics_app.qt.analysis_queue import AnalysisQueue
 from diagnostics_app.qt.diagnosis_scheduler import DiagnosisScheduler
+from diagnostics_app.qt.events_bridge import EventsBridge
 from diagnostics_app.qt.file_watcher import FileWatcher, watched_paths
 from diagnostics_app.qt.models.sources import Tree, build_tree
 from diagnostics_app.qt.plot_loader import PlotLoader
 from diagnostics_app.qt.settings import AppSettings
-from diagnostics_app.qt.store_poll import StorePoll
 from diagnostics_app.qt.workers import DiagnosisSnapshot
 
 # what a track made from a dropped audio file asks for, until the user edits its requests
@@ -62,13 +73,13 @@ DEFAULT_TRACK_REQUESTS: tuple[Request, ...] = (
 )
 
 
-def derive_snapshot(
-    session: Session, poll: StorePoll, files: FileWatcher, generation: int
-) -> DiagnosisSnapshot:
+STORE_WATCH_S = 0.4  # how often the store's change counter is read (other processes' work)
+
+
+def derive_snapshot(session: Session, files: FileWatcher, generation: int) -> DiagnosisSnapshot:
     """Worker thread: the diagnosis and everything the views derive from it."""
     start = time.perf_counter()
     project = session.project
-    counter = poll.counter()  # before: a write while deriving is seen by the poll
     diagnosis = session.diagnose()
     jobs = tuple(session.store.jobs(active_only=True))
     tree = build_tree(project, diagnosis, session.source_info, session.source_status)
@@ -78,7 +89,6 @@ def derive_snapshot(
         project,
         diagnosis,
         jobs,
-        counter,
         tree,
         summary,
         files.paths_for(project),
@@ -99,12 +109,8 @@ class Controller(QObject):
     plotLoaded = Signal(object)  # PlotResult of the latest request
     jobFinished = Signal(object)  # BatchResult of one of this process's passes
     jobFailed = Signal(str, str)  # job id, message
-
-    # Bridged from worker threads. No ``None`` ever travels through an ``object`` argument:
-    # PySide6 on Python 3.11 can drop a reference to None per delivery (a crash at exit), so
-    # a missing progress is sent as -1.0.
-    _runnerEvent = Signal(str, str, float, str)
-    _sessionEvent = Signal(str)
+    progressChanged = Signal(object)  # JobUpdated: a running job's progress, nothing else
+    jobsChanged = Signal()  # self.jobs changed between two diagnoses (the watcher read them)
 
     def __init__(
         self, session: Session, settings: AppSettings | None = None, parent: QObject | None = None
@@ -118,8 +124,9 @@ class Controller(QObject):
         self.summary: dict[str, int] = {}  # rows per state of the diagnosis
         self.diagnosis_seconds = 0.0  # how long the last applied derivation took
         self._closed = False
+        self._job_states: dict[str, str] = {}  # last known state of each job (any process)
 
-        self._analysis = AnalysisQueue(session, self)
+        self._analysis = AnalysisQueue(session, self, after_pass=self._after_pass)
         self._analysis.queued.connect(self.refresh)
         self._analysis.ended.connect(self.schedule_refresh)
         self._analysis.finished.connect(self._on_pass_finished)
@@ -127,16 +134,13 @@ class Controller(QObject):
         self._analysis.message.connect(self.message)
         self.pool = self._analysis.pool  # its thread count follows the settings
 
-        self._store_poll = StorePoll(session, self)
-        self._store_poll.changed.connect(self.schedule_refresh)
         self._files = FileWatcher(session, self)
         self._files.message.connect(self.message)
-        self._files.reloaded.connect(self.historyChanged)  # the old history is gone
         self._files.changed.connect(self.schedule_refresh)
         # the parts get functions of the session and of each other, never of the controller:
         # no reference cycle keeps the controller (and its pools) alive after the window
         self._scheduler = DiagnosisScheduler(
-            partial(derive_snapshot, session, self._store_poll, self._files),
+            partial(derive_snapshot, session, self._files),
             partial(_is_open, session),
             self,
         )
@@ -148,35 +152,62 @@ class Controller(QObject):
         self._plots.message.connect(self.message)
         self.plot_pool = self._plots.pool
 
-        # AutoConnection: direct when the session is driven from the GUI thread (edits, undo),
-        # queued when a worker thread reports (runner progress): slots always run here.
-        self._runnerEvent.connect(self._on_runner_event, Qt.ConnectionType.AutoConnection)
-        self._sessionEvent.connect(self._on_session_event, Qt.ConnectionType.AutoConnection)
-        session.listeners.append(self._session_listener)
-        session.runner.listeners.append(self._runner_listener)
+        self._bridge = EventsBridge(session.events, self)
+        self._bridge.projectReplaced.connect(self._on_project_replaced)
+        self._bridge.historyChanged.connect(self.historyChanged)
+        self._bridge.entriesCommitted.connect(self._on_entries_committed)
+        self._bridge.jobUpdated.connect(self._on_job_updated)
+        self._bridge.storeChanged.connect(self._on_store_changed)
+        self._watcher = StoreWatcher(
+            session.store, session.events, STORE_WATCH_S, on_error=self._store_error
+        )
         self.apply_settings(self.settings)
         self.refresh()
-        self._store_poll.start()
+        self._watcher.start()
 
-    # -- listeners (any thread) → signals -------------------------------------------------
+    # -- events (the bridge delivers them on the GUI thread) ------------------------------
 
-    def _session_listener(self, kind: str) -> None:
-        self._sessionEvent.emit(kind)
-
-    def _runner_listener(self, job_id: str, state: str, progress: float | None, label: str) -> None:
-        self._runnerEvent.emit(job_id, state, -1.0 if progress is None else float(progress), label)
-
-    @Slot(str)
-    def _on_session_event(self, kind: str) -> None:
-        if kind == "project":
-            self.projectChanged.emit()
-        self.historyChanged.emit()
+    @Slot(object)
+    def _on_project_replaced(self, event: ProjectReplaced) -> None:
+        self.projectChanged.emit()
         self._scheduler.invalidate()
         self.schedule_refresh(required=True)
 
-    @Slot(str, str, float, str)
-    def _on_runner_event(self, job_id: str, state: str, progress: float, label: str) -> None:
-        self.schedule_refresh()
+    @Slot(object)
+    def _on_entries_committed(self, event: EntriesCommitted) -> None:
+        # a prune or an undone prune is a change made here: older snapshots must not show
+        self.schedule_refresh(required=event.cause != "job")
+
+    @Slot(object)
+    def _on_job_updated(self, event: JobUpdated) -> None:
+        """A state change of a job changes its rows' states: re-derive (only those rows are
+        re-evaluated). Progress alone goes to the cells showing it, and nowhere else."""
+        before = self._job_states.get(event.job_id)
+        if event.state in ("queued", "running"):
+            self._job_states[event.job_id] = event.state
+        else:
+            self._job_states.pop(event.job_id, None)
+        if before == event.state == "running":
+            self.jobs = [_with_progress(j, event) for j in self.jobs]
+            self.progressChanged.emit(event)
+        else:
+            self.schedule_refresh()
+
+    @Slot(object)
+    def _on_store_changed(self, event: StoreChanged) -> None:
+        if event.active_jobs is not None:
+            self.jobs = list(event.active_jobs)
+            self.jobsChanged.emit()
+        if event.entries_changed:  # entries of another process (ours came as events already)
+            self.schedule_refresh()
+
+    def _store_error(self, message: str) -> None:  # the watcher's thread: a queued signal
+        self.message.emit(f"Cannot read the feature store: {message}", 0)
+
+    def _after_pass(self, result: BatchResult) -> None:
+        """A worker thread, right after a pass committed: keep the store within its limit
+        there, so the GUI thread never runs the eviction's derivation."""
+        self.enforce_cache_limit()
 
     # -- derivation -------------------------------------------------------------------------
 
@@ -205,10 +236,10 @@ class Controller(QObject):
     def _apply_snapshot(self, snap: DiagnosisSnapshot) -> None:
         self.diagnosis = snap.diagnosis
         self.jobs = list(snap.jobs)
+        self._job_states.update((j.id, j.state) for j in snap.jobs)
         self.tree = snap.tree
         self.summary = snap.summary
         self.diagnosis_seconds = snap.seconds
-        self._store_poll.seen(snap.counter)
         self._files.watch(snap.watched)
         self.diagnosisChanged.emit()
         if self.settings.auto_analyse:
@@ -270,7 +301,6 @@ class Controller(QObject):
     @Slot(object)
     def _on_pass_finished(self, result: BatchResult) -> None:
         self.jobFinished.emit(result)
-        self.enforce_cache_limit()  # the store grew
 
     # -- plots --------------------------------------------------------------------------------
 
@@ -350,7 +380,6 @@ class Controller(QObject):
             return None
         if text:
             self.message.emit(f"Undone: {text}", 3000)
-        self.historyChanged.emit()
         self.refresh()
         return text
 
@@ -362,7 +391,6 @@ class Controller(QObject):
             return None
         if text:
             self.message.emit(f"Redone: {text}", 3000)
-        self.historyChanged.emit()
         self.refresh()
         return text
 
@@ -374,9 +402,6 @@ class Controller(QObject):
             return False
         self._files.saved(saved)
         self.message.emit(f"Saved {saved}", 3000)
-        self.historyChanged.emit()
-        self.projectChanged.emit()
-        self.schedule_refresh()  # the project value (its path) is new: watches follow
         return True
 
     def export(self, row: Row, fmt: str, path: Path) -> Path | None:
@@ -435,7 +460,8 @@ class Controller(QObject):
             return True
         self._closed = True
         self._scheduler.close()
-        self._store_poll.stop()
+        self._watcher.stop()
+        self._bridge.close()
         self._files.stop()
         self._plots.close()  # loads in flight stop at their next check
         self.session.runner.cancel_all()
@@ -444,12 +470,17 @@ class Controller(QObject):
             and self.plot_pool.waitForDone(timeout_ms)
             and self.diagnosis_pool.waitForDone(timeout_ms)
         )
-        if self._listener_installed():
-            self.session.runner.listeners.remove(self._runner_listener)
-            self.session.listeners.remove(self._session_listener)
         self._files.unwatch_all()
         self.session.close()
         return ok
 
     def _listener_installed(self) -> bool:
-        return self._runner_listener in self.session.runner.listeners
+        """The controller still hears the session's events (False once shut down)."""
+        return self._bridge.connected
+
+
+def _with_progress(job: Any, event: JobUpdated) -> Any:
+    """The job record with the progress of ``event`` (when it is that job)."""
+    if getattr(job, "id", None) != event.job_id:
+        return job
+    return replace(job, progress=event.progress, label=event.label)

@@ -20,7 +20,6 @@ from pathlib import Path
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal, Slot
 
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.history import History
 from diagnostics_app.core.project import Project, load_project
 from diagnostics_app.core.session import Session
 
@@ -145,8 +144,6 @@ class FileWatcher(QObject):
             return
         if fresh == session.project:
             return
-        session.replace_project(replace(fresh, path=session.project.path))
-        session.dirty = False
-        session.history = History()  # the old steps describe a document that is gone
+        session.reload(replace(fresh, path=session.project.path))
         self.message.emit("Reloaded the project: it was changed by another program", 5000)
         self.reloaded.emit()

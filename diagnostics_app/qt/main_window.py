@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from diagnostics_app import APP_NAME, __version__
 from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.events import JobUpdated
 from diagnostics_app.core.project import Project
 from diagnostics_app.qt.actions import (
     ACTIONS,
@@ -165,6 +166,8 @@ class MainWindow(
         controller.diagnosisChanged.connect(self._on_diagnosis)
         controller.projectChanged.connect(self._on_project)
         controller.historyChanged.connect(self._on_history)
+        controller.progressChanged.connect(self._on_progress)
+        controller.jobsChanged.connect(self._on_jobs)
         controller.message.connect(self._on_message)
         controller.plotLoaded.connect(self._on_plot_loaded)
         self.plot_area.seekRequested.connect(self._on_seek)
@@ -341,6 +344,16 @@ class MainWindow(
         self._update_plots()
         if self._pending_first_issue and c.has_diagnosis:
             self.show_first_issue()
+
+    @Slot(object)
+    def _on_progress(self, event: JobUpdated) -> None:
+        """A running job's progress: its cells in the table and its line in the job panel."""
+        self.table.table_model.set_progress(event.job_id, event.progress, event.label)
+        self.jobs.set_jobs(self.controller.jobs)
+
+    @Slot()
+    def _on_jobs(self) -> None:
+        self.jobs.set_jobs(self.controller.jobs)
 
     def _known(self, kind: str, ident: str) -> bool:
         """The node still exists: in the project, or (sources) in the store's rows."""

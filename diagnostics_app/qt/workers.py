@@ -61,10 +61,13 @@ class AnalysisSignals(QObject):
 class AnalysisWorker(QRunnable):
     """Takes the next queued pass of the runner (highest priority first) and executes it."""
 
-    def __init__(self, runner: JobRunner) -> None:
+    def __init__(
+        self, runner: JobRunner, after_pass: Callable[[BatchResult], None] | None = None
+    ) -> None:
         super().__init__()
         self.setAutoDelete(False)  # Python owns it (the controller keeps a reference)
         self.runner = runner
+        self.after_pass = after_pass  # runs in this thread after a pass that committed
         self.signals = AnalysisSignals()
 
     def run(self) -> None:
@@ -77,6 +80,8 @@ class AnalysisWorker(QRunnable):
             self.signals.started.emit(job_id)
             result: BatchResult = self.runner.execute(batch)
             if result.status == "done":
+                if self.after_pass is not None:
+                    self.after_pass(result)
                 self.signals.finished.emit(result)
             elif result.status == "cancelled":
                 self.signals.cancelled.emit(job_id)
@@ -100,7 +105,6 @@ class DiagnosisSnapshot:
     project: Project  # the project it was derived from
     diagnosis: Diagnosis
     jobs: tuple[Any, ...]  # active JobRecords, any process
-    counter: object  # the store's change counter, read before deriving
     tree: Tree  # the source tree's nodes
     summary: dict[str, int]  # rows per state
     watched: tuple[str, ...]  # the paths the file watcher should watch

@@ -26,6 +26,7 @@ from diagnostics_app.core.calculators.base import (
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.calculators.temporal import RmsCalculator
 from diagnostics_app.core.diagnostics import Diagnosis, Row, diagnose
+from diagnostics_app.core.events import JobUpdated
 from diagnostics_app.core.planner import Selection
 from diagnostics_app.core.project import load_project, save_project
 from diagnostics_app.core.session import Session
@@ -69,11 +70,16 @@ def test_shared_source_one_row_both_tracks_same_state_through_lifecycle(session:
 
     seen_running: list[Row] = []
 
-    def during(job_id: str, state: str, progress: float | None, label: str) -> None:
-        if state == "running" and progress is not None and 0 < progress < 1 and not seen_running:
+    def during(ev: JobUpdated) -> None:
+        if (
+            ev.state == "running"
+            and ev.progress is not None
+            and 0 < ev.progress < 1
+            and not seen_running
+        ):
             seen_running.append(one(session.diagnose(), "drums", "rms"))
 
-    session.runner.listeners.append(during)
+    session.runner.events.job_updated.connect(during)
     taken = session.runner.take()
     assert taken is batch
     result = session.runner.execute(taken)
@@ -289,11 +295,11 @@ def test_work_started_elsewhere_shows_queued_and_running(tmp_path: Path) -> None
         assert row.state == "queued"
         seen: list[str] = []
 
-        def look(job_id: str, state: str, progress: float | None, label: str) -> None:
-            if state == "running" and progress and progress < 1:
+        def look(ev: JobUpdated) -> None:
+            if ev.state == "running" and ev.progress and ev.progress < 1:
                 seen.append(one(viewer.diagnose(), "drums", "rms").state)
 
-        worker.runner.listeners.append(look)
+        worker.runner.events.job_updated.connect(look)
         worker.runner.run_all()
         assert "running" in seen
         assert one(viewer.diagnose(), "drums", "rms").state == "ok"
@@ -344,12 +350,12 @@ def test_tempo_edit_during_a_running_job_leaves_the_result_stale(session: Sessio
     session.enqueue(session.plan(Selection(features=("beat_rms",))))
     edited: list[bool] = []
 
-    def edit_midway(job_id: str, state: str, progress: float | None, label: str) -> None:
-        if state == "running" and progress and not edited:
+    def edit_midway(ev: JobUpdated) -> None:
+        if ev.state == "running" and ev.progress and not edited:
             edited.append(True)
             session.edit("tempo", lambda p: edits.set_tempo_map(p, [{"time": 0.0, "bpm": 133.0}]))
 
-    session.runner.listeners.append(edit_midway)
+    session.runner.events.job_updated.connect(edit_midway)
     session.runner.run_all()
     row = one(session.diagnose(), "drums", "beat_rms")
     assert row.state == "stale"
@@ -501,11 +507,11 @@ def test_another_process_can_cancel_a_queued_or_running_job(tmp_path: Path) -> N
         # running in the worker, cancelled from the viewer at its first progress report
         [second] = worker.enqueue(worker.plan(Selection(sources=("drums",), features=("rms",))))
 
-        def cancel_from_viewer(job_id: str, state: str, progress: float | None, label: str) -> None:
-            if state == "running" and progress and progress < 1:
-                viewer.runner.cancel(job_id)
+        def cancel_from_viewer(ev: JobUpdated) -> None:
+            if ev.state == "running" and ev.progress and ev.progress < 1:
+                viewer.runner.cancel(ev.job_id)
 
-        worker.runner.listeners.append(cancel_from_viewer)
+        worker.runner.events.job_updated.connect(cancel_from_viewer)
         result = worker.runner.run_next()
         assert result is not None and result.status == "cancelled"
         row = one(viewer.diagnose(), "drums", "rms")

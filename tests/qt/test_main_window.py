@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QTableView, QTreeVi
 
 from diagnostics_app import __version__
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.events import JobUpdated
 from diagnostics_app.core.session import Session
 from diagnostics_app.qt.app import wait_until_idle
 from diagnostics_app.qt.main_window import LOADING_TEXT, MainWindow
@@ -39,16 +40,16 @@ ACTION_NAMES = (
 
 
 class Gate:
-    """A runner listener that holds a worker thread at the start of its pass until released,
+    """A job-event subscriber that holds a worker thread at the start of its pass until released,
     so a test can see ``running`` for certain (the GUI thread keeps processing events)."""
 
     def __init__(self, window: MainWindow) -> None:
         self.release = threading.Event()
         self.holding = threading.Event()
-        window.controller.session.runner.listeners.append(self)
+        window.controller.session.events.job_updated.connect(self)
 
-    def __call__(self, job_id: str, state: str, progress: float | None, label: str) -> None:
-        if state == "running" and not self.holding.is_set():
+    def __call__(self, event: JobUpdated) -> None:
+        if event.state == "running" and not self.holding.is_set():
             self.holding.set()
             self.release.wait(WAIT_MS / 1000)
 

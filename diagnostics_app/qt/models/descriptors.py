@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import (
@@ -101,6 +102,21 @@ class DescriptorTableModel(QAbstractTableModel):
     def set_rows(self, rows: list[Row]) -> None:
         """Update in place by row key: selections on surviving rows are kept."""
         update_rows(self, self._rows, rows, lambda r: r.key, len(COLUMNS), self._cells)
+
+    def set_progress(self, job_id: str, progress: float | None, label: str) -> int:
+        """A running job's progress: only the state and reason cells of the rows it computes
+        change (no re-derivation, no other row touched). Returns how many rows changed."""
+        changed = 0
+        message = label or None  # as the diagnosis words a running row
+        for i, row in enumerate(self._rows):
+            if row.state != "running" or row.job_id != job_id:
+                continue
+            if (row.progress, row.message) == (progress, message):
+                continue
+            self._rows[i] = replace(row, progress=progress, message=message)
+            self.dataChanged.emit(self.index(i, COL_STATE), self.index(i, COL_REASON))
+            changed += 1
+        return changed
 
     @staticmethod
     def _cells(row: Row) -> tuple[str, ...]:

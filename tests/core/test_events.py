@@ -1,0 +1,157 @@
+"""Typed change events (core/events.py): each change is published once, as a value naming what
+changed, on the session's signal group; the watcher notices other processes' writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from diagnostics_app.core import edits
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.events import (
+    EntriesCommitted,
+    HistoryChanged,
+    JobUpdated,
+    ProjectReplaced,
+    StoreChanged,
+    StoreWatcher,
+)
+from diagnostics_app.core.planner import Selection
+from diagnostics_app.core.session import Session
+from tests.core.project_factory import shared_source_project
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    s = Session.open(shared_source_project(tmp_path), Registry.builtin())
+    yield s
+    s.close()
+
+
+class Recorder:
+    """Every event of a session, in order."""
+
+    def __init__(self, session: Session) -> None:
+        self.events: list[object] = []
+        group = session.events
+        for signal in (
+            group.project_replaced,
+            group.history_changed,
+            group.entries_committed,
+            group.job_updated,
+            group.store_changed,
+        ):
+            signal.connect(self.events.append)
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_a_pass_publishes_its_keys_with_every_state_and_progress(session: Session) -> None:
+    rec = Recorder(session)
+    [planned] = session.plan(Selection(sources=("drums",), features=("rms",)))
+    assert planned.entry_key.source_id == "drums"
+    [batch] = session.enqueue([planned])
+    session.runner.run_all()
+    updates = rec.of(JobUpdated)
+    assert {u.job_id for u in updates} == {batch.job_id}
+    assert all(u.keys == (planned.entry_key,) for u in updates)
+    states = [u.state for u in updates]
+    assert states[0] == "queued" and states[-1] == "done"
+    running = [u.progress for u in updates if u.state == "running"]
+    assert running[0] == 0.0 and any(p is not None and 0 < p < 1 for p in running)
+    assert running == sorted(running)  # progress never goes back
+    # committed once, after the last update, naming exactly the pass's entries
+    [committed] = rec.of(EntriesCommitted)
+    assert committed == EntriesCommitted(frozenset(batch.keys), "job")
+    assert rec.events.index(committed) > rec.events.index(updates[-1])
+
+
+def test_a_pass_cancelled_before_it_starts_commits_nothing(session: Session) -> None:
+    rec = Recorder(session)
+    [batch] = session.enqueue(session.plan(Selection(sources=("drums",), features=("rms",))))
+    assert session.runner.cancel(batch.job_id)
+    queued, cancelled = rec.of(JobUpdated)
+    assert (queued.state, cancelled.state) == ("queued", "cancelled")
+    assert cancelled.message == "cancelled before it started"
+    assert rec.of(EntriesCommitted) == []
+
+
+def test_edit_undo_and_save_publish_project_and_history(session: Session) -> None:
+    rec = Recorder(session)
+    session.edit("tempo", lambda p: edits.set_tempo_map(p, [{"time": 0.0, "bpm": 99.0}]))
+    [replaced] = rec.of(ProjectReplaced)
+    assert replaced.project is session.project and replaced.cause == "edit"
+    assert rec.of(HistoryChanged)[-1] == HistoryChanged("tempo", None, clean=False)
+    assert session.dirty
+
+    session.undo()  # back to the saved state: clean again
+    assert rec.of(HistoryChanged)[-1] == HistoryChanged(None, "tempo", clean=True)
+    assert not session.dirty
+    session.redo()
+    assert rec.of(HistoryChanged)[-1].clean is False
+
+    session.save()
+    assert rec.of(ProjectReplaced)[-1].cause == "save"
+    assert rec.of(HistoryChanged)[-1] == HistoryChanged("tempo", None, clean=True)
+    session.undo()  # the saved state moved: undoing away from it is a modification
+    assert session.dirty
+
+
+def test_an_edit_that_changes_nothing_publishes_nothing(session: Session) -> None:
+    rec = Recorder(session)
+    session.edit("same", lambda p: p)
+    assert rec.events == []
+
+
+def test_prune_and_its_undo_publish_the_pruned_keys(session: Session) -> None:
+    session.enqueue(session.plan())
+    session.runner.run_all()
+    session.edit("drop", lambda p: edits.remove_request(p, "kick", 2))  # spectrogram: extraneous
+    extraneous = [r for r in session.diagnose().rows if r.state == "extraneous"]
+    assert extraneous
+    rec = Recorder(session)
+    session.prune(extraneous)
+    keys = frozenset(r.key.entry_key for r in extraneous)
+    assert rec.of(EntriesCommitted) == [EntriesCommitted(keys, "prune")]
+    session.undo()
+    assert rec.of(EntriesCommitted)[-1] == EntriesCommitted(keys, "undo")
+
+
+def test_the_watcher_sees_another_writer_and_only_real_changes(tmp_path: Path) -> None:
+    project = shared_source_project(tmp_path)
+    viewer = Session.open(project, Registry.builtin())
+    worker = Session.open(project, Registry.builtin())  # another connection: another process
+    try:
+        seen: list[StoreChanged] = []
+        viewer.events.store_changed.connect(seen.append)
+        watcher = StoreWatcher(viewer.store, viewer.events)
+        watcher.start()
+        watcher.stop()  # the thread is not needed to test one poll: check() is the poll
+        assert watcher.check() is None and seen == []  # nothing happened
+
+        worker.enqueue(worker.plan(Selection(sources=("drums",), features=("rms",))))
+        event = watcher.check()
+        assert event is not None and seen == [event]
+        assert event.jobs_changed and not event.entries_changed
+
+        worker.runner.run_all()
+        event = watcher.check()
+        assert event is not None and event.entries_changed
+        assert watcher.check() is None  # published once per change
+    finally:
+        worker.close()
+        viewer.close()
+
+
+def test_the_watcher_reports_an_unreadable_index_once(tmp_path: Path) -> None:
+    s = Session.open(shared_source_project(tmp_path), Registry.builtin())
+    errors: list[str] = []
+    watcher = StoreWatcher(s.store, s.events, on_error=errors.append)
+    watcher.start()
+    watcher.stop()
+    s.close()  # the index is gone from under the watcher
+    assert watcher.check() is None and watcher.check() is None
+    assert len(errors) == 1 and errors[0]
