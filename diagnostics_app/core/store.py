@@ -1955,6 +1955,19 @@ class FeatureStore:
             self._bump(c, "jobs")
         return [job_id for job_id, _ in dead]
 
+    def state_token(self) -> tuple[tuple[Any, ...], ...]:
+        """A value that changes whenever an entry or a job record changes, for caches of what
+        is derived from them (``check``'s result): the change counters, which every such write
+        bumps in its own transaction, plus the last changed entry and the newest job record,
+        whose random ids tell this index from another whose counters happen to be equal."""
+        with self._read("cannot read the index") as c:
+            counters = c.execute("SELECT name, value FROM counters ORDER BY name").fetchall()
+            entry = c.execute(
+                "SELECT id, commit_id, seq FROM entries ORDER BY seq DESC, id DESC LIMIT 1"
+            ).fetchone()
+            job = c.execute("SELECT id, updated FROM jobs ORDER BY rowid DESC LIMIT 1").fetchone()
+        return (tuple(map(tuple, counters)), tuple(entry or ()), tuple(job or ()))
+
 
 def _key_tuple(key: EntryKey) -> tuple[str, str, str, str]:
     return (key.source_id, key.calculator_id, key.profile, key.params)
