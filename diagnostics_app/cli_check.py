@@ -12,6 +12,7 @@ import codecs
 import io
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from diagnostics_app import cli
@@ -73,14 +74,20 @@ def _derive(
 ) -> int:
     """The rows derived from the project and the store (and, with ``project``, the result
     saved for the next check when nothing changed meanwhile)."""
-    from diagnostics_app.core.diagnostics import Diagnosis
+    from diagnostics_app import check_json
+    from diagnostics_app.core.diagnostics import Diagnosis, Row
 
     session = cli._session(args.project, registry)
     try:
         selection = cli._selection(args, session)
         before = _snapshot(session, project) if project is not None else None
-        rows = selection.select(session.diagnose())
-        shown = Diagnosis(tuple(rows))
+        diagnosis = session.diagnose()
+        if selection.empty:  # what select() would return: every row, in order
+            rows: Sequence[Row] = diagnosis.rows
+            shown = diagnosis
+        else:
+            rows = selection.select(diagnosis)
+            shown = Diagnosis(tuple(rows))
         code = cli.EXIT_OK if shown.healthy else cli.EXIT_ISSUES
         if not args.json:
             print(cli._table(rows))
@@ -89,14 +96,13 @@ def _derive(
                 "\n" + ", ".join(f"{n} {s}" for s, n in summary.items() if n) if rows else "no rows"
             )
             return code
-        text = cli._json_text(
-            {
-                "schema_version": cli.JSON_SCHEMA_VERSION,
-                "project": args.project,
-                "summary": cli._summary_json(shown),
-                "rows": [r.to_json() for r in rows],
-            }
-        )
+        head = {
+            "schema_version": cli.JSON_SCHEMA_VERSION,
+            "project": args.project,
+            "summary": cli._summary_json(shown),
+            "rows": [],
+        }
+        text = check_json.check_text(cli._json_text(head), rows)
         sys.stdout.write(text)
         if before is not None and _all_audio_read(session):
             after = _snapshot(session, check_cache.ProjectFile.read(args.project))
