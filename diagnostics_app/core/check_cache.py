@@ -10,10 +10,11 @@ unchanged:
 - **the project file**: the path as given (the output repeats it), where it really is
   (``realpath``: the sources and the store are found relative to it), the home folder (``~``
   in paths), its stat stamp and the SHA-256 of its bytes;
-- **the code**: the Python version, this package's version and the stat stamp of each of its
-  modules (the GUI's excepted), and for each calculator in the registry (plugins included) its
-  id, version, declared features, parameters and tempo use, and the stat stamp of the file of
-  the module that defines it;
+- **the code**: the Python version, this package's version, folder and the stat stamp of each
+  of its modules (the GUI's excepted), and for each calculator in the registry (plugins
+  included) its id, version, declared features, parameters and tempo use, and the stat stamp
+  of the file of the module that defines it (of every module of its package, for a plugin
+  that is part of one);
 - **the store**: the index file's identity (device, inode) and :meth:`FeatureStore.state_token`:
   the change counters of entries and of job records (every write of either bumps its counter in
   the same transaction), plus the newest entry and job (random ids) so that another index
@@ -135,36 +136,37 @@ def code_key(registry: Registry) -> tuple[list[Json], int] | None:
 
     if getattr(sys, "frozen", False):
         return None
-    files: list[Json] = []
-    newest = 0
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        rel = path.relative_to(_PACKAGE)
-        if rel.parts[0] == "qt":  # the GUI is not part of a check
-            continue
-        stamp = _stamp(path)
-        if stamp is None:
-            return None
-        newest = max(newest, stamp[3])
-        files.append([rel.as_posix(), stamp])
+    files = _module_stamps(_PACKAGE, skip="qt")  # the GUI is not part of a check
     calcs: list[Json] = []
     for calc in registry:
-        source = getattr(sys.modules.get(type(calc).__module__), "__file__", None)
+        module = type(calc).__module__
+        source = getattr(sys.modules.get(module), "__file__", None)
         if not isinstance(source, str) or (stamp := _stamp(source)) is None:
             return None
-        newest = max(newest, stamp[3])
-        calcs.append(
-            [
-                calc.id,
-                calc.version,
-                type(calc).__qualname__,
-                list(calc.feature_names()),
-                list(calc.params),
-                calc.uses_tempo,
-                os.path.realpath(source),
-                stamp,
-            ]
-        )
-    return [sys.version, __version__, files, calcs], newest
+        source = os.path.realpath(source)
+        declared = [calc.id, calc.version, type(calc).__qualname__, list(calc.feature_names())]
+        calcs.append([*declared, list(calc.params), calc.uses_tempo, source, stamp])
+        top = sys.modules.get(module.split(".")[0])
+        if "." in module and top is not None and not source.startswith(str(_PACKAGE)):
+            # a plugin in a package: its other modules may hold what its check calls
+            for folder in getattr(top, "__path__", ()):
+                files.extend(_module_stamps(Path(folder)))
+    if any(f[1] is None for f in files):
+        return None
+    newest = max((f[1][3] for f in files), default=0)
+    newest = max([newest, *(c[-1][3] for c in calcs)])
+    return [sys.version, __version__, str(_PACKAGE), files, calcs], newest
+
+
+def _module_stamps(folder: Path, skip: str = "") -> list[Json]:
+    """[path, stamp] of each ``.py`` file under ``folder``, but those under ``folder/skip``."""
+    out: list[Json] = []
+    for path in sorted(folder.rglob("*.py")):
+        rel = path.relative_to(folder)
+        if skip and rel.parts[0] == skip:
+            continue
+        out.append([str(path), _stamp(path)])
+    return out
 
 
 def store_key(store: FeatureStore) -> list[Json]:

@@ -17,6 +17,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ import pytest
 from diagnostics_app import cli_check
 from diagnostics_app.cli import main
 from diagnostics_app.core import check_cache
-from diagnostics_app.core.calculators.registry import PLUGIN_PATH_ENV
+from diagnostics_app.core.calculators import registry as registry_module
+from diagnostics_app.core.calculators.registry import ENTRY_POINT_GROUP, PLUGIN_PATH_ENV
 from diagnostics_app.core.calculators.temporal import RmsCalculator
 from diagnostics_app.core.store import FeatureStore, JobRecord
 from tests.core.project_factory import shared_source_project, write_tone
@@ -174,17 +176,15 @@ def test_project_touched_same_bytes(analysed: Path, check: Check) -> None:
 def test_same_stamp_other_bytes(
     analysed: Path, check: Check, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The digest of the bytes is part of the key, not only the stamp."""
-    warm(check, analysed)
-    real = check_cache.ProjectFile.read
-
-    def other_bytes(arg: str) -> check_cache.ProjectFile | None:
-        found = real(arg)
-        assert found is not None
-        return dataclasses.replace(found, key=[*found.key[:4], "0" * 64])
-
-    monkeypatch.setattr(check_cache.ProjectFile, "read", other_bytes)
-    assert check(analysed).derived
+    """The digest of the project's bytes is part of the key, not only its stamp (here every
+    stamp is reduced to the size, as if no file had been written since)."""
+    real = check_cache._stamp
+    monkeypatch.setattr(check_cache, "_stamp", lambda p: [*(real(p) or [0])[:1], 0, 0, 0])
+    before = warm(check, analysed)
+    text = analysed.read_text(encoding="utf-8")
+    analysed.write_text(text.replace('"bpm": 120.0', '"bpm": 130.0'), encoding="utf-8")
+    after = changed(check, analysed, before)
+    assert after.rows()[("drums", "beat_rms", "default")] == "stale"
 
 
 @pytest.mark.usefixtures("trusting")
@@ -400,6 +400,27 @@ def test_plugin_added_then_edited(
     assert added.rows()[("bass", "zcr", "default")] == "missing"
     plugin.write_text(plugin.read_text() + "\n# an edit that changes no declaration\n")
     assert changed(check, analysed, added).out == added.out
+
+
+@pytest.mark.usefixtures("trusting")
+def test_module_of_a_plugin_package_edited(
+    analysed: Path, check: Check, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An entry-point plugin in a package: a module beside its calculator's counts too."""
+    package = tmp_path / "site" / "zcr_package_for_check_cache"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "calc.py").write_text(EXAMPLE_PLUGIN.read_text())
+    helper = package / "helper.py"
+    helper.write_text("LIMIT = 1\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    point = EntryPoint("zcr", f"{package.name}.calc:ZeroCrossingRate", ENTRY_POINT_GROUP)
+    monkeypatch.setattr(
+        registry_module, "entry_points", lambda group: [point] if group == point.group else []
+    )
+    before = warm(check, analysed)
+    helper.write_text("LIMIT = 2\n")
+    assert changed(check, analysed, before).out == before.out
 
 
 @pytest.mark.usefixtures("trusting")
