@@ -59,13 +59,13 @@ def _still_valid(record: check_cache.Record, registry: Any) -> bool:
     from diagnostics_app.core.errors import DiagnosticsError
     from diagnostics_app.core.store import FeatureStore
 
-    code = check_cache.code_key(registry)
-    if code is None or code[0] != record.key["code"]:
-        return False
     try:
+        code = check_cache.code_key(registry)
+        if code is None or code[0] != record.key["code"]:
+            return False
         with FeatureStore.open(record.store_folder) as store:
             return record.matches(code[0], store)
-    except DiagnosticsError:  # the full check reports it
+    except (DiagnosticsError, OSError):  # the full check reports what it has to
         return False
 
 
@@ -114,16 +114,22 @@ def _derive(
 
 
 def _snapshot(session: Any, project: check_cache.ProjectFile | None) -> Any:
+    """The inputs now (None: not to be saved). Keeping a result never fails a check."""
+    from diagnostics_app.core.errors import DiagnosticsError
+
     if project is None:
         return None
     p = session.project
-    return check_cache.snapshot(
-        project,
-        str(p.cache_path()),
-        session.registry,
-        session.store,
-        [str(p.audio_path(s)) for s in p.sources],
-    )
+    try:
+        return check_cache.snapshot(
+            project,
+            str(p.cache_path()),
+            session.registry,
+            session.store,
+            [str(p.audio_path(s)) for s in p.sources],
+        )
+    except (DiagnosticsError, OSError):
+        return None
 
 
 def _all_audio_read(session: Any) -> bool:

@@ -29,6 +29,7 @@ from diagnostics_app.core import check_cache
 from diagnostics_app.core.calculators import registry as registry_module
 from diagnostics_app.core.calculators.registry import ENTRY_POINT_GROUP, PLUGIN_PATH_ENV
 from diagnostics_app.core.calculators.temporal import RmsCalculator
+from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store import FeatureStore, JobRecord
 from tests.core.project_factory import shared_source_project, write_tone
 
@@ -498,6 +499,22 @@ def test_change_during_the_check_is_not_kept(
     monkeypatch.setattr(Session, "diagnose", diagnose_while_audio_changes)
     assert check(analysed).derived
     assert not cache_file(analysed).exists()
+
+
+@pytest.mark.usefixtures("trusting")
+def test_the_cache_failing_never_fails_a_check(
+    analysed: Path, check: Check, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = warm(check, analysed)
+
+    def unreadable(self: FeatureStore) -> None:
+        raise StoreError("the counters cannot be read")
+
+    monkeypatch.setattr(FeatureStore, "state_token", unreadable)
+    for _ in range(2):  # the saved result cannot be checked, nor a new one kept
+        after = check(analysed)
+        assert after.derived
+        assert (after.code, after.out, after.err) == (before.code, before.out, before.err)
 
 
 @pytest.mark.usefixtures("trusting")
