@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from diagnostics_app import __version__
 
+# first of this package's modules but cli: a cached check trusts only code files older than
+# this import (check_cache.STARTED_NS)
+from diagnostics_app.core import check_cache  # noqa: F401
+
 if TYPE_CHECKING:
     from diagnostics_app.core.events import JobUpdated
 
@@ -178,13 +182,17 @@ def _require_file(path: str) -> None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _session(path: str) -> Any:
+def _session(path: str, registry: Any = None) -> Any:
     from diagnostics_app.core.session import Session
 
-    session = Session.open(path)
-    for problem in session.registry.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+    session = Session.open(path, registry)
+    _warn_plugins(session.registry)
     return session
+
+
+def _warn_plugins(registry: Any) -> None:
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
 
 
 def _parse_params(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
@@ -269,6 +277,10 @@ def _summary_json(diagnosis: Any) -> dict[str, int]:
 
 
 def _print_json(obj: Any) -> None:
+    sys.stdout.write(_json_text(obj))
+
+
+def _json_text(obj: Any) -> str:
     """Readable and fast: one top-level key per line, one list item (a row, a job) per line.
     ``json.dump(indent=...)`` would run the pure-Python encoder, 3x slower on 100,000 rows."""
 
@@ -276,8 +288,7 @@ def _print_json(obj: Any) -> None:
         return json.dumps(value, ensure_ascii=False, default=str)
 
     if not isinstance(obj, dict):
-        sys.stdout.write(enc(obj) + "\n")
-        return
+        return enc(obj) + "\n"
     parts = []
     for key, value in obj.items():
         if isinstance(value, list) and value:
@@ -285,7 +296,7 @@ def _print_json(obj: Any) -> None:
             parts.append(f"{enc(key)}: [\n  {items}\n ]")
         else:
             parts.append(f"{enc(key)}: {enc(value)}")
-    sys.stdout.write("{" + ",\n ".join(parts) + "}\n")
+    return "{" + ",\n ".join(parts) + "}\n"
 
 
 def _table(rows: Sequence[Any]) -> str:
@@ -322,32 +333,9 @@ def _table(rows: Sequence[Any]) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    session = _session(args.project)
-    try:
-        selection = _selection(args, session)
-        diagnosis = session.diagnose()
-        rows = selection.select(diagnosis)
-        from diagnostics_app.core.diagnostics import Diagnosis
+    from diagnostics_app.cli_check import check
 
-        shown = Diagnosis(tuple(rows))
-        if args.json:
-            _print_json(
-                {
-                    "schema_version": JSON_SCHEMA_VERSION,
-                    "project": args.project,
-                    "summary": _summary_json(shown),
-                    "rows": [r.to_json() for r in rows],
-                }
-            )
-        else:
-            print(_table(rows))
-            summary = shown.summary()
-            print(
-                "\n" + ", ".join(f"{n} {s}" for s, n in summary.items() if n) if rows else "no rows"
-            )
-        return EXIT_OK if shown.healthy else EXIT_ISSUES
-    finally:
-        session.close()
+    return check(args)
 
 
 class _Progress:

@@ -136,3 +136,16 @@ class IndexConnection:
             result = StoreVersion(int(values.get("entries", 0)), int(values.get("jobs", 0)))
             self._version_cache = (data_version, self._writes, result)
             return result
+
+    def state_token(self) -> tuple[tuple[Any, ...], ...]:
+        """A value that changes whenever an entry or a job record changes, for caches of what
+        is derived from them (``check``'s result): the change counters, which every such write
+        bumps in its own transaction, plus the last changed entry and the newest job record,
+        whose random ids tell this index from another whose counters happen to be equal."""
+        with self.read("cannot read the index") as c:
+            counters = c.execute("SELECT name, value FROM counters ORDER BY name").fetchall()
+            entry = c.execute(
+                "SELECT id, commit_id, seq FROM entries ORDER BY seq DESC, id DESC LIMIT 1"
+            ).fetchone()
+            job = c.execute("SELECT id, updated FROM jobs ORDER BY rowid DESC LIMIT 1").fetchone()
+        return (tuple(map(tuple, counters)), tuple(entry or ()), tuple(job or ()))

@@ -308,6 +308,10 @@ class FeatureStore:
         by the start token). Returns the ids of the jobs reaped."""
         return job_table.reap_dead(self._db)
 
+    def state_token(self) -> tuple[tuple[Any, ...], ...]:
+        """Changes whenever an entry or a job record changes (see the connection's)."""
+        return self._db.state_token()
+
 
 if TYPE_CHECKING:  # the protocol it implements, checked by mypy
 

@@ -1,0 +1,140 @@
+"""The state of each row of a group: the precedence of job records, parameter problems and
+fingerprints (documented in docs/design.md), and the rows of cached features nobody requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.diagnostics.evaluation import Group
+from diagnostics_app.core.diagnostics.job_index import GroupKey, JobView
+from diagnostics_app.core.diagnostics.rows import Row, RowKey, State
+from diagnostics_app.core.fingerprint import Reason
+from diagnostics_app.core.store import StoredEntry
+
+
+def _params_of(params_key: str) -> dict[str, Any]:
+    value = json.loads(params_key)
+    return value if isinstance(value, dict) else {}
+
+
+def extraneous_row(gk: GroupKey, entry: StoredEntry, feature: str, stored: Any) -> Row:
+    src, calc_id, profile, pkey = gk
+    return Row(
+        RowKey(src, feature, calc_id, profile, pkey),
+        "extraneous",
+        (),
+        calculator_version=entry.calculator_version,
+        params=_params_of(pkey),
+        stored=entry.fingerprint,
+        stored_version=entry.calculator_version,
+        updated=entry.updated,
+        nbytes=stored.nbytes,
+        message="cached, but requested by no track",
+    )
+
+
+def feature_row(
+    gk: GroupKey,
+    group: Group,
+    feature: str,
+    tracks: Sequence[str],
+    entry: StoredEntry | None,
+    current: dict[str, Any] | None,
+    current_text: str | None,
+    problem: tuple[State, str] | None,
+    jv: JobView | None,
+    overrides: dict[str, Any],
+) -> Row:
+    """The state of one requested feature; the precedence is documented in docs/design.md.
+    ``overrides`` is the group's parameter overrides as a dict (each row gets a copy)."""
+    src, calc_id, profile, pkey = gk
+    if jv is None and problem is None and entry is not None and current_text is not None:
+        # the common case first (the general code below gives the same row): no job, cached
+        # with the same canonical text as the current fingerprint, so ``ok``
+        stored_feature = entry.features.get(feature)
+        if stored_feature is not None and entry.fingerprint_json == current_text:
+            return Row(
+                RowKey(src, feature, calc_id, profile, pkey),
+                "ok",
+                tuple(tracks),
+                group.calc.version,
+                overrides.copy(),
+                (),
+                None,
+                None,
+                current,  # equal values: one dict serves both (rows are never mutated)
+                current,
+                entry.calculator_version,
+                entry.updated,
+                stored_feature.nbytes,
+                None,
+            )
+    stored_feature = entry.features.get(feature) if entry is not None else None
+    cached = entry if stored_feature is not None else None
+    stored: Mapping[str, Any] | None = None
+    state: State = "missing"
+    reasons: tuple[Reason, ...] = ()
+    message: str | None = None
+    progress: float | None = None
+    job_id: str | None = None
+    active = jv.active if jv is not None else None
+    last = jv.last_finished if jv is not None else None
+    if active is not None and (not active.features or feature in active.features):
+        running = active.state == "running"
+        state = "running" if running else "queued"
+        progress = active.progress if running else None
+        job_id = active.id
+        message = active.label or None
+        stored = cached.fingerprint if cached is not None else None
+    elif problem is not None:
+        state, message = problem
+        stored = cached.fingerprint if cached is not None else None
+    else:
+        if last is not None and not (
+            last.state == "failed"
+            and (not last.features or feature in last.features)
+            and (cached is None or last.updated >= cached.updated)
+        ):
+            last = None  # only a failure newer than the data counts
+        if cached is None:
+            if last is not None:
+                state, message, job_id = "failed", last.message, last.id
+        else:
+            assert current is not None
+            if current_text is not None and cached.fingerprint_json == current_text:
+                # the same canonical text: the stored fingerprint parses to ``current``
+                stored = current
+            else:
+                stored = cached.fingerprint
+                reasons = fpr.diff(stored, current)
+            if not reasons:
+                state = "ok"
+            elif last is not None:
+                state, message, job_id = "failed", last.message, last.id
+            else:
+                state, message = "stale", _stale_message(reasons)
+    return Row(
+        RowKey(src, feature, calc_id, profile, pkey),
+        state,
+        tuple(tracks),
+        group.calc.version,
+        overrides.copy(),
+        reasons,
+        message,
+        progress,
+        stored,
+        current,
+        cached.calculator_version if cached is not None else None,
+        cached.updated if cached is not None else None,
+        stored_feature.nbytes if stored_feature is not None else None,
+        job_id,
+    )
+
+
+def _stale_message(reasons: Sequence[Reason]) -> str:
+    return "; ".join(str(r) for r in reasons[:3]) + (
+        f"; +{len(reasons) - 3} more" if len(reasons) > 3 else ""
+    )
