@@ -83,10 +83,22 @@ def is_regular(mode: int) -> bool:
     return stat.S_ISREG(mode)
 
 
-def open_no_follow(path: str) -> int:
-    """A read-only descriptor of ``path``; raises OSError (ELOOP) if it is a symbolic link."""
+def open_no_follow(path: str, dir_fd: int | None = None) -> int:
+    """A read-only descriptor of ``path`` (relative to ``dir_fd`` if given); raises OSError
+    (ELOOP) if it is a symbolic link."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    return os.open(path, flags | getattr(os, "O_BINARY", 0))
+    return os.open(path, flags | getattr(os, "O_BINARY", 0), dir_fd=dir_fd)
+
+
+def open_folder(path: Path) -> int | None:
+    """A descriptor of the folder ``path`` (not through a symbolic link) to look files up in
+    it, or None where that cannot be done (then full paths are used)."""
+    if os.stat not in os.supports_dir_fd or not hasattr(os, "O_DIRECTORY"):
+        return None  # pragma: no cover - Windows
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def system_folder(path: Path) -> str | None:

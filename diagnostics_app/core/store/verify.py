@@ -61,7 +61,13 @@ from diagnostics_app.core.store.arrays import (
 )
 from diagnostics_app.core.store.causes import one_line, os_cause
 from diagnostics_app.core.store.connection import IndexConnection
-from diagnostics_app.core.store.paths import index_path_ok, open_no_follow, refusal
+from diagnostics_app.core.store.paths import (
+    DATA_DIR,
+    index_path_ok,
+    open_folder,
+    open_no_follow,
+    refusal,
+)
 from diagnostics_app.core.store.records import StoredEntry, StoredFeature
 
 _CHUNK: Final = 1 << 20
@@ -82,7 +88,11 @@ class Verifier:
 
     def __init__(self, db: IndexConnection, root: Path) -> None:
         self._db = db
+        self._root = root
         self._prefix = str(root) + os.sep
+        # during a listing: a descriptor of data/, in which files are looked up by name (a
+        # shorter lookup than the full path, and always in the folder opened), or None
+        self._at: int | None = None
         self._lock = threading.Lock()
         # (path, layout) -> the stamp under which the file was found sound in this process
         self._good: dict[tuple[str, str, tuple[int, ...]], str] = {}
@@ -95,14 +105,22 @@ class Verifier:
         """``entries`` with ``problem`` set on each feature whose files fail the checks (the
         other entries are the same objects)."""
         with self._lock:
-            return self._listing(entries, content)
+            self._at = open_folder(self._root / DATA_DIR)
+            try:
+                return self._listing(entries, content)
+            finally:
+                if self._at is not None:
+                    os.close(self._at)
+                    self._at = None
 
     def _listing(self, entries: Sequence[StoredEntry], content: bool) -> list[StoredEntry]:
         out = list(entries)
         learned: list[_Learned] = []
         broken: dict[int, tuple[StoredEntry, tuple[tuple[str, str], ...], StoredEntry]] = {}
         unchecked = [0]
-        lstat, prefix, good, ok_path = os.lstat, self._prefix, self._good, index_path_ok
+        good, ok_path, at, stat_ = self._good, index_path_ok, self._at, os.stat
+        # a row path "data/<name>" (checked first) is looked up as <name> in data/ if open
+        pre, cut = ("", len(DATA_DIR) + 1) if at is not None else (self._prefix, 0)
         for i, entry in enumerate(out):
             problems: list[tuple[str, str]] | None = None
             for name, sf in entry.features.items():
@@ -111,7 +129,7 @@ class Verifier:
                     path = sf.path
                     if ok_path(path):
                         try:
-                            st = lstat(prefix + path)
+                            st = stat_(pre + path[cut:], dir_fd=at, follow_symlinks=False)
                         except OSError:
                             pass
                         else:
@@ -211,7 +229,7 @@ class Verifier:
             return f"{kind}: {refusal(rel)}; not read", ""
         path = self._prefix + rel
         try:
-            st = os.lstat(path)
+            st = os.stat(self._name(rel), dir_fd=self._at, follow_symlinks=False)
         except FileNotFoundError:
             return f"{kind} {path} is missing", ""
         except OSError as exc:
@@ -227,7 +245,7 @@ class Verifier:
         bad = self._bad.get(key)
         if bad is not None and bad[0] == s:
             return bad[1], s
-        problem = self._header(kind, path, dtype, shape, st.st_size)
+        problem = self._header(kind, layout, st.st_size)
         if problem is None:
             self._good[key] = s
             self._bad.pop(key, None)
@@ -235,12 +253,12 @@ class Verifier:
             self._bad[key] = (s, problem)
         return problem, s
 
-    def _header(
-        self, kind: str, path: str, dtype: np.dtype[Any], shape: tuple[int, ...], size: int
-    ) -> str | None:
+    def _header(self, kind: str, layout: _Layout, size: int) -> str | None:
+        rel, dtype, shape = layout
+        path = self._prefix + rel
         self.headers_read += 1
         try:
-            with os.fdopen(open_no_follow(path), "rb") as f:
+            with os.fdopen(open_no_follow(self._name(rel), self._at), "rb") as f:
                 offset = _data_offset(f, dtype, shape)
         except FileNotFoundError:
             return f"{kind} {path} is missing"
@@ -259,7 +277,7 @@ class Verifier:
         self.contents_read += 1
         h = new_checksum()
         try:
-            with os.fdopen(open_no_follow(path), "rb") as f:
+            with os.fdopen(open_no_follow(self._name(rel), self._at), "rb") as f:
                 f.seek(_data_offset(f, dtype, shape))
                 while chunk := f.read(_CHUNK):
                     h.update(chunk)
@@ -270,6 +288,11 @@ class Verifier:
         if checksum_text(h) != recorded:
             return f"{kind} {path}: its content differs from the checksum recorded at commit"
         return None
+
+    def _name(self, rel: str) -> str:
+        """How to look up an index path already checked ("data/<name>"): its name in the
+        open ``data/``, or else its full path."""
+        return rel[len(DATA_DIR) + 1 :] if self._at is not None else self._prefix + rel
 
     def _learn(self, learned: list[_Learned]) -> None:
         """Write the stamps of files found sound under a new stamp back to their rows, so the
