@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="the diagnostics table; exit 1 if any row is not ok")
     p.add_argument("project")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--verify", action="store_true", help="also check each file's checksum")
     _selection_flags(p)
 
     p = sub.add_parser("analyze", help="compute what the selection needs, and nothing else")
@@ -116,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="PNG")
     p.add_argument("--select", metavar="SOURCE[/TRACK]")
     p.add_argument("--size", default="1400x900", metavar="WxH")
+
+    from diagnostics_app import cli_trash
+
+    cli_trash.add_parser(sub)
     return parser
 
 
@@ -170,8 +175,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         "prune": _prune,
         "export": _export,
         "screenshot": _screenshot,
+        "trash": _trash,
     }
     return handlers[cmd](args)
+
+
+def _trash(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_trash import run
+
+    return run(args)
 
 
 def _require_file(path: str) -> None:

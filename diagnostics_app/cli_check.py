@@ -22,7 +22,8 @@ SELECTION_FLAGS = ("source", "track", "feature", "calculator", "profile", "param
 
 
 def check(args: argparse.Namespace) -> int:
-    if not args.json or any(getattr(args, flag) for flag in SELECTION_FLAGS):
+    # --verify reads every file: a cached result cannot stand in for that
+    if not args.json or args.verify or any(getattr(args, flag) for flag in SELECTION_FLAGS):
         return _derive(args, None, None)
     project = check_cache.ProjectFile.read(args.project)
     record = check_cache.find(project) if project is not None else None
@@ -78,6 +79,7 @@ def _derive(
     from diagnostics_app.core.diagnostics import Diagnosis, Row
 
     session = cli._session(args.project, registry)
+    session.store.verify_content = args.verify
     try:
         selection = cli._selection(args, session)
         before = _snapshot(session, project) if project is not None else None

@@ -19,7 +19,9 @@ unchanged:
   the change counters of entries and of job records (every write of either bumps its counter in
   the same transaction), plus the newest entry and job (random ids) so that another index
   whose counters happen to be equal still differs. The store is opened as the full check
-  opens it, which also fails the jobs of dead processes first (a change, so a miss);
+  opens it, which also fails the jobs of dead processes first (a change, so a miss); and the
+  stat stamp of every file in its data folder (:func:`data_key`), so that a data file deleted,
+  truncated or replaced behind the store's back is a miss and the full check reports it;
 - **the audio files**: for each source, its path, its stat stamp and whether this user may
   read it.
 
@@ -169,6 +171,27 @@ def _module_stamps(folder: Path, skip: str = "") -> list[Json]:
     return out
 
 
+def data_key(folder: Path) -> str:
+    """The stat stamp of every file in the store's data folder, as one digest: a data file
+    deleted, truncated or replaced behind the store's back (which moves no counter) changes
+    it, so a cached ``ok`` is never served for data that is not there. One ``stat`` per file,
+    the same cost as the store's own verification of an unchanged folder."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with os.scandir(folder) as it:
+            names = sorted((e.name, e) for e in it)
+        for name, entry in names:
+            st = entry.stat(follow_symlinks=False)
+            digest.update(
+                f"{name}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode(
+                    "utf-8", "surrogateescape"
+                )
+            )
+    except OSError as exc:
+        digest.update(f"unreadable: {exc}".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
 def store_key(store: FeatureStore) -> list[Json]:
     try:
         st = os.stat(store.index_path)
@@ -176,7 +199,10 @@ def store_key(store: FeatureStore) -> list[Json]:
     except OSError:
         identity = None
     # through JSON: as saved (lists, not tuples)
-    return [identity, json.loads(json.dumps(store.state_token()))]
+    from diagnostics_app.core.store import DATA_DIR
+
+    token = json.loads(json.dumps(store.state_token()))
+    return [identity, token, data_key(store.root / DATA_DIR)]
 
 
 def audio_key(paths: Iterable[str]) -> list[Json]:

@@ -246,6 +246,27 @@ def test_audio_replaced(analysed: Path, check: Check) -> None:
 
 
 @pytest.mark.usefixtures("trusting")
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_data_file_damaged_behind_the_stores_back(
+    analysed: Path, check: Check, damage: str
+) -> None:
+    """No counter moves when a data file is deleted or truncated by hand: the cached ``ok``
+    must not be served (issue 9: ``ok`` means the data is there)."""
+    before = warm(check, analysed)
+    victim = sorted((analysed.parent / ".featurecache" / "data").glob("*.npy"))[0]
+    if damage == "delete":
+        victim.unlink()
+    else:
+        with open(victim, "r+b") as fh:
+            fh.truncate(victim.stat().st_size // 2)
+    after = check(analysed)
+    assert after.derived, "a damaged data file was served from the cache"
+    assert after.code == 1 and "failed" in after.rows().values()
+    assert victim.name in after.out
+    assert before.code == 0
+
+
+@pytest.mark.usefixtures("trusting")
 def test_audio_touched_same_bytes(analysed: Path, check: Check) -> None:
     before = warm(check, analysed)
     audio = analysed.parent / "audio" / "bass.wav"

@@ -106,4 +106,5 @@ def entry_token(entry: StoredEntry | None) -> tuple[Any, ...] | None:
         entry.commit_id,
         entry.calculator_version,
         tuple(sorted(entry.features)),
+        entry.problems,  # a file that fails verification changes the row
     )

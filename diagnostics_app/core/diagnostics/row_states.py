@@ -55,7 +55,11 @@ def feature_row(
         # the common case first (the general code below gives the same row): no job, cached
         # with the same canonical text as the current fingerprint, so ``ok``
         stored_feature = entry.features.get(feature)
-        if stored_feature is not None and entry.fingerprint_json == current_text:
+        if (
+            stored_feature is not None
+            and stored_feature.problem is None
+            and entry.fingerprint_json == current_text
+        ):
             return Row(
                 RowKey(src, feature, calc_id, profile, pkey),
                 "ok",
@@ -110,7 +114,9 @@ def feature_row(
             else:
                 stored = cached.fingerprint
                 reasons = fpr.diff(stored, current)
-            if not reasons:
+            if stored_feature is not None and stored_feature.problem is not None:
+                state, message = "failed", stored_feature.problem  # its files fail verification
+            elif not reasons:
                 state = "ok"
             elif last is not None:
                 state, message, job_id = "failed", last.message, last.id

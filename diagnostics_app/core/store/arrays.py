@@ -18,35 +18,69 @@ Storage ``"u16db"``
     in chunks of 1 MiB (memory stays flat; one extra pass over the data, from the page cache).
     The file's real encoding is a column of the feature row, so metas round-trip unchanged.
 
-Reading never unpickles (``np.load(..., allow_pickle=False)``) and memory-maps when asked.
+Checksums and stamps
+    Each file's checksum (``b2:`` + blake2b-128 of the array bytes after the ``.npy`` header)
+    is computed while it is written, and its stamp (``size:mtime_ns:inode``) is taken once it
+    is complete; both go into the feature's row (:mod:`.verify` checks files against them).
+
+Reading never unpickles, never follows a symbolic link and reads only paths the index may
+name (:mod:`.paths`): the header is parsed here and the values are memory-mapped when asked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.causes import one_line
+from diagnostics_app.core.store.paths import (
+    DATA_DIR,
+    TMP_DIR,
+    index_path_ok,
+    is_regular,
+    open_no_follow,
+    refusal,
+)
 from diagnostics_app.core.store.records import LoadedFeature, StoredFeature
 
-DATA_DIR: Final = "data"
-TMP_DIR: Final = "tmp"
+__all__ = ["DATA_DIR", "TMP_DIR"]  # re-exported: the store's modules import them from here
+
 U16_LEVELS: Final = 65535
 
 _HEADER_BYTES: Final = 128  # fixed .npy header area (magic + version + length + dict), 64-aligned
 _CHUNK_BYTES: Final = 1 << 20
 F32: Final = np.dtype("<f4")
 U16: Final = np.dtype("<u2")
+F64: Final = np.dtype("<f8")
+
+
+def new_checksum() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+def checksum_text(h: Any) -> str:
+    return "b2:" + str(h.hexdigest())
+
+
+def stamp_text(st: os.stat_result) -> str:
+    """What identifies a file's current state without reading it: size, mtime, inode."""
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+def npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
+    """The exact header :class:`ArrayWriter` writes for ``(dtype, shape)``."""
+    return _npy_header(dtype, shape)
 
 
 def _npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
@@ -136,6 +170,8 @@ class ArrayWriter:
         self.encoding = "float32" if value_range is None else "u16db"
         self.dtype = F32 if value_range is None else U16
         self.frames = 0
+        self.checksum = ""  # set by finish()
+        self._hash = new_checksum()  # of the values as written, after the header
         self._file = path.open("wb")
         try:
             self._file.write(_npy_header(self.dtype, (0, channels, width)))
@@ -154,6 +190,7 @@ class ArrayWriter:
             data = _encode_u16(data, *self.value_range)
         if data.size:
             self._file.write(data.data)
+            self._hash.update(data.data)
         self.frames += data.shape[0]
 
     def finish(self, durable: bool = True) -> None:
@@ -164,6 +201,7 @@ class ArrayWriter:
         if durable:
             os.fsync(f.fileno())
         f.close()
+        self.checksum = checksum_text(self._hash)
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -173,9 +211,10 @@ class ArrayWriter:
 
 def write_array(
     path: Path, values: np.ndarray, value_range: tuple[float, float] | None, *, durable: bool
-) -> str:
+) -> tuple[str, str]:
     """Write frames ``(n, channels, width)`` through an :class:`ArrayWriter`, 1 MiB of input
-    at a time (so the u16 encoding's float64 temporary stays small); the file's encoding."""
+    at a time (so the u16 encoding's float64 temporary stays small); the file's encoding and
+    checksum."""
     n, channels, width = values.shape
     writer = ArrayWriter(path, channels, width, value_range)
     try:
@@ -186,14 +225,15 @@ def write_array(
     except BaseException:
         writer.discard()
         raise
-    return writer.encoding
+    return writer.encoding, writer.checksum
 
 
-def transcode_u16(src: Path, dst: Path, value_range: tuple[float, float]) -> None:
-    """Write the float32 file ``src`` again as u16db in ``dst``, reading it memory-mapped."""
+def transcode_u16(src: Path, dst: Path, value_range: tuple[float, float]) -> str:
+    """Write the float32 file ``src`` again as u16db in ``dst``, reading it memory-mapped;
+    the checksum of ``dst``."""
     values = np.load(src, mmap_mode="r", allow_pickle=False)
     try:
-        write_array(dst, values, value_range, durable=True)
+        return write_array(dst, values, value_range, durable=True)[1]
     finally:
         del values  # release the mapping before the source is unlinked
 
@@ -208,12 +248,17 @@ def frame_times(times: np.ndarray | None, frames: int, what: str) -> np.ndarray 
     return t
 
 
-def write_times(path: Path, times: np.ndarray, *, durable: bool) -> None:
+def write_times(path: Path, times: np.ndarray, *, durable: bool) -> str:
+    """Write contiguous float64 frame times (see :func:`frame_times`); the file's checksum
+    (``np.save`` writes a contiguous array's bytes as they are, after its header)."""
     with path.open("wb") as f:
         np.save(f, times, allow_pickle=False)
         if durable:
             f.flush()
             os.fsync(f.fileno())
+    h = new_checksum()
+    h.update(times.tobytes())  # frame times: small
+    return checksum_text(h)
 
 
 @dataclass
@@ -225,10 +270,15 @@ class StagedFeature:
     encoding: str
     frames: int
     paths: list[Path]  # data file, then the times file if any
+    checksums: list[str]  # one per path
     nbytes: int = 0
+    stamps: str | None = None
 
     def measure(self) -> None:
-        self.nbytes = sum(p.stat().st_size for p in self.paths)
+        """Sizes and stamps of the finished files (a rename into ``data/`` keeps both)."""
+        stats = [p.stat() for p in self.paths]
+        self.nbytes = sum(st.st_size for st in stats)
+        self.stamps = ",".join(map(stamp_text, stats))
 
     def row(self) -> tuple[Any, ...]:
         """Its ``features`` row (see :mod:`.index`), once its files are in ``data/``."""
@@ -243,7 +293,33 @@ class StagedFeature:
             self.meta.channels,
             self.meta.width,
             self.nbytes,
+            self.stamps,
+            ",".join(self.checksums),
         )
+
+
+def read_npy_header(f: BinaryIO) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """The dtype, shape and data offset of an open ``.npy`` file in C order; ValueError (or
+    EOFError) if it is not one. Reads only the header."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if fortran:
+        raise ValueError("the array is in Fortran order")
+    return dtype, tuple(shape), f.tell()
+
+
+def describe(dtype: np.dtype[Any], shape: tuple[int, ...]) -> str:
+    """``float32 (10, 2)``: how messages name an array's layout."""
+    return f"{dtype.name} {shape}"
+
+
+def expected_size(offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
+    return offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
 def load_feature(
@@ -259,7 +335,7 @@ def load_feature(
     meta = stored.meta
     dtype = U16 if stored.encoding == "u16db" else F32
     shape = (stored.frames, stored.channels, stored.width)
-    raw = _read_array(root / stored.path, dtype, shape, mmap, what, why_missing)
+    raw = _read_array(root, stored.path, dtype, shape, mmap, what, why_missing)
     sel = frames if frames is not None else slice(None)
     part = raw[sel]
     if stored.encoding == "u16db":
@@ -268,8 +344,9 @@ def load_feature(
     else:
         data = part
     if stored.times_path is not None:
-        path = root / stored.times_path
-        times = _read_array(path, np.dtype("<f8"), (stored.frames,), mmap, what, why_missing)[sel]
+        times = _read_array(
+            root, stored.times_path, F64, (stored.frames,), mmap, what, why_missing
+        )[sel]
     else:
         times = (
             meta.frame_start + (meta.frame_step or 0.0) * np.arange(stored.frames, dtype=np.float64)
@@ -278,24 +355,48 @@ def load_feature(
 
 
 def _read_array(
-    path: Path,
+    root: Path,
+    rel: str,
     dtype: np.dtype[Any],
     shape: tuple[int, ...],
     mmap: bool,
     what: str,
     why_missing: Callable[[], str],
 ) -> np.ndarray:
+    """The array of the index path ``rel``, checked against the layout the index records."""
+    if not index_path_ok(rel):
+        raise StoreError(f"{root}: {refusal(rel)} for {what}; not read")
+    path = root / rel
     try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        fd = open_no_follow(str(path))
     except FileNotFoundError:
         raise StoreError(f"{path}: array file of {what}: {why_missing()}") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except OSError as exc:
         raise StoreError(
-            f"{path}: corrupt array file of {what}: {one_line(str(exc))[:200]}"
+            f"{path}: cannot read the array file of {what}: {one_line(str(exc))[:200]}"
+            + (" (a symbolic link: refused)" if os.path.islink(path) else "")
         ) from None
-    if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
-        got = f"{getattr(arr, 'dtype', '?')} {getattr(arr, 'shape', '?')}"
-        raise StoreError(
-            f"{path}: corrupt array file of {what}: holds {got}, the index says {dtype} {shape}"
-        )
-    return arr
+    with os.fdopen(fd, "rb") as f:
+        try:
+            st = os.fstat(fd)
+            if not is_regular(st.st_mode):
+                raise ValueError("not a regular file")
+            size = st.st_size
+            got_dtype, got_shape, offset = read_npy_header(f)
+            if got_dtype != dtype or got_shape != shape:
+                raise ValueError(
+                    f"holds {describe(got_dtype, got_shape)}, the index says "
+                    f"{describe(dtype, shape)}"
+                )
+            need = expected_size(offset, dtype, shape)
+            if size != need:
+                raise ValueError(f"is {size:,} bytes, expected {need:,}")
+            if need == offset:
+                return np.empty(shape, dtype)
+            if mmap:
+                return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape)
+            return np.fromfile(f, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        except (OSError, ValueError, EOFError) as exc:
+            raise StoreError(
+                f"{path}: corrupt array file of {what}: {one_line(str(exc))[:200]}"
+            ) from None

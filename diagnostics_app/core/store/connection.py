@@ -8,11 +8,17 @@ writes (entry commits, prunes, restores, purges) run with ``synchronous=FULL`` s
 power loss cannot resurrect a row whose files were already deleted, the others with
 ``NORMAL`` (safe against process crashes, cheap at 10 job updates per second); every SQLite
 error leaves as a one-line :class:`StoreError` naming the index.
+
+It also carries the store's *warnings* (:meth:`IndexConnection.warn`): problems that are not
+errors, such as a path in the index that the store refuses to follow. Each is one line, kept
+once per store instance and logged once to the ``diagnostics_app.store`` logger: where
+nothing configured logging (the CLI), Python prints it on stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,6 +31,8 @@ from diagnostics_app.core.store.records import StoreVersion
 
 INDEX_NAME: Final = "index.sqlite"
 DEFAULT_BUSY_TIMEOUT: Final = 30.0  # seconds a writer waits for another process's transaction
+
+log = logging.getLogger("diagnostics_app.store")
 
 
 def connect(index: Path, busy_timeout: float) -> sqlite3.Connection:
@@ -46,6 +54,16 @@ class IndexConnection:
         self._conn: sqlite3.Connection | None = conn
         self._writes = 0  # transactions committed by this connection
         self._version_cache: tuple[int, int, StoreVersion] | None = None
+        self.warnings: list[str] = []  # see warn()
+
+    def warn(self, message: str) -> None:
+        """Report ``message`` (one line, naming what it is about) once per store instance."""
+        text = f"warning: {self.path.parent}: {message}"
+        with self.lock:
+            if text in self.warnings:
+                return
+            self.warnings.append(text)
+        log.warning("%s", text)
 
     @property
     def closed(self) -> bool:

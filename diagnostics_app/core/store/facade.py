@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import digests, index, recovery, schema
+from diagnostics_app.core.store import digests, index, paths, recovery, schema
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature
@@ -43,6 +43,7 @@ from diagnostics_app.core.store.records import (
     canonical_params,
 )
 from diagnostics_app.core.store.trash import TRASH_MAX_AGE
+from diagnostics_app.core.store.verify import Verifier
 from diagnostics_app.core.store.writing import PassWriter, stage_import
 
 if TYPE_CHECKING:
@@ -59,6 +60,10 @@ class FeatureStore:
         self.index_path = root / INDEX_NAME
         self._db = IndexConnection(self.index_path, conn)
         self._index = index.EntryIndex(self._db)
+        self._verifier = Verifier(self._db, root)
+        # entries() also hashes every file and compares it with its recorded checksum
+        # (``check --verify``); off, it checks existence, size and header (see .verify)
+        self.verify_content = False
         self._registration: tuple[int, str] | None = None  # (pid, token) in the writers table
         self._writers: weakref.WeakSet[PassWriter] = weakref.WeakSet()
 
@@ -73,8 +78,11 @@ class FeatureStore:
         trash_max_age: float | None = TRASH_MAX_AGE,
     ) -> FeatureStore:
         """Open (creating if needed) the store in ``cache_dir``; sweeps what crashed writers
-        left, fails the jobs of dead processes and purges trash older than ``trash_max_age``."""
+        left, fails the jobs of dead processes and purges trash older than ``trash_max_age``.
+        A system folder, or a folder holding other things and no store, is refused
+        (:func:`~.paths.check_cache_dir`)."""
         root = Path(cache_dir)
+        paths.check_cache_dir(root)
         try:
             for folder in (root, root / DATA_DIR, root / TMP_DIR):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -82,6 +90,7 @@ class FeatureStore:
             raise StoreError(
                 f"{root}: cannot create the feature store folder: {os_cause(exc)}"
             ) from None
+        paths.check_own_folders(root)
         store = cls(root, connect(root / INDEX_NAME, busy_timeout))
         try:
             schema.setup(store._db, busy_timeout)
@@ -181,11 +190,19 @@ class FeatureStore:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def entries(self) -> list[StoredEntry]:
+    def entries(self, verify: bool = True) -> list[StoredEntry]:
         """Every entry with its features, in entry id order: one joined query. The result is
         kept: while the ``entries`` counter is unchanged it is returned again, and after a
-        change only the entries whose ``seq`` is newer are read again."""
-        return self._index.entries()
+        change only the entries whose ``seq`` is newer are read again.
+
+        With ``verify`` (the listing a diagnosis uses) each feature's files are checked
+        (:mod:`.verify`: an ``lstat`` per file while unchanged; the content too with
+        :attr:`verify_content`) and a feature that fails has its ``problem`` set; the sound
+        entries are the kept objects."""
+        listed = self._index.entries()
+        if not verify:
+            return listed
+        return self._verifier.listing(listed, self.verify_content)
 
     def entries_for_source(self, source_id: str) -> list[StoredEntry]:
         return self._index.for_source(source_id)
@@ -194,7 +211,16 @@ class FeatureStore:
         return self._index.get(key)
 
     def path_of(self, relative: str) -> Path:
+        """The file an index path names; StoreError if the store may not follow it."""
+        if not paths.index_path_ok(relative):
+            raise StoreError(f"{self.root}: {paths.refusal(relative)}")
         return self.root / relative
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per problem reported so far that was not an error (a refused path in the
+        index, features whose content could not be verified), each once."""
+        return tuple(self._db.warnings)
 
     def load(
         self,

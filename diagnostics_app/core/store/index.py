@@ -49,12 +49,12 @@ from diagnostics_app.core.store.recovery import delete_garbage, references
 _ENTRY_COLS: Final = (
     "e.id, e.source_id, e.calculator_id, e.profile, e.params, e.fingerprint, "
     "e.calculator_version, e.commit_id, e.created, e.updated, f.feature, f.path, f.times_path, "
-    "f.meta_id, f.encoding, f.frames, f.channels, f.width, f.nbytes"
+    "f.meta_id, f.encoding, f.frames, f.channels, f.width, f.nbytes, f.stamp, f.checksum"
 )
 ENTRY_SQL: Final = f"SELECT {_ENTRY_COLS} FROM entries e JOIN features f ON f.entry_id = e.id"
 KEY_WHERE: Final = "e.source_id = ? AND e.calculator_id = ? AND e.profile = ? AND e.params = ?"
 
-# (feature, path, times_path, meta, encoding, frames, channels, width, nbytes)
+# (feature, path, times_path, meta, encoding, frames, channels, width, nbytes, stamp, checksum)
 FeatureRow = tuple[Any, ...]
 # what one transaction commits for one key: (key, fingerprint JSON, version, feature rows)
 EntryRows = tuple[EntryKey, str, int, Sequence[FeatureRow]]
@@ -75,7 +75,7 @@ def _entries_from_rows(
             current = tuple(row[:10])
             features = {}
         name = row[10]
-        features[name] = new_feature(name, row[11], row[12], metas[row[13]], *row[14:19])
+        features[name] = new_feature(name, row[11], row[12], metas[row[13]], *row[14:21])
     if current is not None:
         out.append(_make_entry(current, features))
     return out
@@ -228,7 +228,7 @@ def _replace_in(
         )
         eid = cur.lastrowid
     c.executemany(
-        "INSERT INTO features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(eid, *r[:3], _meta_id(c, r[3], meta_ids), *r[4:]) for r in rows],
     )
     c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in old])

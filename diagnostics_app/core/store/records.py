@@ -117,6 +117,15 @@ class StoredFeature:
     channels: int
     width: int
     nbytes: int  # bytes on disk, both files
+    # "size:mtime_ns:inode" of each file ("data,times") when it was last found sound: at its
+    # commit, or when a listing last read its header; None for rows of older versions
+    stamp: str | None = None
+    # "b2:<blake2b-128 hex>" of each file's values (after the .npy header), recorded at commit;
+    # None for rows of older versions ("no checksum recorded")
+    checksum: str | None = None
+    # set by a verified listing (FeatureStore.entries): why its files are not what this row
+    # says (missing, wrong size or header, refused path, content differs); None when sound
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,9 @@ class StoredEntry:
     updated: float  # epoch seconds: commit of the current data
     features: Mapping[str, StoredFeature]
     commit_id: str  # changes with every commit of the key (restore uses it)
+    # (feature, problem) of each feature whose ``problem`` is set, in feature order: () for a
+    # sound entry (one attribute to compare, for consumers that remember entries)
+    problems: tuple[tuple[str, str], ...] = ()
 
     def __hash__(self) -> int:
         return hash((self.entry_id, self.commit_id))

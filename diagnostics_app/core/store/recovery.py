@@ -14,6 +14,13 @@ Crash safety (proven by ``tests/core/test_store_crash.py``, which SIGKILLs write
     100,000 files does not list them. :meth:`FeatureStore.sweep` with ``full=True`` forces the
     scan. Liveness is decided *before* reading the set of referenced files, so a writer that
     commits and then dies cannot have its committed file taken for an orphan.
+
+Deleting only its own files
+    A path listed as garbage is deleted only if it names a file of this store (:mod:`.paths`);
+    any other is reported once as refused, and its row dropped, the file untouched. Files found
+    by scanning ``tmp/`` and ``data/`` are deleted only when their name is one the writers give
+    (``<random>.<pid>-<token>...``) and that process is dead; ``tmp/`` and ``data/`` are
+    checked at open to be real folders, so the scan never lists another folder.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, unlink
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.owners import file_owner_alive, process_alive, process_start_token
+from diagnostics_app.core.store.paths import index_path_ok, refusal
 
 
 def register(db: IndexConnection) -> str:
@@ -70,7 +78,8 @@ def delete_garbage(db: IndexConnection, root: Path, paths: Sequence[str]) -> Non
     left is retried at the next open)."""
     if not paths:
         return
-    done = [p for p in paths if unlink(root / p) or not (root / p).exists()]
+    done = [p for p in _own(db, paths) if unlink(root / p) or not (root / p).exists()]
+    done.extend(p for p in paths if not index_path_ok(p))  # their rows go, nothing else
     with contextlib.suppress(StoreError), db.write("cannot clear garbage") as c:
         c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in done])
 
@@ -106,7 +115,7 @@ def sweep(db: IndexConnection, root: Path, full: bool = False) -> int:
         for rel in candidates:
             if rel not in referenced:
                 removed += unlink(root / rel)
-        stale = [p for p in garbage if p not in referenced]
+        stale = [p for p in _own(db, garbage) if p not in referenced]
         removed += sum(unlink(root / p) for p in stale)
         if garbage:
             with db.write("cannot clear garbage") as c:
@@ -115,6 +124,17 @@ def sweep(db: IndexConnection, root: Path, full: bool = False) -> int:
         with db.write("cannot clear dead writers") as c:
             c.executemany("DELETE FROM writers WHERE token = ?", [(t,) for t in dead])
     return removed
+
+
+def _own(db: IndexConnection, paths: Sequence[str]) -> list[str]:
+    """The paths that name files of this store; each other one is reported (once)."""
+    own = []
+    for p in paths:
+        if index_path_ok(p):
+            own.append(p)
+        else:
+            db.warn(f"{refusal(p)} listed for deletion in the index; not deleted")
+    return own
 
 
 def _referenced(db: IndexConnection) -> set[str]:

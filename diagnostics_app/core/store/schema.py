@@ -14,7 +14,17 @@ from typing import Final
 from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.connection import IndexConnection
 
-SCHEMA_VERSION: Final = 2  # 2: cancel_requests (cancelling another process's job)
+# 2: cancel_requests (cancelling another process's job); 3: features and trash rows record
+# each file's stamp and checksum (see .verify)
+SCHEMA_VERSION: Final = 3
+
+# columns added after the table was first released: (table, column, declaration)
+_ADDED_COLUMNS: Final = (
+    ("features", "stamp", "TEXT"),
+    ("features", "checksum", "TEXT"),
+    ("trash", "stamp", "TEXT"),
+    ("trash", "checksum", "TEXT"),
+)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -31,6 +41,7 @@ CREATE TABLE IF NOT EXISTS features (
     entry_id INTEGER NOT NULL, feature TEXT NOT NULL, path TEXT NOT NULL, times_path TEXT,
     meta_id INTEGER NOT NULL, encoding TEXT NOT NULL, frames INTEGER NOT NULL,
     channels INTEGER NOT NULL, width INTEGER NOT NULL, nbytes INTEGER NOT NULL,
+    stamp TEXT, checksum TEXT,
     PRIMARY KEY (entry_id, feature)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trash (
     prune_id TEXT NOT NULL, pruned REAL NOT NULL, entry_id INTEGER NOT NULL,
@@ -39,7 +50,7 @@ CREATE TABLE IF NOT EXISTS trash (
     commit_id TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
     feature TEXT NOT NULL, path TEXT NOT NULL, times_path TEXT, meta_id INTEGER NOT NULL,
     encoding TEXT NOT NULL, frames INTEGER NOT NULL, channels INTEGER NOT NULL,
-    width INTEGER NOT NULL, nbytes INTEGER NOT NULL,
+    width INTEGER NOT NULL, nbytes INTEGER NOT NULL, stamp TEXT, checksum TEXT,
     PRIMARY KEY (prune_id, entry_id, feature));
 CREATE TABLE IF NOT EXISTS garbage (path TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS writers (
@@ -77,10 +88,16 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
         version = _schema_version(c, db.path)  # again: another process may have won the race
         if version is None or version < SCHEMA_VERSION:
             # every statement is IF NOT EXISTS: running them all creates a new index and
-            # migrates an older one (1 -> 2 adds cancel_requests)
+            # migrates an older one (1 -> 2 adds cancel_requests); columns added later are
+            # added to the tables an older version created (2 -> 3: stamps and checksums,
+            # NULL for the rows already there: verified by header, "no checksum recorded")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
+            for table, column, declaration in _ADDED_COLUMNS:
+                have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             c.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),

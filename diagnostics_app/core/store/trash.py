@@ -45,7 +45,7 @@ def prune(db: IndexConnection, items: Sequence[tuple[EntryKey, str]]) -> str:
                 "INSERT INTO trash (prune_id, pruned, entry_id, source_id, calculator_id, "
                 "profile, params, fingerprint, calculator_version, commit_id, created, "
                 "updated, feature, path, times_path, meta_id, encoding, frames, channels, width, "
-                "nbytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "nbytes, stamp, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (prune_id, now, *row),
             )
             c.execute("DELETE FROM features WHERE entry_id = ? AND feature = ?", (eid, feature))
@@ -68,7 +68,8 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
         rows = c.execute(
             "SELECT entry_id, source_id, calculator_id, profile, params, fingerprint, "
             "calculator_version, commit_id, created, updated, feature, path, times_path, meta_id, "
-            "encoding, frames, channels, width, nbytes FROM trash WHERE prune_id = ? "
+            "encoding, frames, channels, width, nbytes, stamp, checksum FROM trash "
+            "WHERE prune_id = ? "
             "ORDER BY entry_id, feature",
             (prune_id,),
         ).fetchall()
@@ -93,7 +94,7 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
                 "SELECT 1 FROM features WHERE entry_id = ? AND feature = ?", (eid, row[10])
             ).fetchone():
                 continue
-            c.execute("INSERT INTO features VALUES (?,?,?,?,?,?,?,?,?,?)", (eid, *row[10:]))
+            c.execute("INSERT INTO features VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (eid, *row[10:]))
             c.execute("UPDATE entries SET seq = ? WHERE id = ?", (seq, eid))
             c.execute(
                 "DELETE FROM trash WHERE prune_id = ? AND entry_id = ? AND feature = ?",

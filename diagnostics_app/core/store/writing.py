@@ -162,23 +162,24 @@ class PassWriter:
             arr = self._temp(calculator_id, feature, meta.channels, meta.width)
             del self._open[(calculator_id, feature)]
         what = f"{calculator_id}/{feature}"
-        item = StagedFeature(feature, meta, arr.encoding, arr.frames, [arr.path])
+        item = StagedFeature(feature, meta, arr.encoding, arr.frames, [arr.path], [""])
         path = arr.path
         try:
             check_layout(what, arr.channels, arr.width, meta)
             arr.finish()
+            item.checksums[0] = arr.checksum
             value_range = u16_range(meta)
             if value_range is not None:
                 path = self._root / TMP_DIR / new_name(".npy")
                 item.paths[0] = path
-                transcode_u16(arr.path, path, value_range)
+                item.checksums[0] = transcode_u16(arr.path, path, value_range)
                 unlink(arr.path)
                 item.encoding = "u16db"
             t = frame_times(times, arr.frames, what)
             if t is not None:
                 path = self._root / TMP_DIR / new_name(".times.npy")
                 item.paths.append(path)
-                write_times(path, t, durable=True)
+                item.checksums.append(write_times(path, t, durable=True))
             item.measure()
         except BaseException as exc:
             arr.discard()
@@ -262,13 +263,16 @@ def _import_feature(
             raise ValueError(f"{what}: frames must be (n, channels, width)")
         check_layout(what, values.shape[1], values.shape[2], meta)
     t = frame_times(item.times.get(feature), len(values), what)
-    staged = StagedFeature(feature, meta, "float32", len(values), [data / new_name(".npy")])
+    staged = StagedFeature(feature, meta, "float32", len(values), [data / new_name(".npy")], [])
     written.append(staged.paths[0])
-    staged.encoding = write_array(staged.paths[0], values, u16_range(meta), durable=durable)
+    staged.encoding, checksum = write_array(
+        staged.paths[0], values, u16_range(meta), durable=durable
+    )
+    staged.checksums.append(checksum)
     if t is not None:
         staged.paths.append(data / new_name(".times.npy"))
         written.append(staged.paths[1])
-        write_times(staged.paths[1], t, durable=durable)
+        staged.checksums.append(write_times(staged.paths[1], t, durable=durable))
     staged.measure()
     return staged
 
