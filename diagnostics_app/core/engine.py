@@ -33,7 +33,7 @@ from diagnostics_app.core.calculators.base import (
     OutputMeta,
 )
 from diagnostics_app.core.dsp import stft_magnitude, stft_offset
-from diagnostics_app.core.errors import Cancelled
+from diagnostics_app.core.errors import Cancelled, DiagnosticsError
 from diagnostics_app.core.params import Params, check_for_rate
 from diagnostics_app.core.tempo import TempoMap
 
@@ -214,6 +214,7 @@ def run_pass(
         ctx = AnalysisContext(
             info.sample_rate, info.channels, signal_channels, info.frames, params, plan.tempo
         )
+        guard = _FiniteGuard(plan.calculators, plan.path)
         runs = [(c, c.start(ctx)) for c in plan.calculators]
         spectral = [(c, r) for c, r in runs if c.uses_spectrum]
         others = [(c, r) for c, r in runs if not c.uses_spectrum]
@@ -246,6 +247,7 @@ def run_pass(
             results = _process_block(pool, block, spectral, others)
             for calc, outputs in results:
                 for feature, frames in outputs.items():
+                    guard.check(calc, feature, frames)
                     sink.write(calc.id, feature, frames)
             decoded += samples.shape[1]
             next_frame += count
@@ -255,8 +257,11 @@ def run_pass(
         reader.close()
         for calc, run in runs:
             cancel.raise_if_cancelled()
-            for outputs in run.finish():
+            with _quiet():
+                finished = list(run.finish())
+            for outputs in finished:
                 for feature, frames in outputs.items():
+                    guard.check(calc, feature, frames)
                     sink.write(calc.id, feature, frames)
             metas = run.outputs()
             sink.close(calc.id, metas, {f: run.times(f) for f in metas})
@@ -377,7 +382,12 @@ def _process_block(
     def run_group(
         group: Sequence[tuple[Calculator, CalculatorRun]],
     ) -> list[Mapping[str, np.ndarray]]:
-        return [run.process(block) for _, run in group]
+        with _quiet():
+            return [run.process(block) for _, run in group]
+
+    def run_piece(run: CalculatorRun, piece: Block) -> Mapping[str, np.ndarray]:
+        with _quiet():
+            return run.process(piece)
 
     workers = getattr(pool, "_max_workers", os.cpu_count() or 2)
     submitted: list[Future[Any]] = []
@@ -386,7 +396,7 @@ def _process_block(
     for i, (_, run) in enumerate(others):
         if getattr(run, "frames_independent", False) and block.frame_count >= 2 * _MIN_PIECE:
             split[i] = [
-                pool.submit(run.process, _sub_block(block, first, n))
+                pool.submit(run_piece, run, _sub_block(block, first, n))
                 for first, n in _pieces(block.frame_count, workers)
             ]
             submitted.extend(split[i])
@@ -407,6 +417,46 @@ def _process_block(
         else:
             out.append((calc, single[i].result()[0]))
     return out
+
+
+def _quiet() -> Any:
+    """Overflow and invalid-value warnings of numpy inside a calculator: not printed (and not
+    raised where warnings are errors). Their result, a non-finite value, is what matters,
+    and :class:`_FiniteGuard` reports it with the frames it is in. Per thread: numpy's error
+    state does not follow work into the pool's threads, so each task sets it."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+class NonFiniteOutput(DiagnosticsError):
+    """A calculator produced NaN or infinity where its feature declares no meaning for it."""
+
+
+class _FiniteGuard:
+    """Checks every block a calculator writes: NaN or infinity in a feature that does not
+    declare what they mean (``FeatureSpec.nonfinite``) fails the pass, naming the feature,
+    the frames and the file, so that nothing non-finite is ever committed under ``ok``. One
+    ``isfinite`` per block (a fraction of the block's computation)."""
+
+    def __init__(self, calculators: Iterable[Calculator], path: str) -> None:
+        self._allowed = {(c.id, f.name) for c in calculators for f in c.features if f.nonfinite}
+        self._name = Path(path).name
+        self._written: dict[tuple[str, str], int] = {}
+
+    def check(self, calc: Calculator, feature: str, frames: np.ndarray) -> None:
+        key = (calc.id, feature)
+        first = self._written.get(key, 0)
+        self._written[key] = first + len(frames)
+        if key in self._allowed or frames.dtype.kind not in "fc":
+            return
+        finite = np.isfinite(frames)
+        if finite.all():
+            return
+        bad = np.flatnonzero(~finite.reshape(len(frames), -1).all(axis=1)) + first
+        where = f"frame {bad[0]}" if len(bad) == 1 else f"frames {bad[0]}–{bad[-1]}"
+        raise NonFiniteOutput(
+            f"{self._name}: {calc.id} produced non-finite values (NaN or infinity) in "
+            f"{feature!r} at {where} ({len(bad)} frame{'s' if len(bad) != 1 else ''})"
+        )
 
 
 def analyse(

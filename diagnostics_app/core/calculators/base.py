@@ -36,6 +36,10 @@ class FeatureSpec:
     bin_unit: str = ""  # for image features: what the bins are ("Hz", "mel band", "pitch class")
     storage: Storage = "float32"  # u16db: dB quantised to uint16 between min_db and max_db
     description: str = ""
+    # What a NaN or an infinity in this feature's output means, when it means something
+    # (e.g. "NaN: no estimate for the frame"). Empty: non-finite values are an error, and the
+    # pass fails naming the frames (a cache must never keep NaN under an ``ok`` row).
+    nonfinite: str = ""
 
 
 @dataclass(frozen=True)
