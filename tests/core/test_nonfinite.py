@@ -75,7 +75,7 @@ def test_the_guard_names_the_frames_and_respects_a_declared_meaning(tmp_path: Pa
 
     # the same calculator declaring what non-finite values mean: the pass succeeds
     class Declared(type(calc)):  # type: ignore[misc]
-        features = tuple(  # noqa: RUF012
+        features = tuple(
             FeatureSpec(**{**f.__dict__, "nonfinite": "inf: overflow"}) for f in calc.features
         )
 
