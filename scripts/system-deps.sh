@@ -10,6 +10,8 @@ PKGS=(
   xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1
   libxcb-shm0 libxcb-sync1 libxcb-glx0 libxcb-util1 libxcb-render0
+  # the distributions' validators of the desktop entry and the AppStream metadata (tests)
+  desktop-file-utils appstream
 )
 command -v dpkg-query >/dev/null 2>&1 || { echo "system-deps: not a Debian system; install the equivalents of: ${PKGS[*]}" >&2; exit 0; }
 missing=()
