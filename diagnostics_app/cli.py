@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        _escape_surrogates_on_stdout()
         args = build_parser().parse_args(args_list)
+        _refuse_null_bytes(args)
         if args.command in ("check", "analyze", "explain", "prune", "export"):
             # one-shot commands build ~10 objects per row and free them all at exit: the
             # cyclic collector would only walk them again and again (there are no cycles)
@@ -152,6 +154,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(f"diagnostics-app: {exc}")
         raise
     return EXIT_BAD_INPUT
+
+
+def _escape_surrogates_on_stdout() -> None:
+    """A path the OS gave us may hold bytes that are not UTF-8, which Python carries as lone
+    surrogates; written raw they make the output invalid UTF-8 (or raise mid-table). On a
+    UTF-8 stdout they are the only characters that cannot be encoded, and "backslashreplace"
+    writes each as ``\\udcXX``: in ``--json`` output that is the JSON escape of the same
+    string (valid UTF-8 JSON, which json.loads reads back unchanged), in a table a readable
+    escape. Every writer is covered, whatever builds its text. (Ids cannot hold surrogates:
+    the project loader refuses them.)"""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding == "utf8" and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _fail(message: str) -> None:
@@ -186,6 +203,17 @@ def _trash(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _refuse_null_bytes(args: argparse.Namespace) -> None:
+    """No path or id can hold a null byte (the OS would raise ValueError deep inside): refuse
+    any argument with one, naming the flag, before anything uses it. (A shell cannot pass one;
+    a script calling ``main`` or ``subprocess`` with a list can.)"""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\x00" in item:
+                flag = name if name in ("project", "dir") else "--" + name.replace("_", "-")
+                raise UsageError(f"diagnostics-app: {flag} {item!r}: contains a null byte")
+
+
 def _require_file(path: str) -> None:
     if not Path(path).is_file():
         raise UsageError(f"diagnostics-app: {path}: project file not found")
@@ -213,12 +241,27 @@ def _parse_params(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
         if "=" not in item:
             raise UsageError(f"diagnostics-app: --param {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
+        key = key.strip()
+        _known_param(key)
         try:
             parsed: Any = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = value
-        out.append((key.strip(), parsed))
+        out.append((key, parsed))
     return tuple(out)
+
+
+def _known_param(key: str) -> None:
+    """A typo (``fmn``) would match no row and exit 0: refuse names no request can have."""
+    import difflib
+
+    from diagnostics_app.core.params import PARAMS
+
+    if key in PARAMS:
+        return
+    close = difflib.get_close_matches(key, list(PARAMS), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(PARAMS)}"
+    raise UsageError(f"diagnostics-app: --param {key!r}: unknown parameter ({hint})")
 
 
 def _selection(args: argparse.Namespace, session: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import soundfile as sf
 
+from diagnostics_app.core import files
 from diagnostics_app.core.errors import AudioError
 
 # Decoding block: large enough that per-block overhead vanishes, small enough that memory stays
@@ -44,6 +45,10 @@ class AudioInfo:
 
 
 def _stat(path: Path) -> os.stat_result:
+    """Stat, and refuse what cannot be audio, before anything opens the file: opening a FIFO
+    blocks until a writer appears, and a device has no size (st_size 0, not "empty")."""
+    if "\x00" in str(path):
+        raise AudioError(files.printable(path), "the path contains a null byte")
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -54,6 +59,9 @@ def _stat(path: Path) -> os.stat_result:
         raise AudioError(path, f"cannot access: {exc.strerror or exc}") from None
     if stat_module.S_ISDIR(st.st_mode):
         raise AudioError(path, "is a folder, not an audio file")
+    reason = files.non_regular_reason(st.st_mode)
+    if reason is not None:
+        raise AudioError(path, reason)
     if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     return st
@@ -62,7 +70,9 @@ def _stat(path: Path) -> os.stat_result:
 def _open(path: Path) -> sf.SoundFile:
     _stat(path)
     try:
-        return sf.SoundFile(str(path))
+        # bytes: soundfile would encode a str path strictly, and a file name that is not
+        # UTF-8 (carried by Python as lone surrogates) would then fail to open
+        return sf.SoundFile(os.fsencode(path))
     except PermissionError:
         raise AudioError(path, "permission denied") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -267,9 +277,19 @@ def hash_file(path: str | os.PathLike[str]) -> str:
     return "b2:" + h.hexdigest()
 
 
+def _text_key(path: Path) -> str:
+    """The path as valid Unicode text (the digest cache keys a SQLite text column): the same
+    string for a UTF-8 name, and ``\\xe9``-style escapes for bytes that are not UTF-8 (which
+    Python carries as lone surrogates, and SQLite refuses)."""
+    text = str(path)
+    if text.isascii():
+        return text
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def content_digest(path: str | os.PathLike[str], cache: DigestCache | None = None) -> str:
     """The digest of the file's bytes; re-reads the file only when its stat stamp changed."""
-    key = str(Path(path).resolve())
+    key = _text_key(Path(path).resolve())
     stamp = FileStamp.of(path)
     if cache is not None and (known := cache.get_digest(key, stamp)) is not None:
         return known

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from diagnostics_app.core import edits
+from diagnostics_app.core import edits, files
 from diagnostics_app.core.project import load_project
 
 SR = 44100
@@ -150,6 +150,10 @@ def demo_project_json() -> dict[str, object]:
     }
 
 
+def _write_audio(path: Path, data: np.ndarray, fmt: str, subtype: str) -> None:
+    files.atomic_write(path, lambda f: sf.write(f, data, SR, format=fmt, subtype=subtype))
+
+
 def write_demo(folder: str | Path, analyse: bool = True) -> Path:
     """Write the demo into ``folder`` (created; an earlier demo there is replaced) and return
     the project file's path. With ``analyse``, compute the store and then make the edits that
@@ -159,11 +163,13 @@ def write_demo(folder: str | Path, analyse: bool = True) -> Path:
     root = Path(folder)
     (root / "audio").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
-    sf.write(root / "audio" / "drums.wav", _drums(rng), SR, subtype="PCM_16")
-    sf.write(root / "audio" / "bass.flac", _bass(), SR, subtype="PCM_16")
-    sf.write(root / "audio" / "pad.ogg", _pad(), SR, format="OGG", subtype="VORBIS")
+    # every file through the one atomic writer: whole or absent, and following the umask
+    _write_audio(root / "audio" / "drums.wav", _drums(rng), "WAV", "PCM_16")
+    _write_audio(root / "audio" / "bass.flac", _bass(), "FLAC", "PCM_16")
+    _write_audio(root / "audio" / "pad.ogg", _pad(), "OGG", "VORBIS")
     project_file = root / "project.json"
-    project_file.write_text(json.dumps(demo_project_json(), indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(demo_project_json(), indent=2) + "\n"
+    files.atomic_write(project_file, lambda f: f.write(text.encode("utf-8")))
     cache = root / ".featurecache"
     if cache.exists():
         import shutil

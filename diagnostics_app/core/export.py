@@ -4,24 +4,47 @@
 features, 2 for pitch (f0, confidence); ``peaks`` keeps (blocks, audio channels, 2). With
 ``channel_mode: per_channel`` a third axis keeps the channels: (frames, channels, width).
 ``npy`` and ``csv`` get a ``PATH.provenance.json`` beside them; ``json`` holds it inline.
+
+Two rules (README, "Export"):
+
+- Only regular files are written, and never the project file, an audio source or anything in
+  the feature store: every target is checked before anything is read, and written through
+  :func:`core.files.atomic_write` (a temporary file beside it, renamed over it), so a device
+  such as ``/dev/null`` is neither written to nor replaced.
+- Memory stays flat whatever the length: the data is read from the store a block of frames at
+  a time (each block a fresh memory map, released before the next) and written as it comes.
+  The bytes are exactly those ``np.save``, ``csv.writer`` (``%.7g`` values) and
+  ``json.dumps(indent=1)`` of the whole matrix would give (tests/core/test_export.py).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from diagnostics_app.core import files
 from diagnostics_app.core.errors import DiagnosticsError, StoreError
 
 if TYPE_CHECKING:
+    from diagnostics_app.core.calculators.base import OutputMeta
     from diagnostics_app.core.diagnostics import Row
+    from diagnostics_app.core.project import Project
     from diagnostics_app.core.session import Session
+    from diagnostics_app.core.store import FeatureStore, StoredEntry
+
+FORMATS = ("npy", "csv", "json")
+# Values per block read from the store: 128 Ki float32 values, which ``tolist`` turns into
+# ~4 MB of Python floats; far below the memory of any long matrix, large enough that the
+# per-block cost (a memory map, a header read) vanishes.
+BLOCK_VALUES = 1 << 17
 
 
 def export_array(feature: str, data: np.ndarray) -> np.ndarray:
@@ -49,17 +72,63 @@ def provenance(row: Row) -> dict[str, Any]:
     }
 
 
+def sidecar(path: Path) -> Path:
+    """Where the provenance of an ``npy`` or ``csv`` export goes."""
+    return path.with_name(path.name + ".provenance.json")
+
+
+def outputs(fmt: str, path: Path) -> tuple[Path, ...]:
+    """Every file an export in ``fmt`` to ``path`` writes."""
+    return (path,) if fmt == "json" else (path, sidecar(path))
+
+
+def check_targets(project: Project, targets: Sequence[Path]) -> None:
+    """Refuse, with a one-line message, any target that is not (or would not be) a regular
+    file of the user's own: an existing folder, device, FIFO or socket (or a link to one), the
+    project file, an audio source, or anything inside the feature store."""
+    cache = Path(os.path.realpath(project.cache_path()))
+    project_file = Path(os.path.realpath(project.path)) if project.path is not None else None
+    audio = {}
+    for source in project.sources:
+        if "\x00" not in source.path:
+            audio[Path(os.path.realpath(project.audio_path(source)))] = source.id
+    for target in targets:
+        try:
+            files.refuse_non_regular(target)
+        except files.FileRefused as exc:
+            raise DiagnosticsError(
+                f"{exc.path}: cannot write ({exc.reason}; export writes only regular files)"
+            ) from None
+        # the rename replaces the last component itself (a link there is replaced, not
+        # followed), but refuse both spellings: what the name is, and what it points to
+        named = Path(os.path.realpath(target.parent)) / target.name
+        for where in (named, Path(os.path.realpath(target))):
+            if where == project_file:
+                raise DiagnosticsError(f"{target}: cannot write (it is the project file)")
+            if where in audio:
+                raise DiagnosticsError(
+                    f"{target}: cannot write (it is the audio of source {audio[where]!r})"
+                )
+            if where.is_relative_to(cache):
+                raise DiagnosticsError(
+                    f"{target}: cannot write (inside the feature store {project.cache_path()})"
+                )
+
+
 def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
+    if fmt not in FORMATS:
+        raise DiagnosticsError(f"unknown export format {fmt!r}")
+    targets = outputs(fmt, path)
+    check_targets(session.project, targets)
     entry = session.store.get(row.key.entry_key)
     if entry is None or row.key.feature not in entry.features:
         raise StoreError(f"{row.key.source}/{row.key.feature}: nothing cached to export")
-    loaded = session.store.load(entry, row.key.feature)
-    data = export_array(row.key.feature, np.asarray(loaded.data, dtype=np.float32))
-    times = np.asarray(loaded.times, dtype=np.float64)
+    source = _Blocks(session.store, entry, row.key.feature)
+    times = source.times()  # 8 bytes a frame: small beside the data, needed first by json
     prov = provenance(row)
-    prov["shape"] = list(data.shape)
-    prov["axes"] = _axes(row.key.feature, data.ndim)
-    meta = loaded.meta
+    prov["shape"] = list(source.shape)
+    prov["axes"] = _axes(row.key.feature, len(source.shape))
+    meta = source.meta
     if meta.bins:
         prov["bins"] = {"unit": meta.bin_unit, "values": list(meta.bins)}
     prov["unit"] = meta.unit
@@ -69,31 +138,25 @@ def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
         except FileExistsError:  # exists, but is not a folder
             raise StoreError(f"{path}: cannot write ({path.parent} is not a folder)") from None
         if fmt == "npy":
-            _atomic(path, lambda f: np.save(f, data, allow_pickle=False))
-            _write_json(
-                path.with_name(path.name + ".provenance.json"),
-                {**prov, "frame_times": times.tolist()},
+            files.atomic_write(path, lambda f: write_npy(f, source.shape, source.blocks()))
+            files.atomic_write(
+                targets[1], lambda f: write_json(f, prov, [("frame_times", _float_rows(times))])
             )
         elif fmt == "csv":
-            _atomic(
+            header = csv_header(row.key.feature, source.shape, meta.width_names, meta.channel_names)
+            files.atomic_write(path, lambda f: write_csv(f, header, times, source.blocks()))
+            files.atomic_write(targets[1], lambda f: write_json(f, prov, []))
+        else:
+            files.atomic_write(
                 path,
-                lambda f: _write_csv(
-                    f, row.key.feature, data, times, meta.width_names, meta.channel_names
+                lambda f: write_json(
+                    f,
+                    {"schema_version": 1, "provenance": prov},
+                    [("frame_times", _float_rows(times)), ("data", _data_rows(source.blocks()))],
                 ),
             )
-            _write_json(path.with_name(path.name + ".provenance.json"), prov)
-        elif fmt == "json":
-            _write_json(
-                path,
-                {
-                    "schema_version": 1,
-                    "provenance": prov,
-                    "frame_times": times.tolist(),
-                    "data": data.tolist(),
-                },
-            )
-        else:
-            raise DiagnosticsError(f"unknown export format {fmt!r}")
+    except files.FileRefused as exc:  # replaced by a device since the check
+        raise StoreError(f"{exc.path}: cannot write ({exc.reason})") from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
@@ -105,52 +168,156 @@ def _axes(feature: str, ndim: int) -> list[str]:
     return ["frame", "value"] if ndim == 2 else ["frame", "channel", "value"]
 
 
-def _write_csv(
-    f: Any,
+# --- reading: the stored array, a block of frames at a time ----------------------------------
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    store: FeatureStore
+    entry: StoredEntry
+    feature: str
+
+    @property
+    def meta(self) -> OutputMeta:
+        return self.entry.features[self.feature].meta
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        stored = self.entry.features[self.feature]
+        if self.feature == "peaks" or stored.channels != 1:
+            return (stored.frames, stored.channels, stored.width)
+        return (stored.frames, stored.width)
+
+    def _ranges(self) -> Iterator[slice]:
+        stored = self.entry.features[self.feature]
+        step = max(1, BLOCK_VALUES // max(1, stored.channels * stored.width))
+        for start in range(0, stored.frames, step):
+            yield slice(start, min(start + step, stored.frames))
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """float32 blocks in the exported layout, in order; only one is alive at a time."""
+        for frames in self._ranges():
+            loaded = self.store.load(self.entry, self.feature, frames=frames)
+            yield export_array(self.feature, np.asarray(loaded.data, dtype=np.float32))
+
+    def times(self) -> np.ndarray:
+        parts = [self.store.load(self.entry, self.feature, frames=r).times for r in self._ranges()]
+        if not parts:
+            return np.zeros(0, dtype=np.float64)
+        return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+
+# --- writing: npy, csv, json, each byte-identical to the whole-matrix writers -----------------
+
+
+def write_npy(f: BinaryIO, shape: tuple[int, ...], blocks: Iterator[np.ndarray]) -> None:
+    """What ``np.save(f, whole_float32_array)`` writes, from blocks of frames."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False}
+    np.lib.format.write_array_header_1_0(f, {**header, "shape": shape})
+    for block in blocks:
+        f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+
+
+def csv_header(
     feature: str,
-    data: np.ndarray,
-    times: np.ndarray,
+    shape: tuple[int, ...],
     width_names: tuple[str, ...],
     channel_names: tuple[str, ...],
-) -> None:
-    flat = data.reshape(data.shape[0], -1)
-    if data.ndim == 3:
-        inner = width_names or tuple(str(i) for i in range(data.shape[2]))
-        chans = channel_names or tuple(f"ch{i + 1}" for i in range(data.shape[1]))
+) -> list[str]:
+    columns = int(np.prod(shape[1:]))
+    if len(shape) == 3:
+        inner = width_names or tuple(str(i) for i in range(shape[2]))
+        chans = channel_names or tuple(f"ch{i + 1}" for i in range(shape[1]))
         cols = [f"{c}:{w}" for c in chans for w in inner]
     else:
         cols = (
             list(width_names)
-            if len(width_names) == flat.shape[1]
-            else ([feature] if flat.shape[1] == 1 else [f"bin{i}" for i in range(flat.shape[1])])
+            if len(width_names) == columns
+            else ([feature] if columns == 1 else [f"bin{i}" for i in range(columns)])
         )
-    text = _TextWrapper(f)
-    writer = csv.writer(text)
-    writer.writerow(["time", *cols])
-    for t, values in zip(times, flat, strict=False):
-        writer.writerow([f"{t:.6f}", *(f"{v:.7g}" for v in values)])
+    return ["time", *cols]
 
 
-class _TextWrapper:
-    def __init__(self, f: Any) -> None:
-        self.f = f
+def write_csv(
+    f: BinaryIO, header: list[str], times: np.ndarray, blocks: Iterator[np.ndarray]
+) -> None:
+    """A header row, then per frame its time (``%.6f``) and values (``%.7g``), CRLF-ended as
+    ``csv.writer`` ends them. Numbers never need quoting, so one ``%`` per row formats them
+    (the same C formatting as ``f"{v:.7g}"``, without a Python call per value)."""
+    text = io.StringIO()
+    csv.writer(text).writerow(header)
+    f.write(text.getvalue().encode("utf-8"))
+    done = 0
+    for block in blocks:
+        flat = block.reshape(block.shape[0], -1)
+        n = min(len(flat), len(times) - done)  # as zip(times, rows) did
+        if n <= 0:
+            break
+        row = ",".join(["%.7g"] * flat.shape[1])
+        ts = times[done : done + n].tolist()
+        if row:
+            lines = [
+                f"{t:.6f},{row % tuple(v)}\r\n" for t, v in zip(ts, flat[:n].tolist(), strict=True)
+            ]
+        else:
+            lines = [f"{t:.6f}\r\n" for t in ts]
+        f.write("".join(lines).encode("utf-8"))
+        done += n
 
-    def write(self, s: str) -> int:
-        return int(self.f.write(s.encode("utf-8")))
+
+Rows = Iterator[list[str]]  # the texts of a list's items, in chunks, each at its nesting level
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    _atomic(path, lambda f: f.write(json.dumps(obj, indent=1).encode("utf-8")))
+def write_json(f: BinaryIO, head: dict[str, Any], tail: list[tuple[str, Rows]]) -> None:
+    """What ``json.dumps({**head, key: list, ...}, indent=1)`` writes, with each list of the
+    ``tail`` written chunk by chunk as its items' texts arrive."""
+    text = json.dumps(head, indent=1)
+    if not tail:
+        f.write(text.encode("utf-8"))
+        return
+    f.write((text[:-2] if head else "{").encode("utf-8"))  # without its closing "\n}"
+    for i, (key, chunks) in enumerate(tail):
+        sep = ",\n " if head or i else "\n "
+        f.write(f"{sep}{json.dumps(key)}: ".encode())
+        _write_list(f, chunks, level=1)
+    f.write(b"\n}")
 
 
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_list(f: BinaryIO, chunks: Rows, level: int) -> None:
+    """A list at nesting ``level`` (json.dumps, indent=1): ``[``, one item per line, ``]``."""
+    inner = "\n" + " " * (level + 1)
+    started = False
+    for items in chunks:
+        if not items:
+            continue
+        lead = ("," if started else "[") + inner
+        f.write((lead + ("," + inner).join(items)).encode("utf-8"))
+        started = True
+    f.write(("\n" + " " * level + "]" if started else "[]").encode("utf-8"))
+
+
+def _float_rows(values: np.ndarray, level: int = 1) -> Rows:
+    """The items of a list of floats at ``level``; one C-encoded text per chunk (its items
+    joined by this level's separator, which :func:`_write_list` also puts between chunks)."""
+    sep = ",\n" + " " * (level + 1)
+    for start in range(0, len(values), BLOCK_VALUES):
+        chunk = values[start : start + BLOCK_VALUES].tolist()
+        yield [json.dumps(chunk, separators=(sep, ": "))[1:-1]] if chunk else []
+
+
+def _data_rows(blocks: Iterator[np.ndarray]) -> Rows:
+    """Each frame as json.dumps(indent=1) spells it inside the top-level "data" list."""
+    for block in blocks:
+        yield [_nested(frame, level=2) for frame in block.tolist()]
+
+
+def _nested(value: list[Any], level: int) -> str:
+    if not value:
+        return "[]"
+    inner = "\n" + " " * (level + 1)
+    if isinstance(value[0], list):
+        items = [_nested(v, level + 1) for v in value]
+        return "[" + inner + ("," + inner).join(items) + "\n" + " " * level + "]"
+    # one C call per innermost list: its items joined by the separator of this level
+    body = json.dumps(value, separators=("," + inner, ": "))[1:-1]
+    return "[" + inner + body + "\n" + " " * level + "]"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from diagnostics_app.core import files
 from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import ParamError, ProjectError
@@ -190,6 +191,21 @@ def _identifier(value: Any, where: str) -> str:
     text = _expect(value, str, where, "a non-empty string id")
     if not text.strip():
         raise ProjectError(f"{where}: expected a non-empty string id")
+    _plain_text(text, where)
+    return str(text)
+
+
+def _plain_text(text: str, where: str) -> None:
+    """Ids and paths go to the OS, the index and every output: a null byte (which no path can
+    hold, and C strings end at) or a lone surrogate (not Unicode) is refused here, by name."""
+    if "\x00" in text:
+        raise ProjectError(f"{where}: contains a null byte")
+    _refuse_surrogate_in(text, where)
+
+
+def _path_field(value: Any, where: str, what: str) -> str:
+    text = _expect(value, str, where, what)
+    _plain_text(text, where)
     return str(text)
 
 
@@ -231,6 +247,7 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
     profiles: dict[str, Mapping[str, ParamValue]] = {}
     for pname, values in profiles_raw.items():
         where = f"profiles.{pname}"
+        _plain_text(pname, f"profiles[{pname!r}]")
         _expect(values, dict, where, "an object of parameters")
         try:
             checked = check_overrides(values, where=f"{where}.")
@@ -248,7 +265,7 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
         if sid in seen_sources:
             raise ProjectError(f"{where}.id: duplicate source id {sid!r}")
         seen_sources.add(sid)
-        spath = _expect(item.get("path"), str, f"{where}.path", "a file path")
+        spath = _path_field(item.get("path"), f"{where}.path", "a file path")
         sources.append(Source(sid, spath, _known(item, ("id", "path"))))
 
     tracks: list[Track] = []
@@ -288,7 +305,7 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
             )
         )
 
-    cache_dir = _expect(data.get("cache_dir", DEFAULT_CACHE_DIR), str, "cache_dir", "a folder path")
+    cache_dir = _path_field(data.get("cache_dir", DEFAULT_CACHE_DIR), "cache_dir", "a folder path")
     known = (
         "format",
         "schema_version",
@@ -354,47 +371,107 @@ def _request(req: Any, where: str, profile_names: set[str]) -> Request:
 def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate a project file; ProjectError with a one-line message otherwise."""
     p = Path(path)
+    where = files.printable(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = files.read_regular(p, MAX_PROJECT_BYTES)
+    except files.FileRefused as exc:
+        if exc.reason.startswith("is a folder"):
+            raise ProjectError(f"{where}: is a folder, not a project file") from None
+        raise ProjectError(str(exc)) from None
     except FileNotFoundError:
-        raise ProjectError(f"{p}: project file not found") from None
-    except IsADirectoryError:
-        raise ProjectError(f"{p}: is a folder, not a project file") from None
-    except UnicodeDecodeError:
-        raise ProjectError(f"{p}: not a text file (expected a JSON project)") from None
+        raise ProjectError(f"{where}: project file not found") from None
     except OSError as exc:
-        raise ProjectError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        raise ProjectError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a leading BOM (some Windows editors) is not content
+    except UnicodeDecodeError:
+        raise ProjectError(f"{where}: not a text file (expected a JSON project)") from None
+    del raw
     try:
         with gc_paused():
             data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProjectError(
-            f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise ProjectError(f"{where}: not a project: JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ProjectError(f"{where}: not valid JSON ({_one_line(exc)})") from None
     try:
+        if _MAYBE_SURROGATE.search(text):
+            _refuse_lone_surrogates(data)
         return project_from_json(data, p.resolve())
     except ProjectError as exc:
-        raise ProjectError(f"{p}: {exc}") from None
+        raise ProjectError(f"{where}: {exc}") from None
+    except RecursionError:  # deep nesting a few levels short of the parser's limit
+        raise ProjectError(f"{where}: not a project: JSON nested too deeply to read") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# Project files are a few MB even at 100,000 tracks; the cap keeps a wrong path (a disk image,
+# a sparse file) from being read into memory whole.
+MAX_PROJECT_BYTES = 1 << 30
+
+# A lone surrogate can only come from a ``\ud800``-``\udfff`` escape (UTF-8 text cannot hold
+# one), so the walk below runs only when the text has such an escape: never, for real projects.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    """Refuse any string (key or value) holding a lone surrogate, naming its field.
+
+    Refused rather than carried: such a string is not Unicode text. It cannot be encoded as
+    UTF-8, so it would break every place an id goes next (the SQLite index, file names,
+    ``check --json``, the saved project), each in its own way; refusing once, here, with the
+    field's path, is the one clear message."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:  # iterative: the document may be nested close to the parser's limit
+        where, value = stack.pop()
+        if isinstance(value, str):
+            _refuse_surrogate_in(value, where or "project")
+        elif isinstance(value, dict):  # children pushed last-first: reports the first in order
+            for key, item in reversed(value.items()):
+                inner = f"{where}.{key}" if where else str(key)
+                _refuse_surrogate_in(key, inner)
+                stack.append((inner, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", value[i]) for i in reversed(range(len(value))))
+
+
+def _refuse_surrogate_in(text: str, where: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(text[exc.start])
+        shown = where.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise ProjectError(
+            f"{shown}: contains a lone surrogate \\u{bad:04x} (not valid Unicode text)"
+        ) from None
 
 
 def save_project(project: Project, path: str | os.PathLike[str] | None = None) -> Project:
-    """Write atomically (temp file, fsync, rename); returns the project with its path set."""
+    """Write atomically (see :func:`core.files.atomic_write`: the file follows the umask, and a
+    replaced file keeps its mode); returns the project with its path set."""
     target = Path(path) if path is not None else project.path
     if target is None:
         raise ProjectError("project has no file yet: choose where to save it")
-    text = json.dumps(project.to_json(), indent=2, ensure_ascii=False) + "\n"
+    try:
+        text = json.dumps(project.to_json(), indent=2, ensure_ascii=False) + "\n"
+        data = text.encode("utf-8")
+    except (RecursionError, UnicodeEncodeError, ValueError) as exc:
+        raise ProjectError(f"{files.printable(target)}: cannot save ({_one_line(exc)})") from None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.atomic_write(target, lambda f: f.write(data))
+    except files.FileRefused as exc:
+        raise ProjectError(f"{exc.path}: cannot save ({exc.reason})") from None
     except OSError as exc:
         raise ProjectError(f"{target}: cannot save ({exc.strerror or exc})") from None
     return replace(project, path=target.resolve())
