@@ -41,10 +41,10 @@ if TYPE_CHECKING:
     from diagnostics_app.core.store import FeatureStore, StoredEntry
 
 FORMATS = ("npy", "csv", "json")
-# Values per block read from the store: 128 Ki float32 values, which ``tolist`` turns into
-# ~4 MB of Python floats; far below the memory of any long matrix, large enough that the
+# Values per block read from the store: 64 Ki float32 values, which ``tolist`` turns into
+# ~2 MB of Python floats; far below the memory of any long matrix, large enough that the
 # per-block cost (a memory map, a header read) vanishes.
-BLOCK_VALUES = 1 << 17
+BLOCK_VALUES = 1 << 16
 
 
 def export_array(feature: str, data: np.ndarray) -> np.ndarray:
@@ -124,7 +124,6 @@ def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
     if entry is None or row.key.feature not in entry.features:
         raise StoreError(f"{row.key.source}/{row.key.feature}: nothing cached to export")
     source = _Blocks(session.store, entry, row.key.feature)
-    times = source.times()  # 8 bytes a frame: small beside the data, needed first by json
     prov = provenance(row)
     prov["shape"] = list(source.shape)
     prov["axes"] = _axes(row.key.feature, len(source.shape))
@@ -138,13 +137,14 @@ def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
         except FileExistsError:  # exists, but is not a folder
             raise StoreError(f"{path}: cannot write ({path.parent} is not a folder)") from None
         if fmt == "npy":
-            files.atomic_write(path, lambda f: write_npy(f, source.shape, source.blocks()))
+            files.atomic_write(path, lambda f: write_npy(f, source.shape, source.data()))
             files.atomic_write(
-                targets[1], lambda f: write_json(f, prov, [("frame_times", _float_rows(times))])
+                targets[1],
+                lambda f: write_json(f, prov, [("frame_times", _float_rows(source.times()))]),
             )
         elif fmt == "csv":
             header = csv_header(row.key.feature, source.shape, meta.width_names, meta.channel_names)
-            files.atomic_write(path, lambda f: write_csv(f, header, times, source.blocks()))
+            files.atomic_write(path, lambda f: write_csv(f, header, source.frames()))
             files.atomic_write(targets[1], lambda f: write_json(f, prov, []))
         else:
             files.atomic_write(
@@ -152,7 +152,10 @@ def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
                 lambda f: write_json(
                     f,
                     {"schema_version": 1, "provenance": prov},
-                    [("frame_times", _float_rows(times)), ("data", _data_rows(source.blocks()))],
+                    [
+                        ("frame_times", _float_rows(source.times())),  # a first pass
+                        ("data", _data_rows(source.data())),
+                    ],
                 ),
             )
     except files.FileRefused as exc:  # replaced by a device since the check
@@ -194,17 +197,21 @@ class _Blocks:
         for start in range(0, stored.frames, step):
             yield slice(start, min(start + step, stored.frames))
 
-    def blocks(self) -> Iterator[np.ndarray]:
-        """float32 blocks in the exported layout, in order; only one is alive at a time."""
+    def frames(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(times, values) of each block of frames, in order, values float32 in the exported
+        layout; only one block is alive at a time."""
         for frames in self._ranges():
             loaded = self.store.load(self.entry, self.feature, frames=frames)
-            yield export_array(self.feature, np.asarray(loaded.data, dtype=np.float32))
+            data = export_array(self.feature, np.asarray(loaded.data, dtype=np.float32))
+            yield np.asarray(loaded.times, dtype=np.float64), data
 
-    def times(self) -> np.ndarray:
-        parts = [self.store.load(self.entry, self.feature, frames=r).times for r in self._ranges()]
-        if not parts:
-            return np.zeros(0, dtype=np.float64)
-        return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+    def data(self) -> Iterator[np.ndarray]:
+        return (values for _, values in self.frames())
+
+    def times(self) -> Iterator[np.ndarray]:
+        # a pass of its own where the times come first (json, the npy provenance): keeping
+        # the whole time axis for the data pass would grow with the length
+        return (times for times, _ in self.frames())
 
 
 # --- writing: npy, csv, json, each byte-identical to the whole-matrix writers -----------------
@@ -239,7 +246,7 @@ def csv_header(
 
 
 def write_csv(
-    f: BinaryIO, header: list[str], times: np.ndarray, blocks: Iterator[np.ndarray]
+    f: BinaryIO, header: list[str], frames: Iterator[tuple[np.ndarray, np.ndarray]]
 ) -> None:
     """A header row, then per frame its time (``%.6f``) and values (``%.7g``), CRLF-ended as
     ``csv.writer`` ends them. Numbers never need quoting, so one ``%`` per row formats them
@@ -247,22 +254,17 @@ def write_csv(
     text = io.StringIO()
     csv.writer(text).writerow(header)
     f.write(text.getvalue().encode("utf-8"))
-    done = 0
-    for block in blocks:
+    for times, block in frames:
         flat = block.reshape(block.shape[0], -1)
-        n = min(len(flat), len(times) - done)  # as zip(times, rows) did
-        if n <= 0:
-            break
         row = ",".join(["%.7g"] * flat.shape[1])
-        ts = times[done : done + n].tolist()
+        ts = times.tolist()
         if row:
             lines = [
-                f"{t:.6f},{row % tuple(v)}\r\n" for t, v in zip(ts, flat[:n].tolist(), strict=True)
+                f"{t:.6f},{row % tuple(v)}\r\n" for t, v in zip(ts, flat.tolist(), strict=True)
             ]
         else:
             lines = [f"{t:.6f}\r\n" for t in ts]
         f.write("".join(lines).encode("utf-8"))
-        done += n
 
 
 Rows = Iterator[list[str]]  # the texts of a list's items, in chunks, each at its nesting level
@@ -296,13 +298,13 @@ def _write_list(f: BinaryIO, chunks: Rows, level: int) -> None:
     f.write(("\n" + " " * level + "]" if started else "[]").encode("utf-8"))
 
 
-def _float_rows(values: np.ndarray, level: int = 1) -> Rows:
-    """The items of a list of floats at ``level``; one C-encoded text per chunk (its items
+def _float_rows(blocks: Iterator[np.ndarray], level: int = 1) -> Rows:
+    """The items of a list of floats at ``level``; one C-encoded text per block (its items
     joined by this level's separator, which :func:`_write_list` also puts between chunks)."""
     sep = ",\n" + " " * (level + 1)
-    for start in range(0, len(values), BLOCK_VALUES):
-        chunk = values[start : start + BLOCK_VALUES].tolist()
-        yield [json.dumps(chunk, separators=(sep, ": "))[1:-1]] if chunk else []
+    for block in blocks:
+        values = block.tolist()
+        yield [json.dumps(values, separators=(sep, ": "))[1:-1]] if values else []
 
 
 def _data_rows(blocks: Iterator[np.ndarray]) -> Rows:

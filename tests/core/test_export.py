@@ -171,7 +171,7 @@ def test_writers_match_the_old_spelling_of_special_values(
     header = export.csv_header("x", data.shape, (), ())
     got = tmp_path / "got.csv"
     with got.open("wb") as f:
-        export.write_csv(f, header, times, _blocks(data, frames))
+        export.write_csv(f, header, zip(_blocks(times, frames), _blocks(data, frames), strict=True))
     assert got.read_bytes() == want.read_bytes()
     # npy
     with (tmp_path / "want.npy").open("wb") as f:
@@ -187,7 +187,7 @@ def test_writers_match_the_old_spelling_of_special_values(
             f,
             head,
             [
-                ("frame_times", export._float_rows(times)),
+                ("frame_times", export._float_rows(_blocks(times, frames))),
                 ("data", export._data_rows(_blocks(data, frames))),
             ],
         )
