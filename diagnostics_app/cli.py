@@ -242,26 +242,32 @@ def _parse_params(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
             raise UsageError(f"diagnostics-app: --param {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         key = key.strip()
-        _known_param(key)
         try:
             parsed: Any = json.loads(value)
         except (ValueError, RecursionError):
             parsed = value
+        _check_param(key, parsed, item)
         out.append((key, parsed))
     return tuple(out)
 
 
-def _known_param(key: str) -> None:
-    """A typo (``fmn``) would match no row and exit 0: refuse names no request can have."""
+def _check_param(key: str, value: Any, item: str) -> None:
+    """A typo (``fmn=60``, ``fmin=6O``) would match no row and exit 0: refuse a name or a
+    value no request can have (requests pass the same check when the project is loaded)."""
     import difflib
 
+    from diagnostics_app.core.errors import ParamError
     from diagnostics_app.core.params import PARAMS
 
-    if key in PARAMS:
-        return
-    close = difflib.get_close_matches(key, list(PARAMS), n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(PARAMS)}"
-    raise UsageError(f"diagnostics-app: --param {key!r}: unknown parameter ({hint})")
+    spec = PARAMS.get(key)
+    if spec is None:
+        close = difflib.get_close_matches(key, list(PARAMS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(PARAMS)}"
+        raise UsageError(f"diagnostics-app: --param {key!r}: unknown parameter ({hint})")
+    try:
+        spec.check(value, where="")
+    except ParamError as exc:
+        raise UsageError(f"diagnostics-app: --param {item[:80]!r}: {str(exc)[:160]}") from None
 
 
 def _selection(args: argparse.Namespace, session: Any) -> Any:

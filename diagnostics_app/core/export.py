@@ -118,6 +118,8 @@ def check_targets(project: Project, targets: Sequence[Path]) -> None:
 def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
     if fmt not in FORMATS:
         raise DiagnosticsError(f"unknown export format {fmt!r}")
+    if not path.name:  # "", "." or "/": a folder, and no name to put a sidecar beside
+        raise DiagnosticsError(f"{path}: cannot write (a folder, not a file name)")
     targets = outputs(fmt, path)
     check_targets(session.project, targets)
     entry = session.store.get(row.key.entry_key)

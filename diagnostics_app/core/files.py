@@ -110,7 +110,9 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
 
 
 def temp_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    # the name shortened so that the temporary name fits where the target's own does (255
+    # bytes on most file systems)
+    return target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:

@@ -142,11 +142,11 @@ class Project:
 
     def audio_path(self, source: Source | str) -> Path:
         src = self.source(source) if isinstance(source, str) else source
-        p = Path(src.path).expanduser()
+        p = _expand_user(src.path)
         return p if p.is_absolute() else self.folder / p
 
     def cache_path(self) -> Path:
-        p = Path(self.cache_dir).expanduser()
+        p = _expand_user(self.cache_dir)
         return p if p.is_absolute() else self.folder / p
 
     def profile_names(self) -> list[str]:
@@ -173,6 +173,15 @@ class Project:
         out["tracks"] = [t.to_json() for t in self.tracks]
         out["cache_dir"] = self.cache_dir
         return out
+
+
+def _expand_user(path: str) -> Path:
+    """``~`` and ``~user`` expanded; a user (or a home) that does not exist leaves the path as
+    written (then "file not found" names it) instead of raising RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
 
 
 # --- loading and validation ------------------------------------------------------------------

@@ -94,6 +94,12 @@ def test_atomic_write_refuses_to_replace_what_is_not_a_regular_file(tmp_path: Pa
         files.atomic_write(tmp_path / "a\x00b", lambda f: f.write(b"x"))
 
 
+def test_a_long_name_still_has_room_for_its_temporary_name(tmp_path: Path) -> None:
+    target = tmp_path / ("n" * 250)  # 255 bytes is the usual limit of one name
+    files.atomic_write(target, lambda f: f.write(b"x"))
+    assert target.read_bytes() == b"x"
+
+
 # --- the project file: save ------------------------------------------------------------------
 
 

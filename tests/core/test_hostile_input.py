@@ -23,6 +23,7 @@ from tests.core.test_cli import (  # the helpers and fixtures of the CLI tests
     assert_bad_input,
     cli,  # noqa: F401  (fixture)
     edit_project,
+    export_project,  # noqa: F401  (fixture)
     project,  # noqa: F401  (fixture)
 )
 
@@ -280,6 +281,11 @@ def test_audio_that_is_a_device_or_fifo_is_named_so(
         ("fmn=60", ("--param 'fmn'", "unknown parameter", "did you mean 'fmin'?")),
         ("hopsize=256", ("--param 'hopsize'", "did you mean 'hop_size'?")),
         ("zzzzzz=1", ("--param 'zzzzzz'", "unknown parameter", "known: window_size")),
+        ("fmin=6O", ("--param 'fmin=6O'", "fmin: expected a number, got '6O'")),
+        ("fmin=NaN", ("--param 'fmin=NaN'", "must be finite")),
+        ("fmin=-1", ("--param 'fmin=-1'", "below the minimum")),
+        ("window=hanning", ("--param 'window=hanning'", "is not one of hann")),
+        ("fmin=" + "[" * 100_000, ("--param 'fmin=[[[", "expected a number")),
     ],
 )
 @pytest.mark.parametrize("command", ["check", "analyze", "explain", "export"])
@@ -291,7 +297,9 @@ def test_unknown_parameter_name_in_a_selection(
     param: str,
     needles: tuple[str, ...],
 ) -> None:
-    """A typo used to match no row: "no rows", exit 0, a CI gate passing on nothing."""
+    """A typo (in the name or the value) used to match no row: "no rows", exit 0, a CI gate
+    passing on nothing. Requests pass the same check when the project loads, so a value that
+    fails it can match nothing."""
     extra = {
         "check": [],
         "analyze": ["--dry-run"],
@@ -315,3 +323,28 @@ def test_known_parameter_still_selects(cli: Cli, project: Path) -> None:  # noqa
     result = cli("check", project, "--param", "fmin=40", "--json")
     assert result.code == 1
     assert [(r["source"], r["feature"]) for r in result.json()["rows"]] == [("bass", "pitch")]
+
+
+# --- found by trying -------------------------------------------------------------------------
+
+
+def test_home_of_an_unknown_user_is_a_failed_row(cli: Cli, project: Path) -> None:  # noqa: F811
+    """``~nosuchuser/x.wav`` used to raise RuntimeError from Path.expanduser (a traceback)."""
+    edit_project(project, lambda d: d["sources"][0].update(path="~nosuchuser-diag/x.wav"))
+    result = cli("check", project, "--json")
+    assert result.code == 1, result
+    rows = [r for r in result.json()["rows"] if r["source"] == "drums"]
+    assert {r["state"] for r in rows} == {"failed"}
+    assert all("~nosuchuser-diag/x.wav: file not found" in r["message"] for r in rows)
+
+
+@pytest.mark.parametrize("target", ["", ".", "/"])
+def test_export_to_no_file_name(
+    cli: Cli,  # noqa: F811
+    export_project: Path,  # noqa: F811
+    target: str,
+) -> None:
+    """Used to raise ValueError ("has an empty name") building the provenance file's name."""
+    args = ["--source", "drums", "--feature", "rms", "--format", "npy", "-o", target]
+    result = cli("export", export_project, *args)
+    assert_bad_input(result, "cannot write (a folder, not a file name)")
