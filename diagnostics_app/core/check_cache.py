@@ -100,14 +100,13 @@ class ProjectFile:
     @classmethod
     def read(cls, arg: str) -> ProjectFile | None:
         """None if it cannot be read (the full check then reports why)."""
-        try:
-            with open(arg, "rb") as f:
-                stamp = _stamp(f.fileno())
-                data = f.read()
-        except (OSError, ValueError):
+        from diagnostics_app.core import files  # here: imported after STARTED_NS, as the rest
+
+        try:  # a FIFO or a device is refused before it is opened (it would block or not end)
+            st, data = files.read_regular_stat(arg, files.MAX_PROJECT_BYTES)
+        except (OSError, ValueError, files.FileRefused):
             return None
-        if stamp is None:
-            return None
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
         home = os.path.expanduser("~")
         key = [arg, os.path.realpath(arg), home, stamp, hashlib.sha256(data).hexdigest()]
         return cls(key, data)
@@ -258,11 +257,15 @@ def find(project: ProjectFile) -> Record | None:
     return None
 
 
+_MAX_RECORD_BYTES = 1 << 31  # a saved result is the check's output: ~300 bytes a row
+
+
 def _read(path: Path, project: ProjectFile) -> Record | None:
-    try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except OSError:
+    from diagnostics_app.core import files  # here: imported after STARTED_NS, as the rest
+
+    try:  # the store folder is shared: what is planted there must not block or not end
+        blob = files.read_regular(path, _MAX_RECORD_BYTES)
+    except (OSError, files.FileRefused):
         return None
     end = blob.find(b"\n")
     body = memoryview(blob)[end + 1 :]  # 30 MB at 100,000 rows: not copied
@@ -317,7 +320,9 @@ def save_allowed(before: tuple[Inputs, int] | None, after: tuple[Inputs, int] | 
 
 def save(inputs: Inputs, exit_code: int, text: str) -> None:
     """Write the result (quietly nothing if the store folder is not writable)."""
-    body = text.encode("utf-8")
+    # a path that is not UTF-8 (lone surrogates in ``text``) as the CLI's stdout writes it,
+    # \udcXX: the bytes served next time are the bytes printed this time
+    body = text.encode("utf-8", "backslashreplace")
     head = {
         "format": FORMAT,
         "key": inputs.to_json(),
@@ -332,7 +337,9 @@ def save(inputs: Inputs, exit_code: int, text: str) -> None:
         # mode 0o666 less the umask, as any file the user creates (mkstemp's would be 0o600)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(head, ensure_ascii=False).encode("utf-8") + b"\n")
+            f.write(
+                json.dumps(head, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
+            )
             f.write(body)
         os.replace(tmp, folder / CACHE_NAME)
         tmp = None

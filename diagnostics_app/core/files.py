@@ -25,6 +25,9 @@ from typing import BinaryIO
 
 from diagnostics_app.core.errors import DiagnosticsError
 
+# Project files are a few MB even at 100,000 tracks; the cap keeps a wrong path (a disk image,
+# a sparse file) from being read into memory whole.
+MAX_PROJECT_BYTES = 1 << 30
 TEMP_SUFFIX = ".diag-tmp"  # every temporary file this module creates ends so
 _NEW_FILE_MODE = 0o666  # before the umask, as open(..., "w") would do
 
@@ -91,6 +94,11 @@ def refuse_non_regular(path: str | os.PathLike[str]) -> None:
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; :class:`FileRefused` for
     anything else (OSError from the OS is left to the caller)."""
+    return read_regular_stat(path, limit)[1]
+
+
+def read_regular_stat(path: str | os.PathLike[str], limit: int) -> tuple[os.stat_result, bytes]:
+    """:func:`read_regular`, with the ``fstat`` of the file that was read."""
     check_path(path)
     reason = non_regular_reason(os.stat(path).st_mode)
     if reason is not None:
@@ -106,7 +114,7 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
         data = f.read(limit + 1)  # a file growing while we read is capped all the same
     if len(data) > limit:
         raise FileRefused(path, f"too large (more than {limit} bytes)")
-    return data
+    return st, data
 
 
 def temp_path(target: Path) -> Path:

@@ -382,7 +382,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     p = Path(path)
     where = files.printable(p)
     try:
-        raw = files.read_regular(p, MAX_PROJECT_BYTES)
+        raw = files.read_regular(p, files.MAX_PROJECT_BYTES)
     except files.FileRefused as exc:
         if exc.reason.startswith("is a folder"):
             raise ProjectError(f"{where}: is a folder, not a project file") from None
@@ -421,10 +421,6 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
-
-# Project files are a few MB even at 100,000 tracks; the cap keeps a wrong path (a disk image,
-# a sparse file) from being read into memory whole.
-MAX_PROJECT_BYTES = 1 << 30
 
 # A lone surrogate can only come from a ``\ud800``-``\udfff`` escape (UTF-8 text cannot hold
 # one), so the walk below runs only when the text has such an escape: never, for real projects.

@@ -9,6 +9,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -217,14 +218,43 @@ def test_check_json_is_valid_utf8_for_a_non_utf8_project_path(tmp_path: Path) ->
     assert_bad_input(table, "caf", "project file not found")
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs non-UTF-8 file names")
+def test_check_json_saved_and_served_for_a_non_utf8_project_path(
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cached ``check --json`` result (core.check_cache) used to raise UnicodeEncodeError
+    saving it; now it is saved with the same \\udcXX escapes, and served byte-identical."""
+    from diagnostics_app.core import check_cache
+
+    # a result is saved only for files older than the process start: move the start ahead
+    monkeypatch.setattr(check_cache, "STARTED_NS", time.time_ns() + 3600 * 10**9)
+    shared_source_project(tmp_path / "cafe")
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    (tmp_path / "cafe").rename(folder)
+    path = folder / "project.json"
+    assert cli("analyze", path).code == 0
+    first = cli("check", path, "--json")
+    assert first.code == 0, first
+    assert (folder / ".featurecache" / check_cache.CACHE_NAME).is_file()
+    second = cli("check", path, "--json")  # served from the saved result
+    assert second == first
+    assert second.json()["project"] == str(path)
+    assert "\\udce9" in second.out  # the escape, not the raw surrogate
+
+
 # --- devices, FIFOs, folders, a BOM ----------------------------------------------------------
 
 
 @needs_dev
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
 def test_project_path_is_a_device(device: str) -> None:
-    """/dev/zero used to be read until memory ran out (24 GB)."""
-    assert_bad_input(fresh("check", device), device, "is a character device, not a regular file")
+    """/dev/zero used to be read until memory ran out (24 GB); ``check --json`` reads the file
+    first for its cached result, and used to do the same there."""
+    for command in (["check"], ["check", "--json"], ["analyze"]):
+        result = fresh(command[0], device, *command[1:])
+        assert_bad_input(result, device, "is a character device, not a regular file")
 
 
 @needs_fifo
@@ -232,8 +262,9 @@ def test_project_path_is_a_fifo(tmp_path: Path) -> None:
     """Opening a FIFO blocks until a writer comes: it is refused before it is opened."""
     fifo = tmp_path / "project.json"
     os.mkfifo(fifo)
-    for command in ("check", "analyze", "prune"):
-        assert_bad_input(fresh(command, fifo), str(fifo), "is a FIFO, not a regular file")
+    for command in (["check"], ["check", "--json"], ["analyze"], ["prune"]):
+        result = fresh(command[0], fifo, *command[1:])
+        assert_bad_input(result, str(fifo), "is a FIFO, not a regular file")
 
 
 def test_project_with_a_utf8_bom_is_read(cli: Cli, project: Path) -> None:  # noqa: F811
