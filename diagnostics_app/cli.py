@@ -127,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        _escape_surrogates_on_stdout()
+        from diagnostics_app import cli_input  # here: after check_cache's start time
+
+        cli_input.escape_surrogates_on_stdout()
         args = build_parser().parse_args(args_list)
-        _refuse_null_bytes(args)
+        if problem := cli_input.null_byte(args):
+            raise UsageError(problem)
         if args.command in ("check", "analyze", "explain", "prune", "export"):
             # one-shot commands build ~10 objects per row and free them all at exit: the
             # cyclic collector would only walk them again and again (there are no cycles)
@@ -154,21 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(f"diagnostics-app: {exc}")
         raise
     return EXIT_BAD_INPUT
-
-
-def _escape_surrogates_on_stdout() -> None:
-    """A path the OS gave us may hold bytes that are not UTF-8, which Python carries as lone
-    surrogates; written raw they make the output invalid UTF-8 (or raise mid-table). On a
-    UTF-8 stdout they are the only characters that cannot be encoded, and "backslashreplace"
-    writes each as ``\\udcXX``: in ``--json`` output that is the JSON escape of the same
-    string (valid UTF-8 JSON, which json.loads reads back unchanged), in a table a readable
-    escape. Every writer is covered, whatever builds its text. (Ids cannot hold surrogates:
-    the project loader refuses them.)"""
-    stream = sys.stdout
-    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
-    if encoding == "utf8" and hasattr(stream, "reconfigure"):
-        with contextlib.suppress(ValueError, OSError):
-            stream.reconfigure(errors="backslashreplace")
 
 
 def _fail(message: str) -> None:
@@ -203,17 +191,6 @@ def _trash(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _refuse_null_bytes(args: argparse.Namespace) -> None:
-    """No path or id can hold a null byte (the OS would raise ValueError deep inside): refuse
-    any argument with one, naming the flag, before anything uses it. (A shell cannot pass one;
-    a script calling ``main`` or ``subprocess`` with a list can.)"""
-    for name, value in vars(args).items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and "\x00" in item:
-                flag = name if name in ("project", "dir") else "--" + name.replace("_", "-")
-                raise UsageError(f"diagnostics-app: {flag} {item!r}: contains a null byte")
-
-
 def _require_file(path: str) -> None:
     if not Path(path).is_file():
         raise UsageError(f"diagnostics-app: {path}: project file not found")
@@ -236,6 +213,8 @@ def _warn_plugins(registry: Any) -> None:
 
 
 def _parse_params(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    from diagnostics_app import cli_input
+
     out = []
     for item in items:
         if "=" not in item:
@@ -246,28 +225,10 @@ def _parse_params(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
             parsed: Any = json.loads(value)
         except (ValueError, RecursionError):
             parsed = value
-        _check_param(key, parsed, item)
+        if problem := cli_input.bad_param(key, parsed, item):
+            raise UsageError(problem)
         out.append((key, parsed))
     return tuple(out)
-
-
-def _check_param(key: str, value: Any, item: str) -> None:
-    """A typo (``fmn=60``, ``fmin=6O``) would match no row and exit 0: refuse a name or a
-    value no request can have (requests pass the same check when the project is loaded)."""
-    import difflib
-
-    from diagnostics_app.core.errors import ParamError
-    from diagnostics_app.core.params import PARAMS
-
-    spec = PARAMS.get(key)
-    if spec is None:
-        close = difflib.get_close_matches(key, list(PARAMS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(PARAMS)}"
-        raise UsageError(f"diagnostics-app: --param {key!r}: unknown parameter ({hint})")
-    try:
-        spec.check(value, where="")
-    except ParamError as exc:
-        raise UsageError(f"diagnostics-app: --param {item[:80]!r}: {str(exc)[:160]}") from None
 
 
 def _selection(args: argparse.Namespace, session: Any) -> Any:
