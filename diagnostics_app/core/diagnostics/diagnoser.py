@@ -114,13 +114,13 @@ class Diagnoser:
                         owners = group.features.get(request.feature)
                         if owners is None:
                             group.features[request.feature] = [tid]
-                        elif tid not in owners:
-                            owners.append(tid)
+                        elif owners[-1] != tid:  # tracks come one after another: a
+                            owners.append(tid)  # repeat is the last one (not `in`: O(n²))
                         continue
                     calc = params
                 rk = RowKey(src, request.feature, request.calculator or "", request.profile, pkey)
                 tracks, _, _ = invalid.setdefault(rk, ([], calc, request.params))
-                if tid not in tracks:
+                if not tracks or tracks[-1] != tid:  # as above: linear in tracks
                     tracks.append(tid)
 
         parts: dict[str, list[list[Row]]] = {}  # per source: lists of rows to merge and sort
