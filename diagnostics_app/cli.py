@@ -382,13 +382,17 @@ class _Progress:
 
 def _analyze(args: argparse.Namespace) -> int:
     from diagnostics_app.core.jobs import summarise
+    from diagnostics_app.core.planner import active_elsewhere, describe_elsewhere, plan
 
     if args.jobs < 1:
         raise UsageError("diagnostics-app: --jobs must be at least 1")
     session = _session(args.project)
     try:
         selection = _selection(args, session)
-        jobs = session.plan(selection, include_ok=args.all)
+        before = session.diagnose()
+        jobs = plan(before, selection, include_ok=args.all)
+        # rows another live process has queued or runs: its work, not planned again here
+        elsewhere = active_elsewhere(before, session.store.jobs(active_only=True), selection)
         if args.dry_run:
             listing = [
                 {**j.to_json(), "status": "planned", "seconds": None, "message": None} for j in jobs
@@ -407,6 +411,7 @@ def _analyze(args: argparse.Namespace) -> int:
                     "schema_version": JSON_SCHEMA_VERSION,
                     "jobs": listing,
                     "summary": _summary_json(diagnosis),
+                    "elsewhere": [e.to_json() for e in elsewhere],
                 }
             )
         else:
@@ -415,7 +420,9 @@ def _analyze(args: argparse.Namespace) -> int:
                     f"{item['status']:<9} {item['source']}  {item['calculator']}  {item['profile']}  {','.join(item['features'])}"
                     + (f"  {item['message']}" if item["message"] else "")
                 )
-            if not listing:
+            for line in describe_elsewhere(elsewhere):
+                print(line)
+            if not listing and not elsewhere:
                 print("nothing to do")
         return EXIT_ISSUES if failed else EXIT_OK
     finally:

@@ -180,6 +180,7 @@ class JobRunner:
                     )
                 )
                 self._queued[batch.job_id] = batch
+                self.store.lease.hold()  # released when the pass ends (other places see it alive)
                 heapq.heappush(self._heap, (priority, next(self._counter), batch))
                 batches.append(batch)
         for batch in batches:
@@ -201,6 +202,7 @@ class JobRunner:
             batch = self._queued.pop(job_id, None)
             running = self._running.get(job_id)
         if batch is not None:
+            self.store.lease.release()
             batch.cancel.cancel()
             self.store.update_job(
                 job_id,
@@ -297,6 +299,7 @@ class JobRunner:
     def _finish(self, batch: Batch, status: str, start: float, message: str | None) -> BatchResult:
         with self._lock:
             self._running.pop(batch.job_id, None)
+        self.store.lease.release()
         progress = 1.0 if status == "done" else None
         try:
             self.store.update_job(

@@ -9,12 +9,13 @@ no fallback to a "full analysis".
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics_app.core.diagnostics import Diagnosis, Row, RowKey
-from diagnostics_app.core.store import EntryKey
+from diagnostics_app.core.store import EntryKey, JobRecord, place_host, this_place
 
 PLANNABLE = frozenset({"missing", "stale", "failed"})
 
@@ -159,3 +160,66 @@ def group_passes(jobs: Iterable[PlannedJob]) -> list[list[PlannedJob]]:
     for job in jobs:
         passes.setdefault(job.pass_key, []).append(job)
     return list(passes.values())
+
+
+@dataclass(frozen=True)
+class ActiveElsewhere:
+    """A selected row that another process has queued or is running: never planned again
+    here (its owner computes it; once the owner is dead, the row is ``failed`` and planned)."""
+
+    row: Row
+    owner_pid: int | None  # None: the job record is gone (finished since the diagnosis)
+    owner_host: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """An item of ``analyze --json``'s ``elsewhere`` list."""
+        k = self.row.key
+        return {
+            "source": k.source,
+            "feature": k.feature,
+            "calculator": k.calculator,
+            "profile": k.profile,
+            "params": dict(self.row.params),
+            "state": self.row.state,
+            "job_id": self.row.job_id,
+            "owner_pid": self.owner_pid,
+            "owner_host": self.owner_host,
+        }
+
+
+def active_elsewhere(
+    diagnosis: Diagnosis, jobs: Sequence[JobRecord], selection: Selection | None = None
+) -> list[ActiveElsewhere]:
+    """The selected rows that are queued or running in another process (any host)."""
+    selection = selection or Selection()
+    by_id = {j.id: j for j in jobs}
+    out = []
+    for row in diagnosis.rows:
+        if row.state not in ("queued", "running") or not selection.matches(row):
+            continue
+        job = by_id.get(row.job_id or "")
+        if job is not None and job.owner_pid == os.getpid() and job.owner_place == this_place():
+            continue  # this process's own
+        out.append(
+            ActiveElsewhere(
+                row,
+                job.owner_pid if job else None,
+                place_host(job.owner_place) if job and job.owner_place else None,
+            )
+        )
+    return out
+
+
+def describe_elsewhere(items: Sequence[ActiveElsewhere]) -> list[str]:
+    """One line per owner: "3 rows are queued or running in process 1234 on host X; …"."""
+    owners: dict[tuple[int | None, str | None], int] = {}
+    for item in items:
+        key = (item.owner_pid, item.owner_host)
+        owners[key] = owners.get(key, 0) + 1
+    lines = []
+    for (pid, host), n in owners.items():
+        rows = "1 row is" if n == 1 else f"{n} rows are"
+        where = f"process {pid}" if pid is not None else "another process"
+        where += f" on host {host}" if host else ""
+        lines.append(f"{rows} queued or running in {where}; not duplicated")
+    return lines

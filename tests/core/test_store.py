@@ -527,7 +527,9 @@ def test_open_sweeps_what_dead_writers_left(tmp_path: Path) -> None:
     gone = cache / DATA_DIR / f"{'e' * 32}.1-00000000.npy"  # listed as garbage by a commit
     gone.write_bytes(b"x")
     with sqlite3.connect(cache / INDEX_NAME) as db:  # what a writer killed mid-commit leaves
-        db.execute("INSERT INTO writers VALUES ('t', ?, ?, 0)", (pid, token))
+        db.execute(
+            "INSERT INTO writers (token, pid, start, since) VALUES ('t', ?, ?, 0)", (pid, token)
+        )
         db.execute("INSERT INTO garbage VALUES (?)", (f"{DATA_DIR}/{gone.name}",))
     with FeatureStore.open(cache) as s:
         assert not any(p.exists() for p in [*orphans, mine, gone])

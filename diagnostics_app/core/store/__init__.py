@@ -22,7 +22,8 @@ here; none of it needs SQLite. The parts, each documented in its module:
 - :mod:`.writing`: the pass writer (the engine's sink) and the bulk import;
 - :mod:`.index`: listing entries and committing new data for a key;
 - :mod:`.recovery`: what crashed processes left (garbage, orphans, dead writers);
-- :mod:`.owners`: process liveness that survives pid reuse;
+- :mod:`.owners`: process liveness that survives pid reuse, and where a pid means something;
+- :mod:`.lease`: liveness of owners elsewhere (another host or PID namespace): heartbeats;
 - :mod:`.trash`, :mod:`.digests`, :mod:`.jobs`: their tables.
 
 Every OSError and SQLite error becomes a :class:`~diagnostics_app.core.errors.StoreError`
@@ -34,7 +35,13 @@ from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, U16_LEVELS
 from diagnostics_app.core.store.connection import DEFAULT_BUSY_TIMEOUT, INDEX_NAME
 from diagnostics_app.core.store.facade import FeatureStore
 from diagnostics_app.core.store.jobs import FINISHED_JOBS_PER_KEY
-from diagnostics_app.core.store.owners import process_alive, process_start_token
+from diagnostics_app.core.store.lease import LEASE_SECONDS
+from diagnostics_app.core.store.owners import (
+    place_host,
+    process_alive,
+    process_start_token,
+    this_place,
+)
 from diagnostics_app.core.store.records import (
     ACTIVE_JOB_STATES,
     FINISHED_JOB_STATES,
@@ -63,6 +70,7 @@ __all__ = [
     "FINISHED_JOB_STATES",
     "INDEX_NAME",
     "JOB_STATES",
+    "LEASE_SECONDS",
     "SCHEMA_VERSION",
     "TMP_DIR",
     "TRASH_MAX_AGE",
@@ -80,6 +88,8 @@ __all__ = [
     "canonical_params",
     "meta_from_json",
     "meta_to_json",
+    "place_host",
     "process_alive",
     "process_start_token",
+    "this_place",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import digests, index, paths, recovery, schema
+from diagnostics_app.core.store import digests, index, lease, paths, recovery, schema
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature
@@ -66,6 +67,9 @@ class FeatureStore:
         self.verify_content = False
         self._registration: tuple[int, str] | None = None  # (pid, token) in the writers table
         self._writers: weakref.WeakSet[PassWriter] = weakref.WeakSet()
+        # this process's lease: held by whoever has active jobs (the job runner), so that
+        # processes in another host or PID namespace see them alive (see .lease)
+        self.lease = lease.Heartbeat(lambda now: lease.beat(self._db, now))
 
     # -- opening and closing -------------------------------------------------------------------
 
@@ -105,6 +109,7 @@ class FeatureStore:
 
     def close(self) -> None:
         """Abort unfinished writers of this instance, unregister, close the connection."""
+        self.lease.close()  # outside the lock: its last beat may be waiting for it
         with self._db.lock:
             if self._db.closed:
                 return
@@ -179,14 +184,20 @@ class FeatureStore:
         swept like a crashed writer's renamed files. Returns the committed entries.
         """
         self._register()
-        staged, written = stage_import(items, self.root / DATA_DIR, durable)
-        return index.commit_import(self._db, self.root, staged, written, durable)
+        self.lease.hold()  # its files are live until the commit, whoever sweeps meanwhile
+        try:
+            staged, written = stage_import(items, self.root / DATA_DIR, durable)
+            return index.commit_import(self._db, self.root, staged, written, durable)
+        finally:
+            self.lease.release()
 
-    def sweep(self, full: bool = False) -> int:
+    def sweep(self, full: bool = False, *, now: float | None = None) -> int:
         """Delete what crashed processes left: listed garbage, temporary files of dead
         writers and, when a registered writer died (or ``full``), every file in ``data/`` that
-        no row references and whose writer is dead. Returns the number of files deleted."""
-        return recovery.sweep(self._db, self.root, full)
+        no row references and whose writer is dead. A writer elsewhere (another host or PID
+        namespace) is dead when its lease expired at ``now`` (default: the clock). Returns the
+        number of files deleted."""
+        return recovery.sweep(self._db, self.root, full, time.time() if now is None else now)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -292,7 +303,7 @@ class FeatureStore:
 
     def add_job(self, record: JobRecord) -> None:
         """Insert (or overwrite) a job record."""
-        job_table.add(self._db, record)
+        job_table.add(self._db, record, time.time())
 
     def update_job(
         self,
@@ -329,10 +340,12 @@ class FeatureStore:
     def clear_cancel_request(self, job_id: str) -> None:
         job_table.clear_cancel_request(self._db, job_id)
 
-    def reap_dead_jobs(self) -> list[str]:
-        """Fail every queued or running job whose owner process is gone (pid reuse detected
-        by the start token). Returns the ids of the jobs reaped."""
-        return job_table.reap_dead(self._db)
+    def reap_dead_jobs(self, *, now: float | None = None) -> list[str]:
+        """Fail every queued or running job whose owner is gone: a process in this place
+        (host, boot, PID namespace) that no longer runs (pid reuse detected by the start
+        token), or one elsewhere whose lease expired at ``now`` (default: the clock; see
+        :mod:`.lease`). Returns the ids of the jobs reaped."""
+        return job_table.reap_dead(self._db, time.time() if now is None else now)
 
     def state_token(self) -> tuple[tuple[Any, ...], ...]:
         """Changes whenever an entry or a job record changes (see the connection's)."""

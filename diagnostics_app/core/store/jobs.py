@@ -3,7 +3,8 @@
 Job records live in the index so that every process sees every job, whoever started it
 (cancelling a job another process runs goes through ``cancel_requests``). The owner's pid and start-time token
 (see :mod:`.owners`) let :func:`reap_dead` fail the jobs of dead owners even when the pid has
-been reused. Every change bumps the ``jobs`` counter, which is what pollers watch; progress
+been reused; an owner in another place (host, boot, PID namespace) is judged by its lease
+instead (:mod:`.lease`). Every change bumps the ``jobs`` counter, which is what pollers watch; progress
 updates run with ``synchronous=NORMAL`` (safe against process crashes, cheap at 10 updates/s).
 Finished records are trimmed per key as they finish, so the table stays small.
 """
@@ -11,13 +12,15 @@ Finished records are trimmed per key as they finish, so the table stays small.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 from diagnostics_app.core.store.connection import IndexConnection
-from diagnostics_app.core.store.owners import process_alive
+from diagnostics_app.core.store.lease import dead_reason, forget_expired, owner_alive, touch
+from diagnostics_app.core.store.owners import this_place
 from diagnostics_app.core.store.records import (
     ACTIVE_JOB_STATES,
     FINISHED_JOB_STATES,
@@ -30,7 +33,7 @@ FINISHED_JOBS_PER_KEY: Final = 10  # finished job records kept per (source, calc
 
 _JOB_COLS: Final = (
     "id, source_id, calculator_ids, profile, params, features, state, progress, label, "
-    "message, origin, owner_pid, owner_start, created, updated"
+    "message, origin, owner_pid, owner_start, created, updated, owner_place"
 )
 
 
@@ -58,6 +61,7 @@ def _job_from_row(row: Sequence[Any]) -> JobRecord:
         owner_start=row[12],
         created=row[13],
         updated=row[14],
+        owner_place=row[15] or "",
     )
 
 
@@ -66,12 +70,18 @@ def _check_state(state: str) -> None:
         raise ValueError(f"job state must be one of {', '.join(JOB_STATES)}, not {state!r}")
 
 
-def add(db: IndexConnection, record: JobRecord) -> None:
+def add(db: IndexConnection, record: JobRecord, now: float) -> None:
     """See :meth:`FeatureStore.add_job`."""
     _check_state(record.state)
+    place = record.owner_place
+    mine = record.owner_pid == os.getpid()
+    if not place and mine:
+        place = this_place()  # a record of this process: say where its pid means something
     with db.write("cannot record a job") as c:
+        if mine and place == this_place() and record.state in ACTIVE_JOB_STATES:
+            touch(c, now)  # the lease is fresh from the moment the job is visible
         c.execute(
-            f"INSERT OR REPLACE INTO jobs ({_JOB_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO jobs ({_JOB_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.id,
                 record.source_id,
@@ -88,6 +98,7 @@ def add(db: IndexConnection, record: JobRecord) -> None:
                 record.owner_start,
                 record.created,
                 record.updated,
+                place or None,
             ),
         )
         if record.state in FINISHED_JOB_STATES:
@@ -201,21 +212,27 @@ def clear_cancel_request(db: IndexConnection, job_id: str) -> None:
         c.execute("DELETE FROM cancel_requests WHERE job_id = ?", (job_id,))
 
 
-def reap_dead(db: IndexConnection) -> list[str]:
+def reap_dead(db: IndexConnection, now: float) -> list[str]:
     """See :meth:`FeatureStore.reap_dead_jobs`."""
     with db.read("cannot read jobs") as c:
         rows = c.execute(
-            "SELECT id, owner_pid, owner_start FROM jobs WHERE state IN ('queued', 'running')"
+            "SELECT j.id, j.owner_pid, j.owner_start, j.owner_place, o.heartbeat FROM jobs j "
+            "LEFT JOIN owners o ON o.place = j.owner_place AND o.pid = j.owner_pid AND "
+            "o.start = j.owner_start WHERE j.state IN ('queued', 'running')"
         ).fetchall()
-    dead = [(job_id, pid) for job_id, pid, start in rows if not process_alive(pid, start)]
+    dead = [
+        (job_id, dead_reason(place, pid, beat, now))
+        for job_id, pid, start, place, beat in rows
+        if not owner_alive(place, pid, start, beat, now)
+    ]
     if not dead:
         return []
-    now = time.time()
     with db.write("cannot update jobs") as c:
         c.executemany(
             "UPDATE jobs SET state = 'failed', progress = NULL, label = 'failed', "
             "message = ?, updated = ? WHERE id = ? AND state IN ('queued', 'running')",
-            [(f"owner process {pid} died", now, job_id) for job_id, pid in dead],
+            [(reason, time.time(), job_id) for job_id, reason in dead],
         )
+        forget_expired(c, now)
         db.bump(c, "jobs")
     return [job_id for job_id, _ in dead]

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import re
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -29,6 +30,33 @@ def _boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
     except OSError:
         return ""
+
+
+_place: tuple[int, str] | None = None
+
+
+def this_place() -> str:
+    """Where this process's pid means something: ``<host>|<boot id>|<pid namespace>``.
+
+    A pid (and its start token) can only be checked by a process in the same place: another
+    host, another boot or another PID namespace (a container on a shared volume) sees other
+    processes under those numbers, so there only a lease (:mod:`.lease`) tells liveness.
+    Recomputed after a fork (``unshare --fork`` gives the child a new namespace)."""
+    global _place
+    pid = os.getpid()
+    if _place is None or _place[0] != pid:
+        try:
+            ns = str(os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            ns = ""
+        host = socket.gethostname().replace("|", "_")
+        _place = (pid, f"{host}|{_boot_id()}|{ns}")
+    return _place[1]
+
+
+def place_host(place: str) -> str:
+    """The host name part of a :func:`this_place` string."""
+    return place.split("|", 1)[0]
 
 
 def _proc_stat(pid: int) -> tuple[str, str] | None:
@@ -130,6 +158,17 @@ def _owner_tag() -> str:
 def new_name(suffix: str) -> str:
     """A fresh file name owned by this process: ``<random>.<owner tag><suffix>``."""
     return f"{uuid.uuid4().hex}.{_owner_tag()}{suffix}"
+
+
+def file_tag(name: str) -> tuple[int, str] | None:
+    """The (pid, 8 hex of the start token) in a store file name; None if the name is not ours."""
+    m = _FILE_RE.match(name)
+    return None if m is None else (int(m["pid"]), m["tok"])
+
+
+def tag_of(pid: int, start: str) -> tuple[int, str]:
+    """The :func:`file_tag` of the files written by the process (``pid``, ``start``)."""
+    return (pid, _short_token(start))
 
 
 def file_owner_alive(name: str, cache: dict[tuple[int, str], bool]) -> bool | None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.canonical import canonical_json
-from diagnostics_app.core.store.owners import process_start_token
+from diagnostics_app.core.store.owners import process_start_token, this_place
 
 JOB_STATES: Final = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_JOB_STATES: Final = ("queued", "running")
@@ -219,6 +219,9 @@ class JobRecord:
     owner_start: str  # process_start_token(owner_pid) when the job was created
     created: float
     updated: float
+    # where owner_pid means something (owners.this_place: host|boot|PID namespace); "" for a
+    # record of this process until the store fills it in, or of a program without leases
+    owner_place: str = ""
 
     @classmethod
     def new(
@@ -252,6 +255,7 @@ class JobRecord:
             owner_start=process_start_token(),
             created=now,
             updated=now,
+            owner_place=this_place(),
         )
 
     @property

@@ -15,6 +15,13 @@ Crash safety (proven by ``tests/core/test_store_crash.py``, which SIGKILLs write
     scan. Liveness is decided *before* reading the set of referenced files, so a writer that
     commits and then dies cannot have its committed file taken for an orphan.
 
+Writers elsewhere
+    A writer on another host or in another PID namespace (a container on a shared volume)
+    cannot be checked by pid: it and its files are alive while its lease is (:mod:`.lease`).
+    Files are matched to such a writer by the pid and token in their names; the leases are
+    read again after the folders are listed, so a writer that registered meanwhile keeps its
+    files.
+
 Deleting only its own files
     A path listed as garbage is deleted only if it names a file of this store (:mod:`.paths`);
     any other is reported once as refused, and its row dropped, the file untouched. Files found
@@ -37,7 +44,14 @@ from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, unlink
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
-from diagnostics_app.core.store.owners import file_owner_alive, process_alive, process_start_token
+from diagnostics_app.core.store.lease import owner_alive, touch
+from diagnostics_app.core.store.owners import (
+    file_owner_alive,
+    file_tag,
+    process_start_token,
+    tag_of,
+    this_place,
+)
 from diagnostics_app.core.store.paths import index_path_ok, refusal
 
 
@@ -45,10 +59,12 @@ def register(db: IndexConnection) -> str:
     """Record this process as a writer, before it creates any file; the registration token."""
     pid = os.getpid()
     token = uuid.uuid4().hex
+    now = time.time()
     with db.write("cannot register as a writer", durable=True) as c:
+        touch(c, now)  # a writer elsewhere must never be seen without a lease
         c.execute(
-            "INSERT INTO writers VALUES (?, ?, ?, ?)",
-            (token, pid, process_start_token(pid), time.time()),
+            "INSERT INTO writers (token, pid, start, since, place) VALUES (?, ?, ?, ?, ?)",
+            (token, pid, process_start_token(pid), now, this_place()),
         )
     return token
 
@@ -84,17 +100,22 @@ def delete_garbage(db: IndexConnection, root: Path, paths: Sequence[str]) -> Non
         c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in done])
 
 
-def sweep(db: IndexConnection, root: Path, full: bool = False) -> int:
+def sweep(db: IndexConnection, root: Path, full: bool, now: float) -> int:
     """See :meth:`FeatureStore.sweep`."""
-    alive: dict[tuple[int, str], bool] = {}
     try:
         with db.lock:
             conn = db.live()
-            writers = conn.execute("SELECT token, pid, start FROM writers").fetchall()
+            writers = conn.execute(
+                "SELECT w.token, w.pid, w.start, w.place, o.heartbeat FROM writers w "
+                "LEFT JOIN owners o ON o.place = w.place AND o.pid = w.pid AND o.start = w.start"
+            ).fetchall()
             garbage = [r[0] for r in conn.execute("SELECT path FROM garbage")]
+            alive = _elsewhere(conn, now)  # file owners elsewhere, by lease
     except sqlite3.Error as exc:
         raise db.error("cannot read the index", exc) from None
-    dead = [t for t, pid, start in writers if not process_alive(pid, start)]
+    dead = [
+        t for t, pid, start, place, beat in writers if not owner_alive(place, pid, start, beat, now)
+    ]
     try:
         tmp = [
             e.path for e in os.scandir(root / TMP_DIR) if file_owner_alive(e.name, alive) is False
@@ -108,6 +129,12 @@ def sweep(db: IndexConnection, root: Path, full: bool = False) -> int:
             ]
     except OSError as exc:
         raise StoreError(f"{root}: cannot list the store: {os_cause(exc)}") from None
+    if tmp or candidates:
+        # a writer elsewhere that registered after the first read: its files are not orphans
+        with db.read("cannot read the index") as c:
+            late = {tag for tag, ok in _elsewhere(c, now).items() if ok}
+        tmp = [p for p in tmp if file_tag(Path(p).name) not in late]
+        candidates = [p for p in candidates if file_tag(Path(p).name) not in late]
     removed = sum(unlink(Path(p)) for p in tmp)
     if candidates or garbage:
         # read only now: a writer found dead above cannot commit anything after this read
@@ -146,3 +173,13 @@ def _referenced(db: IndexConnection) -> set[str]:
                 if times_path:
                     out.add(times_path)
     return out
+
+
+def _elsewhere(c: sqlite3.Connection, now: float) -> dict[tuple[int, str], bool]:
+    """File tags (see :func:`.owners.file_tag`) of owners in other places: alive by lease."""
+    here = this_place()
+    return {
+        tag_of(pid, start): owner_alive(place, pid, start, beat, now)
+        for place, pid, start, beat in c.execute("SELECT place, pid, start, heartbeat FROM owners")
+        if place != here
+    }

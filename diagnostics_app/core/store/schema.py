@@ -15,8 +15,9 @@ from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.connection import IndexConnection
 
 # 2: cancel_requests (cancelling another process's job); 3: features and trash rows record
-# each file's stamp and checksum (see .verify)
-SCHEMA_VERSION: Final = 3
+# each file's stamp and checksum (see .verify); 4: owners (leases, see .lease), and the place
+# (host, boot, PID namespace) of each job's owner and each writer
+SCHEMA_VERSION: Final = 4
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -24,6 +25,8 @@ _ADDED_COLUMNS: Final = (
     ("features", "checksum", "TEXT"),
     ("trash", "stamp", "TEXT"),
     ("trash", "checksum", "TEXT"),
+    ("jobs", "owner_place", "TEXT"),
+    ("writers", "place", "TEXT"),
 )
 
 _SCHEMA: Final = """
@@ -54,7 +57,11 @@ CREATE TABLE IF NOT EXISTS trash (
     PRIMARY KEY (prune_id, entry_id, feature));
 CREATE TABLE IF NOT EXISTS garbage (path TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS writers (
-    token TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, since REAL NOT NULL);
+    token TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, since REAL NOT NULL,
+    place TEXT);
+CREATE TABLE IF NOT EXISTS owners (
+    place TEXT NOT NULL, pid INTEGER NOT NULL, start TEXT NOT NULL, heartbeat REAL NOT NULL,
+    PRIMARY KEY (place, pid, start));
 CREATE TABLE IF NOT EXISTS digests (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
@@ -64,7 +71,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     profile TEXT NOT NULL, params TEXT NOT NULL, features TEXT NOT NULL, state TEXT NOT NULL,
     progress REAL, label TEXT NOT NULL, message TEXT, origin TEXT NOT NULL,
     owner_pid INTEGER NOT NULL, owner_start TEXT NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL);
+    created REAL NOT NULL, updated REAL NOT NULL, owner_place TEXT);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (source_id, profile, params);
 INSERT OR IGNORE INTO counters VALUES ('entries', 0), ('jobs', 0);
@@ -90,7 +97,9 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
             # every statement is IF NOT EXISTS: running them all creates a new index and
             # migrates an older one (1 -> 2 adds cancel_requests); columns added later are
             # added to the tables an older version created (2 -> 3: stamps and checksums,
-            # NULL for the rows already there: verified by header, "no checksum recorded")
+            # NULL for the rows already there: verified by header, "no checksum recorded";
+            # 3 -> 4: owners and places, NULL for jobs and writers already there: judged by
+            # their pid, as the program that wrote them did)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
