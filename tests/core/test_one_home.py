@@ -1,0 +1,158 @@
+"""One home per rule (issue 8): the state sets and their order (``core/states.py``), the
+fingerprint comparison and the value formatter (``core/explain.py``), request resolution
+(``core/resolve.py``), channel names and frame times (``core/axes.py``), the waveform's peaks
+(``engine.audio_peaks``) and the file stamp (``core/stamp.py``).
+
+Where two copies of a rule used to disagree, the rule that won is pinned here: a field absent
+on one side differs (the CLI's ``explain`` did not say so when the other side was ``null``);
+a job fails with its row's message (it used to prefix the file name to a sample-rate
+problem); the waveform reduces the audio in the peaks calculator's blocks (it used 256
+samples, the calculator 64) and names channels as stored data does (``ch1``, ``ch2``, not
+``L``, ``R``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diagnostics_app.core import edits
+from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.axes import channel_names, complete_names, frame_step, frame_times
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.explain import ABSENT, compare, differing, format_value, profile_text
+from diagnostics_app.core.resolve import Invalid, Resolved, check_rate, resolve
+from diagnostics_app.core.session import Session
+from diagnostics_app.core.states import (
+    ACTIVE_JOB,
+    EVICT_FIRST,
+    ISSUES,
+    PLANNABLE,
+    REGENERABLE,
+    SEVERITY,
+    STATES,
+    eviction_rank,
+    extraneous,
+    severity_rank,
+    sql_list,
+)
+from diagnostics_app.core.store import ACTIVE_JOB_STATES
+from tests.core.project_factory import SR, shared_source_project
+
+# --- states ----------------------------------------------------------------------------------
+
+
+def test_one_severity_order_over_every_state() -> None:
+    assert sorted(SEVERITY) == sorted(STATES)
+    assert [severity_rank(s) for s in SEVERITY] == list(range(len(STATES)))
+    assert severity_rank("failed") < severity_rank("stale") < severity_rank("ok")
+    assert severity_rank("no such state") == len(STATES)
+
+
+def test_named_sets() -> None:
+    assert ACTIVE_JOB == {"queued", "running"} == set(ACTIVE_JOB_STATES)  # rows and job records
+    assert sql_list(ACTIVE_JOB) == "('queued', 'running')"
+    with pytest.raises(ValueError, match="not a state"):
+        sql_list({"queued", "x'); DROP TABLE jobs; --"})
+    assert PLANNABLE | {"ok"} == REGENERABLE
+    assert set(STATES) - {"ok"} == ISSUES
+    assert sorted(STATES, key=eviction_rank)[: len(EVICT_FIRST)] == list(EVICT_FIRST)
+
+
+@dataclass(frozen=True)
+class _R:
+    state: str
+
+
+def test_extraneous_filter_keeps_order_and_only_extraneous_rows() -> None:
+    rows = [_R(s) for s in (*STATES, "extraneous")]
+    assert extraneous(rows) == [rows[3], rows[-1]]
+
+
+# --- explain: the comparison and the formatter -----------------------------------------------
+
+
+def test_a_field_absent_on_one_side_differs_and_reads_absent() -> None:
+    stored = {"calculator.version": 1, "profile.hop_size": 512}
+    current = {"calculator.version": 1, "profile.hop_size": 512.0, "profile.fmin": None}
+    fields = {f.input: f for f in compare(stored, current)}
+    assert list(fields) == sorted(fields)  # by name
+    assert fields["profile.fmin"].stored is ABSENT
+    assert fields["profile.fmin"].current is None
+    assert fields["profile.fmin"].differs
+    assert not fields["profile.hop_size"].differs  # numbers by value
+    assert differing(stored, current) == ("profile.fmin",)
+    assert (format_value(ABSENT), format_value(None)) == ("absent", "null")
+    # staleness is another question: an added input whose value is unset stales nothing
+    assert fpr.diff(stored, current) == ()
+    assert differing(current, stored) == ("profile.fmin",)  # either side
+
+
+def test_nothing_differs_without_both_fingerprints() -> None:
+    current = {"calculator.version": 1}
+    for stored, now in ((None, current), (current, None)):
+        fields = compare(stored, now)
+        assert [f.input for f in fields] == ["calculator.version"]
+        assert not any(f.differs for f in fields)
+    assert compare(None, current)[0].stored is ABSENT
+
+
+def test_values_compare_as_fingerprints_do() -> None:
+    assert not differing({"a": 2048}, {"a": 2048.0})
+    assert not differing({"a": True}, {"a": 1})  # as Python (and the staleness diff) has it
+    assert differing({"a": float("nan")}, {"a": float("nan")}) == ("a",)
+
+
+def test_one_formatter() -> None:
+    tempo = [{"time": 0.0, "bpm": 120.0}, {"time": 16.0, "bpm": 96.0}]
+    assert format_value(tempo) == "0 s: 120 BPM; 16 s: 96 BPM"
+    assert format_value("b2:abc") == "b2:abc"
+    assert format_value(True) == "true"
+    assert format_value({"b": 1, "a": "é"}) == '{"a": "é", "b": 1}'
+    assert format_value("x" * 50, 10) == "x" * 9 + "…"
+    assert len(format_value(list(range(100)), 30)) == 30
+    assert profile_text("fine", {}) == "fine"
+    assert profile_text("fine", {"fmin": 80.0}) == 'fine {"fmin": 80.0}'
+
+
+# --- resolution: a job fails with its row's message ------------------------------------------
+
+
+def test_resolve_names_what_cannot_be_served(tmp_path: Path) -> None:
+    with Session.open(shared_source_project(tmp_path), Registry.builtin()) as session:
+        reg, proj = session.registry, session.project
+        ok = resolve(reg, proj, "rms", None, "fine", {})
+        assert isinstance(ok, Resolved) and ok.calculator.id == "core.rms"
+        assert ok.params["hop_size"] == 256
+        assert resolve(reg, proj, "loudness", None, "default", {}) == Invalid(
+            f"unknown feature 'loudness' (known: {', '.join(reg.features())})"
+        )
+        bad = resolve(reg, proj, "rms", None, "default", {"fft_size": 512})
+        assert bad == Invalid("fft_size: 512 is smaller than window_size 2048")
+        pitch = resolve(reg, proj, "pitch", None, "default", {"window_size": 32, "fmax": 400.0})
+        assert isinstance(pitch, Resolved)
+        pitch_problem = check_rate(pitch.calculator, pitch.params, SR)
+        assert pitch_problem == Invalid("window_size: 32 samples is too short for fmax 400 Hz")
+        # the same problem and the same message as the diagnosis shows on the row
+        session.edit("short", lambda p: edits.set_profile_param(p, "default", "window_size", 32))
+        [row] = [r for r in session.diagnose().rows if r.key.feature == "pitch"]
+        assert (row.state, row.message) == ("invalid", pitch_problem.message)
+
+
+# --- axes, peaks, stamps ---------------------------------------------------------------------
+
+
+def test_channel_names_and_frame_times() -> None:
+    assert channel_names(2) == ("ch1", "ch2")
+    assert channel_names(1, mixed=True) == ("mix",)
+    assert complete_names(("mix",), 1) == ("mix",)
+    assert complete_names(("a",), 3) == ("a", "ch2", "ch3")
+    assert complete_names(("a", "b", "c"), 2) == ("a", "b")
+    np.testing.assert_allclose(frame_times(0.5, 0.25, 3), [0.5, 0.75, 1.0])
+    explicit = np.array([0.0, 0.5, 1.5, 2.0])
+    np.testing.assert_array_equal(frame_times(0.0, None, 4, explicit), explicit)
+    assert frame_step(0.01, explicit) == 0.01
+    assert frame_step(None, explicit) == 0.5  # the median spacing
+    assert frame_step(None, explicit[:1]) == 1.0
