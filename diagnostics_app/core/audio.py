@@ -21,6 +21,7 @@ import soundfile as sf
 
 from diagnostics_app.core import files
 from diagnostics_app.core.errors import AudioError
+from diagnostics_app.core.stamp import FileStamp as FileStamp  # re-exported (the store, tests)
 
 # Decoding block: large enough that per-block overhead vanishes, small enough that memory stays
 # flat (2^17 frames of 8-channel float32 = 4 MiB).
@@ -229,19 +230,10 @@ def read_all(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
 # --- content digest --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileStamp:
-    """What ``stat`` says of a file; when it is unchanged the file's bytes are taken as unchanged."""
-
-    size: int
-    mtime_ns: int
-    inode: int
-    ctime_ns: int
-
-    @classmethod
-    def of(cls, path: str | os.PathLike[str]) -> FileStamp:
-        st = _stat(Path(path))
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+def stamp_of(path: str | os.PathLike[str]) -> FileStamp:
+    """The stamp of an audio file (:class:`~diagnostics_app.core.stamp.FileStamp`, the one of
+    the app); AudioError, naming the file and why, for what cannot be audio (see ``_stat``)."""
+    return FileStamp.from_stat(_stat(Path(path)))
 
 
 class DigestCache(Protocol):
@@ -290,7 +282,7 @@ def _text_key(path: Path) -> str:
 def content_digest(path: str | os.PathLike[str], cache: DigestCache | None = None) -> str:
     """The digest of the file's bytes; re-reads the file only when its stat stamp changed."""
     key = _text_key(Path(path).resolve())
-    stamp = FileStamp.of(path)
+    stamp = stamp_of(path)
     if cache is not None and (known := cache.get_digest(key, stamp)) is not None:
         return known
     digest = hash_file(path)

@@ -25,7 +25,7 @@ unchanged:
 - **the audio files**: for each source, its path, its stat stamp and whether this user may
   read it.
 
-A *stat stamp* is :class:`~diagnostics_app.core.audio.FileStamp`'s: size, mtime, inode and
+A *stat stamp* is :class:`~diagnostics_app.core.stamp.FileStamp`: size, mtime, inode and
 ctime (which no program can set back). The store's digest cache takes a file's bytes as
 unchanged by the same criterion. The check depends on nothing else: no clock (a failed job
 counts by the times stored with it), no other environment variable (the plugin path acts
@@ -63,6 +63,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diagnostics_app.core.stamp import FileStamp  # stdlib only: cheap on the fast path
+
 if TYPE_CHECKING:
     from diagnostics_app.core.calculators.registry import Registry
     from diagnostics_app.core.store import FeatureStore
@@ -82,12 +84,9 @@ Json = Any  # a value made of lists, strings, numbers, booleans and None
 
 
 def _stamp(path: str | os.PathLike[str] | int) -> list[int] | None:
-    """The FileStamp fields of ``path`` (None if it cannot be stat'ed)."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    """The :class:`FileStamp` of ``path`` as a key (None if it cannot be stat'ed)."""
+    stamp = FileStamp.peek(path)
+    return None if stamp is None else stamp.to_json()
 
 
 @dataclass(frozen=True)

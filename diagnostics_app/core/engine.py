@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from diagnostics_app.core.audio import DEFAULT_BLOCK_FRAMES, AudioInfo, iter_blocks, read_info
+from diagnostics_app.core.axes import frame_times
 from diagnostics_app.core.calculators.base import (
     AnalysisContext,
     Block,
@@ -32,9 +33,11 @@ from diagnostics_app.core.calculators.base import (
     CalculatorRun,
     OutputMeta,
 )
+from diagnostics_app.core.calculators.temporal import PEAKS, PeaksCalculator
 from diagnostics_app.core.dsp import stft_magnitude, stft_offset
-from diagnostics_app.core.errors import Cancelled, DiagnosticsError
-from diagnostics_app.core.params import Params, check_for_rate
+from diagnostics_app.core.errors import Cancelled, DiagnosticsError, ParamError
+from diagnostics_app.core.params import Params, resolve_params
+from diagnostics_app.core.resolve import check_rate
 from diagnostics_app.core.tempo import TempoMap
 
 ProgressFn = Callable[[float, str], None]
@@ -106,20 +109,15 @@ class MemorySink:
                 else np.zeros((0, meta.channels, meta.width), np.float32)
             )
             out[feature] = FeatureResult(
-                meta, data, frame_times(meta, len(data), times.get(feature))
+                meta,
+                data,
+                frame_times(meta.frame_start, meta.frame_step, len(data), times.get(feature)),
             )
         self.results[calculator_id] = out
 
     def abort(self) -> None:
         self._parts.clear()
         self.aborted = True
-
-
-def frame_times(meta: OutputMeta, n: int, explicit: np.ndarray | None) -> np.ndarray:
-    if explicit is not None:
-        return np.asarray(explicit, dtype=np.float64)
-    step = meta.frame_step or 0.0
-    return meta.frame_start + step * np.arange(n, dtype=np.float64)
 
 
 # --- the worker pool -------------------------------------------------------------------------
@@ -206,9 +204,13 @@ def run_pass(
     try:
         info = info or read_info(plan.path)
         params = plan.params
-        check_for_rate(params, info.sample_rate, where=f"{Path(plan.path).name}: ")
-        for calc in plan.calculators:
-            calc.check(params, info.sample_rate)
+        # the same checks as a row's (core.resolve); jobs make them before they get here, so
+        # a job's message is its row's, and this is for any other caller of the engine
+        problem = check_rate(
+            plan.calculators, params, info.sample_rate, where=f"{Path(plan.path).name}: "
+        )
+        if problem is not None:
+            raise ParamError(problem.message)
         cancel = cancel or CancelToken()
         signal_channels = 1 if params["channel_mode"] == "mix" else info.channels
         ctx = AnalysisContext(
@@ -470,3 +472,23 @@ def analyse(
     sink = MemorySink()
     run_pass(PassPlan(str(path), params, tempo or TempoMap(), tuple(calculators)), sink, **kwargs)  # type: ignore[arg-type]
     return sink.results
+
+
+def audio_peaks(
+    path: str | os.PathLike[str], cancelled: Callable[[], bool] = lambda: False
+) -> FeatureResult:
+    """The waveform peaks of an audio file, computed by the peaks calculator (``core.peaks``)
+    with the default parameters: exactly what a ``peaks`` row analysed with the default
+    profile holds. For a view that has no usable stored peaks; raises AudioError, or
+    Cancelled once ``cancelled()`` (asked after every decoded block) is true."""
+    token = CancelToken()
+
+    def progress(fraction: float, label: str) -> None:
+        if cancelled():
+            token.cancel()
+
+    calc = PeaksCalculator()
+    plan = PassPlan(str(path), resolve_params(), TempoMap(), (calc,))
+    sink = MemorySink()
+    run_pass(plan, sink, progress=progress, cancel=token)
+    return sink.results[calc.id][PEAKS.name]

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from diagnostics_app.core import files
+from diagnostics_app.core.axes import complete_names
 from diagnostics_app.core.errors import DiagnosticsError, StoreError
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ def csv_header(
     columns = int(np.prod(shape[1:]))
     if len(shape) == 3:
         inner = width_names or tuple(str(i) for i in range(shape[2]))
-        chans = channel_names or tuple(f"ch{i + 1}" for i in range(shape[1]))
+        chans = complete_names(channel_names, shape[1])
         cols = [f"{c}:{w}" for c in chans for w in inner]
     else:
         cols = (

@@ -20,6 +20,7 @@ from typing import Any
 
 from diagnostics_app.core.calculators.base import Calculator
 from diagnostics_app.core.canonical import canonical_json
+from diagnostics_app.core.explain import format_value, same_value
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.tempo import TempoMap
 
@@ -32,6 +33,7 @@ CALC_ID = "calculator.id"
 CALC_VERSION = "calculator.version"
 TEMPO = "tempo_map"
 PROFILE_PREFIX = "profile."
+REASON_LIMIT = 40  # characters per value in a reason's text (a stale row's message)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Reason:
         return {"input": self.input, "old": self.old, "new": self.new}
 
     def __str__(self) -> str:
-        return f"{self.input}: {_short(self.old)} → {_short(self.new)}"
+        return f"{self.input}: {format_value(self.old, REASON_LIMIT)} → {format_value(self.new, REASON_LIMIT)}"
 
 
 def build(calc: Calculator, params: Params, audio: AudioFacts, tempo: TempoMap) -> Fingerprint:
@@ -112,35 +114,16 @@ def _rank(name: str) -> tuple[int, str]:
 
 def diff(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[Reason, ...]:
     """Every input whose value differs, in a stable order (audio, calculator, profile, tempo).
-    An input present on one side only shows ``None`` on the other."""
+    An input present on one side only shows ``None`` on the other, and counts as changed only
+    if the other side's value is not ``None`` (see :mod:`core.explain` for why; values compare
+    by :func:`core.explain.same_value`)."""
     if stored is None:
         return ()
-    if stored == current:  # equal values are equal after _normal too: nothing differs
+    if stored == current:  # equal values are equal by same_value too: nothing differs
         return ()
     names = sorted(set(stored) | set(current), key=_rank)
     return tuple(
         Reason(name, stored.get(name), current.get(name))
         for name in names
-        if _normal(stored.get(name)) != _normal(current.get(name))
+        if not same_value(stored.get(name), current.get(name))
     )
-
-
-def _normal(value: Any) -> Any:
-    """Numbers compare by value (2048 == 2048.0 after a JSON round trip)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value
-    return float(value)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, list) and value and all(isinstance(v, dict) and "bpm" in v for v in value):
-        # a tempo map reads best as "120 BPM at 0 s, 96 at 16 s"
-        parts = [
-            f"{v['bpm']:g} BPM at {v.get('time', 0):g} s"
-            if i == 0
-            else f"{v['bpm']:g} at {v.get('time', 0):g} s"
-            for i, v in enumerate(value)
-        ]
-        return ", ".join(parts)
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "…"

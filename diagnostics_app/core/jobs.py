@@ -32,9 +32,9 @@ from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
-from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
+from diagnostics_app.core.resolve import Invalid, check_rate
 from diagnostics_app.core.store import EntryKey, FeatureStore, JobRecord, process_start_token
 
 PRIORITY_USER = 0  # regenerate selected: first
@@ -260,9 +260,21 @@ class JobRunner:
             batch.cancel.raise_if_cancelled()
             project = self._project()  # the snapshot this pass computes from
             first = batch.jobs[0]
-            params = resolve_params(project.profile(first.profile), first.params)
+            # resolved as its rows are (core.resolve), in the same order: the calculator and
+            # the parameters, the audio's facts, the sample-rate checks; so a pass fails with
+            # the very message its rows show as invalid (or failed)
+            resolved = []
+            for job in batch.jobs:
+                outcome = job.resolve(project, self.registry)
+                if isinstance(outcome, Invalid):
+                    raise DiagnosticsError(outcome.message)
+                resolved.append(outcome)
+            params = resolved[0].params  # the jobs of a pass share (source, profile, params)
+            calcs = [r.calculator for r in resolved]
             facts = self._facts(first.source)
-            calcs = [self.registry.get(j.calculator) for j in batch.jobs]
+            problem = check_rate(calcs, params, facts.sample_rate)
+            if problem is not None:
+                raise DiagnosticsError(problem.message)
             fingerprints = {c.id: fpr.build(c, params, facts, project.tempo_map) for c in calcs}
             versions = {c.id: c.version for c in calcs}
             sink = self.store.pass_writer(

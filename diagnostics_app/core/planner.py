@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnosis, Row, RowKey
+from diagnostics_app.core.project import Project
+from diagnostics_app.core.resolve import Invalid, Resolved, resolve_entry
+from diagnostics_app.core.states import ACTIVE_JOB, NOT_PRODUCED, PLANNABLE, REGENERABLE
 from diagnostics_app.core.store import EntryKey, JobRecord, place_host, this_place
-
-PLANNABLE = frozenset({"missing", "stale", "failed"})
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,14 @@ class PlannedJob:
     def entry_key(self) -> EntryKey:
         return EntryKey(self.source, self.calculator, self.profile, self.params_key)
 
+    def resolve(self, project: Project, registry: Registry) -> Resolved | Invalid:
+        """What this job runs with, resolved from ``project`` as it is now (the job's snapshot):
+        by the rules that made its rows, so if they became invalid since it was planned, the
+        job fails with the message those rows now show."""
+        return resolve_entry(
+            registry, project, self.calculator, self.features, self.profile, self.params
+        )
+
     @property
     def pass_key(self) -> tuple[str, str, str]:
         """Jobs with the same pass key share one decode and one STFT."""
@@ -126,7 +136,7 @@ def plan(
     a run replaces the whole entry: leaving a requested sibling out would delete it.
     """
     selection = selection or Selection()
-    wanted = PLANNABLE | {"ok"} if include_ok else PLANNABLE
+    wanted = REGENERABLE if include_ok else PLANNABLE
     chosen: dict[EntryKey, Row] = {}
     for row in diagnosis.rows:
         if row.state in wanted and selection.matches(row):
@@ -137,7 +147,7 @@ def plan(
 def jobs_for_entries(rows: Sequence[Row], chosen: Mapping[EntryKey, Row]) -> list[PlannedJob]:
     requested: dict[EntryKey, list[str]] = {}
     for row in rows:
-        if row.key.entry_key in chosen and row.state not in ("extraneous", "invalid"):
+        if row.key.entry_key in chosen and row.state not in NOT_PRODUCED:
             requested.setdefault(row.key.entry_key, []).append(row.key.feature)
     jobs = []
     for ek, row in chosen.items():
@@ -195,7 +205,7 @@ def active_elsewhere(
     by_id = {j.id: j for j in jobs}
     out = []
     for row in diagnosis.rows:
-        if row.state not in ("queued", "running") or not selection.matches(row):
+        if row.state not in ACTIVE_JOB or not selection.matches(row):
             continue
         job = by_id.get(row.job_id or "")
         if job is not None and job.owner_pid == os.getpid() and job.owner_place == this_place():

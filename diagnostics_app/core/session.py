@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostics_app.core import edits
-from diagnostics_app.core.audio import AudioInfo, FileStamp, content_digest, read_info
+from diagnostics_app.core.audio import AudioInfo, content_digest, read_info, stamp_of
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnoser, Diagnosis, Row, SourceStatus
 from diagnostics_app.core.errors import AudioError, DiagnosticsError
@@ -33,6 +33,8 @@ from diagnostics_app.core.history import Command, History, ProjectEdit, PruneCom
 from diagnostics_app.core.jobs import PRIORITY_BATCH, Batch, JobRunner
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.project import Project, load_project, save_project
+from diagnostics_app.core.stamp import FileStamp
+from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
 
 
@@ -158,7 +160,7 @@ class Session:
             return SourceStatus(error=str(exc))
         path = self._project.audio_path(src)
         try:
-            stamp = FileStamp.of(path)
+            stamp = stamp_of(path)
         except AudioError as exc:
             return SourceStatus(error=f"source {source_id!r}: {exc}")
         key = str(path)
@@ -219,7 +221,7 @@ class Session:
 
     def prune(self, rows: Iterable[Row]) -> PruneCommand | None:
         """Move the given extraneous rows' data to the trash, as one undoable step."""
-        items = tuple((r.key.entry_key, r.key.feature) for r in rows if r.state == "extraneous")
+        items = tuple((r.key.entry_key, r.key.feature) for r in extraneous(rows))
         if not items:
             return None
         prune_id = self.store.prune(list(items))
@@ -231,18 +233,17 @@ class Session:
 
     def enforce_cache_limit(self, limit_bytes: int) -> int:
         """Delete cached data until the store holds at most ``limit_bytes``; returns the bytes
-        freed. What goes first: extraneous data (nobody asked for it), then stale, then failed
-        rows' old data, then the least recently computed; never data a queued or running job
-        is about to replace. Not undoable: this is eviction, not a user's prune."""
+        freed. What goes first is :data:`core.states.EVICT_FIRST`, then the least recently
+        computed; never data an active job is about to replace. Not undoable: this is
+        eviction, not a user's prune."""
         total = self.store.total_bytes()
         if limit_bytes < 0 or total <= limit_bytes:
             return 0
-        order = {"extraneous": 0, "stale": 1, "failed": 2}
         candidates = sorted(
             (
-                (order.get(r.state, 3), r.updated or 0.0, r)
+                (eviction_rank(r.state), r.updated or 0.0, r)
                 for r in self.diagnose().rows
-                if r.nbytes and r.state not in ("queued", "running")
+                if r.nbytes and r.state not in ACTIVE_JOB
             ),
             key=lambda item: (item[0], item[1]),
         )

@@ -12,6 +12,7 @@ samples, the calculator 64) and names channels as stored data does (``ch1``, ``c
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,18 @@ import pytest
 
 from diagnostics_app.core import edits
 from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.audio import stamp_of
 from diagnostics_app.core.axes import channel_names, complete_names, frame_step, frame_times
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.calculators.temporal import PeaksCalculator
+from diagnostics_app.core.engine import analyse, audio_peaks
+from diagnostics_app.core.errors import AudioError, Cancelled
 from diagnostics_app.core.explain import ABSENT, compare, differing, format_value, profile_text
+from diagnostics_app.core.params import PARAMS, resolve_params
+from diagnostics_app.core.planner import Selection
 from diagnostics_app.core.resolve import Invalid, Resolved, check_rate, resolve
 from diagnostics_app.core.session import Session
+from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import (
     ACTIVE_JOB,
     EVICT_FIRST,
@@ -38,8 +46,8 @@ from diagnostics_app.core.states import (
     severity_rank,
     sql_list,
 )
-from diagnostics_app.core.store import ACTIVE_JOB_STATES
-from tests.core.project_factory import SR, shared_source_project
+from diagnostics_app.core.store import ACTIVE_JOB_STATES, EntryKey
+from tests.core.project_factory import SR, shared_source_project, write_tone
 
 # --- states ----------------------------------------------------------------------------------
 
@@ -117,7 +125,35 @@ def test_one_formatter() -> None:
     assert profile_text("fine", {"fmin": 80.0}) == 'fine {"fmin": 80.0}'
 
 
+def test_reasons_read_with_the_one_formatter() -> None:
+    tempo = [{"time": 0.0, "bpm": 120.0}, {"time": 16.0, "bpm": 96.0}]
+    assert str(fpr.Reason("tempo_map", tempo[:1], tempo)) == (
+        "tempo_map: 0 s: 120 BPM → 0 s: 120 BPM; 16 s: 96 BPM"
+    )
+    assert str(fpr.Reason("profile.fmin", None, 80.0)) == "profile.fmin: null → 80.0"
+
+
 # --- resolution: a job fails with its row's message ------------------------------------------
+
+
+def test_a_job_fails_with_exactly_the_message_its_row_shows(tmp_path: Path) -> None:
+    project = shared_source_project(tmp_path)
+    with Session.open(project, Registry.builtin()) as session:
+        jobs = session.plan(Selection(sources=("drums",), features=("rms",), profiles=("default",)))
+        assert [j.calculator for j in jobs] == ["core.rms"]
+        # planned, then the profile changes: fmax above Nyquist (a sample-rate check)
+        session.edit("fmax", lambda p: edits.set_profile_param(p, "default", "fmax", 30000.0))
+        session.enqueue(jobs)
+        [result] = session.runner.run_all()
+        [row] = [
+            r
+            for r in session.diagnose().rows
+            if (r.key.source, r.key.feature, r.key.profile) == ("drums", "rms", "default")
+        ]
+        assert row.state == "invalid"
+        assert result.status == "failed"
+        assert result.message == row.message
+        assert row.message == f"fmax: 30000 Hz is above the Nyquist frequency {SR / 2:g} Hz"
 
 
 def test_resolve_names_what_cannot_be_served(tmp_path: Path) -> None:
@@ -156,3 +192,54 @@ def test_channel_names_and_frame_times() -> None:
     assert frame_step(0.01, explicit) == 0.01
     assert frame_step(None, explicit) == 0.5  # the median spacing
     assert frame_step(None, explicit[:1]) == 1.0
+
+
+def test_waveform_peaks_are_the_peaks_calculators(tmp_path: Path) -> None:
+    path = write_tone(tmp_path / "stereo.wav", 0.7, 330.0, channels=2, seed=3)
+    got = audio_peaks(path)
+    stored = analyse(path, [PeaksCalculator()], resolve_params())["core.peaks"]["peaks"]
+    np.testing.assert_array_equal(got.data, stored.data)
+    block = PARAMS["peaks_block"].default
+    assert isinstance(block, int)
+    assert got.meta.frame_step == pytest.approx(block / SR)
+    assert got.data.shape == (-(-int(0.7 * SR) // block), 2, 2)
+    assert got.meta.channel_names == channel_names(2)
+    with pytest.raises(Cancelled):
+        audio_peaks(path, cancelled=lambda: True)
+
+
+def test_one_file_stamp(tmp_path: Path) -> None:
+    audio = write_tone(tmp_path / "a.wav")
+    assert FileStamp.peek(audio) == FileStamp.of(audio) == stamp_of(audio)
+    fd = os.open(audio, os.O_RDONLY)
+    try:
+        assert FileStamp.peek(audio) == FileStamp.of(fd)  # an open file too
+    finally:
+        os.close(fd)
+    assert FileStamp.peek(tmp_path / "missing") is None
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    assert FileStamp.peek(empty) is not None  # any file
+    with pytest.raises(AudioError, match="empty file"):  # but no audio file
+        stamp_of(empty)
+    # an atomic replace keeping size and mtime is still a change (a new inode)
+    before = FileStamp.peek(audio)
+    assert before is not None
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(audio.read_bytes())
+    os.utime(copy, ns=(before.mtime_ns, before.mtime_ns))
+    os.replace(copy, audio)
+    after = FileStamp.peek(audio)
+    assert after is not None and after.size == before.size and after.mtime_ns == before.mtime_ns
+    assert after != before
+
+
+def test_planned_job_resolves_like_its_rows(tmp_path: Path) -> None:
+    with Session.open(shared_source_project(tmp_path), Registry.builtin()) as session:
+        [job] = session.plan(Selection(sources=("bass",), features=("pitch",)))
+        assert job.entry_key == EntryKey("bass", "core.pitch", "default", job.params_key)
+        resolved = job.resolve(session.project, session.registry)
+        assert isinstance(resolved, Resolved)
+        assert (resolved.params["fmin"], resolved.params["fmax"]) == (40.0, 400.0)
+        unknown = Registry([c for c in session.registry if c.id != "core.pitch"])
+        assert job.resolve(session.project, unknown) == Invalid("unknown calculator 'core.pitch'")

@@ -19,6 +19,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from diagnostics_app.core.axes import channel_names
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.tempo import TempoMap
 
@@ -82,9 +83,9 @@ class AnalysisContext:
 
     @property
     def channel_names(self) -> tuple[str, ...]:
-        if self.signal_channels == 1 and self.params["channel_mode"] == "mix":
-            return ("mix",)
-        return tuple(f"ch{i + 1}" for i in range(self.signal_channels))
+        """The names of the signal's channels (what the calculators see)."""
+        mixed = self.signal_channels == 1 and self.params["channel_mode"] == "mix"
+        return channel_names(self.signal_channels, mixed)
 
 
 @dataclass

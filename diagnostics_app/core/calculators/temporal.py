@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from diagnostics_app.core.axes import channel_names
 from diagnostics_app.core.calculators.base import (
     AnalysisContext,
     Block,
@@ -71,7 +72,7 @@ class _PeaksRun(CalculatorRun):
                 width=2,
                 frame_step=self.block / ctx.sample_rate,
                 unit=PEAKS.unit,
-                channel_names=tuple(f"ch{i + 1}" for i in range(ctx.audio_channels)),
+                channel_names=channel_names(ctx.audio_channels),  # never mixed
                 width_names=("min", "max"),
             )
         }
