@@ -430,10 +430,13 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    # which fields differ and how values read: core.explain, the same as the GUI's panel
+    from diagnostics_app.core.explain import ABSENT, compare, format_value, profile_text
+
     session = _session(args.project)
     try:
         row = _one_row(args, session)
-        fields = sorted(set(row.stored or {}) | set(row.current or {}))
+        fields = compare(row.stored, row.current)
         if args.json:
             _print_json(
                 {
@@ -443,10 +446,10 @@ def _explain(args: argparse.Namespace) -> int:
                     "current": row.current,
                     "fields": [
                         {
-                            "input": f,
-                            "stored": (row.stored or {}).get(f),
-                            "current": (row.current or {}).get(f),
-                            "differs": any(r.input == f for r in row.reasons),
+                            "input": f.input,
+                            "stored": None if f.stored is ABSENT else f.stored,
+                            "current": None if f.current is ABSENT else f.current,
+                            "differs": f.differs,
                         }
                         for f in fields
                     ],
@@ -456,32 +459,31 @@ def _explain(args: argparse.Namespace) -> int:
             calc = row.key.calculator or "no calculator"  # an invalid row may have none
             if row.calculator_version is not None:
                 calc += f" v{row.calculator_version}"
-            print(
-                f"{row.key.source} / {row.key.feature}  ({calc}, profile {row.key.profile}{' ' + json.dumps(dict(row.params)) if row.params else ''})"
-            )
+            profile = profile_text(row.key.profile, row.params)
+            print(f"{row.key.source} / {row.key.feature}  ({calc}, profile {profile})")
             print(f"state: {row.state}" + (f" — {row.message}" if row.message else ""))
             print(f"tracks: {', '.join(row.tracks) or '(none)'}")
             if fields:
-                width = max(len(f) for f in fields)
-                print(f"\n  {'input'.ljust(width)}  {'stored':<30}  current")
+                width = max(len(f.input) for f in fields)
+                print(f"\n  {'input'.ljust(width)}  {'stored':<{_CELL}}  current")
                 for f in fields:
-                    s, c = (row.stored or {}).get(f, "—"), (row.current or {}).get(f, "—")
-                    mark = "≠" if any(r.input == f for r in row.reasons) else " "
-                    print(f"{mark} {f.ljust(width)}  {_short(s):<30}  {_short(c)}")
+                    stored, current = format_value(f.stored, _CELL), format_value(f.current, _CELL)
+                    mark = "≠" if f.differs else " "
+                    print(f"{mark} {f.input.ljust(width)}  {stored:<{_CELL}}  {current}")
         return EXIT_OK if row.state == "ok" else EXIT_ISSUES
     finally:
         session.close()
 
 
-def _short(v: Any) -> str:
-    text = json.dumps(v) if not isinstance(v, str) else v
-    return text if len(text) <= 30 else text[:29] + "…"
+_CELL = 30  # characters of a value in explain's text table
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from diagnostics_app.core.states import extraneous
+
     session = _session(args.project)
     try:
-        rows = [r for r in session.diagnose().rows if r.state == "extraneous"]
+        rows = extraneous(session.diagnose().rows)
         listing = [
             {
                 "source": r.key.source,

@@ -17,6 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.states import OUTDATED, REGENERABLE, is_extraneous
 from diagnostics_app.qt.theme import state_icon
 
 SP = QStyle.StandardPixmap
@@ -45,11 +46,11 @@ Predicate = Callable[[ActionContext], bool]
 
 
 def selection_regenerable(c: ActionContext) -> bool:
-    return any(r.state in ("ok", "missing", "stale", "failed") for r in c.selected)
+    return any(r.state in REGENERABLE for r in c.selected)
 
 
 def any_stale_or_failed(c: ActionContext) -> bool:
-    return bool(c.states & {"stale", "failed"})
+    return bool(c.states & OUTDATED)
 
 
 def any_missing(c: ActionContext) -> bool:
@@ -61,7 +62,7 @@ def any_extraneous(c: ActionContext) -> bool:
 
 
 def selection_extraneous(c: ActionContext) -> bool:
-    return any(r.state == "extraneous" for r in c.selected)
+    return any(map(is_extraneous, c.selected))
 
 
 def busy(c: ActionContext) -> bool:

@@ -23,6 +23,7 @@ from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.session import Session
+from diagnostics_app.core.states import OUTDATED, REGENERABLE
 from diagnostics_app.qt.workers import AnalysisWorker
 
 GUI_ORIGIN = "gui"
@@ -58,7 +59,7 @@ class AnalysisQueue(QObject):
     def regenerate(self, rows: Sequence[Row], shown: Diagnosis, current: bool) -> int:
         """Recompute the given rows (even ok ones), first in the queue."""
         n = self.enqueue(
-            [r for r in rows if r.state in ("ok", "missing", "stale", "failed")],
+            [r for r in rows if r.state in REGENERABLE],
             PRIORITY_USER,
             GUI_ORIGIN,
             shown if current else None,
@@ -70,7 +71,7 @@ class AnalysisQueue(QObject):
         return n
 
     def regenerate_stale(self, shown: Diagnosis, current: bool) -> int:
-        rows = [r for r in shown.rows if r.state in ("stale", "failed")]
+        rows = [r for r in shown.rows if r.state in OUTDATED]
         return self._batch(rows, shown, current, "Regenerating stale rows", "No stale rows")
 
     def calculate_missing(self, shown: Diagnosis, current: bool) -> int:

@@ -56,6 +56,7 @@ from diagnostics_app.core.events import (
 from diagnostics_app.core.jobs import BatchResult
 from diagnostics_app.core.project import Project, Request
 from diagnostics_app.core.session import Session
+from diagnostics_app.core.states import ACTIVE_JOB, extraneous
 from diagnostics_app.qt.analysis_queue import AnalysisQueue
 from diagnostics_app.qt.diagnosis_scheduler import DiagnosisScheduler
 from diagnostics_app.qt.events_bridge import EventsBridge
@@ -183,7 +184,7 @@ class Controller(QObject):
         """A state change of a job changes its rows' states: re-derive (only those rows are
         re-evaluated). Progress alone goes to the cells showing it, and nowhere else."""
         before = self._job_states.get(event.job_id)
-        if event.state in ("queued", "running"):
+        if event.state in ACTIVE_JOB:
             self._job_states[event.job_id] = event.state
         else:
             self._job_states.pop(event.job_id, None)
@@ -359,9 +360,8 @@ class Controller(QObject):
         return list(added)
 
     def prune(self, rows: Sequence[Row]) -> int:
-        extraneous = [r for r in rows if r.state == "extraneous"]
         try:
-            cmd = self.session.prune(extraneous)
+            cmd = self.session.prune(extraneous(rows))
         except DiagnosticsError as exc:
             self.message.emit(f"Prune failed: {exc}", 0)
             return 0

@@ -22,17 +22,9 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal, Slot
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.project import Project, load_project
 from diagnostics_app.core.session import Session
+from diagnostics_app.core.stamp import FileStamp
 
 QUIET_MS = 150  # editors write in several steps: wait for quiet
-
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    """(mtime, size) of ``path``, None when it cannot be read."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 def watched_paths(project: Project) -> list[str]:
@@ -62,7 +54,8 @@ class FileWatcher(QObject):
         super().__init__(parent)
         self._session = session
         path = session.project.path
-        self._project_stamp = file_stamp(path) if path else None  # as last read or written
+        # as last read or written
+        self._project_stamp = FileStamp.peek(path) if path else None
         self._closed = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -100,7 +93,7 @@ class FileWatcher(QObject):
 
     def saved(self, path: Path) -> None:
         """The project was written to ``path`` here: its new stamp is not a change."""
-        self._project_stamp = file_stamp(path)
+        self._project_stamp = FileStamp.peek(path)
 
     def stop(self) -> None:
         """No more checks (at shutdown, before the owner waits for its workers)."""
@@ -122,7 +115,7 @@ class FileWatcher(QObject):
     def _check(self) -> None:
         project = self._session.project
         if project.path is not None:
-            stamp = file_stamp(project.path)
+            stamp = FileStamp.peek(project.path)
             if stamp is not None and stamp != self._project_stamp:
                 self._project_stamp = stamp
                 self._reload(project.path)

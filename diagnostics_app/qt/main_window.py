@@ -35,6 +35,7 @@ from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.events import JobUpdated
 from diagnostics_app.core.project import Project
+from diagnostics_app.core.states import ACTIVE_JOB, ISSUES, SEVERITY
 from diagnostics_app.qt.actions import (
     ACTIONS,
     MENUS,
@@ -47,7 +48,7 @@ from diagnostics_app.qt.controller import Controller
 from diagnostics_app.qt.playback import Player
 from diagnostics_app.qt.plots.plot_area import PlotArea
 from diagnostics_app.qt.settings import AppSettings, SettingsStore
-from diagnostics_app.qt.theme import BADGE_ORDER, STATE_COLORS, app_icon
+from diagnostics_app.qt.theme import STATE_COLORS, app_icon
 from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
 from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
@@ -297,7 +298,7 @@ class MainWindow(
             return False
         self._pending_first_issue = False
         return self.table.select_first(("stale",)) or self.table.select_first(
-            ("failed", "invalid", "missing", "extraneous")
+            ISSUES - ACTIVE_JOB  # a row a job is on says nothing yet
         )
 
     @Slot(object)
@@ -373,7 +374,7 @@ class MainWindow(
         summary = self.controller.summary
         parts = [
             f"<span style='color:{STATE_COLORS[s]}'>{summary[s]} {s}</span>"
-            for s in BADGE_ORDER
+            for s in SEVERITY
             if summary.get(s)
         ]
         self.summary_label.setText(" · ".join(parts) if parts else "no rows")

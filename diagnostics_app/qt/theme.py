@@ -1,5 +1,8 @@
 """State colours and icons: the one place that decides how a descriptor state looks.
 
+Only the looks: the states, their sets and their order (the badges list states most severe
+first) are :mod:`diagnostics_app.core.states`'.
+
 Icons are painted at run time (a filled disc with a glyph), so they follow the palette's
 device pixel ratio and need no resource compilation.
 """
@@ -13,7 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
 
-from diagnostics_app.core.diagnostics import STATES
+from diagnostics_app.core.states import STATES
 
 STATE_COLORS: dict[str, str] = {
     "ok": "#2e7d32",
@@ -49,19 +52,7 @@ STATE_HELP: dict[str, str] = {
     "invalid": "the request cannot be served",
 }
 
-assert set(STATE_COLORS) == set(STATES)
-
-# badge order in the source tree: problems first, ok last
-BADGE_ORDER: tuple[str, ...] = (
-    "failed",
-    "invalid",
-    "running",
-    "queued",
-    "stale",
-    "missing",
-    "extraneous",
-    "ok",
-)
+assert set(STATE_COLORS) == set(STATE_GLYPHS) == set(STATE_HELP) == set(STATES)
 
 
 def state_color(state: str) -> QColor:

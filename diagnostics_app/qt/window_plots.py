@@ -17,12 +17,11 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QStyle
 
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.states import PENDING, WITH_DATA
 from diagnostics_app.qt.window_host import WindowHost
 from diagnostics_app.qt.workers import PlotResult
 
 MAX_PLOTS = 8  # feature lanes shown at once
-PLOTTABLE = ("ok", "stale", "extraneous", "running", "queued", "failed")  # with data
-PENDING = ("missing", "queued", "running")  # without data yet: an empty lane
 # a reload hands kept lanes their data for about this long per turn of the event loop
 PLOT_UPDATE_BUDGET_MS = 4.0
 
@@ -46,7 +45,7 @@ class PlotPlaybackMixin(WindowHost):
         rows = [
             r
             for r in self.selection_rows()
-            if (r.updated is not None and r.state in PLOTTABLE) or r.state in PENDING
+            if (r.updated is not None and r.state in WITH_DATA) or r.state in PENDING
         ]
         peaks = [r for r in rows if r.key.feature == "peaks"]
         others = [r for r in rows if r.key.feature != "peaks"][:MAX_PLOTS]

@@ -15,6 +15,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu, QMessageBox
 
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.states import extraneous
 from diagnostics_app.qt.actions import TABLE_MENU
 from diagnostics_app.qt.theme import human_bytes
 from diagnostics_app.qt.window_host import WindowHost
@@ -57,12 +58,11 @@ class RowActionsMixin(WindowHost):
 
     @Slot()
     def _prune_extraneous(self) -> None:
-        rows = [r for r in self.controller.diagnosis.rows if r.state == "extraneous"]
-        self._confirm_prune(rows)
+        self._confirm_prune(extraneous(self.controller.diagnosis.rows))
 
     @Slot()
     def _prune_selected(self) -> None:
-        self._confirm_prune([r for r in self.table.selected_rows() if r.state == "extraneous"])
+        self._confirm_prune(extraneous(self.table.selected_rows()))
 
     def _confirm_prune(self, rows: Sequence[Row]) -> None:
         if not rows:

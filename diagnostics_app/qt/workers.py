@@ -32,12 +32,16 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Signal
 
+from diagnostics_app.core.audio import read_info
+from diagnostics_app.core.axes import channel_names, frame_step
 from diagnostics_app.core.calculators.base import FeatureSpec
 from diagnostics_app.core.diagnostics import Diagnosis, Row
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.engine import audio_peaks
+from diagnostics_app.core.errors import Cancelled, DiagnosticsError
 from diagnostics_app.core.jobs import BatchResult, JobRunner
 from diagnostics_app.core.project import Project
-from diagnostics_app.qt.file_watcher import file_stamp
+from diagnostics_app.core.stamp import FileStamp
+from diagnostics_app.core.states import CURRENT_DATA
 from diagnostics_app.qt.models.sources import Tree
 from diagnostics_app.qt.plots.features import (
     FeaturePlot,
@@ -205,33 +209,6 @@ class PlotSignals(QObject):
     done = Signal(object)
 
 
-PEAKS_BLOCK = 256  # samples per min/max block when the waveform is computed from the audio
-
-
-def compute_peaks(
-    path: Path, block: int = PEAKS_BLOCK, cancelled: Callable[[], bool] = lambda: False
-) -> tuple[np.ndarray, float, int]:
-    """Min/max per block of samples, per channel, streamed: (blocks, channels, 2), step, sr."""
-    from diagnostics_app.core.audio import iter_blocks, read_info
-
-    info = read_info(path)
-    parts: list[np.ndarray] = []
-    carry = np.zeros((info.channels, 0), np.float32)
-    for chunk in iter_blocks(path):
-        if cancelled():
-            break
-        data = np.concatenate([carry, chunk], axis=1) if carry.size else chunk
-        n = data.shape[1] // block * block
-        if n:
-            view = data[:, :n].reshape(info.channels, -1, block)
-            parts.append(np.stack([view.min(axis=2), view.max(axis=2)], axis=-1).transpose(1, 0, 2))
-        carry = data[:, n:]
-    if carry.shape[1]:
-        parts.append(np.stack([carry.min(axis=1), carry.max(axis=1)], axis=-1)[None, :, :])
-    peaks = np.concatenate(parts, axis=0) if parts else np.zeros((0, info.channels, 2), np.float32)
-    return np.ascontiguousarray(peaks, dtype=np.float32), block / info.sample_rate, info.sample_rate
-
-
 class PyramidCache:
     """The last few waveform pyramids by what they were made from (the stored peaks row and
     its update time, or the audio file and its stat stamp); shared by the plot loaders (any
@@ -306,21 +283,15 @@ class PlotLoadWorker(QRunnable):
             self.signals.done.emit(self)
 
     def _work(self, req: PlotRequest) -> PlotResult:
-        from diagnostics_app.core.audio import read_info
-
         errors: list[str] = []
         features: list[FeaturePlot] = []
         duration: float | None = None
         sample_rate: int | None = None
-        channel_names: tuple[str, ...] = ()
+        names: tuple[str, ...] = ()
         try:
             info = read_info(req.audio_path)
             duration, sample_rate = info.duration, info.sample_rate
-            channel_names = (
-                ("L", "R")
-                if info.channels == 2
-                else tuple(f"ch{i + 1}" for i in range(info.channels))
-            )
+            names = channel_names(info.channels)  # the waveform's: never mixed
         except DiagnosticsError as exc:
             errors.append(str(exc))
 
@@ -352,9 +323,7 @@ class PlotLoadWorker(QRunnable):
             (
                 r
                 for r in req.rows
-                if r.key.feature == "peaks"
-                and r.updated is not None
-                and r.state in ("ok", "running", "queued")
+                if r.key.feature == "peaks" and r.updated is not None and r.state in CURRENT_DATA
             ),
             None,
         )
@@ -369,21 +338,21 @@ class PlotLoadWorker(QRunnable):
                     got = None
                 if got is not None:
                     data, times, meta = got
-                    step = float(meta.frame_step or (times[1] - times[0] if len(times) > 1 else 0))
+                    step = frame_step(meta.frame_step, times)
                     pyramid = self._pyramids.build(version, data, step, errors)
         if pyramid is None and sample_rate is not None and current():
-            version = ("audio", str(req.audio_path), file_stamp(req.audio_path))
+            version = ("audio", str(req.audio_path), FileStamp.peek(req.audio_path))
             pyramid = self._pyramids.get(version)
             if pyramid is None:
-                try:
-                    computed, step, _ = compute_peaks(
-                        req.audio_path, cancelled=lambda: not current()
-                    )
+                try:  # by the peaks calculator itself: the same blocks as a stored peaks row
+                    computed = audio_peaks(req.audio_path, cancelled=lambda: not current())
+                except Cancelled:
+                    pass  # a newer request made it obsolete: nothing partial is kept
                 except DiagnosticsError as exc:
                     errors.append(str(exc))
                 else:
-                    if current():  # a cancelled computation is partial: not kept
-                        pyramid = self._pyramids.build(version, computed, step, errors)
+                    step = frame_step(computed.meta.frame_step, computed.times)
+                    pyramid = self._pyramids.build(version, computed.data, step, errors)
         peaks = pyramid.levels[0] if pyramid is not None else None
         peaks_step = pyramid.step if pyramid is not None else 0.0
         source_duration = (
@@ -401,7 +370,7 @@ class PlotLoadWorker(QRunnable):
             req.title,
             duration,
             sample_rate,
-            channel_names,
+            names,
             peaks,
             peaks_step,
             features,

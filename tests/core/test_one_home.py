@@ -12,6 +12,7 @@ samples, the calculator 64) and names channels as stored data does (``ch1``, ``c
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diagnostics_app.cli import main
 from diagnostics_app.core import edits
 from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.audio import stamp_of
@@ -131,6 +133,50 @@ def test_reasons_read_with_the_one_formatter() -> None:
         "tempo_map: 0 s: 120 BPM → 0 s: 120 BPM; 16 s: 96 BPM"
     )
     assert str(fpr.Reason("profile.fmin", None, 80.0)) == "profile.fmin: null → 80.0"
+
+
+def _drop_from_stored_fingerprint(project: Path, feature: str, field: str) -> None:
+    """Commit the row's cached data again under its current fingerprint without ``field``:
+    what a calculator that declared one input more (same version) would find in the store."""
+    with Session.open(project, Registry.builtin()) as session:
+        [row] = [
+            r
+            for r in session.diagnose().rows
+            if (r.key.source, r.key.feature, r.key.profile) == ("drums", feature, "default")
+        ]
+        assert row.state == "ok" and row.current is not None and field in row.current
+        entry = session.store.get(row.key.entry_key)
+        assert entry is not None
+        loaded = session.store.load(entry, feature, mmap=False)
+        fp = {k: v for k, v in row.current.items() if k != field}
+        writer = session.store.pass_writer(
+            "drums", "default", row.key.params, {row.key.calculator: fp}, {row.key.calculator: 1}
+        )
+        writer.write(row.key.calculator, feature, np.array(loaded.data))
+        writer.close(row.key.calculator, {feature: loaded.meta}, {feature: None})
+
+
+def test_cli_explain_shows_an_absent_field_as_differing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DIAGNOSTICS_APP_PLUGIN_PATH", raising=False)
+    project = shared_source_project(tmp_path)
+    assert main(["analyze", str(project), "--feature", "spectrogram"]) == 0
+    _drop_from_stored_fingerprint(project, "spectrogram", "profile.fft_size")
+    capsys.readouterr()
+    flags = [str(project), "--source", "drums", "--feature", "spectrogram"]
+
+    assert main(["explain", *flags, "--json"]) == 0  # still ok: fft_size is unset (null)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["row"]["state"] == "ok"
+    differs = [f for f in doc["fields"] if f["differs"]]
+    assert differs == [
+        {"input": "profile.fft_size", "stored": None, "current": None, "differs": True}
+    ]
+
+    assert main(["explain", *flags]) == 0
+    [marked] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("≠")]
+    assert marked.split() == ["≠", "profile.fft_size", "absent", "null"]
 
 
 # --- resolution: a job fails with its row's message ------------------------------------------

@@ -113,27 +113,3 @@ def proxy_multi_data(
     source = proxy.sourceModel()
     if source is not None and index.isValid():
         source.multiData(proxy.mapToSource(index), roles)
-
-
-def json_short(value: Any, limit: int = 60) -> str:
-    import json
-
-    if value is None:
-        return "—"
-    if _is_tempo_map(value):
-        text = "; ".join(f"{seg['time']:g} s: {seg['bpm']:g} BPM" for seg in value)
-    else:
-        text = (
-            value
-            if isinstance(value, str)
-            else json.dumps(value, ensure_ascii=False, sort_keys=True)
-        )
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _is_tempo_map(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(v, dict) and set(v) == {"time", "bpm"} for v in value)
-    )

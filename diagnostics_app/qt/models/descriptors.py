@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from typing import Any
@@ -16,7 +15,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QFont
 
-from diagnostics_app.core.diagnostics import STATES, Row, RowKey
+from diagnostics_app.core.diagnostics import Row, RowKey
+from diagnostics_app.core.explain import profile_text as _profile_text
+from diagnostics_app.core.states import STATES, severity_rank
 from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data, update_rows
 from diagnostics_app.qt.models.roles import KeyRole, ProgressRole, RowRole, SortRole, StateRole
 from diagnostics_app.qt.theme import STATE_HELP, human_bytes, state_color, state_icon
@@ -45,20 +46,10 @@ COLUMNS = (
     COL_UPDATED,
     COL_SIZE,
 ) = range(len(COLUMNS))
-_STATE_RANK = {
-    s: i
-    for i, s in enumerate(
-        ("failed", "invalid", "running", "queued", "stale", "missing", "extraneous", "ok")
-    )
-}
 
 
 def profile_text(row: Row) -> str:
-    if not row.params:
-        return row.key.profile
-    return (
-        f"{row.key.profile} {json.dumps(dict(row.params), separators=(',', ':'), sort_keys=True)}"
-    )
+    return _profile_text(row.key.profile, row.params)
 
 
 def version_text(row: Row) -> str:
@@ -218,7 +209,7 @@ class DescriptorTableModel(QAbstractTableModel):
     @staticmethod
     def _sort(row: Row, col: int) -> Any:
         if col == COL_STATE:
-            return _STATE_RANK.get(row.state, 99)
+            return severity_rank(row.state)
         if col == COL_UPDATED:
             return row.updated or 0.0
         if col == COL_SIZE:

@@ -1,4 +1,7 @@
-"""Models of the explain panel: the reasons (old → new) and both fingerprints, field by field."""
+"""Models of the explain panel: the reasons (old → new) and both fingerprints, field by field.
+
+Which fields differ and how a value reads are :mod:`diagnostics_app.core.explain`'s, the same
+as ``diagnostics-app explain``'s."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont
 
 from diagnostics_app.core.diagnostics import Row
-from diagnostics_app.qt.models._diff import json_short
+from diagnostics_app.core.explain import compare, format_value
 
 Index = QModelIndex | QPersistentModelIndex
 _DIFF_BG = QColor(255, 224, 178)  # light orange: a field that differs
@@ -62,9 +65,9 @@ class _Table(QAbstractTableModel):
         col = index.column()
         value = (name, old, new)[col]
         if role == Qt.ItemDataRole.DisplayRole:
-            return value if col == 0 else json_short(value, self.LIMIT)
+            return value if col == 0 else format_value(value, self.LIMIT)
         if role == Qt.ItemDataRole.ToolTipRole and col > 0:
-            return json_short(value, 2000)
+            return format_value(value, 2000)
         if role == Qt.ItemDataRole.BackgroundRole and differs:
             return _DIFF_BG
         if role == Qt.ItemDataRole.ForegroundRole and differs:
@@ -95,22 +98,5 @@ class FingerprintModel(_Table):
     HEADERS = ("Input", "Stored fingerprint", "Current fingerprint")
 
     def set_row(self, row: Row | None) -> None:
-        if row is None:
-            self._set([])
-            return
-        stored = dict(row.stored or {})
-        current = dict(row.current or {})
-        names = list(current) + [k for k in stored if k not in current]
-        differing = {r.input for r in row.reasons}
-        both = row.stored is not None and row.current is not None
-        self._set(
-            [
-                (
-                    n,
-                    stored.get(n),
-                    current.get(n),
-                    n in differing or (both and (n in stored) != (n in current)),
-                )
-                for n in names
-            ]
-        )
+        fields = compare(row.stored, row.current) if row is not None else ()
+        self._set([(f.input, f.stored, f.current, f.differs) for f in fields])

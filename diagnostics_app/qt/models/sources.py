@@ -22,11 +22,12 @@ from PySide6.QtCore import (
 )
 
 from diagnostics_app.core.audio import AudioInfo
-from diagnostics_app.core.diagnostics import STATES, Diagnosis, SourceStatus
+from diagnostics_app.core.diagnostics import Diagnosis, SourceStatus
 from diagnostics_app.core.project import Project
+from diagnostics_app.core.states import ISSUES, SEVERITY, STATES
 from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data
 from diagnostics_app.qt.models.roles import CountsRole, KeyRole, KindRole, NodeRole, SortRole
-from diagnostics_app.qt.theme import BADGE_ORDER, human_duration
+from diagnostics_app.qt.theme import human_duration
 
 Index = QModelIndex | QPersistentModelIndex
 _NODE_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
@@ -49,10 +50,10 @@ class TreeNode:
 
     @property
     def issues(self) -> int:
-        return sum(n for s, n in self.counts.items() if s != "ok")
+        return sum(n for s, n in self.counts.items() if s in ISSUES)
 
     def badge_text(self) -> str:
-        return ", ".join(f"{self.counts[s]} {s}" for s in BADGE_ORDER if self.counts.get(s))
+        return ", ".join(f"{self.counts[s]} {s}" for s in SEVERITY if self.counts.get(s))
 
 
 Tree = list[tuple[TreeNode, list[TreeNode]]]

@@ -32,6 +32,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
+from diagnostics_app.core.axes import complete_names, frame_step
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.spectral import PITCH_CLASSES
 
@@ -89,8 +90,7 @@ class FeaturePlot:
 
     def channel_names(self) -> list[str]:
         n = self.data.shape[1] if self.data.ndim == 3 else 1
-        names = list(self.meta.channel_names[:n])
-        return names + [f"ch{i + 1}" for i in range(len(names), n)]
+        return list(complete_names(self.meta.channel_names, n))
 
 
 def pending_plot(
@@ -117,17 +117,6 @@ def lane_kind(meta: OutputMeta, feature: str = "") -> LaneKind:
     if meta.frame_step is None:
         return "steps"
     return "line"
-
-
-def frame_step(times: np.ndarray, meta: OutputMeta) -> float:
-    """Seconds between frames: the meta's, else the median spacing of ``times``."""
-    if meta.frame_step is not None and meta.frame_step > 0:
-        return float(meta.frame_step)
-    if times.shape[0] > 1:
-        step = float(np.median(np.diff(times)))
-        if step > 0:
-            return step
-    return 1.0
 
 
 def value_range(arrays: Sequence[np.ndarray], *, pad: float = 0.05) -> tuple[float, float]:
@@ -264,7 +253,7 @@ def prepare_image(
         values = np.where(np.isfinite(values), values, np.float32(levels[0]))
     pooled, k = pool_columns(values, max_columns)
     image = np.ascontiguousarray(pooled.T, dtype=np.float32)
-    step = frame_step(item.times[:n], meta)
+    step = frame_step(meta.frame_step, item.times[:n])
     x0 = (float(item.times[0]) if n else meta.frame_start) - step / 2
     width = max(image.shape[1], 1) * k * step
     bins = np.asarray(meta.bins, np.float64)

@@ -32,6 +32,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from diagnostics_app.core.axes import complete_names
 from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.qt.plots.features import FeaturePlot, LaneData, plot_duration, prepare_lanes
 from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-exported (tests)
@@ -275,8 +276,7 @@ class PlotArea(QWidget):
         wanted: list[tuple[tuple[str, str | None], str]]
         if pyr is not None:
             top = max(1.0, pyr.peak) * 1.05
-            names = list(channel_names[: pyr.channels])
-            names += [f"ch{i + 1}" for i in range(len(names), pyr.channels)]
+            names = complete_names(channel_names, pyr.channels)
             wanted = [(("waveform", name), f"waveform · {name}") for name in names]
             y_range = (-top, top)
         else:

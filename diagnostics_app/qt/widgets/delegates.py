@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from diagnostics_app.core.states import SEVERITY
 from diagnostics_app.qt.models.roles import (
     CountsRole,
     KeyRole,
@@ -34,7 +35,7 @@ from diagnostics_app.qt.models.roles import (
     ProgressRole,
     StateRole,
 )
-from diagnostics_app.qt.theme import BADGE_ORDER, STATE_GLYPHS, state_color
+from diagnostics_app.qt.theme import STATE_GLYPHS, state_color
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -55,7 +56,7 @@ class BadgeDelegate(QStyledItemDelegate):
 
     def _badges(self, index: Index) -> tuple[tuple[str, int], ...]:
         counts = index.data(CountsRole) or {}
-        return tuple((s, int(counts[s])) for s in BADGE_ORDER if counts.get(s))
+        return tuple((s, int(counts[s])) for s in SEVERITY if counts.get(s))
 
     def _pill_strip(
         self, badges: tuple[tuple[str, int], ...], font: QFont, ratio: float
@@ -99,7 +100,7 @@ class BadgeDelegate(QStyledItemDelegate):
         if node is None:
             super().paint(painter, option, index)
             return
-        badges = tuple((s, int(node.counts[s])) for s in BADGE_ORDER if node.counts.get(s))
+        badges = tuple((s, int(node.counts[s])) for s in SEVERITY if node.counts.get(s))
         ratio = _ratio(painter)
         strip = self._pill_strip(badges, option.font, ratio) if badges else None
         total = (strip.deviceIndependentSize().width() + self.PAD) if strip is not None else 0.0

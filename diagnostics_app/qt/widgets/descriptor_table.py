@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
@@ -90,7 +92,7 @@ class DescriptorTable(QTableView):
         self.scrollTo(idx)
         return True
 
-    def select_first(self, states: tuple[str, ...]) -> bool:
+    def select_first(self, states: Collection[str]) -> bool:
         """Select the first row (in the view's order) whose state is one of ``states``."""
         for r in range(self.proxy.rowCount()):
             row = self.proxy.index(r, 0).data(RowRole)

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.explain import format_value
+from diagnostics_app.core.states import ACTIVE_JOB
 from diagnostics_app.qt.models.descriptors import profile_text, version_text
 from diagnostics_app.qt.models.explain import FingerprintModel, ReasonsModel
 from diagnostics_app.qt.theme import STATE_COLORS, STATE_HELP
@@ -111,7 +113,7 @@ class ExplainPanel(QWidget):
         if row.state == "stale" and row.reasons:
             n = len(row.reasons)
             text += f"<br>{n} input{'s' if n != 1 else ''} changed: {html.escape(', '.join(r.input for r in row.reasons))}"
-        elif row.state in ("running", "queued") and row.message:
+        elif row.state in ACTIVE_JOB and row.message:
             text += f"<br>job: {html.escape(row.message)}"
         elif row.message:
             text += f"<br>{html.escape(row.message)}"
@@ -121,5 +123,8 @@ class ExplainPanel(QWidget):
     def text(self) -> str:
         """Everything the panel says, as plain text (for QA scripts and tests)."""
         parts = [self.title.text(), self.state_label.text()]
-        parts += [" ".join(str(v) for v in item[:3]) for item in self.reasons_model.items()]
+        parts += [
+            f"{name} {format_value(old)} → {format_value(new)}"
+            for name, old, new, _ in self.reasons_model.items()
+        ]
         return "\n".join(parts)
