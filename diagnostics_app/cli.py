@@ -22,6 +22,7 @@ from diagnostics_app import __version__
 # first of this package's modules but cli: a cached check trusts only code files older than
 # this import (check_cache.STARTED_NS)
 from diagnostics_app.core import check_cache  # noqa: F401
+from diagnostics_app.core.states import FINISHED_JOB
 
 if TYPE_CHECKING:
     from diagnostics_app.core.events import JobUpdated
@@ -375,7 +376,7 @@ class _Progress:
         if state == "running" and self.last.get(job_id) == pct:
             return
         self.last[job_id] = pct
-        end = "\n" if state in ("done", "failed", "cancelled") else ""
+        end = "\n" if state in FINISHED_JOB else ""
         sys.stderr.write(f"\r[{job_id[:6]}] {label[:50]:<50} {state:<9} {pct:3d}%" + end)
         sys.stderr.flush()
 

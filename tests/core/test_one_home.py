@@ -48,7 +48,7 @@ from diagnostics_app.core.states import (
     severity_rank,
     sql_list,
 )
-from diagnostics_app.core.store import ACTIVE_JOB_STATES, EntryKey
+from diagnostics_app.core.store import EntryKey
 from tests.core.project_factory import SR, shared_source_project, write_tone
 
 # --- states ----------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_one_severity_order_over_every_state() -> None:
 
 
 def test_named_sets() -> None:
-    assert ACTIVE_JOB == {"queued", "running"} == set(ACTIVE_JOB_STATES)  # rows and job records
+    assert {"queued", "running"} == ACTIVE_JOB  # rows and job records read this one set
     assert sql_list(ACTIVE_JOB) == "('queued', 'running')"
     with pytest.raises(ValueError, match="not a state"):
         sql_list({"queued", "x'); DROP TABLE jobs; --"})

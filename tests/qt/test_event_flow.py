@@ -115,11 +115,15 @@ def test_progress_reaches_the_table_without_a_diagnosis_and_no_sql_on_the_gui_th
     seen = [first.progress]
     event = first
     for _ in range(STEPS):
-        qtbot.waitUntil(lambda e=event: _running_cell(window) == ("running", e.progress))
+        qtbot.waitUntil(
+            lambda e=event: _running_cell(window) == ("running", e.progress), timeout=WAIT_MS
+        )
         stepper.release()
         event = stepper.next()
         seen.append(event.progress)
-    qtbot.waitUntil(lambda e=event: _running_cell(window) == ("running", e.progress))
+    qtbot.waitUntil(
+        lambda e=event: _running_cell(window) == ("running", e.progress), timeout=WAIT_MS
+    )
     assert derivations[0] == settled, "progress alone must not re-derive the diagnosis"
     assert len(set(seen)) == len(seen) == STEPS + 1  # each step showed a new value
 

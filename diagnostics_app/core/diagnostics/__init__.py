@@ -20,18 +20,10 @@ Modules: :mod:`.rows` (the values: states, rows, a diagnosis), :mod:`.diagnoser`
 """
 
 from diagnostics_app.core.diagnostics.diagnoser import Diagnoser, diagnose
-from diagnostics_app.core.diagnostics.rows import (
-    ACTIVE_JOB_STATES,
-    STATES,
-    Diagnosis,
-    Row,
-    RowKey,
-    SourceStatus,
-    State,
-)
+from diagnostics_app.core.diagnostics.rows import Diagnosis, Row, RowKey, SourceStatus
+from diagnostics_app.core.states import STATES, State  # re-exported: the home is core.states
 
 __all__ = [
-    "ACTIVE_JOB_STATES",
     "STATES",
     "Diagnoser",
     "Diagnosis",

@@ -21,10 +21,11 @@ from diagnostics_app.core.diagnostics.evaluation import (
 )
 from diagnostics_app.core.diagnostics.job_index import GroupKey, index_jobs
 from diagnostics_app.core.diagnostics.row_states import extraneous_row, feature_row
-from diagnostics_app.core.diagnostics.rows import Diagnosis, Row, RowKey, SourceStatus, State
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.diagnostics.rows import Diagnosis, Row, RowKey, SourceStatus
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.project import Project, Request
+from diagnostics_app.core.resolve import Invalid, resolve_calculator
+from diagnostics_app.core.states import State
 from diagnostics_app.core.store import JobRecord, StoredEntry
 
 # A group's rows and what they were derived from: (inputs: status, calculator, tempo if read,
@@ -300,11 +301,9 @@ class Diagnoser:
         return Diagnosis(tuple(out))
 
     def _calculator(self, request: Request) -> Calculator | str:
-        """The calculator a request resolves to, or why it cannot be served."""
-        try:
-            return self.registry.resolve(request.feature, request.calculator)
-        except DiagnosticsError as exc:
-            return str(exc)
+        """The calculator a request resolves to, or why it cannot be served (core.resolve)."""
+        calc = resolve_calculator(self.registry, request.feature, request.calculator)
+        return calc.message if isinstance(calc, Invalid) else calc
 
 
 def _within_source(row: Row) -> tuple[str, str, str, str]:

@@ -12,10 +12,10 @@ from typing import Any
 
 from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.base import Calculator
-from diagnostics_app.core.diagnostics.rows import State
-from diagnostics_app.core.errors import DiagnosticsError, ParamError
-from diagnostics_app.core.params import Params, check_for_rate, resolve_params
+from diagnostics_app.core.params import Params
 from diagnostics_app.core.project import Project, Request
+from diagnostics_app.core.resolve import Invalid, check_rate, resolve_params_of
+from diagnostics_app.core.states import State
 from diagnostics_app.core.store import StoredEntry
 from diagnostics_app.core.tempo import TempoMap
 
@@ -63,11 +63,10 @@ class Evaluation:
 
 
 def params_for(project: Project, request: Request) -> Params | str:
-    """A request's parameters (profile and overrides), or why they cannot be resolved."""
-    try:
-        return resolve_params(project.profile(request.profile), request.params)
-    except DiagnosticsError as exc:
-        return str(exc)
+    """A request's parameters (profile and overrides), or why they cannot be resolved (the
+    one resolution: core.resolve, which jobs and the planner use too)."""
+    params = resolve_params_of(project, request.profile, request.params)
+    return params.message if isinstance(params, Invalid) else params
 
 
 def evaluate(calc: Calculator, params: Params, sample_rate: int, tempo: TempoMap) -> Evaluation:
@@ -77,11 +76,9 @@ def evaluate(calc: Calculator, params: Params, sample_rate: int, tempo: TempoMap
     logged = Params(log)
     problem: tuple[State, str] | None = None
     part: dict[str, Any] | None = None
-    try:
-        check_for_rate(logged, sample_rate)
-        calc.check(logged, sample_rate)
-    except ParamError as exc:
-        problem = ("invalid", str(exc))
+    invalid = check_rate(calc, logged, sample_rate)  # the same checks a job makes
+    if invalid is not None:
+        problem = ("invalid", invalid.message)
     else:
         part = fpr.calculator_part(calc, logged, tempo)
     names = tuple(sorted(log.names))

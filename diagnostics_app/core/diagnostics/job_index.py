@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from diagnostics_app.core.diagnostics.rows import ACTIVE_JOB_STATES
+from diagnostics_app.core.states import ACTIVE_JOB
 from diagnostics_app.core.store import JobRecord
 
 GroupKey = tuple[str, str, str, str]  # (source, calculator, profile, params): an EntryKey's fields
@@ -24,7 +24,7 @@ def index_jobs(jobs: Iterable[JobRecord]) -> dict[GroupKey, JobView]:
     for job in jobs:
         for calc_id in job.calculator_ids:
             key = (job.source_id, calc_id, job.profile, job.params)
-            table = active if job.state in ACTIVE_JOB_STATES else finished
+            table = active if job.state in ACTIVE_JOB else finished
             prev = table.get(key)
             # a running job wins over a queued one; otherwise the most recent record wins
             if prev is None or _job_rank(job) > _job_rank(prev):

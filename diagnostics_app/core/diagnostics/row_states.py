@@ -10,8 +10,9 @@ from typing import Any
 from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.diagnostics.evaluation import Group
 from diagnostics_app.core.diagnostics.job_index import GroupKey, JobView
-from diagnostics_app.core.diagnostics.rows import Row, RowKey, State
+from diagnostics_app.core.diagnostics.rows import Row, RowKey
 from diagnostics_app.core.fingerprint import Reason
+from diagnostics_app.core.states import State
 from diagnostics_app.core.store import StoredEntry
 
 

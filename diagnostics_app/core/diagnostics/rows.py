@@ -10,23 +10,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
+from diagnostics_app.core.states import STATES, State
 from diagnostics_app.core.store import EntryKey
-
-State = Literal["ok", "missing", "stale", "extraneous", "queued", "running", "failed", "invalid"]
-STATES: tuple[State, ...] = (
-    "ok",
-    "missing",
-    "stale",
-    "extraneous",
-    "queued",
-    "running",
-    "failed",
-    "invalid",
-)
-ACTIVE_JOB_STATES = ("queued", "running")
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,6 @@ from diagnostics_app.core.store.owners import (
     this_place,
 )
 from diagnostics_app.core.store.records import (
-    ACTIVE_JOB_STATES,
-    FINISHED_JOB_STATES,
-    JOB_STATES,
     EntryImport,
     EntryKey,
     JobRecord,
@@ -63,13 +60,10 @@ from diagnostics_app.core.store.trash import TRASH_MAX_AGE
 from diagnostics_app.core.store.writing import PassWriter
 
 __all__ = [
-    "ACTIVE_JOB_STATES",
     "DATA_DIR",
     "DEFAULT_BUSY_TIMEOUT",
     "FINISHED_JOBS_PER_KEY",
-    "FINISHED_JOB_STATES",
     "INDEX_NAME",
-    "JOB_STATES",
     "LEASE_SECONDS",
     "SCHEMA_VERSION",
     "TMP_DIR",

@@ -348,9 +348,11 @@ def load_feature(
             root, stored.times_path, F64, (stored.frames,), mmap, what, why_missing
         )[sel]
     else:
-        times = (
-            meta.frame_start + (meta.frame_step or 0.0) * np.arange(stored.frames, dtype=np.float64)
-        )[sel]
+        # only the frames asked for (a block of an export is no reason to build the whole
+        # axis); element for element the same values as start + step * k over all frames
+        first, stop, stride = sel.indices(stored.frames)
+        step = meta.frame_step or 0.0
+        times = meta.frame_start + step * np.arange(first, stop, stride, dtype=np.float64)
     return LoadedFeature(meta, data, np.asarray(times, dtype=np.float64))
 
 

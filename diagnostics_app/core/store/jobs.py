@@ -18,17 +18,17 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from diagnostics_app.core.states import ACTIVE_JOB, FINISHED_JOB, JOB_STATES, sql_list
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.lease import dead_reason, forget_expired, owner_alive, touch
 from diagnostics_app.core.store.owners import this_place
 from diagnostics_app.core.store.records import (
-    ACTIVE_JOB_STATES,
-    FINISHED_JOB_STATES,
-    JOB_STATES,
     EntryKey,
     JobRecord,
 )
 
+_ACTIVE: Final = sql_list(ACTIVE_JOB)  # "('queued', 'running')", from the one home
+_FINISHED: Final = sql_list(FINISHED_JOB)
 FINISHED_JOBS_PER_KEY: Final = 10  # finished job records kept per (source, calculator, ...)
 
 _JOB_COLS: Final = (
@@ -78,7 +78,7 @@ def add(db: IndexConnection, record: JobRecord, now: float) -> None:
     if not place and mine:
         place = this_place()  # a record of this process: say where its pid means something
     with db.write("cannot record a job") as c:
-        if mine and place == this_place() and record.state in ACTIVE_JOB_STATES:
+        if mine and place == this_place() and record.state in ACTIVE_JOB:
             touch(c, now)  # the lease is fresh from the moment the job is visible
         c.execute(
             f"INSERT OR REPLACE INTO jobs ({_JOB_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -101,7 +101,7 @@ def add(db: IndexConnection, record: JobRecord, now: float) -> None:
                 place or None,
             ),
         )
-        if record.state in FINISHED_JOB_STATES:
+        if record.state in FINISHED_JOB:
             _trim(c, record.source_id, record.profile, record.params)
         db.bump(c, "jobs")
 
@@ -133,7 +133,7 @@ def update(
         cur = c.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*args, job_id))
         if cur.rowcount == 0:
             return False
-        if isinstance(state, str) and state in FINISHED_JOB_STATES:
+        if isinstance(state, str) and state in FINISHED_JOB:
             row = c.execute(
                 "SELECT source_id, profile, params FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
@@ -146,7 +146,7 @@ def _trim(c: sqlite3.Connection, source_id: str, profile: str, params: str) -> N
     """Keep the FINISHED_JOBS_PER_KEY most recent finished jobs of each calculator key."""
     rows = c.execute(
         "SELECT id, calculator_ids FROM jobs WHERE source_id = ? AND profile = ? AND "
-        "params = ? AND state IN ('done', 'failed', 'cancelled') ORDER BY updated DESC, id",
+        f"params = ? AND state IN {_FINISHED} ORDER BY updated DESC, id",
         (source_id, profile, params),
     ).fetchall()
     seen: dict[str, int] = {}
@@ -164,7 +164,7 @@ def _trim(c: sqlite3.Connection, source_id: str, profile: str, params: str) -> N
 def listing(db: IndexConnection, active_only: bool) -> list[JobRecord]:
     sql = f"SELECT {_JOB_COLS} FROM jobs"
     if active_only:
-        sql += " WHERE state IN ('queued', 'running')"
+        sql += f" WHERE state IN {_ACTIVE}"
     with db.read("cannot read jobs") as c:
         rows = c.execute(sql + " ORDER BY created, id").fetchall()
     return [_job_from_row(r) for r in rows]
@@ -179,8 +179,7 @@ def get(db: IndexConnection, job_id: str) -> JobRecord | None:
 def latest_by_key(db: IndexConnection) -> dict[EntryKey, JobRecord]:
     with db.read("cannot read jobs") as c:
         rows = c.execute(
-            f"SELECT {_JOB_COLS} FROM jobs WHERE state IN ('done', 'failed', 'cancelled') "
-            "ORDER BY updated DESC, id"
+            f"SELECT {_JOB_COLS} FROM jobs WHERE state IN {_FINISHED} ORDER BY updated DESC, id"
         ).fetchall()
     out: dict[EntryKey, JobRecord] = {}
     for row in rows:
@@ -194,7 +193,7 @@ def request_cancel(db: IndexConnection, job_id: str) -> bool:
     """See :meth:`FeatureStore.request_cancel`."""
     with db.write("cannot request a cancellation") as c:
         row = c.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None or row[0] not in ACTIVE_JOB_STATES:
+        if row is None or row[0] not in ACTIVE_JOB:
             return False
         c.execute("INSERT OR REPLACE INTO cancel_requests VALUES (?, ?)", (job_id, time.time()))
         db.bump(c, "jobs")
@@ -218,7 +217,7 @@ def reap_dead(db: IndexConnection, now: float) -> list[str]:
         rows = c.execute(
             "SELECT j.id, j.owner_pid, j.owner_start, j.owner_place, o.heartbeat FROM jobs j "
             "LEFT JOIN owners o ON o.place = j.owner_place AND o.pid = j.owner_pid AND "
-            "o.start = j.owner_start WHERE j.state IN ('queued', 'running')"
+            f"o.start = j.owner_start WHERE j.state IN {_ACTIVE}"
         ).fetchall()
     dead = [
         (job_id, dead_reason(place, pid, beat, now))
@@ -230,7 +229,7 @@ def reap_dead(db: IndexConnection, now: float) -> list[str]:
     with db.write("cannot update jobs") as c:
         c.executemany(
             "UPDATE jobs SET state = 'failed', progress = NULL, label = 'failed', "
-            "message = ?, updated = ? WHERE id = ? AND state IN ('queued', 'running')",
+            f"message = ?, updated = ? WHERE id = ? AND state IN {_ACTIVE}",
             [(reason, time.time(), job_id) for job_id, reason in dead],
         )
         forget_expired(c, now)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Final
 
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.states import ACTIVE_JOB, sql_list
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.owners import (
     place_host,
@@ -80,7 +81,7 @@ def forget_expired(c: sqlite3.Connection, now: float) -> None:
     c.execute(
         "DELETE FROM owners WHERE heartbeat < ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE "
         "jobs.owner_place = owners.place AND jobs.owner_pid = owners.pid AND "
-        "jobs.state IN ('queued', 'running')) AND NOT EXISTS (SELECT 1 FROM writers WHERE "
+        f"jobs.state IN {sql_list(ACTIVE_JOB)}) AND NOT EXISTS (SELECT 1 FROM writers WHERE "
         "writers.place = owners.place AND writers.pid = owners.pid)",
         (now - 10 * LEASE_SECONDS,),
     )

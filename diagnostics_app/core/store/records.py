@@ -22,11 +22,8 @@ import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.canonical import canonical_json
+from diagnostics_app.core.states import ACTIVE_JOB
 from diagnostics_app.core.store.owners import process_start_token, this_place
-
-JOB_STATES: Final = ("queued", "running", "done", "failed", "cancelled")
-ACTIVE_JOB_STATES: Final = ("queued", "running")
-FINISHED_JOB_STATES: Final = ("done", "failed", "cancelled")
 
 
 def canonical_params(params: str | Mapping[str, Any] | None) -> str:
@@ -210,7 +207,7 @@ class JobRecord:
     profile: str
     params: str
     features: tuple[str, ...]
-    state: str  # one of JOB_STATES
+    state: str  # one of core.states.JOB_STATES
     progress: float | None
     label: str
     message: str | None
@@ -260,7 +257,7 @@ class JobRecord:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_JOB_STATES
+        return self.state in ACTIVE_JOB
 
     def entry_keys(self) -> tuple[EntryKey, ...]:
         return tuple(

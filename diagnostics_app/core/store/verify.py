@@ -133,7 +133,7 @@ class Verifier:
                         except OSError:
                             pass
                         else:
-                            s = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+                            s = stamp_text(st)
                             rec = sf.stamp
                             if s == rec and stat.S_ISREG(st.st_mode):
                                 continue
