@@ -20,6 +20,9 @@ class TempoSegment:
     bpm: float
 
 
+MIN_STEP_S = 1e-4  # 0.1 ms between subdivisions: 600,000 BPM at one per beat
+
+
 @dataclass(frozen=True)
 class TempoMap:
     """Constant-tempo segments, sorted by start time; the first starts at 0."""
@@ -70,12 +73,21 @@ class TempoMap:
         return [{"time": s.time, "bpm": s.bpm} for s in self.segments]
 
     def beat_times(self, duration: float, subdivision: int = 1) -> np.ndarray:
-        """Start times (s) of every beat subdivision that begins before ``duration``."""
+        """Start times (s) of every beat subdivision that begins before ``duration``.
+
+        Raises ProjectError when a segment's subdivisions would be closer than
+        :data:`MIN_STEP_S` (a bpm of 1e10 is valid JSON and > 0, but no tempo: its grid would
+        not fit in memory); the row that needs the grid then fails with that message."""
         starts: list[np.ndarray] = []
         ends = [s.time for s in self.segments[1:]] + [max(duration, self.segments[-1].time)]
         offset = 0.0  # where the grid stands when a segment starts mid-subdivision: restart it
         for seg, end in zip(self.segments, ends, strict=True):
             step = 60.0 / seg.bpm / subdivision
+            if step < MIN_STEP_S and seg.time < duration:
+                raise ProjectError(
+                    f"tempo_map: {seg.bpm:g} BPM at {seg.time:g} s is too fast to analyse "
+                    f"(beat subdivisions {step:.3g} s apart; the limit is {MIN_STEP_S:g} s)"
+                )
             start = seg.time + offset
             span = min(end, duration) - start
             # the tolerance drops a last subdivision that only rounding puts before the end

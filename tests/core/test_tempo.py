@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,3 +177,38 @@ def test_a_subdivision_starting_just_before_the_end_counts() -> None:
     np.testing.assert_array_equal(TempoMap().beat_times(1e-12), [0.0])
     tempo = TempoMap.from_json([{"time": 0, "bpm": 120}, {"time": 1.0, "bpm": 60}])
     np.testing.assert_allclose(tempo.beat_times(1.0 + 1e-12), [0.0, 0.5, 1.0])
+
+
+def test_an_absurd_tempo_is_a_failed_row_not_an_internal_error(tmp_path: Path) -> None:
+    """bpm 1e10 is valid JSON and > 0, but its beat grid would not fit in memory: the rows that
+    need it fail with a message naming the tempo (the pass is the unit: its other calculators
+    fail with it, and the next analysis after a fix recomputes them)."""
+    from diagnostics_app.core.calculators.registry import Registry
+    from diagnostics_app.core.session import Session
+    from tests.core.project_factory import write_project, write_tone
+
+    write_tone(tmp_path / "a.wav", 1.0)
+    project = write_project(
+        tmp_path,
+        {
+            "name": "Fast",
+            "tempo_map": [{"time": 0.0, "bpm": 1e10}],
+            "sources": [{"id": "a", "path": "a.wav"}],
+            "tracks": [
+                {
+                    "id": "t",
+                    "name": "T",
+                    "source": "a",
+                    "requests": [{"feature": "beat_rms"}, {"feature": "rms"}],
+                }
+            ],
+        },
+    )
+    with Session.open(project, Registry.builtin()) as session:
+        session.enqueue(session.plan())
+        results = {r.batch.calculators: r for r in session.runner.run_all()}
+        rows = {r.key.feature: r for r in session.diagnose().rows}
+    assert rows["beat_rms"].state == "failed"
+    message = rows["beat_rms"].message or ""
+    assert "1e+10 BPM" in message and "too fast" in message, message
+    assert all(r.status == "failed" for r in results.values())

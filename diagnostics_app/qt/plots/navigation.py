@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 from PySide6.QtCore import Qt
 
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.qt.plots.lanes import Lane
 
@@ -87,7 +88,10 @@ class BeatGrid:
         if (tempo, duration) == self._for:
             return
         self._for = (tempo, duration)
-        beats = list(tempo.beats(duration)) if tempo is not None else []
+        try:
+            beats = list(tempo.beats(duration)) if tempo is not None else []
+        except DiagnosticsError:  # a tempo too fast to draw: no grid (its rows say why)
+            beats = []
         self._beat_times = np.array([t for t, _ in beats], np.float64)
         self._bar_flags = np.array([bar for _, bar in beats], bool)
         self._bar_numbers = np.cumsum(self._bar_flags) - 1
