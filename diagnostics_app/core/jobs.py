@@ -32,10 +32,12 @@ from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
+from diagnostics_app.core.params import Params
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.resolve import Invalid, check_rate
 from diagnostics_app.core.store import EntryKey, FeatureStore, JobRecord, process_start_token
+from diagnostics_app.core.tempo import TempoMap
 
 PRIORITY_USER = 0  # regenerate selected: first
 PRIORITY_BATCH = 10  # calculate missing / regenerate stale / CLI
@@ -249,8 +251,12 @@ class JobRunner:
             futures = [pool.submit(self.run_next) for _ in range(self.pending())]
             return [r for f in futures if (r := f.result()) is not None]
 
-    def execute(self, batch: Batch) -> BatchResult:
-        """Run one pass and commit its entries; never raises for a user-caused failure."""
+    def execute(self, batch: Batch, run: PassRun | None = None) -> BatchResult:
+        """Run one pass and commit its entries; never raises for a user-caused failure.
+        ``run``: where the pass's work runs (None: on this thread, :func:`run_work`; the GUI
+        hands it to a worker process, :mod:`~diagnostics_app.core.pass_process`). It hands
+        its progress to the callback (which writes the record and publishes it, here), stops
+        when the token is cancelled, and raises :class:`Cancelled` or an error."""
         start = time.perf_counter()
         job_id = batch.job_id
         try:
@@ -258,44 +264,15 @@ class JobRunner:
             if self.store.cancel_requested(job_id):  # cancelled by another process while queued
                 batch.cancel.cancel()
             batch.cancel.raise_if_cancelled()
-            project = self._project()  # the snapshot this pass computes from
-            first = batch.jobs[0]
-            # resolved as its rows are (core.resolve), in the same order: the calculator and
-            # the parameters, the audio's facts, the sample-rate checks; so a pass fails with
-            # the very message its rows show as invalid (or failed)
-            resolved = []
-            for job in batch.jobs:
-                outcome = job.resolve(project, self.registry)
-                if isinstance(outcome, Invalid):
-                    raise DiagnosticsError(outcome.message)
-                resolved.append(outcome)
-            params = resolved[0].params  # the jobs of a pass share (source, profile, params)
-            calcs = [r.calculator for r in resolved]
-            facts = self._facts(first.source)
-            problem = check_rate(calcs, params, facts.sample_rate)
-            if problem is not None:
-                raise DiagnosticsError(problem.message)
-            fingerprints = {c.id: fpr.build(c, params, facts, project.tempo_map) for c in calcs}
-            versions = {c.id: c.version for c in calcs}
-            sink = self.store.pass_writer(
-                first.source, first.profile, first.params_key, fingerprints, versions
-            )
-            wanted = {j.calculator: set(j.features) for j in batch.jobs}
-            last_write = [0.0]
+            work = self._work(batch)
 
-            def progress(fraction: float, label: str) -> None:
-                now = time.perf_counter()
-                if now - last_write[0] >= PROGRESS_INTERVAL or fraction >= 1.0:
-                    last_write[0] = now
-                    self._mark(batch, "running", fraction, label)
-                if self.store.cancel_requested(job_id):  # asked by another process (per block)
-                    batch.cancel.cancel()
-                batch.cancel.raise_if_cancelled()
+            def report(fraction: float, label: str) -> None:
+                self._mark(batch, "running", fraction, label)
 
-            plan = PassPlan(
-                str(project.audio_path(first.source)), params, project.tempo_map, tuple(calcs)
-            )
-            run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=batch.cancel)
+            if run is None:
+                run_work(self.store, self.registry, work, report, batch.cancel)
+            else:
+                run(work, report, batch.cancel)
         except Cancelled:
             return self._finish(batch, "cancelled", start, "cancelled")
         except DiagnosticsError as exc:
@@ -305,6 +282,41 @@ class JobRunner:
                 batch, "failed", start, f"internal error: {type(exc).__name__}: {exc}"
             )
         return self._finish(batch, "done", start, None)
+
+    def _work(self, batch: Batch) -> PassWork:
+        """The pass as a value, from the project as it is now (the snapshot it computes from).
+
+        Resolved as its rows are (core.resolve), in the same order: the calculator and the
+        parameters, the audio's facts, the sample-rate checks; so a pass fails with the very
+        message its rows show as invalid (or failed)."""
+        project = self._project()
+        first = batch.jobs[0]
+        resolved = []
+        for job in batch.jobs:
+            outcome = job.resolve(project, self.registry)
+            if isinstance(outcome, Invalid):
+                raise DiagnosticsError(outcome.message)
+            resolved.append(outcome)
+        params = resolved[0].params  # the jobs of a pass share (source, profile, params)
+        calcs = [r.calculator for r in resolved]
+        facts = self._facts(first.source)
+        problem = check_rate(calcs, params, facts.sample_rate)
+        if problem is not None:
+            raise DiagnosticsError(problem.message)
+        return PassWork(
+            job_id=batch.job_id,
+            source=first.source,
+            profile=first.profile,
+            params_key=first.params_key,
+            fingerprints={c.id: fpr.build(c, params, facts, project.tempo_map) for c in calcs},
+            versions={c.id: c.version for c in calcs},
+            wanted={j.calculator: frozenset(j.features) for j in batch.jobs},
+            path=str(project.audio_path(first.source)),
+            params=params,
+            tempo=project.tempo_map,
+            calculators=tuple(c.id for c in calcs),
+            progress_interval=PROGRESS_INTERVAL,
+        )
 
     # -- internals --------------------------------------------------------------------------
 
@@ -343,6 +355,57 @@ class JobRunner:
         self.events.job_updated.emit(
             JobUpdated(batch.job_id, batch.keys, state, progress, label, message)
         )
+
+
+@dataclass(frozen=True)
+class PassWork:
+    """One pass, prepared (fingerprints from the project snapshot taken when it started): all
+    :func:`run_work` needs besides a store and a registry. A plain value, so it can be sent to
+    another process."""
+
+    job_id: str
+    source: str
+    profile: str
+    params_key: str
+    fingerprints: Mapping[str, Mapping[str, Any]]
+    versions: Mapping[str, int]
+    wanted: Mapping[str, frozenset[str]]  # features kept, per calculator
+    path: str
+    params: Params
+    tempo: TempoMap
+    calculators: tuple[str, ...]
+    progress_interval: float
+
+
+Report = Callable[[float, str], None]  # a running pass's progress: fraction, label
+PassRun = Callable[[PassWork, Report, CancelToken], None]
+
+
+def run_work(
+    store: FeatureStore, registry: Registry, work: PassWork, report: Report, cancel: CancelToken
+) -> None:
+    """Compute ``work`` and commit its entries into ``store``. Progress goes to ``report`` at
+    most every ``work.progress_interval`` s (and at the end); a cancel request in the store
+    (another process, or the process that handed this pass to a worker process) is checked
+    per block. Raises :class:`Cancelled` or the pass's error."""
+    sink = store.pass_writer(
+        work.source, work.profile, work.params_key, work.fingerprints, work.versions
+    )
+    last_write = [0.0]
+
+    def progress(fraction: float, label: str) -> None:
+        now = time.perf_counter()
+        if now - last_write[0] >= work.progress_interval or fraction >= 1.0:
+            last_write[0] = now
+            report(fraction, label)
+        if store.cancel_requested(work.job_id):  # asked by another process (per block)
+            cancel.cancel()
+        cancel.raise_if_cancelled()
+
+    calcs = tuple(registry.get(c) for c in work.calculators)
+    plan = PassPlan(work.path, work.params, work.tempo, calcs)
+    wanted = {c: set(f) for c, f in work.wanted.items()}
+    run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=cancel)
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:

@@ -3,7 +3,9 @@
 Rows are planned into passes (from the diagnosis shown when it reflects every change made here,
 so what the user sees is what gets computed), queued with a priority and an origin, and one
 :class:`~diagnostics_app.qt.workers.AnalysisWorker` per pass takes them from the runner in a
-:class:`QThreadPool`. The workers' reports become status messages and signals. Cancelling
+:class:`QThreadPool` and has the pass computed in a worker process
+(:class:`~diagnostics_app.core.pass_process.ProcessPasses`), so no pass holds the GUI
+process's GIL. The workers' reports become status messages and signals. Cancelling
 goes to the runner, or, for another process's job, to the store.
 
 It is apart from the :class:`~diagnostics_app.qt.controller.Controller`, which keeps the
@@ -21,6 +23,7 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
 
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
+from diagnostics_app.core.pass_process import ProcessPasses
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.states import OUTDATED, REGENERABLE
@@ -49,12 +52,16 @@ class AnalysisQueue(QObject):
         session: Session,
         parent: QObject | None = None,
         after_pass: Callable[[BatchResult], None] | None = None,
+        processes: bool = True,
     ) -> None:
         super().__init__(parent)
         self._session = session
         self._after_pass = after_pass  # run by the worker thread after a committed pass
         self.pool = QThreadPool(self)
         self._workers: set[AnalysisWorker] = set()
+        # the passes' work runs in worker processes (the pool's threads only wait for them):
+        # a pass never holds this process's GIL, so it never stalls the GUI thread
+        self.processes = ProcessPasses(session.store, os.cpu_count() or 1) if processes else None
 
     def regenerate(self, rows: Sequence[Row], shown: Diagnosis, current: bool) -> int:
         """Recompute the given rows (even ok ones), first in the queue."""
@@ -123,7 +130,7 @@ class AnalysisQueue(QObject):
 
     def _start_workers(self, count: int) -> None:
         for _ in range(count):
-            worker = AnalysisWorker(self._session.runner, self._after_pass)
+            worker = AnalysisWorker(self._session.runner, self._after_pass, self.processes)
             worker.signals.finished.connect(
                 self._on_worker_finished, Qt.ConnectionType.QueuedConnection
             )
@@ -159,6 +166,11 @@ class AnalysisQueue(QObject):
         return int(getattr(job, "owner_pid", -1)) == os.getpid() or callable(
             getattr(self._session.store, "request_cancel", None)
         )
+
+    def close(self) -> None:
+        """After the pool is done: stop the worker processes."""
+        if self.processes is not None:
+            self.processes.close()
 
     @property
     def busy(self) -> bool:

@@ -471,6 +471,8 @@ class Controller(QObject):
             and self.diagnosis_pool.waitForDone(timeout_ms)
         )
         self._files.unwatch_all()
+        if ok:
+            self._analysis.close()  # the worker processes, once no pass waits for them
         self.session.close()
         return ok
 

@@ -38,7 +38,7 @@ from diagnostics_app.core.calculators.base import FeatureSpec
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.engine import audio_peaks
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError
-from diagnostics_app.core.jobs import BatchResult, JobRunner
+from diagnostics_app.core.jobs import BatchResult, JobRunner, PassRun
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import CURRENT_DATA
@@ -63,15 +63,20 @@ class AnalysisSignals(QObject):
 
 
 class AnalysisWorker(QRunnable):
-    """Takes the next queued pass of the runner (highest priority first) and executes it."""
+    """Takes the next queued pass of the runner (highest priority first) and executes it,
+    here or, with ``run``, in a worker process (this thread then only waits)."""
 
     def __init__(
-        self, runner: JobRunner, after_pass: Callable[[BatchResult], None] | None = None
+        self,
+        runner: JobRunner,
+        after_pass: Callable[[BatchResult], None] | None = None,
+        run: PassRun | None = None,
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)  # Python owns it (the controller keeps a reference)
         self.runner = runner
         self.after_pass = after_pass  # runs in this thread after a pass that committed
+        self.run_pass = run  # where the pass's work runs (None: this thread; or a process)
         self.signals = AnalysisSignals()
 
     def run(self) -> None:
@@ -82,7 +87,7 @@ class AnalysisWorker(QRunnable):
                 return
             job_id = batch.job_id
             self.signals.started.emit(job_id)
-            result: BatchResult = self.runner.execute(batch)
+            result: BatchResult = self.runner.execute(batch, self.run_pass)
             if result.status == "done":
                 if self.after_pass is not None:
                     self.after_pass(result)

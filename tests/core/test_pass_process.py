@@ -1,0 +1,136 @@
+"""The GUI's passes in worker processes (core/pass_process.py): the same committed bytes as a
+thread pass, cancellable through the store, and a dead worker is a failed pass, not a hang."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from diagnostics_app.core import pass_process
+from diagnostics_app.core.events import JobUpdated
+from diagnostics_app.core.jobs import BatchResult
+from diagnostics_app.core.pass_process import ProcessPasses
+from diagnostics_app.core.session import Session
+from tests.core.project_factory import write_project, write_tone
+
+WAIT_S = 60.0
+
+
+def _project(folder: Path, seconds: float) -> Path:
+    write_tone(folder / "audio" / "a.wav", seconds, 220.0, channels=2, seed=3)
+    return write_project(
+        folder,
+        {
+            "name": "P",
+            "sources": [{"id": "a", "path": "audio/a.wav"}],
+            "tracks": [
+                {
+                    "id": "t",
+                    "name": "T",
+                    "source": "a",
+                    "requests": [{"feature": "rms"}, {"feature": "spectrogram"}],
+                }
+            ],
+        },
+    )
+
+
+def _data(session: Session) -> list[str]:
+    """The committed array files' contents (names differ between runs, bytes must not)."""
+    root = Path(session.store.root)
+    files = [p for p in root.rglob("*.npy") if "trash" not in p.parts]
+    return sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in files)
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[list[Session]]:
+    opened: list[Session] = []
+    yield opened
+    for s in opened:
+        s.close()
+
+
+def _open(path: Path, sessions: list[Session]) -> Session:
+    session = Session.open(path)
+    sessions.append(session)
+    return session
+
+
+def _run_one(session: Session, passes: ProcessPasses | None) -> BatchResult:
+    [batch] = session.enqueue(session.plan())
+    taken = session.runner.take()
+    assert taken is batch
+    return session.runner.execute(taken, passes)
+
+
+def test_a_process_pass_commits_the_same_bytes_as_a_thread_pass(
+    tmp_path: Path, sessions: list[Session]
+) -> None:
+    thread = _open(_project(tmp_path / "thread", 2.0), sessions)
+    process = _open(_project(tmp_path / "process", 2.0), sessions)
+    reports: list[JobUpdated] = []
+    process.events.job_updated.connect(reports.append)
+    passes = ProcessPasses(process.store, 1)
+    try:
+        assert _run_one(thread, None).status == "done"
+        result = _run_one(process, passes)
+    finally:
+        passes.close()
+    assert result.status == "done", result.message
+    assert _data(process) and _data(process) == _data(thread)
+    assert {r.state for r in process.diagnose().rows} == {"ok"}
+    states = [e.state for e in reports]
+    assert states[0] == "queued" and states[-1] == "done" and "running" in states
+    [job] = [j for j in process.store.jobs() if j.id == result.batch.job_id]
+    assert (job.state, job.origin) == ("done", "cli")  # the record of the queueing process
+
+
+def test_cancel_stops_a_process_pass(tmp_path: Path, sessions: list[Session]) -> None:
+    session = _open(_project(tmp_path, 60.0), sessions)
+    running = threading.Event()
+
+    def on(event: JobUpdated) -> None:
+        if event.state == "running" and (event.progress or 0) > 0:
+            running.set()
+
+    session.events.job_updated.connect(on)
+    [batch] = session.enqueue(session.plan())
+    passes = ProcessPasses(session.store, 1)
+    results: list[BatchResult] = []
+    try:
+        taken = session.runner.take()
+        assert taken is batch
+        worker = threading.Thread(
+            target=lambda: results.append(session.runner.execute(batch, passes))
+        )
+        worker.start()
+        assert running.wait(WAIT_S), "the process pass never reported progress"
+        assert session.runner.cancel(batch.job_id)
+        worker.join(WAIT_S)
+        assert not worker.is_alive()
+    finally:
+        passes.close()
+    assert [r.status for r in results] == ["cancelled"]
+    assert {r.state for r in session.diagnose().rows} == {"missing"}  # nothing committed
+    assert not session.store.cancel_requested(batch.job_id)
+
+
+def test_a_dead_worker_process_fails_its_pass_and_the_next_pass_runs(
+    tmp_path: Path, sessions: list[Session]
+) -> None:
+    session = _open(_project(tmp_path, 1.0), sessions)
+    passes = ProcessPasses(session.store, 1, target=pass_process._crash)
+    try:
+        result = _run_one(session, passes)
+        assert result.status == "failed"
+        assert result.message is not None and "ended unexpectedly" in result.message
+        [row] = {r.state for r in session.diagnose().rows}
+        assert row == "failed"
+        passes._target = pass_process._child_run  # a new pool for the next pass
+        assert _run_one(session, passes).status == "done"
+    finally:
+        passes.close()
