@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QImage
 
 from diagnostics_app.core.axes import complete_names, frame_step
 from diagnostics_app.core.calculators.base import OutputMeta
@@ -220,6 +221,10 @@ class ImageView:
     # (pyqtgraph drops the later levels' labels when the lane is too short for them)
     y_ticks: list[list[tuple[float, str]]] | None
     pool: int  # frames per column
+    # ``image`` through the colour map at ``levels``, as 0xffRRGGBB words (bins, columns)
+    # uint32: rendered where the view is prepared (a worker thread), so the GUI thread's
+    # first paint of the lane only draws it (None: the lane renders ``image`` itself)
+    rgb: np.ndarray | None = None
 
 
 def image_levels(values: np.ndarray, meta: OutputMeta) -> tuple[float, float]:
@@ -280,7 +285,41 @@ def prepare_image(
             ticks = [[(i + 0.5, _format_hz(float(bins[i]))) for i in picks]]
         else:
             y_label = meta.bin_unit or "bin"
-    return ImageView(image, rect, levels, y_label, ticks, k)
+    return ImageView(image, rect, levels, y_label, ticks, k, render_rgb(image, levels))
+
+
+def color_lut() -> np.ndarray:
+    """The colour map's 256-entry RGB lookup table (uint8), as the image items use it."""
+    return _color_lut()
+
+
+@functools.lru_cache(maxsize=1)
+def _color_lut() -> np.ndarray:
+    lut = np.ascontiguousarray(color_map().getLookupTable(nPts=256, alpha=False), np.uint8)
+    lut.setflags(write=False)
+    return lut
+
+
+def render_rgb(image: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+    """``image`` (float, no NaN) mapped through the colour map at ``levels`` as pyqtgraph's
+    ``ImageItem`` maps it (level ``lo`` to the first colour, ``hi`` to the last, clipped):
+    (rows, columns) uint32 words 0xffRRGGBB, i.e. a ``QImage.Format_RGB32`` buffer. Plain
+    numpy, safe in any thread."""
+    lo, hi = float(levels[0]), float(levels[1])
+    lut = color_lut()
+    n = lut.shape[0]
+    scale = n / (hi - lo) if hi != lo else 0.0
+    index = np.empty(image.shape, np.float32)
+    np.subtract(image, np.float32(lo), out=index)
+    np.multiply(index, np.float32(scale), out=index)
+    np.clip(index, 0, n - 1, out=index)
+    words = (
+        np.uint32(0xFF000000)
+        | (lut[:, 0].astype(np.uint32) << 16)
+        | (lut[:, 1].astype(np.uint32) << 8)
+        | lut[:, 2].astype(np.uint32)
+    )
+    return np.ascontiguousarray(words[index.astype(np.intp)])
 
 
 def _hex(color: tuple[int, ...]) -> str:
@@ -433,10 +472,71 @@ def color_map() -> pg.ColorMap:
     return pg.colormap.get(COLOR_MAP_NAME)
 
 
-def make_image_item(view: ImageView | None, stale: bool) -> pg.ImageItem:
+class LaneImage(pg.ImageItem):  # type: ignore[misc]
+    """An ``ImageItem`` that can be handed its picture ready-made (:attr:`ImageView.rgb`,
+    rendered by a worker thread): while its levels and lookup table are the ones that
+    picture was rendered for, a paint only draws it, instead of pyqtgraph's render of the
+    float image (downsampling, rescaling and the lookup, on the GUI thread). Other levels
+    (the user dragged the colour bar) or another lookup table: pyqtgraph renders as usual."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._ready: tuple[QImage, np.ndarray, tuple[float, float]] | None = None
+
+    def setImage(
+        self, image: np.ndarray | None = None, autoLevels: bool | None = None, **kwargs: object
+    ) -> None:
+        if image is not None:
+            self._ready = None  # new data: the ready picture is of the old one
+        super().setImage(image, autoLevels, **kwargs)
+
+    def clear(self) -> None:
+        self._ready = None
+        super().clear()
+
+    def set_ready(self, rgb: np.ndarray, levels: tuple[float, float]) -> None:
+        """``rgb`` (:func:`render_rgb` of the current image at ``levels``) is what to draw
+        while the item's levels are ``levels`` and its lookup table the colour map's."""
+        image = QImage(
+            rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB32
+        )
+        self._ready = (image, rgb, (float(levels[0]), float(levels[1])))
+        self._renderRequired = True
+        self.update()
+
+    @property
+    def ready(self) -> bool:
+        """The next paint draws the ready picture (no render of the float image)."""
+        return self._ready is not None and self._ready_fits()
+
+    def _ready_fits(self) -> bool:
+        assert self._ready is not None
+        levels = self.levels
+        if levels is None or np.ndim(levels) != 1 or len(levels) != 2:
+            return False
+        if (float(levels[0]), float(levels[1])) != self._ready[2]:
+            return False
+        lut = self.lut
+        want = color_lut()
+        if not isinstance(lut, np.ndarray) or lut.ndim != 2 or lut.shape[0] != want.shape[0]:
+            return False
+        if lut.shape[1] == 4 and not np.all(lut[:, 3] == 255):
+            return False
+        return bool(np.array_equal(lut[:, :3], want))
+
+    def render(self) -> None:
+        if self._ready is not None and self.image is not None and self._ready_fits():
+            self.qimage = self._ready[0]
+            self._renderRequired = False
+            self._unrenderable = False
+            return
+        super().render()
+
+
+def make_image_item(view: ImageView | None, stale: bool) -> LaneImage:
     """The image of an image lane (``view`` None: empty until :func:`show_image`)."""
-    img = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
-    img.setLookupTable(color_map().getLookupTable(nPts=256))
+    img = LaneImage(axisOrder="row-major", autoDownsample=True)
+    img.setLookupTable(color_lut())
     if view is not None:
         show_image(img, view)
     if stale:
@@ -445,8 +545,11 @@ def make_image_item(view: ImageView | None, stale: bool) -> pg.ImageItem:
 
 
 def show_image(img: pg.ImageItem, view: ImageView) -> None:
-    """Hand an image item new data: explicit levels, the rect in seconds and bins."""
+    """Hand an image item new data: explicit levels, the rect in seconds and bins (and the
+    picture a worker rendered, for a :class:`LaneImage`)."""
     img.setImage(view.image, levels=view.levels, autoLevels=False)
+    if view.rgb is not None and isinstance(img, LaneImage):
+        img.set_ready(view.rgb, view.levels)
     img.setRect(QRectF(*view.rect))
 
 
