@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import soundfile as sf
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.core.playback_stream import FileSource
@@ -95,3 +97,103 @@ def test_home_and_end_move_the_playhead(
     window.actionGoToStart.trigger()
     assert player.is_playing() or player.position() == end
     player.pause()
+
+
+def shift_drag(area: Any, lane: Any, t0: float, t1: float) -> None:
+    """A Shift+drag with the left button on ``lane`` from time ``t0`` to ``t1``, as the
+    canvas's viewport receives it."""
+    canvas = area._canvas
+    viewport = canvas.viewport()
+    y = sum(lane.y_range) / 2
+
+    def at(t: float) -> QPointF:
+        return QPointF(canvas.mapFromScene(lane.vb.mapViewToScene(QPointF(t, y))))
+
+    shift = Qt.KeyboardModifier.ShiftModifier
+    left = Qt.MouseButton.LeftButton
+    steps = [at(t0 + (t1 - t0) * k / 4) for k in range(5)]
+
+    def send(kind: QEvent.Type, pos: QPointF, button: Qt.MouseButton, buttons: Any) -> None:
+        global_pos = QPointF(viewport.mapToGlobal(pos.toPoint()))
+        event = QMouseEvent(kind, pos, global_pos, button, buttons, shift)
+        QApplication.sendEvent(viewport, event)
+
+    send(QEvent.Type.MouseButtonPress, steps[0], left, left)
+    for pos in steps[1:]:
+        send(QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, left)
+    send(QEvent.Type.MouseButtonRelease, steps[-1], left, Qt.MouseButton.NoButton)
+
+
+def test_shift_drag_selects_a_range_drawn_in_every_lane(
+    make_window: WindowMaker, qtbot: QtBot
+) -> None:
+    window = make_window()
+    window.select(("source", "drums"))
+    area = window.plot_area
+    qtbot.waitUntil(lambda: len(area.lanes()) >= 3, timeout=WAIT_MS)
+    area.set_time_range(0.0, 10.0)
+    lanes = area.lanes()
+    assert not window.actionLoopSelection.isEnabled() or not window.player.available
+    with qtbot.waitSignal(area.selectionChanged) as changed:
+        shift_drag(area, lanes[-1], 2.0, 6.0)  # on the last lane, backwards works too
+    start, end = changed.args[0]
+    assert abs(start - 2.0) < 0.1 and abs(end - 6.0) < 0.1
+    assert area.selection() == (start, end)
+    regions = area.time_selection.regions()
+    assert len(regions) == len(lanes)
+    assert all(r.isVisible() and r.getRegion() == (start, end) for r in regions)
+    assert area.playhead() == 0.0  # a drag is not a click: no seek
+    assert area.time_range() == (0.0, 10.0)  # and it did not pan
+    # an edge dragged in one lane moves it in every lane
+    regions[0].setRegion((3.0, end))
+    regions[0].sigRegionChangeFinished.emit(regions[0])
+    assert area.selection() == (3.0, end)
+    assert all(r.getRegion() == (3.0, end) for r in regions)
+    window.activateWindow()
+    area.setFocus()
+    qtbot.waitUntil(area._canvas.hasFocus)
+    with qtbot.waitSignal(area.selectionChanged) as cleared:
+        qtbot.keyClick(area._canvas, Qt.Key.Key_Escape)
+    assert cleared.args == [None] and area.selection() is None
+    assert not any(r.isVisible() for r in regions)
+    assert not window.actionPlaySelection.isEnabled()
+
+
+def test_loop_and_play_a_selection(alsa_null: None, make_window: WindowMaker, qtbot: QtBot) -> None:
+    window = open_window(make_window, qtbot, "drums")
+    player, area = window.player, window.plot_area
+    area.set_selection((5.0, 5.5))
+    assert window.actionLoopSelection.isEnabled() and window.actionPlaySelection.isEnabled()
+    seen: list[float] = []
+    window.actionLoopSelection.trigger()  # on: the playhead moves into the loop
+    assert window.actionLoopSelection.isChecked()
+    assert player.loop() == (5.0, 5.5) and player.position() == 5.0
+    player.positionChanged.connect(seen.append)
+    window.actionPlay.trigger()
+    stats = player.stats
+    qtbot.waitUntil(
+        lambda: (s := stats()) is not None and s.delivered_frames > 3 * 0.5 * 44100,
+        timeout=WAIT_MS,
+    )  # round the loop more than three times
+    assert player.is_playing()
+    window.actionPlay.trigger()
+    assert seen and all(5.0 <= p <= 5.5 for p in seen)
+    assert 5.0 <= player.position() <= 5.5
+    window.actionLoopSelection.trigger()  # off
+    assert player.loop() is None
+    # Play Selection: once, stopping at its end
+    area.set_selection((10.0, 11.0))
+    seen.clear()
+    until_stopped(qtbot, player, window.actionPlaySelection.trigger)
+    assert player.position() == 11.0
+    assert seen[0] == 10.0 and seen[-1] == 11.0 and all(10.0 <= p <= 11.0 for p in seen)
+    assert window.playhead_label.text() == "0:11.000"
+    stats_now = player.stats()
+    assert stats_now is not None
+    # a new selection while looping moves the loop; clearing it stops looping
+    window.actionLoopSelection.trigger()
+    assert player.loop() == (10.0, 11.0)
+    area.set_selection((1.0, 2.0))
+    assert player.loop() == (1.0, 2.0)
+    window.actionClearSelection.trigger()
+    assert player.loop() is None and not window.actionLoopSelection.isChecked()
