@@ -39,6 +39,7 @@ from diagnostics_app.core.states import ACTIVE_JOB, ISSUES, SEVERITY
 from diagnostics_app.qt.actions import (
     ACTIONS,
     MENUS,
+    PLAYBACK,
     TOOLBAR,
     VIEW,
     ActionContext,
@@ -53,6 +54,7 @@ from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
 from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
 from diagnostics_app.qt.widgets.source_tree import SourceTreePanel
+from diagnostics_app.qt.window_channels import ChannelsMixin
 from diagnostics_app.qt.window_dialogs import EditDialogsMixin
 from diagnostics_app.qt.window_files import ProjectFilesMixin
 from diagnostics_app.qt.window_playback import PlaybackMixin
@@ -67,11 +69,17 @@ def window_title(project: Project) -> str:
 
 
 class MainWindow(
-    ProjectFilesMixin, EditDialogsMixin, RowActionsMixin, PlotsMixin, PlaybackMixin, QMainWindow
+    ProjectFilesMixin,
+    EditDialogsMixin,
+    RowActionsMixin,
+    PlotsMixin,
+    PlaybackMixin,
+    ChannelsMixin,
+    QMainWindow,
 ):
     """The window of one project. File handling, the edit dialogs, the row actions, plots and
     playback are mixins (:mod:`.window_files`, :mod:`.window_dialogs`, :mod:`.window_rows`,
-    :mod:`.window_plots`, :mod:`.window_playback`); the actions come from the table in
+    :mod:`.window_plots`, :mod:`.window_playback`, :mod:`.window_channels`); the actions come from the table in
     :mod:`.actions`."""
 
     openRequested = Signal(str)  # another project: the application swaps windows
@@ -185,6 +193,7 @@ class MainWindow(
         self.player.stateChanged.connect(self._on_play_state)
         self.player.errorOccurred.connect(self._on_play_error)
         self._init_playback()
+        self._init_channels(self._playback_menu)
 
         # The window's own layout must not push size constraints to the platform window:
         # platforms without size hints (offscreen, used by tests and screenshots) warn.
@@ -241,6 +250,7 @@ class MainWindow(
                     menus[spec.menu].addSeparator()
                 menus[spec.menu].addAction(action)
         self._view_menu = menus[VIEW]
+        self._playback_menu = menus[PLAYBACK]
 
     def _make_toolbar(self) -> None:
         """The docks' toggles atop the View menu, and the toolbar."""

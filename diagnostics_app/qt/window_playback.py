@@ -76,6 +76,7 @@ class PlaybackMixin(WindowHost):
             self.player.close_source()
         else:
             self.player.open_source(path)
+        self._rebuild_channels_menu()  # every channel heard again
 
     # -- transport ------------------------------------------------------------------------
 

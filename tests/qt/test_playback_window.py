@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile as sf
 from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -197,3 +198,57 @@ def test_loop_and_play_a_selection(alsa_null: None, make_window: WindowMaker, qt
     assert player.loop() == (1.0, 2.0)
     window.actionClearSelection.trigger()
     assert player.loop() is None and not window.actionLoopSelection.isChecked()
+
+
+class Delivered:
+    """The frames the callback delivered (the engine's tap), by file frame."""
+
+    def __init__(self, player: Player) -> None:
+        self.runs: list[tuple[int, np.ndarray]] = []
+        assert player.engine is not None
+        player.engine.tap = self
+
+    def __call__(self, rows: np.ndarray, frame: int, epoch: int) -> None:
+        self.runs.append((frame, rows.copy()))
+
+    def frames(self) -> int:
+        return sum(rows.shape[0] for _, rows in self.runs)
+
+
+def test_muting_a_channel_silences_it(
+    alsa_null: None, make_window: WindowMaker, qtbot: QtBot
+) -> None:
+    window = open_window(make_window, qtbot, "drums")
+    player = window.player
+    path = window.controller.project.audio_path("drums")
+    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    assert audio.shape[1] == 2 and rate == 44100
+    menu = window.channels_menu
+    assert menu.isEnabled()
+    left, right = window.channel_actions
+    assert (left.text(), right.text()) == ("ch1", "ch2") and left.isChecked()
+    left.trigger()  # mute ch1: only ch2 is heard (on both outputs)
+    assert window.channel_mask() == (False, True)
+    tap = Delivered(player)
+    until_stopped(qtbot, player, lambda: player.play_range(3.0, 4.0))
+    assert tap.frames() == rate
+    for frame, rows in tap.runs:
+        want = audio[frame : frame + rows.shape[0], 1]
+        assert np.allclose(rows, want[:, None], atol=1e-6)  # ch2 everywhere, nothing of ch1
+    assert not np.allclose(audio[3 * rate : 4 * rate, 0], audio[3 * rate : 4 * rate, 1])
+    # every channel muted: silence
+    right.trigger()
+    assert window.channel_mask() == (False, False)
+    tap = Delivered(player)
+    until_stopped(qtbot, player, lambda: player.play_range(3.0, 3.5))
+    assert tap.frames() == rate // 2 and all(not rows.any() for _, rows in tap.runs)
+    # solo from the submenu, then all again; another source resets the choice
+    solo = window.solo_menu.findChild(QAction, "actionSolo1")
+    assert solo is not None
+    solo.trigger()
+    assert window.channel_mask() == (True, False)
+    window.hear_all_channels()
+    assert window.channel_mask() == (True, True)
+    left.trigger()
+    window.select(("source", "bass"))  # mono: no channels to choose
+    assert not menu.isEnabled() and window.channel_mask() == (True,)
