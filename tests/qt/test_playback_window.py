@@ -6,6 +6,7 @@ mute and solo, and the output device in Settings."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pytestqt.qtbot import QtBot
 from diagnostics_app.core.playback_stream import FileSource
 from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.playback import Player
+from diagnostics_app.qt.settings import AppSettings, SettingsStore
 from diagnostics_app.qt.window_playback import format_playhead
 from tests.qt.test_playback import WAIT_MS, alsa_null, until_stopped
 
@@ -252,3 +254,50 @@ def test_muting_a_channel_silences_it(
     left.trigger()
     window.select(("source", "bass"))  # mono: no channels to choose
     assert not menu.isEnabled() and window.channel_mask() == (True,)
+
+
+def test_settings_list_the_output_devices_and_remember_the_choice(
+    alsa_null: None, make_window: WindowMaker, qtbot: QtBot, settings_path: Path
+) -> None:
+    window = make_window()
+    window.settings_store = SettingsStore(settings_path)
+    dlg = window.settings_dialog()
+    combo = dlg.output_device
+    assert combo.objectName() == "outputDeviceCombo"
+    items = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
+    assert items[0] == ("System default", "")
+    assert "default" in [data for _, data in items[1:]]  # ALSA's null device, as PortAudio lists it
+    assert combo.currentData() == ""
+    combo.setCurrentIndex(combo.findData("default"))
+    notices: list[str] = []
+    window.player.noticeOccurred.connect(notices.append)
+    window.apply_settings(dlg.value())
+    dlg.deleteLater()
+    assert SettingsStore(settings_path).load().output_device == "default"  # remembered
+    assert window.player.device is not None and window.player.device.name == "default"
+    assert notices == []
+    # a remembered device that is not listed stays chosen in the dialog, marked
+    window.apply_settings(replace(window.controller.settings, output_device="Gone USB"))
+    assert notices and "Gone USB" in notices[-1]
+    assert "Gone USB" in window.statusBar().currentMessage()
+    dlg = window.settings_dialog()
+    assert dlg.output_device.currentText() == "Gone USB (not available)"
+    assert dlg.value().output_device == "Gone USB"
+    dlg.deleteLater()
+
+
+def test_a_remembered_device_that_is_gone_falls_back_with_a_message(
+    alsa_null: None, make_window: WindowMaker, qtbot: QtBot
+) -> None:
+    window = make_window(settings=AppSettings(workers=2, output_device="USB headset, unplugged"))
+    player = window.player
+    assert player.available
+    assert player.device is not None and player.device.is_default  # the fallback
+    message = window.statusBar().currentMessage()
+    assert "USB headset, unplugged" in message and "default" in message
+    window.select(("source", "drums"))
+    path = Path(window.controller.project.audio_path("drums"))
+    qtbot.waitUntil(lambda: player_path(player) == path, timeout=WAIT_MS)
+    until_stopped(qtbot, player, lambda: player.play_range(0.0, 0.5))  # plays on the default
+    stats = player.stats()
+    assert stats is not None and stats.delivered_frames == 44100 // 2
