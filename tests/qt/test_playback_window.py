@@ -94,11 +94,15 @@ def test_home_and_end_move_the_playhead(
     assert area.time_range()[0] == 0.0
     window.actionGoToEnd.trigger()  # from the menu, wherever the focus is
     assert player.position() == end
-    # while playing, Home goes on playing from the start
-    window.actionGoToStart.trigger()
+    # while playing, Home goes on playing from the start (a loop keeps the stream busy)
+    player.set_loop(10.0, 12.0)
     assert player.play(10.0)
+    seen: list[float] = []
+    player.positionChanged.connect(seen.append)
     window.actionGoToStart.trigger()
-    assert player.is_playing() or player.position() == end
+    assert seen[0] == 0.0 and player.is_playing()
+    qtbot.waitUntil(lambda: len(seen) > 3, timeout=WAIT_MS)
+    assert player.is_playing() and all(p <= 12.0 for p in seen)
     player.pause()
 
 
@@ -301,3 +305,22 @@ def test_a_remembered_device_that_is_gone_falls_back_with_a_message(
     until_stopped(qtbot, player, lambda: player.play_range(0.0, 0.5))  # plays on the default
     stats = player.stats()
     assert stats is not None and stats.delivered_frames == 44100 // 2
+
+
+def test_alt_click_on_a_channel_solos_it(
+    alsa_null: None, make_window: WindowMaker, qtbot: QtBot, monkeypatch: Any
+) -> None:
+    import diagnostics_app.qt.window_channels as channels
+
+    window = open_window(make_window, qtbot, "drums")
+    masks: list[Any] = []
+    monkeypatch.setattr(window.player, "set_channel_mask", masks.append)
+
+    class AltHeld:
+        @staticmethod
+        def keyboardModifiers() -> Qt.KeyboardModifier:
+            return Qt.KeyboardModifier.AltModifier
+
+    monkeypatch.setattr(channels, "QApplication", AltHeld)
+    window.channel_actions[1].trigger()  # Alt+click on ch2 (checked): hear it alone
+    assert window.channel_mask() == (False, True) and masks == [(False, True)]

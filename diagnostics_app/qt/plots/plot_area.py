@@ -15,7 +15,8 @@ are max-pooled to at most 4096 columns (:mod:`.features`). The beat grid is two
 Interaction: wheel zooms time (with or without Ctrl), drag pans, Shift+drag selects a time
 range (:mod:`.selection`, drawn in every lane), a click emits
 :attr:`PlotArea.seekRequested` (the caller moves the playhead with :meth:`PlotArea.set_playhead`),
-``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all.
+``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all
+(in the main window Home/End are its Go to Start/End actions: they move the playhead too).
 
 This module holds the widget and what it shows (sources, feature lanes, budgeted reloads, the
 level-of-detail refresh); a lane itself is in :mod:`.lanes`, the stacking of lanes in
