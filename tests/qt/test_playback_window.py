@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 import soundfile as sf
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
@@ -106,9 +107,9 @@ def test_home_and_end_move_the_playhead(
     player.pause()
 
 
-def shift_drag(area: Any, lane: Any, t0: float, t1: float) -> None:
-    """A Shift+drag with the left button on ``lane`` from time ``t0`` to ``t1``, as the
-    canvas's viewport receives it."""
+def shift_drag(area: Any, lane: Any, t0: float, t1: float, shift: Any = None) -> None:
+    """A Shift+drag (``shift``: other modifiers) with the left button on ``lane`` from time
+    ``t0`` to ``t1``, as the canvas's viewport receives it."""
     canvas = area._canvas
     viewport = canvas.viewport()
     y = sum(lane.y_range) / 2
@@ -116,7 +117,7 @@ def shift_drag(area: Any, lane: Any, t0: float, t1: float) -> None:
     def at(t: float) -> QPointF:
         return QPointF(canvas.mapFromScene(lane.vb.mapViewToScene(QPointF(t, y))))
 
-    shift = Qt.KeyboardModifier.ShiftModifier
+    shift = Qt.KeyboardModifier.ShiftModifier if shift is None else shift
     left = Qt.MouseButton.LeftButton
     steps = [at(t0 + (t1 - t0) * k / 4) for k in range(5)]
 
@@ -125,10 +126,17 @@ def shift_drag(area: Any, lane: Any, t0: float, t1: float) -> None:
         event = QMouseEvent(kind, pos, global_pos, button, buttons, shift)
         QApplication.sendEvent(viewport, event)
 
-    send(QEvent.Type.MouseButtonPress, steps[0], left, left)
-    for pos in steps[1:]:
-        send(QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, left)
-    send(QEvent.Type.MouseButtonRelease, steps[-1], left, Qt.MouseButton.NoButton)
+    rate_limit = pg.getConfigOption("mouseRateLimit")
+    pg.setConfigOptions(mouseRateLimit=0)  # synthetic moves come faster than a hand's
+    try:
+        # the pointer arrives (hover), presses, moves in steps, releases
+        send(QEvent.Type.MouseMove, steps[0], Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+        send(QEvent.Type.MouseButtonPress, steps[0], left, left)
+        for pos in steps[1:]:
+            send(QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, left)
+        send(QEvent.Type.MouseButtonRelease, steps[-1], left, Qt.MouseButton.NoButton)
+    finally:
+        pg.setConfigOptions(mouseRateLimit=rate_limit)
 
 
 def test_shift_drag_selects_a_range_drawn_in_every_lane(
@@ -141,6 +149,10 @@ def test_shift_drag_selects_a_range_drawn_in_every_lane(
     area.set_time_range(0.0, 10.0)
     lanes = area.lanes()
     assert not window.actionLoopSelection.isEnabled() or not window.player.available
+    shift_drag(area, lanes[0], 6.0, 4.0, Qt.KeyboardModifier.NoModifier)  # a plain drag pans
+    lo, hi = area.time_range()
+    assert area.selection() is None and abs(lo - 2.0) < 0.2 and abs(hi - 12.0) < 0.2
+    area.set_time_range(0.0, 10.0)
     with qtbot.waitSignal(area.selectionChanged) as changed:
         shift_drag(area, lanes[-1], 2.0, 6.0)  # on the last lane, backwards works too
     start, end = changed.args[0]
