@@ -24,8 +24,15 @@ SP = QStyle.StandardPixmap
 KEY = QKeySequence.StandardKey
 
 # the menu-bar menus, left to right
-FILE, EDIT, ANALYSIS, VIEW, HELP = "&File", "&Edit", "&Analysis", "&View", "&Help"
-MENUS = (FILE, EDIT, ANALYSIS, VIEW, HELP)
+FILE, EDIT, ANALYSIS, VIEW, PLAYBACK, HELP = (
+    "&File",
+    "&Edit",
+    "&Analysis",
+    "&View",
+    "&Playback",
+    "&Help",
+)
+MENUS = (FILE, EDIT, ANALYSIS, VIEW, PLAYBACK, HELP)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,8 @@ class ActionSpec:
     enabled: Predicate | None = None
     separator: bool = False  # a separator above it in its menu
     table_only: bool = False  # added to the descriptor table: its shortcut works there only
+    plot_only: bool = False  # added to the plot area: its shortcut works there only
+    checkable: bool = False
 
 
 # fmt: off
@@ -152,10 +161,22 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("actionCancelAll", "&Cancel All Jobs", "controller.cancel_all", ANALYSIS,
                icon=SP.SP_BrowserStop, enabled=busy, separator=True,
                tip="Cancel every queued and running job of this window"),
-    # View (below the docks' own toggles), Help, and the table's context menu only
-    ActionSpec("actionPlay", "&Play / Pause", "_toggle_play", VIEW, shortcut="Space",
-               icon=SP.SP_MediaPlay, separator=True,
-               tip="Play the selected source from the playhead"),
+    # Playback (the window enables these itself: they follow the player and the selection)
+    ActionSpec("actionPlay", "&Play / Pause", "_toggle_play", PLAYBACK, shortcut="Space",
+               icon=SP.SP_MediaPlay, tip="Play the selected source from the playhead"),
+    ActionSpec("actionGoToStart", "Go to &Start", "_go_to_start", PLAYBACK, shortcut="Home",
+               plot_only=True, tip="Move the playhead to the start (Home, in the plots)"),
+    ActionSpec("actionGoToEnd", "Go to &End", "_go_to_end", PLAYBACK, shortcut="End",
+               plot_only=True, tip="Move the playhead to the end (End, in the plots)"),
+    ActionSpec("actionPlaySelection", "Play Se&lection", "_play_selection", PLAYBACK,
+               shortcut="Shift+Space", separator=True,
+               tip="Play the selected time range once (Shift+drag on the plots selects)"),
+    ActionSpec("actionLoopSelection", "L&oop Selection", "_loop_selection", PLAYBACK,
+               shortcut="L", plot_only=True, checkable=True,
+               tip="Loop the selected time range while playing"),
+    ActionSpec("actionClearSelection", "&Clear Selection", "_clear_selection", PLAYBACK,
+               shortcut="Escape", plot_only=True, tip="Clear the time-range selection"),
+    # Help, and the table's context menu only
     ActionSpec("actionAbout", "&About", "_about", HELP),
     ActionSpec("actionExplain", "&Explain", "_explain_current", None, enabled=current_row,
                tip="Show why the row has its state"),
@@ -195,6 +216,7 @@ def make_action(spec: ActionSpec, parent: QWidget) -> QAction:
     action.setObjectName(spec.name)
     if spec.shortcut is not None:
         action.setShortcut(QKeySequence(spec.shortcut))
+    action.setCheckable(spec.checkable)
     if isinstance(spec.icon, QStyle.StandardPixmap):
         action.setIcon(parent.style().standardIcon(spec.icon))
     elif spec.icon is not None:

@@ -213,8 +213,33 @@ def _parse_select(session: Session, select: str | None) -> tuple[str, str] | Non
     return ("track", track)
 
 
-def screenshot(project_path: str, out_png: Path, select: str | None, size: tuple[int, int]) -> int:
-    """Render the main window offscreen, after the diagnostics and plots are shown."""
+def _parse_time_selection(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    start, end = (float(v) for v in text.split(":"))
+    if not 0 <= start < end < float("inf"):
+        raise ValueError(text)
+    return start, end
+
+
+def screenshot(
+    project_path: str,
+    out_png: Path,
+    select: str | None,
+    size: tuple[int, int],
+    time_selection: str | None = None,
+) -> int:
+    """Render the main window offscreen, after the diagnostics and plots are shown (with the
+    time range ``time_selection``, "START:END" in seconds, selected in the plots)."""
+    try:
+        selection = _parse_time_selection(time_selection)
+    except ValueError:
+        print(
+            f"diagnostics-app: --time-selection {time_selection!r}: expected START:END in "
+            "seconds, 0 <= START < END",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     app = ensure_app()
     try:
         session = Session.open(project_path)
@@ -236,6 +261,9 @@ def screenshot(project_path: str, out_png: Path, select: str | None, size: tuple
         window.select(key)
     window.show_first_issue()
     wait_until_idle(window)
+    if selection is not None:
+        window.plot_area.set_selection(selection)
+        wait_until_idle(window)
     image = window.grab()
     window.close()
     window.deleteLater()

@@ -305,13 +305,11 @@ class Controller(QObject):
 
     # -- plots --------------------------------------------------------------------------------
 
-    def request_plot(
-        self, source_id: str, title: str, rows: Sequence[Row], load_samples: bool
-    ) -> int:
+    def request_plot(self, source_id: str, title: str, rows: Sequence[Row]) -> int:
         """Load the stored arrays of ``rows`` (and the source's waveform) in the background;
         rows without data become empty lanes. Only the latest request's result is delivered
         (``plotLoaded``); returns its generation."""
-        return self._plots.request(source_id, title, rows, load_samples)
+        return self._plots.request(source_id, title, rows, False)
 
     @property
     def plot_generation(self) -> int:

@@ -39,6 +39,7 @@ from diagnostics_app.core.states import ACTIVE_JOB, ISSUES, SEVERITY
 from diagnostics_app.qt.actions import (
     ACTIONS,
     MENUS,
+    PLAYBACK,
     TOOLBAR,
     VIEW,
     ActionContext,
@@ -53,9 +54,11 @@ from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
 from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
 from diagnostics_app.qt.widgets.source_tree import SourceTreePanel
+from diagnostics_app.qt.window_channels import ChannelsMixin
 from diagnostics_app.qt.window_dialogs import EditDialogsMixin
 from diagnostics_app.qt.window_files import ProjectFilesMixin
-from diagnostics_app.qt.window_plots import PlotPlaybackMixin
+from diagnostics_app.qt.window_playback import PlaybackMixin
+from diagnostics_app.qt.window_plots import PlotsMixin
 from diagnostics_app.qt.window_rows import RowActionsMixin
 
 LOADING_TEXT = "Loading diagnostics…"
@@ -66,11 +69,17 @@ def window_title(project: Project) -> str:
 
 
 class MainWindow(
-    ProjectFilesMixin, EditDialogsMixin, RowActionsMixin, PlotPlaybackMixin, QMainWindow
+    ProjectFilesMixin,
+    EditDialogsMixin,
+    RowActionsMixin,
+    PlotsMixin,
+    PlaybackMixin,
+    ChannelsMixin,
+    QMainWindow,
 ):
-    """The window of one project. File handling, the edit dialogs, the row actions, and plots
-    with playback are mixins (:mod:`.window_files`, :mod:`.window_dialogs`,
-    :mod:`.window_rows`, :mod:`.window_plots`); the actions come from the table in
+    """The window of one project. File handling, the edit dialogs, the row actions, plots and
+    playback are mixins (:mod:`.window_files`, :mod:`.window_dialogs`, :mod:`.window_rows`,
+    :mod:`.window_plots`, :mod:`.window_playback`, :mod:`.window_channels`); the actions come from the table in
     :mod:`.actions`."""
 
     openRequested = Signal(str)  # another project: the application swaps windows
@@ -99,6 +108,11 @@ class MainWindow(
     actionPruneSelected: QAction
     actionCopyJson: QAction
     actionPlay: QAction
+    actionGoToStart: QAction
+    actionGoToEnd: QAction
+    actionPlaySelection: QAction
+    actionLoopSelection: QAction
+    actionClearSelection: QAction
     actionAbout: QAction
 
     def __init__(
@@ -113,11 +127,14 @@ class MainWindow(
         self.setWindowIcon(app_icon())
         self.controller = controller
         self.settings_store = settings_store
-        self.player = player if player is not None else Player(self)
+        self.player = (
+            player
+            if player is not None
+            else Player(self, device=controller.settings.output_device or None)
+        )
         self._selection: tuple[str, str] | None = None
         self._plot_signature: tuple[Any, ...] | None = None
         self._plot_source: str | None = None
-        self._samples_source: str | None = None
         self._seek_position = 0.0
         self._pending_select: tuple[str, str] | None = None  # asked for before its node came
         self._pending_first_issue = False  # show_first_issue() asked for before any rows
@@ -175,6 +192,8 @@ class MainWindow(
         self.player.positionChanged.connect(self._on_play_position)
         self.player.stateChanged.connect(self._on_play_state)
         self.player.errorOccurred.connect(self._on_play_error)
+        self._init_playback()
+        self._init_channels(self._playback_menu)
 
         # The window's own layout must not push size constraints to the platform window:
         # platforms without size hints (offscreen, used by tests and screenshots) warn.
@@ -184,11 +203,11 @@ class MainWindow(
         self.resize(1400, 900)
         self._on_project()
         self._on_history()
-        self._init_playback()
         if not controller.has_diagnosis:
             self._loading = True
             self.statusBar().showMessage(LOADING_TEXT)
             self.summary_label.setText(LOADING_TEXT)
+        self._show_device_notice()  # after "Loading…": the one message that must be seen
         self._on_diagnosis()
         first = controller.project.sources[0].id if controller.project.sources else None
         if first is not None:
@@ -220,6 +239,9 @@ class MainWindow(
             if spec.table_only:  # e.g. Ctrl+C copies rows only while the table has the focus
                 action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
                 self.table.addAction(action)
+            elif spec.plot_only:  # e.g. Home and End: the table keeps its own
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.plot_area.addAction(action)
             else:
                 self.addAction(action)
             setattr(self, spec.name, action)
@@ -228,12 +250,16 @@ class MainWindow(
                     menus[spec.menu].addSeparator()
                 menus[spec.menu].addAction(action)
         self._view_menu = menus[VIEW]
+        self._playback_menu = menus[PLAYBACK]
 
     def _make_toolbar(self) -> None:
         """The docks' toggles atop the View menu, and the toolbar."""
-        first = self._view_menu.actions()[0]
         toggles = [self.sources_dock.toggleViewAction(), self.jobs_dock.toggleViewAction()]
-        self._view_menu.insertActions(first, toggles)
+        listed = self._view_menu.actions()
+        if listed:
+            self._view_menu.insertActions(listed[0], toggles)
+        else:
+            self._view_menu.addActions(toggles)
         tb = QToolBar("Main", self)
         tb.setObjectName("mainToolBar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)

@@ -95,17 +95,26 @@ class EditDialogsMixin(WindowHost):
     def _edit_profiles(self) -> None:
         self.profiles_dialog().exec()
 
+    def settings_dialog(self) -> SettingsDialog:
+        """The Settings dialog, its output devices as PortAudio lists them now."""
+        return SettingsDialog(self.controller.settings, self, self.player.list_output_devices())
+
     @Slot()
     def _edit_settings(self) -> None:
-        dlg = SettingsDialog(self.controller.settings, self)
+        dlg = self.settings_dialog()
         if dlg.exec():
             self.apply_settings(dlg.value())
 
     def apply_settings(self, settings: AppSettings) -> None:
+        """Apply and remember ``settings``; a new output device is used from the next Play
+        (at once while playing); one that is gone falls back to the default, with a notice."""
+        device_changed = settings.output_device != self.controller.settings.output_device
         self.controller.apply_settings(settings)
         if self.settings_store is not None:
             self.settings_store.save(settings)
         self.statusBar().showMessage("Settings saved", 3000)
+        if device_changed:
+            self.player.set_device(settings.output_device or None)
 
     @Slot()
     def _about(self) -> None:

@@ -33,17 +33,22 @@ if TYPE_CHECKING:
         plot_area: PlotArea
         playback_label: QLabel
         actionPlay: QAction
+        actionPlaySelection: QAction
+        actionLoopSelection: QAction
+        actionClearSelection: QAction
         openRequested: Signal
         _selection: tuple[str, str] | None
         _plot_signature: tuple[Any, ...] | None
         _plot_source: str | None
-        _samples_source: str | None
         _seek_position: float
 
         def select(self, key: tuple[str, str] | None) -> bool: ...
         def selection_rows(self) -> list[Row]: ...
         def selected_source(self) -> str | None: ...
         def _update_actions(self) -> None: ...
+        def _open_in_player(self, source: str | None) -> None: ...
+        def _on_play_position(self, seconds: float) -> None: ...
+        def _rebuild_channels_menu(self) -> None: ...
 
 else:
     WindowHost = object

@@ -163,7 +163,9 @@ class PlotRequest:
     title: str
     audio_path: Path
     rows: tuple[Row, ...]  # rows to plot (peaks rows feed the waveform); no data: empty lanes
-    load_samples: bool  # hand over the file for playback too (it is not decoded here)
+    # unused: the window opens the source in the player itself. TODO(playback-ui): drop it
+    # with PlotLoader.request's parameter (plot_loader.py is being reworked on another branch)
+    load_samples: bool = False
 
 
 @dataclass
@@ -177,9 +179,6 @@ class PlotResult:
     peaks: np.ndarray | None  # (blocks, channels, 2)
     peaks_step: float
     features: list[FeaturePlot]  # with their lanes prepared for ``plot_duration``
-    # for playback: the audio file, streamed by the player (Player.load accepts a path; the
-    # worker no longer decodes the whole file for it). None when not asked for.
-    samples: Path | None
     errors: list[str]
     pyramid: PeaksPyramid | None = None  # built from ``peaks`` in the worker
     plot_duration: float = 0.0  # the time axis the lanes were prepared for
@@ -368,7 +367,6 @@ class PlotLoadWorker(QRunnable):
             features = [
                 replace(it, lanes=prepare_lanes(it, span), lanes_duration=span) for it in features
             ]
-        samples = req.audio_path if req.load_samples and sample_rate is not None else None
         return PlotResult(
             req.generation,
             req.source_id,
@@ -379,7 +377,6 @@ class PlotLoadWorker(QRunnable):
             peaks,
             peaks_step,
             features,
-            samples,
             errors,
             pyramid,
             span,

@@ -324,8 +324,8 @@ def test_a_failing_callback_stops_with_a_message(
 def test_window_streams_the_selected_source(
     alsa_null: None, make_window: Callable[..., Any], qtbot: QtBot
 ) -> None:
-    """The main window, unchanged, gets the file to stream from the plot worker (not its
-    decoded samples) and plays it on the real stream."""
+    """The main window opens the selected source's file in the player (its header only, not
+    decoded samples) and plays it on the real stream (more in test_playback_window.py)."""
     window = make_window()
     player: Player = window.player
     assert player.available

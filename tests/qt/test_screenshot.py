@@ -85,6 +85,8 @@ def test_cli_screenshot(demo_project: Path, tmp_path: Path) -> None:
         "drums/kick",
         "--size",
         "1200x800",
+        "--time-selection",
+        "4.5:9.25",
     )
     assert result.returncode == 0, result.stderr
     image = QImage(str(out))
@@ -102,3 +104,12 @@ def test_cli_screenshot_bad_select(demo_project: Path, tmp_path: Path) -> None:
     assert "drums" in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_screenshot_bad_time_selection(demo_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.png"
+    result = _run_cli("screenshot", str(demo_project), "-o", str(out), "--time-selection", "5:3")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--time-selection" in lines[0]
+    assert not out.exists()

@@ -12,9 +12,11 @@ are max-pooled to at most 4096 columns (:mod:`.features`). The beat grid is two
 ``connect="pairs"`` curves per lane holding only the visible lines, thinned to bars (then every
 2nd, 4th... bar) when they would be closer than :data:`.navigation.MIN_GRID_SPACING_PX`.
 
-Interaction: wheel zooms time (with or without Ctrl), drag pans, a click emits
+Interaction: wheel zooms time (with or without Ctrl), drag pans, Shift+drag selects a time
+range (:mod:`.selection`, drawn in every lane), a click emits
 :attr:`PlotArea.seekRequested` (the caller moves the playhead with :meth:`PlotArea.set_playhead`),
-``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all.
+``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all
+(in the main window Home/End are its Go to Start/End actions: they move the playhead too).
 
 This module holds the widget and what it shows (sources, feature lanes, budgeted reloads, the
 level-of-detail refresh); a lane itself is in :mod:`.lanes`, the stacking of lanes in
@@ -39,6 +41,7 @@ from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-ex
 from diagnostics_app.qt.plots.lanes import Lane, content_family, make_lane, update_lane
 from diagnostics_app.qt.plots.layout import LaneStack
 from diagnostics_app.qt.plots.navigation import BeatGrid, clicked_time, key_time_range
+from diagnostics_app.qt.plots.selection import TimeSelection
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
 
 REFRESH_MS = 30  # at most one level-of-detail update per this many ms while zooming/panning
@@ -55,6 +58,7 @@ class PlotArea(QWidget):
     ``plotArea``). See the module docstring for interaction and level of detail."""
 
     seekRequested = Signal(float)  # seconds, clamped to [0, duration]
+    selectionChanged = Signal(object)  # the selected (start, end) in seconds, or None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -99,6 +103,8 @@ class PlotArea(QWidget):
         self._feature_lanes: list[Lane] = []
         self._stack = LaneStack(self._canvas, self)  # where the lanes sit in the canvas
         self._stack.viewChanged.connect(self._schedule_refresh)
+        self._selection = TimeSelection(self)  # drawn in every lane (Shift+drag selects)
+        self._selection.changed.connect(self.selectionChanged)
         self._pyramid: PeaksPyramid | None = None
         self._title = ""
         self._duration = 0.0
@@ -177,6 +183,29 @@ class PlotArea(QWidget):
     def playhead(self) -> float:
         return self._playhead
 
+    def selection(self) -> tuple[float, float] | None:
+        """The selected time range (Shift+drag on a lane), or None."""
+        return self._selection.range()
+
+    def set_selection(self, selection: tuple[float, float] | None) -> None:
+        """Select a time range (clamped to the duration), or clear it with None."""
+        self._selection.set_range(selection)
+
+    @property
+    def time_selection(self) -> TimeSelection:
+        return self._selection
+
+    def show_time(self, seconds: float) -> None:
+        """Scroll (keeping the zoom) so that ``seconds`` is in view, at the near edge."""
+        x0, x1 = self.time_range()
+        if self._stack.master is None or x0 <= seconds <= x1:
+            return
+        span = x1 - x0
+        if seconds < x0:
+            self.set_time_range(seconds, seconds + span)
+        else:
+            self.set_time_range(seconds - span, seconds)
+
     def clear(self) -> None:
         """Remove every lane: nothing is shown until the next :meth:`set_source`."""
         self._timer.stop()
@@ -189,6 +218,7 @@ class PlotArea(QWidget):
         self._duration = self._source_duration = 0.0
         self._set_tempo(None)
         self.last_band = None
+        self._selection.set_range(None)
         self._header.setText("No source")
         self._relayout()
 
@@ -256,6 +286,8 @@ class PlotArea(QWidget):
             and abs(float(duration) - self._source_duration) < 1e-9
         )
         keep = self.time_range() if same else None
+        if not same:
+            self._selection.set_range(None)  # another source: its own selection
         self._title = title
         old = self._pyramid
         if peaks is None:
@@ -384,6 +416,7 @@ class PlotArea(QWidget):
 
     def _relayout(self) -> None:
         self._stack.relayout(self._wave_lanes + self._feature_lanes, self._duration, self._playhead)
+        self._selection.attach(self._stack.placed, self._duration)
 
     def _set_tempo(self, tempo: TempoMap | None) -> None:
         """The tempo map whose beat grid is drawn (beats recomputed only when it or the

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from diagnostics_app.audio_out import OutputDevice
 from diagnostics_app.core.params import PARAMS
 from diagnostics_app.core.project import DEFAULT_PROFILE, Request
 from diagnostics_app.qt.settings import AppSettings
@@ -349,7 +350,15 @@ class ProfilesDialog(_EditDialog):
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    """Workers, the cache limit, automatic analysis, and the output device (``devices``: as
+    PortAudio lists them; the remembered one is kept, marked, when it is not listed)."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        parent: QWidget | None = None,
+        devices: Sequence[OutputDevice] = (),
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("settingsDialog")
         self.setWindowTitle("Settings")
@@ -373,6 +382,20 @@ class SettingsDialog(QDialog):
         )
         form.addRow("Cache size limit", self.cache_limit)
         form.addRow("", self.auto)
+        self.output_device = QComboBox(self)
+        self.output_device.setObjectName("outputDeviceCombo")
+        self.output_device.addItem("System default", "")
+        for device in devices:
+            mark = " — default" if device.is_default else ""
+            self.output_device.addItem(f"{device.label}{mark}", device.name)
+        wanted = settings.output_device
+        if wanted and self.output_device.findData(wanted) < 0:
+            self.output_device.addItem(f"{wanted} (not available)", wanted)
+        self.output_device.setCurrentIndex(max(0, self.output_device.findData(wanted)))
+        self.output_device.setToolTip(
+            "Where playback goes; a device that is gone falls back to the system default"
+        )
+        form.addRow("Output device", self.output_device)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -390,4 +413,5 @@ class SettingsDialog(QDialog):
             workers=self.workers.value(),
             cache_limit_mb=self.cache_limit.value(),
             auto_analyse=self.auto.isChecked(),
+            output_device=str(self.output_device.currentData() or ""),
         )
