@@ -309,7 +309,7 @@ class Controller(QObject):
         """Load the stored arrays of ``rows`` (and the source's waveform) in the background;
         rows without data become empty lanes. Only the latest request's result is delivered
         (``plotLoaded``); returns its generation."""
-        return self._plots.request(source_id, title, rows, False)
+        return self._plots.request(source_id, title, rows)
 
     @property
     def plot_generation(self) -> int:

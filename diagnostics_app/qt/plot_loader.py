@@ -42,7 +42,7 @@ class PlotLoader(QObject):
         self._closed = False
         self._pyramids = PyramidCache()  # waveform pyramids, shared by the plot loaders
 
-    def request(self, source_id: str, title: str, rows: Sequence[Row], load_samples: bool) -> int:
+    def request(self, source_id: str, title: str, rows: Sequence[Row]) -> int:
         """Load the stored arrays of ``rows`` (and the source's waveform) in the background;
         rows without data become empty lanes. Only the latest request's result is delivered
         (:attr:`loaded`); returns its generation."""
@@ -52,7 +52,7 @@ class PlotLoader(QObject):
             path = self._session.project.audio_path(source_id)
         except DiagnosticsError:
             path = Path(source_id)
-        req = PlotRequest(gen, source_id, title, path, tuple(rows), load_samples)
+        req = PlotRequest(gen, source_id, title, path, tuple(rows))
         worker = PlotLoadWorker(
             req, self._load_row, self._is_current, self._feature_spec, self._pyramids
         )

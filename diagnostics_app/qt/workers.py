@@ -163,9 +163,6 @@ class PlotRequest:
     title: str
     audio_path: Path
     rows: tuple[Row, ...]  # rows to plot (peaks rows feed the waveform); no data: empty lanes
-    # unused: the window opens the source in the player itself. TODO(playback-ui): drop it
-    # with PlotLoader.request's parameter (plot_loader.py is being reworked on another branch)
-    load_samples: bool = False
 
 
 @dataclass

@@ -72,7 +72,7 @@ def test_states_are_ordered_by_severity_in_the_table_and_the_tree() -> None:
 
 def test_waveform_from_audio_is_the_peaks_calculators(tmp_path: Path) -> None:
     path = write_tone(tmp_path / "stereo.wav", 0.5, 220.0, channels=2, seed=5)
-    request = PlotRequest(1, "s", "s", path, (), False)
+    request = PlotRequest(1, "s", "s", path, ())
     worker = PlotLoadWorker(request, lambda row: None, lambda generation: True)
     result = worker._work(request)
     assert result.errors == []
