@@ -122,7 +122,10 @@ class ProjectFile:
         folder = Path(self.key[1]).parent
         out: list[Path] = []
         for name in reversed(names):  # the last "cache_dir" is the one JSON keeps
-            p = Path(name).expanduser()
+            try:
+                p = Path(name).expanduser()
+            except RuntimeError:  # "~nosuchuser/...": the full check reports it as a row
+                continue
             p = p if p.is_absolute() else folder / p
             if p not in out:
                 out.append(p)

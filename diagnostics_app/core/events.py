@@ -148,6 +148,8 @@ class StoreWatcher:
     def start(self) -> None:
         if self._thread is None:
             self._last = self._read()
+            # the other processes' jobs active now: their end must be published later
+            self._foreign = self._foreign_of(self._active() or ())
             self._thread = threading.Thread(target=self._run, name="store-watcher", daemon=True)
             self._thread.start()
 
@@ -171,15 +173,29 @@ class StoreWatcher:
         active: tuple[JobRecord, ...] | None = None
         if before is None or before.jobs != now.jobs:
             active = self._jobs()
+            if active is None and before is not None:
+                # the job table could not be read (locked, say): keep the old jobs counter so
+                # the next poll reads this change again instead of losing it
+                self._last = StoreVersion(now.entries, before.jobs)
         event = StoreChanged(before, now, active)
         self._events.store_changed.emit(event)
         return event
+
+    def _foreign_of(self, active: tuple[JobRecord, ...]) -> dict[str, JobRecord]:
+        return {r.id: r for r in active if (r.owner_pid, r.owner_start) != self._owner}
+
+    def _active(self) -> tuple[JobRecord, ...] | None:
+        try:
+            return tuple(self._store.jobs(active_only=True))
+        except Exception as exc:
+            self._report(str(exc))
+            return None
 
     def _jobs(self) -> tuple[JobRecord, ...] | None:
         """The active jobs; publishes the changes of other processes' jobs."""
         try:
             active = tuple(self._store.jobs(active_only=True))
-            foreign = {r.id: r for r in active if (r.owner_pid, r.owner_start) != self._owner}
+            foreign = self._foreign_of(active)
             # a foreign job that left the active set ended: its final record says how
             ended = [self._store.job(i) for i in self._foreign if i not in foreign]
         except Exception as exc:

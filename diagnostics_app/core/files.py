@@ -129,6 +129,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     would replace ``/dev/null`` itself when run as root."""
     target = Path(path)
     check_path(target)
+    if target.is_symlink():
+        # write the file the link names, as ``cp`` or a shell redirection would; renaming over
+        # the link would turn it into a separate file and leave the real one unchanged
+        target = Path(os.path.realpath(target))
     try:
         st = os.stat(target)
     except (FileNotFoundError, NotADirectoryError):

@@ -154,8 +154,20 @@ class JobRunner:
     def enqueue(
         self, jobs: Sequence[PlannedJob], priority: int = PRIORITY_BATCH, origin: str = "cli"
     ) -> list[Batch]:
-        """Queue passes for ``jobs``; a job already queued here is not queued twice."""
+        """Queue passes for ``jobs``; a job already queued here is not queued twice. When the
+        store refuses a job record (a full disk, a locked index) the error is raised after the
+        passes queued before it are announced: they are real, and must run."""
         batches: list[Batch] = []
+        try:
+            self._enqueue(jobs, priority, origin, batches)
+        finally:
+            for batch in batches:
+                self._notify(batch, "queued", None, "queued")
+        return batches
+
+    def _enqueue(
+        self, jobs: Sequence[PlannedJob], priority: int, origin: str, batches: list[Batch]
+    ) -> None:
         with self._lock:
             queued_keys = {j.entry_key for b in self._queued.values() for j in b.jobs}
             fresh = [j for j in jobs if j.entry_key not in queued_keys]
@@ -185,9 +197,6 @@ class JobRunner:
                 self.store.lease.hold()  # released when the pass ends (other places see it alive)
                 heapq.heappush(self._heap, (priority, next(self._counter), batch))
                 batches.append(batch)
-        for batch in batches:
-            self._notify(batch, "queued", None, "queued")
-        return batches
 
     def pending(self) -> int:
         with self._lock:
@@ -341,8 +350,8 @@ class JobRunner:
         return BatchResult(batch, status, time.perf_counter() - start, message)
 
     def _mark(self, batch: Batch, state: str, progress: float | None, label: str) -> None:
-        self.store.update_job(batch.job_id, state=state, progress=progress, label=label)
-        self._notify(batch, state, progress, label)
+        if self.store.update_job(batch.job_id, state=state, progress=progress, label=label):
+            self._notify(batch, state, progress, label)  # not for a pass already finished
 
     def _notify(
         self,

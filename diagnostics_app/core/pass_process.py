@@ -84,7 +84,13 @@ def _child_run(cache_dir: str, work: PassWork) -> tuple[str, str | None]:
         def report(fraction: float, label: str) -> None:  # the parent writes the record
             _queue.put((work.job_id, fraction, label))
 
-        run_work(store, _registry[0], work, report, CancelToken())
+        # this process writes the pass's files under its own pid: its lease must stay fresh
+        # while it does, or a sweep elsewhere would take the live files for a dead owner's
+        store.lease.hold()
+        try:
+            run_work(store, _registry[0], work, report, CancelToken())
+        finally:
+            store.lease.release()
     except Cancelled:
         return "cancelled", None
     except DiagnosticsError as exc:

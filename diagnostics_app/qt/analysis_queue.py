@@ -22,6 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
 
 from diagnostics_app.core.diagnostics import Diagnosis, Row
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
 from diagnostics_app.core.pass_process import ProcessPasses
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
@@ -112,11 +113,17 @@ class AnalysisQueue(QObject):
         keys = tuple(r.key for r in rows)
         if not keys:
             return 0
-        jobs = self._plan(Selection(rows=keys), basis, include_ok)
-        batches = self._session.enqueue(jobs, priority=priority, origin=origin)
-        self._start_workers(len(batches))
+        runner = self._session.runner
+        before = runner.pending()
+        try:
+            jobs = self._plan(Selection(rows=keys), basis, include_ok)
+            n = len(self._session.enqueue(jobs, priority=priority, origin=origin))
+        except DiagnosticsError as exc:  # the store refused a record: say so, run what queued
+            self.message.emit(f"Cannot queue the analysis: {exc}", 0)
+            n = max(0, runner.pending() - before)
+        self._start_workers(n)
         self.queued.emit()  # queued rows show at once
-        return len(batches)
+        return n
 
     def _plan(
         self, selection: Selection, basis: Diagnosis | None, include_ok: bool
@@ -145,11 +152,15 @@ class AnalysisQueue(QObject):
             self.pool.start(worker)
 
     def cancel(self, job_id: str) -> bool:
-        ok = self._session.runner.cancel(job_id)
-        if not ok:
-            canceller = getattr(self._session.store, "request_cancel", None)
-            if callable(canceller):
-                ok = bool(canceller(job_id))
+        try:
+            ok = self._session.runner.cancel(job_id)
+            if not ok:
+                canceller = getattr(self._session.store, "request_cancel", None)
+                if callable(canceller):
+                    ok = bool(canceller(job_id))
+        except DiagnosticsError as exc:  # the store cannot be written: say so, no traceback
+            self.message.emit(f"Cannot cancel the job: {exc}", 0)
+            ok = False
         self.ended.emit()
         return ok
 

@@ -10,6 +10,7 @@ import pytest
 
 from diagnostics_app.core import edits
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.events import (
     EntriesCommitted,
     HistoryChanged,
@@ -155,3 +156,91 @@ def test_the_watcher_reports_an_unreadable_index_once(tmp_path: Path) -> None:
     s.close()  # the index is gone from under the watcher
     assert watcher.check() is None and watcher.check() is None
     assert len(errors) == 1 and errors[0]
+
+
+def test_the_watcher_publishes_the_end_of_a_job_active_before_it_started(tmp_path: Path) -> None:
+    """A job of another process already running when the watcher starts: its end is still
+    published (the GUI must not show its rows running for ever)."""
+    project = shared_source_project(tmp_path)
+    viewer = Session.open(project, Registry.builtin())
+    worker = Session.open(project, Registry.builtin())
+    try:
+        [batch] = worker.enqueue(worker.plan(Selection(sources=("drums",), features=("rms",))))
+        worker.store.update_job(batch.job_id, state="running", progress=0.5, label="x")
+        seen: list[JobUpdated] = []
+        viewer.events.job_updated.connect(seen.append)
+        watcher = StoreWatcher(viewer.store, viewer.events)
+        watcher._owner = (-1, "another process")  # the worker shares our pid: pretend not
+        watcher.start()
+        watcher.stop()
+        worker.store.update_job(batch.job_id, state="failed", progress=None, label="failed")
+        watcher.check()
+        assert [(e.job_id, e.state) for e in seen] == [(batch.job_id, "failed")]
+    finally:
+        worker.close()
+        viewer.close()
+
+
+def test_the_watcher_reads_a_jobs_change_again_after_a_failed_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = shared_source_project(tmp_path)
+    viewer = Session.open(project, Registry.builtin())
+    worker = Session.open(project, Registry.builtin())
+    try:
+        seen: list[StoreChanged] = []
+        viewer.events.store_changed.connect(seen.append)
+        watcher = StoreWatcher(viewer.store, viewer.events)
+        watcher.start()
+        watcher.stop()
+        worker.enqueue(worker.plan(Selection(sources=("drums",), features=("rms",))))
+        real = viewer.store.jobs
+
+        def locked(active_only: bool = False) -> list:  # type: ignore[type-arg]
+            raise StoreError("database is locked")
+
+        monkeypatch.setattr(viewer.store, "jobs", locked)
+        first = watcher.check()
+        assert first is not None and first.active_jobs is None
+        monkeypatch.setattr(viewer.store, "jobs", real)
+        again = watcher.check()  # the same change, read now
+        assert again is not None and again.active_jobs is not None
+        assert len(again.active_jobs) == 1
+    finally:
+        worker.close()
+        viewer.close()
+
+
+def test_a_late_progress_report_never_resurrects_a_finished_job(session: Session) -> None:
+    [batch] = session.enqueue(session.plan(Selection(sources=("drums",), features=("rms",))))
+    [result] = session.runner.run_all()
+    assert result.status == "done"
+    rec = Recorder(session)
+    session.runner._mark(batch, "running", 0.5, "late")  # a forwarder thread held up
+    assert rec.of(JobUpdated) == []
+    record = session.store.job(batch.job_id)
+    assert record is not None and record.state == "done"
+
+
+def test_a_refused_job_record_still_announces_the_passes_queued_before_it(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = session.plan()
+    real = session.store.add_job
+    calls = [0]
+
+    def second_fails(record: object) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise StoreError("cannot add a job: database or disk is full")
+        real(record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session.store, "add_job", second_fails)
+    rec = Recorder(session)
+    with pytest.raises(StoreError):
+        session.enqueue(jobs)
+    announced = [e for e in rec.of(JobUpdated) if e.state == "queued"]
+    assert len(announced) == 1 == session.runner.pending()
+    monkeypatch.setattr(session.store, "add_job", real)
+    [result] = session.runner.run_all()
+    assert result.status == "done"

@@ -204,3 +204,27 @@ def test_file_refused_is_a_one_line_diagnostics_error() -> None:
     assert isinstance(exc, DiagnosticsError)
     assert str(exc) == "a\\x00b: the path contains a null byte"
     assert json.dumps(str(exc))  # printable
+
+
+def test_a_write_through_a_link_writes_the_file_it_names(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    files.atomic_write(link, lambda f: f.write(b"new"))
+    assert link.is_symlink(), "the link was replaced by a separate file"
+    assert real.read_text() == "new"
+
+
+def test_check_json_with_an_unknown_users_cache_dir_is_a_row_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    project = shared_source_project(tmp_path, cache_dir="~nosuchuser_zz/cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "diagnostics_app", "check", str(project), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (1, 2), done.stderr

@@ -130,7 +130,14 @@ def update(
     if isinstance(state, str):
         _check_state(state)
     with db.write("cannot update a job") as c:
-        cur = c.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*args, job_id))
+        # a job that has finished never becomes active again: a late progress write (from a
+        # forwarder thread held up by a busy index) must not resurrect it as running
+        only_active = (
+            f" AND state IN {_ACTIVE}" if isinstance(state, str) and state in ACTIVE_JOB else ""
+        )
+        cur = c.execute(
+            f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{only_active}", (*args, job_id)
+        )
         if cur.rowcount == 0:
             return False
         if isinstance(state, str) and state in FINISHED_JOB:

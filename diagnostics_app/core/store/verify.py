@@ -77,7 +77,7 @@ _HEADER_BYTES: Final = 128  # what ArrayWriter writes; other headers are parsed 
 _Layout = tuple[str, np.dtype[Any], tuple[int, ...]]
 # (entry id, feature, data path, new stamp, whether a kept verdict is set or cleared): a
 # stamp to write back to its row
-_Learned = tuple[int, str, str, str, bool]
+_Learned = tuple[int, str, str, str, bool, str | None]  # ..., the stamp the row had
 VERDICT: Final = "!"  # a stamp starting with it is a kept content verdict (see the module)
 
 
@@ -212,14 +212,23 @@ class Verifier:
                         self._good.pop((layout[0], layout[1].str, layout[2]), None)
                         if problem != verdict:
                             learned.append(
-                                (entry.entry_id, sf.feature, sf.path, VERDICT + problem, True)
+                                (
+                                    entry.entry_id,
+                                    sf.feature,
+                                    sf.path,
+                                    VERDICT + problem,
+                                    True,
+                                    sf.stamp,
+                                )
                             )
                         return problem
                 else:
                     unchecked[0] += 1
         joined = ",".join(stamps)
         if joined != sf.stamp:
-            learned.append((entry.entry_id, sf.feature, sf.path, joined, verdict is not None))
+            learned.append(
+                (entry.entry_id, sf.feature, sf.path, joined, verdict is not None, sf.stamp)
+            )
         return None
 
     def _file(self, kind: str, layout: _Layout, recorded: str | None) -> tuple[str | None, str]:
@@ -303,11 +312,18 @@ class Verifier:
             contextlib.suppress(StoreError),
             self._db.write("cannot record verified stamps") as c,
         ):
-            c.executemany(
-                "UPDATE features SET stamp = ? WHERE entry_id = ? AND feature = ? AND path = ?",
-                [(s, eid, feature, path) for eid, feature, path, s, _ in learned],
-            )
-            changed = {eid for eid, _, _, _, verdict in learned if verdict}
+            # only where the row still holds the stamp this listing read: a verdict written
+            # meanwhile by another process's ``--verify`` must not be overwritten by a stamp
+            written = [
+                eid
+                for eid, feature, path, s, _, seen in learned
+                if c.execute(
+                    "UPDATE features SET stamp = ? WHERE entry_id = ? AND feature = ? "
+                    "AND path = ? AND stamp IS ?",
+                    (s, eid, feature, path, seen),
+                ).rowcount
+            ]
+            changed = {eid for eid, _, _, _, verdict, _ in learned if verdict} & set(written)
             if changed:
                 seq = self._db.bump(c, "entries")
                 c.executemany(
