@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import threading
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
@@ -131,13 +131,17 @@ class ProcessPasses:
         ended = threading.Event()
         with self._lock:
             self._reports[work.job_id] = (report, ended)
+        pool: ProcessPoolExecutor | None = None
         try:
-            future = self._pool().submit(self._target, self._cache_dir, work)
+            pool = self._pool()
+            future = pool.submit(self._target, self._cache_dir, work)
             status, message = self._wait(future, work.job_id, cancel)
             ended.wait(END_WAIT_S)  # its progress is shown before its end
         except BrokenProcessPool as exc:
-            self._reset()
+            self._reset(pool)
             raise WorkerError(f"the analysis process ended unexpectedly ({exc})") from None
+        except (CancelledError, RuntimeError) as exc:  # its pool was replaced meanwhile
+            raise WorkerError(f"the analysis process pool was restarted ({exc!r})") from None
         finally:
             with self._lock:
                 self._reports.pop(work.job_id, None)
@@ -175,12 +179,14 @@ class ProcessPasses:
                 )
             return self._executor
 
-    def _reset(self) -> None:
-        """Drop a broken pool: the next pass starts a new one."""
+    def _reset(self, broken: ProcessPoolExecutor | None) -> None:
+        """Drop the broken pool ``broken`` (only it: every pass that ran on it calls this, and a
+        new pool may already serve newer passes): the next pass starts a new one."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            if broken is None or self._executor is not broken:
+                return
+            self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def _forward(self) -> None:
         """The forwarding thread: workers' progress reports to the runner's callbacks."""
