@@ -43,6 +43,7 @@ PRIORITY_USER = 0  # regenerate selected: first
 PRIORITY_BATCH = 10  # calculate missing / regenerate stale / CLI
 PRIORITY_AUTO = 20  # auto-analysis of missing rows: last
 
+STOP_WAIT_S = 60.0  # an interrupted run_all waits this long at most for running passes to stop
 PROGRESS_INTERVAL = 0.1  # seconds between job-record progress writes
 
 
@@ -148,6 +149,9 @@ class JobRunner:
         self._counter = itertools.count()
         self._running: dict[str, Batch] = {}
         self._queued: dict[str, Batch] = {}
+        self._in_flight = 0  # batches taken whose execute() has not returned yet
+        self._ended = threading.Condition(self._lock)  # notified when one returns
+        self._stopping = False  # run_all is being interrupted: take() hands out nothing
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -238,10 +242,11 @@ class JobRunner:
 
     def take(self) -> Batch | None:
         with self._lock:
-            while self._heap:
+            while self._heap and not self._stopping:
                 _, _, batch = heapq.heappop(self._heap)
                 if self._queued.pop(batch.job_id, None) is not None:
                     self._running[batch.job_id] = batch
+                    self._in_flight += 1
                     return batch
         return None
 
@@ -256,9 +261,28 @@ class JobRunner:
             while (result := self.run_next()) is not None:
                 results.append(result)
             return results
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        try:
             futures = [pool.submit(self.run_next) for _ in range(self.pending())]
             return [r for f in futures if (r := f.result()) is not None]
+        except BaseException:
+            # Ctrl+C (or any error) while waiting: nothing more is taken, the queued passes
+            # are cancelled and the running ones stop at their next block, instead of the
+            # pool finishing them all; their records are final when this returns (a worker
+            # thread the interrupt left half-started is not joined by the pool: wait for it)
+            with self._lock:
+                self._stopping = True
+            try:
+                self.cancel_all()
+                pool.shutdown(wait=True, cancel_futures=True)
+                with self._ended:
+                    self._ended.wait_for(lambda: self._in_flight <= 0, timeout=STOP_WAIT_S)
+            finally:
+                with self._lock:
+                    self._stopping = False
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def execute(self, batch: Batch, run: PassRun | None = None) -> BatchResult:
         """Run one pass and commit its entries; never raises for a user-caused failure.
@@ -266,6 +290,14 @@ class JobRunner:
         hands it to a worker process, :mod:`~diagnostics_app.core.pass_process`). It hands
         its progress to the callback (which writes the record and publishes it, here), stops
         when the token is cancelled, and raises :class:`Cancelled` or an error."""
+        try:
+            return self._execute(batch, run)
+        finally:
+            with self._ended:
+                self._in_flight = max(0, self._in_flight - 1)
+                self._ended.notify_all()
+
+    def _execute(self, batch: Batch, run: PassRun | None) -> BatchResult:
         start = time.perf_counter()
         job_id = batch.job_id
         try:

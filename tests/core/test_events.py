@@ -3,6 +3,7 @@ changed, on the session's signal group; the watcher notices other processes' wri
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,3 +245,28 @@ def test_a_refused_job_record_still_announces_the_passes_queued_before_it(
     monkeypatch.setattr(session.store, "add_job", real)
     [result] = session.runner.run_all()
     assert result.status == "done"
+
+
+def test_ctrl_c_while_passes_run_on_threads_cancels_them(tmp_path: Path) -> None:
+    """``analyze --jobs N``: Ctrl+C arrives in the main thread while it waits for the pool; the
+    queued passes are cancelled and the running ones stop at their next block (before, the
+    pool finished every pass first)."""
+    import _thread
+
+    project = shared_source_project(tmp_path)
+    with Session.open(project, Registry.builtin()) as session:
+        batches = session.enqueue(session.plan())
+        assert len(batches) >= 2
+        once = threading.Lock()  # two workers start at once: one Ctrl+C, not two
+
+        def on_first_running(event: JobUpdated) -> None:
+            if event.state == "running" and once.acquire(blocking=False):
+                _thread.interrupt_main()  # what Ctrl+C does to the waiting main thread
+
+        session.events.job_updated.connect(on_first_running)
+        with pytest.raises(KeyboardInterrupt):
+            session.runner.run_all(workers=2)
+        states = {b.job_id: session.store.job(b.job_id).state for b in batches}  # type: ignore[union-attr]
+        assert "cancelled" in states.values(), states
+        assert not {"queued", "running"} & set(states.values()), states
+        assert session.runner.pending() == 0

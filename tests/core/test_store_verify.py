@@ -208,3 +208,16 @@ def test_a_verdict_found_by_another_process_reaches_an_open_store(cache: Path) -
         assert plain.problems == (
             ("b", f"data file {path}: its content differs from the checksum recorded at commit"),
         )
+
+
+def test_an_emptied_index_beside_data_is_refused_not_taken_for_a_new_store(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "cache"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "0123456789abcdef0123456789abcdef.1-00000000.npy").write_bytes(b"x")
+    (root / "index.sqlite").write_bytes(b"")
+    with pytest.raises(StoreError, match=r"the file is empty but .* holds data"):
+        FeatureStore.open(root)
+    (root / "data" / "0123456789abcdef0123456789abcdef.1-00000000.npy").unlink()
+    FeatureStore.open(root).close()  # an empty index with no data: a new store, as before

@@ -95,6 +95,7 @@ class FeatureStore:
                 f"{root}: cannot create the feature store folder: {os_cause(exc)}"
             ) from None
         paths.check_own_folders(root)
+        _refuse_emptied_index(root)
         store = cls(root, connect(root / INDEX_NAME, busy_timeout))
         try:
             schema.setup(store._db, busy_timeout)
@@ -350,6 +351,25 @@ class FeatureStore:
     def state_token(self) -> tuple[tuple[Any, ...], ...]:
         """Changes whenever an entry or a job record changes (see the connection's)."""
         return self._db.state_token()
+
+
+def _refuse_emptied_index(root: Path) -> None:
+    """A 0-byte index beside data files is a store whose index was lost (truncated, or an
+    interrupted copy), not a new store: SQLite would take it as an empty database and every
+    row would turn ``missing`` while the data files stay, unreachable by prune and trash."""
+    index = root / INDEX_NAME
+    try:
+        if index.stat().st_size != 0:
+            return
+        with os.scandir(root / DATA_DIR) as entries:
+            emptied = any(entries)
+    except OSError:
+        return
+    if emptied:
+        raise StoreError(
+            f"{index}: cannot open the feature index: the file is empty but {root / DATA_DIR} "
+            "holds data (the index is corrupt: delete the cache folder to start an empty cache)"
+        )
 
 
 if TYPE_CHECKING:  # the protocol it implements, checked by mypy
