@@ -143,7 +143,6 @@ class StoreWatcher:
         self._last_error: str | None = None
         self._owner = (os.getpid(), process_start_token())
         self._foreign: dict[str, JobRecord] = {}  # other processes' active jobs, last seen
-        self.polls = 0  # how many counter reads were made (for tests and the benchmark)
 
     def start(self) -> None:
         if self._thread is None:
@@ -152,10 +151,6 @@ class StoreWatcher:
             self._foreign = self._foreign_of(self._active() or ())
             self._thread = threading.Thread(target=self._run, name="store-watcher", daemon=True)
             self._thread.start()
-
-    def poke(self) -> None:
-        """Check now rather than at the next interval (after a local write, in tests)."""
-        self._wake.set()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
@@ -193,9 +188,11 @@ class StoreWatcher:
 
     def _jobs(self) -> tuple[JobRecord, ...] | None:
         """The active jobs; publishes the changes of other processes' jobs."""
+        active = self._active()
+        if active is None:
+            return None
+        foreign = self._foreign_of(active)
         try:
-            active = tuple(self._store.jobs(active_only=True))
-            foreign = self._foreign_of(active)
             # a foreign job that left the active set ended: its final record says how
             ended = [self._store.job(i) for i in self._foreign if i not in foreign]
         except Exception as exc:
@@ -217,7 +214,6 @@ class StoreWatcher:
         self._last_error = text
 
     def _read(self) -> StoreVersion | None:
-        self.polls += 1
         try:
             version = self._store.version()
         except Exception as exc:  # a closed or unreadable index: report, keep watching

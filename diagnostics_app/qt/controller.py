@@ -474,10 +474,6 @@ class Controller(QObject):
         self.session.close()
         return ok
 
-    def _listener_installed(self) -> bool:
-        """The controller still hears the session's events (False once shut down)."""
-        return self._bridge.connected
-
 
 def _with_progress(job: Any, event: JobUpdated) -> Any:
     """The job record with the progress of ``event`` (when it is that job)."""

@@ -47,7 +47,6 @@ class FileWatcher(QObject):
     disk."""
 
     changed = Signal()  # watched files changed: re-derive (after any reload)
-    reloaded = Signal()  # the project was reloaded from disk: a new, empty history
     message = Signal(str, int)  # a status-bar message and its timeout (ms, 0 = sticky)
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
@@ -139,4 +138,3 @@ class FileWatcher(QObject):
             return
         session.reload(replace(fresh, path=session.project.path))
         self.message.emit("Reloaded the project: it was changed by another program", 5000)
-        self.reloaded.emit()
