@@ -370,7 +370,9 @@ class JobRunner:
             self.store.update_job(
                 batch.job_id, state=status, progress=progress, label=status, message=message
             )
-            if status == "cancelled":
+            # a request may also arrive after the last block (the pass is done then): no
+            # request outlives its pass
+            if status == "cancelled" or self.store.cancel_requested(batch.job_id):
                 self.store.clear_cancel_request(batch.job_id)
         except StoreError as exc:
             # the record cannot be written (full or read-only disk): report the pass anyway;
@@ -439,6 +441,10 @@ def run_work(
         if now - last_write[0] >= work.progress_interval or fraction >= 1.0:
             last_write[0] = now
             report(fraction, label)
+        if fraction >= 1.0:
+            # the end: every entry is committed, so a cancel arriving now is too late, and
+            # the pass is done (raising would call a committed pass "cancelled")
+            return
         if store.cancel_requested(work.job_id):  # asked by another process (per block)
             cancel.cancel()
         cancel.raise_if_cancelled()

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from diagnostics_app.core import pass_process
+from diagnostics_app.core.engine import CancelToken
 from diagnostics_app.core.events import JobUpdated
-from diagnostics_app.core.jobs import BatchResult
+from diagnostics_app.core.jobs import BatchResult, PassWork, Report, run_work
 from diagnostics_app.core.pass_process import ProcessPasses
 from diagnostics_app.core.session import Session
+from tests.core import pass_hooks
 from tests.core.project_factory import write_project, write_tone
 
 WAIT_S = 60.0
@@ -90,7 +92,7 @@ def test_a_process_pass_commits_the_same_bytes_as_a_thread_pass(
 
 
 def test_cancel_stops_a_process_pass(tmp_path: Path, sessions: list[Session]) -> None:
-    session = _open(_project(tmp_path, 60.0), sessions)
+    session = _open(_project(tmp_path, 20.0), sessions)
     running = threading.Event()
 
     def on(event: JobUpdated) -> None:
@@ -99,7 +101,8 @@ def test_cancel_stops_a_process_pass(tmp_path: Path, sessions: list[Session]) ->
 
     session.events.job_updated.connect(on)
     [batch] = session.enqueue(session.plan())
-    passes = ProcessPasses(session.store, 1)
+    # the worker holds after its first block until the cancel request is in the store
+    passes = ProcessPasses(session.store, 1, target=pass_hooks.run_until_cancel_requested)
     results: list[BatchResult] = []
     try:
         taken = session.runner.take()
@@ -134,3 +137,28 @@ def test_a_dead_worker_process_fails_its_pass_and_the_next_pass_runs(
         assert _run_one(session, passes).status == "done"
     finally:
         passes.close()
+
+
+def test_a_cancel_after_the_last_block_leaves_the_pass_done(
+    tmp_path: Path, sessions: list[Session]
+) -> None:
+    """Every entry is committed before the last progress report: a cancel arriving then is too
+    late, and the pass is reported done (not "cancelled" beside rows that are ok)."""
+    session = _open(_project(tmp_path, 2.0), sessions)
+    [batch] = session.enqueue(session.plan())
+
+    def run(work: PassWork, report: Report, cancel: CancelToken) -> None:
+        def report_and_cancel_at_end(fraction: float, label: str) -> None:
+            report(fraction, label)
+            if fraction >= 1.0:
+                assert session.runner.cancel(batch.job_id)
+
+        run_work(session.store, session.registry, work, report_and_cancel_at_end, cancel)
+
+    assert session.runner.take() is batch
+    result = session.runner.execute(batch, run)
+    assert (result.status, result.message) == ("done", None)
+    assert {r.state for r in session.diagnose().rows} == {"ok"}
+    assert not session.store.cancel_requested(batch.job_id)
+    [job] = [j for j in session.store.jobs() if j.id == batch.job_id]
+    assert job.state == "done"
