@@ -60,6 +60,10 @@ class CancelToken:
         if self._event.is_set():
             raise Cancelled()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled (True) or ``timeout`` s passed (False)."""
+        return self._event.wait(timeout)
+
 
 class FeatureSink(Protocol):
     """Receives a pass's outputs; the store's writer implements it."""

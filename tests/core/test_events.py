@@ -3,6 +3,7 @@ changed, on the session's signal group; the watcher notices other processes' wri
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from diagnostics_app.core.planner import Selection
 from diagnostics_app.core.session import Session
 from tests.core.project_factory import shared_source_project
 
+WAIT_S = 60.0  # the longest a held pass waits (a failed test, not a hang)
+
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:
@@ -38,14 +41,14 @@ class Recorder:
     def __init__(self, session: Session) -> None:
         self.events: list[object] = []
         group = session.events
-        for signal in (
+        for sig in (
             group.project_replaced,
             group.history_changed,
             group.entries_committed,
             group.job_updated,
             group.store_changed,
         ):
-            signal.connect(self.events.append)
+            sig.connect(self.events.append)
 
     def of(self, kind: type) -> list:  # type: ignore[type-arg]
         return [e for e in self.events if isinstance(e, kind)]
@@ -247,21 +250,39 @@ def test_a_refused_job_record_still_announces_the_passes_queued_before_it(
     assert result.status == "done"
 
 
-def test_ctrl_c_while_passes_run_on_threads_cancels_them(tmp_path: Path) -> None:
+def test_ctrl_c_while_passes_run_on_threads_cancels_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``analyze --jobs N``: Ctrl+C arrives in the main thread while it waits for the pool; the
     queued passes are cancelled and the running ones stop at their next block (before, the
     pool finished every pass first)."""
-    import _thread
-
     project = shared_source_project(tmp_path)
     with Session.open(project, Registry.builtin()) as session:
         batches = session.enqueue(session.plan())
         assert len(batches) >= 2
+        by_id = {b.job_id: b for b in batches}
+        main = threading.main_thread().ident
+        assert main is not None
         once = threading.Lock()  # two workers start at once: one Ctrl+C, not two
+        interrupted: list[str] = []
 
         def on_first_running(event: JobUpdated) -> None:
             if event.state == "running" and once.acquire(blocking=False):
-                _thread.interrupt_main()  # what Ctrl+C does to the waiting main thread
+                # Ctrl+C: a real SIGINT to the main thread, which wakes it from its wait for
+                # the pool (not in this handler: an emit in progress would hold the others')
+                interrupted.append(event.job_id)
+                signal.pthread_kill(main, signal.SIGINT)
+
+        real_cancel_requested = session.store.cancel_requested
+
+        def held(job_id: str) -> bool:
+            # the interrupted pass holds at its first cancellation check until the interrupt
+            # has cancelled it: the run cannot end first, however fast the machine
+            if interrupted and job_id == interrupted[0]:
+                assert by_id[job_id].cancel.wait(WAIT_S), "Ctrl+C never cancelled the pass"
+            return real_cancel_requested(job_id)
+
+        monkeypatch.setattr(session.store, "cancel_requested", held)
 
         session.events.job_updated.connect(on_first_running)
         with pytest.raises(KeyboardInterrupt):
