@@ -208,6 +208,8 @@ def _session(path: str, registry: Any = None) -> Any:
 
     session = Session.open(path, registry)
     _warn_plugins(session.registry)
+    for warning in session.project.warnings:  # unknown keys that change nothing (README)
+        print(f"warning: {path}: {warning}", file=sys.stderr)
     return session
 
 

@@ -5,6 +5,21 @@ Values are immutable: an edit makes a new :class:`Project` (see :mod:`core.edits
 undo a matter of keeping the previous value. Unknown fields anywhere in the file are kept in
 ``extra`` and written back on save. Validation errors name the field's path in the file, e.g.
 ``tracks[2].requests[0].profile: unknown profile "fien"``.
+
+Which mistakes refuse the file and which only mark what they touch (README, "States"):
+
+- a file that is not a project (not JSON, not an object, another ``format``, a newer
+  ``schema_version``) or whose structure is meaningless (``profiles`` not an object, ``sources``
+  or ``tracks`` not lists, a source or track without a usable id, path or known source, a bad
+  tempo map or ``cache_dir``) is refused with a :class:`ProjectError`;
+- a request with an unknown key, a missing or malformed field, an unknown profile or a bad
+  parameter loads as an *invalid request* (:attr:`Request.problem`, one row ``invalid``), and is
+  written back exactly as it was read;
+- a profile with a bad parameter loads as an *invalid profile*
+  (:attr:`Project.profile_problems`): every request using it is ``invalid``;
+- an unknown key at the top level, in a source or in a track cannot change any result: it is
+  kept and reported in :attr:`Project.warnings`. Keys starting with ``_`` are notes, never
+  reported.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import ParamError, ProjectError
 from diagnostics_app.core.params import ParamValue, check_overrides, resolve_params
+from diagnostics_app.core.suggest import did_you_mean, unknown_keys
 from diagnostics_app.core.tempo import TempoMap
 
 FORMAT = "diagnostics-app/project"
@@ -48,12 +64,19 @@ class Request:
     profile: str = DEFAULT_PROFILE
     params: Mapping[str, ParamValue] = field(default_factory=lambda: _EMPTY)
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    # Why this request cannot be served, naming the field's path; its row is ``invalid``. The
+    # fields above then hold what could be read ("?" for an unreadable feature) and ``raw``
+    # the request as written, which is what a save writes back.
+    problem: str | None = None
+    raw: Any = None
 
     @cached_property
     def params_key(self) -> str:
         return canonical_json(dict(self.params))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> Any:
+        if self.problem is not None:
+            return json.loads(json.dumps(self.raw))  # a copy: the value stays immutable
         out: dict[str, Any] = dict(self.extra)
         out["feature"] = self.feature
         if self.calculator is not None:
@@ -103,6 +126,10 @@ class Project:
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     tempo_map_given: bool = False  # whether the file had a tempo_map (kept absent on save)
     path: Path | None = None  # where it was loaded from / will be saved; not part of the file
+    # profile name -> why it cannot be used (its requests are invalid); such a profile's
+    # values in ``profiles`` are as written
+    profile_problems: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    warnings: tuple[str, ...] = ()  # unknown keys that change nothing (kept on save)
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -154,8 +181,10 @@ class Project:
         return names if DEFAULT_PROFILE in names else [DEFAULT_PROFILE, *names]
 
     def profile(self, name: str) -> Mapping[str, ParamValue]:
+        """A profile's values; those of an invalid profile as written (if an object)."""
         if name in self.profiles:
-            return self.profiles[name]
+            values = self.profiles[name]
+            return values if isinstance(values, Mapping) else _EMPTY
         if name == DEFAULT_PROFILE:
             return _EMPTY
         raise ProjectError(f"unknown profile {name!r}")
@@ -168,7 +197,10 @@ class Project:
         out["name"] = self.name
         if self.tempo_map_given or self.tempo_map != TempoMap():
             out["tempo_map"] = self.tempo_map.to_json()
-        out["profiles"] = {name: dict(values) for name, values in self.profiles.items()}
+        out["profiles"] = {
+            name: dict(values) if isinstance(values, Mapping) else values
+            for name, values in self.profiles.items()
+        }
         out["sources"] = [s.to_json() for s in self.sources]
         out["tracks"] = [t.to_json() for t in self.tracks]
         out["cache_dir"] = self.cache_dir
@@ -254,28 +286,34 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
         data.get("profiles", {}), dict, "profiles", "an object of named profiles"
     )
     profiles: dict[str, Mapping[str, ParamValue]] = {}
+    profile_problems: dict[str, str] = {}
     for pname, values in profiles_raw.items():
         where = f"profiles.{pname}"
         _plain_text(pname, f"profiles[{pname!r}]")
-        _expect(values, dict, where, "an object of parameters")
         try:
+            _expect(values, dict, where, "an object of parameters")
             checked = check_overrides(values, where=f"{where}.")
             resolve_params(checked, where=f"{where}.")
-        except ParamError as exc:
-            raise ProjectError(str(exc)) from None
+        except (ParamError, ProjectError) as exc:
+            # kept as written, so that a save changes nothing; its requests are invalid
+            profile_problems[pname] = str(exc)
+            profiles[pname] = freeze(values) if isinstance(values, dict) else values
+            continue
         profiles[pname] = freeze(checked)
 
+    warnings = unknown_keys(data, _TOP_KEYS, "")
     sources: list[Source] = []
     seen_sources: set[str] = set()
     for i, item in enumerate(_expect(data.get("sources", []), list, "sources", "a list")):
         where = f"sources[{i}]"
         _expect(item, dict, where, "an object with id and path")
+        warnings += unknown_keys(item, _SOURCE_KEYS, where)
         sid = _identifier(item.get("id"), f"{where}.id")
         if sid in seen_sources:
             raise ProjectError(f"{where}.id: duplicate source id {sid!r}")
         seen_sources.add(sid)
         spath = _path_field(item.get("path"), f"{where}.path", "a file path")
-        sources.append(Source(sid, spath, _known(item, ("id", "path"))))
+        sources.append(Source(sid, spath, _known(item, _SOURCE_KEYS)))
 
     tracks: list[Track] = []
     seen_tracks: set[str] = set()
@@ -283,6 +321,7 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
     for i, item in enumerate(_expect(data.get("tracks", []), list, "tracks", "a list")):
         where = f"tracks[{i}]"
         _expect(item, dict, where, "an object")
+        warnings += unknown_keys(item, _TRACK_KEYS, where)
         tid = _identifier(item.get("id"), f"{where}.id")
         if tid in seen_tracks:
             raise ProjectError(f"{where}.id: duplicate track id {tid!r}")
@@ -299,7 +338,7 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
             shared = _REQUESTS.get(key) if key is not None else None
             if shared is None or shared.profile not in profile_names:
                 shared = _request(req, f"{where}.requests[{j}]", profile_names)
-                if key is not None:
+                if key is not None and shared.problem is None:  # a problem names its place
                     if len(_REQUESTS) >= _REQUESTS_MAX:
                         _REQUESTS.clear()
                     _REQUESTS[key] = shared
@@ -310,21 +349,11 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
                 tname,
                 tsource,
                 tuple(requests),
-                _known(item, ("id", "name", "source", "requests")),
+                _known(item, _TRACK_KEYS),
             )
         )
 
     cache_dir = _path_field(data.get("cache_dir", DEFAULT_CACHE_DIR), "cache_dir", "a folder path")
-    known = (
-        "format",
-        "schema_version",
-        "name",
-        "tempo_map",
-        "profiles",
-        "sources",
-        "tracks",
-        "cache_dir",
-    )
     return Project(
         name=name,
         tempo_map=tempo,
@@ -332,10 +361,27 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
         sources=tuple(sources),
         tracks=tuple(tracks),
         cache_dir=cache_dir,
-        extra=_known(data, known),
+        extra=_known(data, _TOP_KEYS),
         tempo_map_given="tempo_map" in data,
         path=path,
+        profile_problems=freeze(profile_problems),
+        warnings=tuple(warnings),
     )
+
+
+_TOP_KEYS = (
+    "format",
+    "schema_version",
+    "name",
+    "tempo_map",
+    "profiles",
+    "sources",
+    "tracks",
+    "cache_dir",
+)
+_SOURCE_KEYS = ("id", "path")
+_TRACK_KEYS = ("id", "name", "source", "requests")
+_REQUEST_KEYS = ("feature", "calculator", "profile", "params")
 
 
 # Equal requests (a project of 10,000 tracks may hold 250,000 requests but a few dozen
@@ -355,26 +401,79 @@ def _request_key(req: Any) -> str | None:
 
 
 def _request(req: Any, where: str, profile_names: set[str]) -> Request:
+    """A request, or an invalid request naming its first problem (see the module doc)."""
+    try:
+        return _valid_request(req, where, profile_names)
+    except (ParamError, ProjectError) as exc:
+        problem = str(exc)
+    obj: Mapping[str, Any] = req if isinstance(req, dict) else {}
+
+    def readable(key: str, default: str | None) -> str | None:
+        value = obj.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            return default
+        try:
+            _plain_text(value, where)
+        except ProjectError:
+            return default
+        return value
+
+    params = obj.get("params")
+    return Request(
+        readable("feature", None) or "?",
+        readable("calculator", None),
+        readable("profile", DEFAULT_PROFILE) or DEFAULT_PROFILE,
+        freeze(params) if isinstance(params, dict) else _EMPTY,
+        _EMPTY,
+        problem,
+        req,
+    )
+
+
+def _valid_request(req: Any, where: str, profile_names: set[str]) -> Request:
     _expect(req, dict, where, "an object with a feature")
+    for problem in unknown_keys(req, _REQUEST_KEYS, where):
+        raise ProjectError(problem)  # the first: a typo explains what follows from it
+    if "feature" not in req:
+        raise ProjectError(f"{where}.feature: missing (every request names a feature)")
     feature = _identifier(req.get("feature"), f"{where}.feature")
     calc = req.get("calculator")
     if calc is not None:
         calc = _identifier(calc, f"{where}.calculator")
     profile = _identifier(req.get("profile", DEFAULT_PROFILE), f"{where}.profile")
     if profile not in profile_names:
-        raise ProjectError(f'{where}.profile: unknown profile "{profile}"')
+        raise ProjectError(
+            f'{where}.profile: unknown profile "{profile}"'
+            + did_you_mean(profile, sorted(profile_names))
+        )
     params = _expect(req.get("params", {}), dict, f"{where}.params", "an object of parameters")
-    try:
-        checked = check_overrides(params, where=f"{where}.params.")
-    except ParamError as exc:
-        raise ProjectError(str(exc)) from None
-    return Request(
-        feature,
-        calc,
-        profile,
-        freeze(checked),
-        _known(req, ("feature", "calculator", "profile", "params")),
-    )
+    checked = check_overrides(params, where=f"{where}.params.")
+    return Request(feature, calc, profile, freeze(checked), _known(req, _REQUEST_KEYS))
+
+
+def problems(project: Project) -> list[str]:
+    """Every invalid request's and invalid profile's message, in file order (profiles first)."""
+    out = list(project.profile_problems.values())
+    out.extend(r.problem for t in project.tracks for r in t.requests if r.problem is not None)
+    return out
+
+
+def revalidated(edited: Project) -> Project:
+    """An edited project through the loader (one place for every rule). An edit may keep the
+    mistakes the project already had (so that the rest can still be edited) but not add one:
+    a new invalid request or profile is refused with its message."""
+    checked = project_from_json(edited.to_json(), edited.path)
+    known_requests = [
+        r.raw for t in edited.tracks for r in t.requests if r.problem is not None
+    ]
+    for name, message in checked.profile_problems.items():
+        if edited.profile_problems.get(name) != message:
+            raise ProjectError(message)
+    for track in checked.tracks:
+        for r in track.requests:
+            if r.problem is not None and r.raw not in known_requests:
+                raise ProjectError(r.problem)
+    return checked
 
 
 def load_project(path: str | os.PathLike[str]) -> Project:
