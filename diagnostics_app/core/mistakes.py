@@ -45,7 +45,9 @@ def _request(doc: Doc, request: Any) -> None:
     doc["tracks"][1]["requests"].append(request)
 
 
-_FINE = {"feature": "rms", "profile": "fine"}
+def _bad_fine_profile(doc: Doc) -> None:
+    doc["profiles"]["fine"]["window_size"] = -3
+    _request(doc, {"feature": "rms", "profile": "fine"})
 
 
 EXAMPLES: tuple[Example, ...] = (
@@ -71,7 +73,7 @@ EXAMPLES: tuple[Example, ...] = (
     ),
     Example(
         "bad parameter in a profile (every request using it)",
-        lambda d: d["profiles"]["fine"].update(window_size=-3) or _request(d, _FINE),
+        _bad_fine_profile,
     ),
     Example(
         "parameters that contradict each other",
@@ -79,7 +81,9 @@ EXAMPLES: tuple[Example, ...] = (
     ),
     Example("unknown key in a track", lambda d: d["tracks"][0].update(colour="red")),
     Example("unknown key at the top level", lambda d: d.update(tempo_mpa=[])),
-    Example("key starting with `_` (a note)", lambda d: _request(d, {"feature": "mel", "_why": "x"})),
+    Example(
+        "key starting with `_` (a note)", lambda d: _request(d, {"feature": "mel", "_why": "x"})
+    ),
     Example("track of an unknown source", lambda d: d["tracks"][0].update(source="drum")),
     Example("source without a path", lambda d: d["sources"][0].pop("path")),
     Example("bad tempo map", lambda d: d.update(tempo_map=[{"time": 0, "bpm": 0}])),

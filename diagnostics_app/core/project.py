@@ -463,9 +463,7 @@ def revalidated(edited: Project) -> Project:
     mistakes the project already had (so that the rest can still be edited) but not add one:
     a new invalid request or profile is refused with its message."""
     checked = project_from_json(edited.to_json(), edited.path)
-    known_requests = [
-        r.raw for t in edited.tracks for r in t.requests if r.problem is not None
-    ]
+    known_requests = [r.raw for t in edited.tracks for r in t.requests if r.problem is not None]
     for name, message in checked.profile_problems.items():
         if edited.profile_problems.get(name) != message:
             raise ProjectError(message)

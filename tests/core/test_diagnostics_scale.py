@@ -16,7 +16,7 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.calculators.temporal import RmsCalculator
 from diagnostics_app.core.canonical import canonical_json
-from diagnostics_app.core.errors import ParamError, ProjectError
+from diagnostics_app.core.errors import ParamError
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
 from diagnostics_app.core.params import Params, resolve_params
 from diagnostics_app.core.project import project_from_json
