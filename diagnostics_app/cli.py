@@ -254,7 +254,9 @@ def _selection(args: argparse.Namespace, session: Any) -> Any:
                 f"diagnostics-app: unknown track {tid!r} (known: {', '.join(t.id for t in project.tracks)})"
             )
     for pname in args.profile:
-        if pname not in project.profile_names():
+        if pname not in project.profile_names() and not any(  # an invalid row's, too
+            r.profile == pname for t in project.tracks for r in t.requests
+        ):
             raise UsageError(
                 f"diagnostics-app: unknown profile {pname!r} (known: {', '.join(project.profile_names())})"
             )

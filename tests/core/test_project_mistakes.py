@@ -274,3 +274,11 @@ def test_the_readme_examples_say_what_the_code_does(example: Any) -> None:
         assert "exit 2" in got
     elif "invalid" in got:
         assert message and got.startswith("1 row")
+
+
+def test_selection_flags_reach_invalid_rows(project: Path, cli: Cli) -> None:  # noqa: F811
+    edit_project(project, _add(0, {"feature": "rms", "profile": "fien"}))
+    only = cli("check", project, "--json", "--profile", "fien")
+    assert only.code == 1
+    assert [(r["feature"], r["state"]) for r in only.json()["rows"]] == [("rms", "invalid")]
+    assert cli("analyze", project, "--profile", "fien", "--json").json()["jobs"] == []
