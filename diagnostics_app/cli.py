@@ -208,6 +208,8 @@ def _session(path: str, registry: Any = None) -> Any:
 
     session = Session.open(path, registry)
     _warn_plugins(session.registry)
+    for warning in session.project.warnings:  # unknown keys that change nothing (README)
+        print(f"warning: {path}: {warning}", file=sys.stderr)
     return session
 
 
@@ -252,7 +254,9 @@ def _selection(args: argparse.Namespace, session: Any) -> Any:
                 f"diagnostics-app: unknown track {tid!r} (known: {', '.join(t.id for t in project.tracks)})"
             )
     for pname in args.profile:
-        if pname not in project.profile_names():
+        if pname not in project.profile_names() and not any(  # an invalid row's, too
+            r.profile == pname for t in project.tracks for r in t.requests
+        ):
             raise UsageError(
                 f"diagnostics-app: unknown profile {pname!r} (known: {', '.join(project.profile_names())})"
             )
@@ -385,7 +389,7 @@ class _Progress:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from diagnostics_app.core.jobs import summarise
+    from diagnostics_app.cli_analyze import analyze_lines, planned_listing, run_listing
     from diagnostics_app.core.planner import active_elsewhere, describe_elsewhere, plan
 
     if args.jobs < 1:
@@ -398,15 +402,13 @@ def _analyze(args: argparse.Namespace) -> int:
         # rows another live process has queued or runs: its work, not planned again here
         elsewhere = active_elsewhere(before, session.store.jobs(active_only=True), selection)
         if args.dry_run:
-            listing = [
-                {**j.to_json(), "status": "planned", "seconds": None, "message": None} for j in jobs
-            ]
+            listing = planned_listing(jobs)
             failed = False
         else:
             session.events.job_updated.connect(_Progress(sys.stderr.isatty()))
             session.enqueue(jobs, origin="cli")
             results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
-            listing = summarise(results)
+            listing = run_listing(results)
             failed = any(r.status != "done" for r in results)
         diagnosis = session.diagnose()
         if args.json:
@@ -419,11 +421,8 @@ def _analyze(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            for item in listing:
-                print(
-                    f"{item['status']:<9} {item['source']}  {item['calculator']}  {item['profile']}  {','.join(item['features'])}"
-                    + (f"  {item['message']}" if item["message"] else "")
-                )
+            for line in analyze_lines(listing):
+                print(line)
             for line in describe_elsewhere(elsewhere):
                 print(line)
             if not listing and not elsewhere:
@@ -513,12 +512,10 @@ def _prune(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            verb = "would delete" if args.dry_run else "deleted"
-            for item in listing:
-                print(
-                    f"{verb} {item['source']}  {item['feature']}  {item['calculator']}  {item['profile']}"
-                )
-            print(f"{len(listing)} extraneous entr{'y' if len(listing) == 1 else 'ies'} {verb}")
+            from diagnostics_app.cli_analyze import prune_lines
+
+            for line in prune_lines(listing, args.dry_run):
+                print(line)
         return EXIT_OK
     finally:
         session.close()

@@ -102,6 +102,8 @@ def _derive(
             "schema_version": cli.JSON_SCHEMA_VERSION,
             "project": args.project,
             "summary": cli._summary_json(shown),
+            # unknown keys outside requests: kept, changing nothing (README, "Mistakes")
+            "warnings": list(session.project.warnings),
             "rows": [],
         }
         text = check_json.check_text(cli._json_text(head), rows)

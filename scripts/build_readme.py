@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diagnostics_app.core.docs import calculator_table, parameter_table  # noqa: E402
+from diagnostics_app.core.mistakes import mistakes_table  # noqa: E402
 
 
 def _plugin_example() -> str:
@@ -31,6 +32,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "params": parameter_table,
     "calculators": calculator_table,
     "plugin": _plugin_example,
+    "mistakes": mistakes_table,
 }
 
 

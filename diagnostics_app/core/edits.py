@@ -20,14 +20,14 @@ from diagnostics_app.core.project import (
     Source,
     Track,
     freeze,
-    project_from_json,
+    revalidated,
 )
 from diagnostics_app.core.tempo import TempoMap
 
 
 def _validated(project: Project) -> Project:
     """Round-trip through the loader: one place for every rule."""
-    checked = project_from_json(project.to_json(), project.path)
+    checked = revalidated(project)  # refuses a new mistake, keeps the ones it had
     return replace(checked, tempo_map_given=project.tempo_map_given or checked.tempo_map_given)
 
 

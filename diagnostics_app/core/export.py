@@ -32,6 +32,7 @@ import numpy as np
 
 from diagnostics_app.core import files
 from diagnostics_app.core.axes import complete_names
+from diagnostics_app.core.calculators.spectral import PITCH_CLASSES
 from diagnostics_app.core.errors import DiagnosticsError, StoreError
 
 if TYPE_CHECKING:
@@ -146,7 +147,14 @@ def export_row(session: Session, row: Row, fmt: str, path: Path) -> Path:
                 lambda f: write_json(f, prov, [("frame_times", _float_rows(source.times()))]),
             )
         elif fmt == "csv":
-            header = csv_header(row.key.feature, source.shape, meta.width_names, meta.channel_names)
+            header = csv_header(
+                row.key.feature,
+                source.shape,
+                meta.width_names,
+                meta.channel_names,
+                meta.bins,
+                meta.bin_unit,
+            )
             files.atomic_write(path, lambda f: write_csv(f, header, source.frames()))
             files.atomic_write(targets[1], lambda f: write_json(f, prov, []))
         else:
@@ -233,8 +241,16 @@ def csv_header(
     shape: tuple[int, ...],
     width_names: tuple[str, ...],
     channel_names: tuple[str, ...],
+    bins: Sequence[float] = (),
+    bin_unit: str = "",
 ) -> list[str]:
+    """``time``, then one name per column: the feature's width names (``f0``,
+    ``confidence``), else its bins with their unit (:func:`bin_names`), else ``bin0``...;
+    ``CHANNEL:NAME`` per channel when there are several."""
     columns = int(np.prod(shape[1:]))
+    width = shape[-1] if len(shape) > 1 else 1
+    if not width_names and width > 1:
+        width_names = bin_names(feature, width, bins, bin_unit)
     if len(shape) == 3:
         inner = width_names or tuple(str(i) for i in range(shape[2]))
         chans = complete_names(channel_names, shape[1])
@@ -246,6 +262,27 @@ def csv_header(
             else ([feature] if columns == 1 else [f"bin{i}" for i in range(columns)])
         )
     return ["time", *cols]
+
+
+def bin_names(feature: str, count: int, bins: Sequence[float], unit: str) -> tuple[str, ...]:
+    """Column names that say what each bin is: ``bin5_117.2Hz`` (spectrogram, and any
+    feature whose bins are in Hz), ``mel5_247.9Hz`` (a mel band's centre), ``C``, ``C#``...
+    (chroma; with more than 12 bins per octave ``C+50c``: cents above the note). Empty when
+    the bins are not known (then ``bin0``...)."""
+    if len(bins) != count:
+        return ()
+    if unit == "Hz":
+        prefix = "mel" if feature == "mel" else "bin"
+        return tuple(f"{prefix}{i}_{hz:.1f}Hz" for i, hz in enumerate(bins))
+    if unit == "pitch class":
+        names = []
+        for b in bins:
+            semitones = float(b) * 12.0 / count
+            note = int(np.floor(semitones + 1e-9))
+            cents = round((semitones - note) * 100)
+            names.append(PITCH_CLASSES[note % 12] + (f"+{cents}c" if cents else ""))
+        return tuple(names)
+    return ()
 
 
 def write_csv(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics_app.core.errors import ParamError
+from diagnostics_app.core.suggest import did_you_mean
 
 ParamValue = int | float | str | bool | None
 
@@ -193,7 +194,7 @@ def check_overrides(overrides: Mapping[str, Any], where: str = "") -> dict[str, 
     for key, value in overrides.items():
         spec = PARAMS.get(key)
         if spec is None:
-            raise ParamError(f"{where}{key}: unknown parameter (known: {', '.join(PARAMS)})")
+            raise ParamError(f"{where}{key}: unknown parameter{did_you_mean(str(key), PARAMS)}")
         checked[key] = spec.check(value, where)
     return checked
 

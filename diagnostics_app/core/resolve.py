@@ -23,6 +23,7 @@ from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.errors import DiagnosticsError, ParamError
 from diagnostics_app.core.params import Params, check_for_rate, resolve_params
 from diagnostics_app.core.project import Project
+from diagnostics_app.core.suggest import suggestion
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,22 @@ def resolve_calculator(
     try:
         return registry.resolve(feature, calculator_id)
     except DiagnosticsError as exc:
-        return Invalid(str(exc))
+        message = str(exc)
+    if calculator_id is None or calculator_id in registry:
+        guess, known = feature, registry.features()
+    else:
+        guess, known = calculator_id, [c.id for c in registry]
+    best = suggestion(guess, known) if guess not in known else None
+    return Invalid(message if best is None else f'{message} — did you mean "{best}"?')
 
 
 def resolve_params_of(
     project: Project, profile: str, overrides: Mapping[str, Any]
 ) -> Params | Invalid:
     """Defaults, then the profile, then the request's overrides, with the cross-checks."""
+    problem = project.profile_problems.get(profile)
+    if problem is not None:  # the profile's own mistake, with its path in the file
+        return Invalid(f"profile {profile!r} is invalid: {problem}")
     try:
         return resolve_params(project.profile(profile), overrides)
     except DiagnosticsError as exc:

@@ -105,15 +105,7 @@ BAD_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
         '{"sources": [], "tracks": [{"id": "t", "source": "zz"}]}',
         ("tracks[0].source", "unknown source"),
     ),
-    "request-unknown-profile": (
-        '{"sources": [{"id": "a", "path": "a.wav"}], "tracks": [{"id": "t", "source": "a",'
-        ' "requests": [{"feature": "rms", "profile": "fien"}]}]}',
-        ("tracks[0].requests[0].profile", "fien"),
-    ),
-    "bad-profile-param": (
-        '{"profiles": {"p": {"hop_size": -4}}}',
-        ("profiles.p.", "hop_size"),
-    ),
+    # an unknown profile or a bad parameter is an invalid row: test_project_mistakes.py
     "bad-tempo": ('{"tempo_map": [{"time": 0, "bpm": 0}]}', ("tempo_map",)),
     "newer-schema": (
         '{"format": "diagnostics-app/project", "schema_version": 99}',

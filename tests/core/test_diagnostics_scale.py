@@ -16,7 +16,7 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.calculators.temporal import RmsCalculator
 from diagnostics_app.core.canonical import canonical_json
-from diagnostics_app.core.errors import ParamError, ProjectError
+from diagnostics_app.core.errors import ParamError
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
 from diagnostics_app.core.params import Params, resolve_params
 from diagnostics_app.core.project import project_from_json
@@ -152,34 +152,37 @@ def _doc(requests_a: list, requests_b: list) -> dict:
 
 
 def test_equal_requests_are_one_value_and_types_still_count() -> None:
-    req = {"feature": "rms", "profile": "fine", "params": {"window_size": 1024}, "note": [1]}
+    req = {"feature": "rms", "profile": "fine", "params": {"window_size": 1024}, "_note": [1]}
     p = project_from_json(_doc([req, {"feature": "pitch"}], [dict(req)]))
     a, b = p.track("a").requests, p.track("b").requests
     assert a[0] is b[0]
-    assert dict(a[0].extra) == {"note": [1]}
+    assert dict(a[0].extra) == {"_note": [1]}
     # 1024 and 1024.0 are equal numbers but different requests (key order in extra too)
     p = project_from_json(
         _doc(
-            [{"feature": "rms", "params": {"window_size": 1024}, "x": 1, "y": 2}],
-            [{"feature": "rms", "params": {"window_size": 1024.0}, "y": 2, "x": 1}],
+            [{"feature": "rms", "params": {"window_size": 1024}, "_x": 1, "_y": 2}],
+            [{"feature": "rms", "params": {"window_size": 1024.0}, "_y": 2, "_x": 1}],
         )
     )
     ra, rb = p.track("a").requests[0], p.track("b").requests[0]
     assert ra is not rb
-    assert list(rb.extra) == ["y", "x"]
-    # a bad value after an equal good one still fails, with its own path
-    with pytest.raises(ProjectError, match=r"tracks\[1\]\.requests\[0\]\.params\.window_size"):
-        project_from_json(
-            _doc(
-                [{"feature": "rms", "params": {"window_size": 1024}}],
-                [{"feature": "rms", "params": {"window_size": True}}],
-            )
+    assert list(rb.extra) == ["_y", "_x"]
+    # a bad value after an equal good one is still an invalid request, with its own path
+    p = project_from_json(
+        _doc(
+            [{"feature": "rms", "params": {"window_size": 1024}}],
+            [{"feature": "rms", "params": {"window_size": True}}],
         )
-    # a profile unknown to this project is refused even if a request was seen before
-    with pytest.raises(ProjectError, match="unknown profile"):
-        project_from_json(
-            {
-                "sources": [{"id": "s", "path": "s.wav"}],
-                "tracks": [{"id": "a", "source": "s", "requests": [req]}],
-            }
-        )
+    )
+    assert p.track("a").requests[0].problem is None
+    assert str(p.track("b").requests[0].problem).startswith(
+        "tracks[1].requests[0].params.window_size"
+    )
+    # a profile unknown to this project makes the request invalid even if it was seen before
+    p = project_from_json(
+        {
+            "sources": [{"id": "s", "path": "s.wav"}],
+            "tracks": [{"id": "a", "source": "s", "requests": [req]}],
+        }
+    )
+    assert "unknown profile" in str(p.track("a").requests[0].problem)

@@ -34,7 +34,7 @@ build_readme = _build_readme()
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["params", "calculators", "plugin"])
+@pytest.mark.parametrize("name", ["params", "calculators", "plugin", "mistakes"])
 def test_readme_block_holds_what_the_code_generates(name: str) -> None:
     expected = build_readme.generated()[name]
     found = build_readme.block(README, name)  # raises if the block is missing or doubled
@@ -44,7 +44,7 @@ def test_readme_block_holds_what_the_code_generates(name: str) -> None:
 
 def test_every_block_is_checked() -> None:
     # a block added to the script but not to the parametrized test above would go unchecked
-    assert set(build_readme.BLOCKS) == {"params", "calculators", "plugin"}
+    assert set(build_readme.BLOCKS) == {"params", "calculators", "plugin", "mistakes"}
 
 
 def test_generated_parts_cover_the_code() -> None:

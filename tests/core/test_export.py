@@ -86,7 +86,12 @@ def _reference_export(session: Session, row: Any, fmt: str, path: Path) -> None:
         dump(side, {**prov, "frame_times": times.tolist()})
     elif fmt == "csv":
         with path.open("wb") as f:
-            _reference_csv(f, row.key.feature, data, times, meta.width_names, meta.channel_names)
+            # column names of bins with their unit (mel8_417.2Hz, C#): bin_names, tested in
+            # test_csv_headers.py; what is compared here is the streaming of the values
+            names = meta.width_names or export.bin_names(
+                row.key.feature, data.shape[-1], meta.bins, meta.bin_unit
+            )
+            _reference_csv(f, row.key.feature, data, times, names, meta.channel_names)
         dump(side, prov)
     else:
         dump(

@@ -63,55 +63,14 @@ def test_interface_example_loads(tmp_path: Path) -> None:
     assert p.cache_path() == tmp_path.resolve() / ".featurecache"
 
 
+# Mistakes in a request or a profile do not refuse the file: test_project_mistakes.py.
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (
-            {
-                "tracks": [
-                    {
-                        "id": "k",
-                        "source": "drums",
-                        "requests": [{"feature": "rms", "profile": "fien"}],
-                    }
-                ]
-            },
-            'tracks[0].requests[0].profile: unknown profile "fien"',
-        ),
-        (
             {"tracks": [{"id": "k", "source": "nope", "requests": []}]},
             'tracks[0].source: unknown source "nope"',
         ),
-        (
-            {"tracks": [{"id": "k", "source": "drums", "requests": [{}]}]},
-            "tracks[0].requests[0].feature",
-        ),
-        (
-            {
-                "tracks": [
-                    {
-                        "id": "k",
-                        "source": "drums",
-                        "requests": [{"feature": "rms", "params": {"hop_size": -1}}],
-                    }
-                ]
-            },
-            "tracks[0].requests[0].params.hop_size",
-        ),
-        (
-            {
-                "tracks": [
-                    {
-                        "id": "k",
-                        "source": "drums",
-                        "requests": [{"feature": "rms", "params": {"bogus": 1}}],
-                    }
-                ]
-            },
-            "tracks[0].requests[0].params.bogus: unknown parameter",
-        ),
-        ({"profiles": {"fine": {"window_size": "big"}}}, "profiles.fine.window_size"),
-        ({"profiles": {"fine": {"window_size": 1024, "fft_size": 512}}}, "profiles.fine.fft_size"),
         (
             {"sources": [{"id": "a", "path": "x.wav"}, {"id": "a", "path": "y.wav"}]},
             "sources[1].id: duplicate source id",

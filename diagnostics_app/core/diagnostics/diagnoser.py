@@ -302,6 +302,8 @@ class Diagnoser:
 
     def _calculator(self, request: Request) -> Calculator | str:
         """The calculator a request resolves to, or why it cannot be served (core.resolve)."""
+        if request.problem is not None:  # a mistake in the file: its message names the path
+            return request.problem
         calc = resolve_calculator(self.registry, request.feature, request.calculator)
         return calc.message if isinstance(calc, Invalid) else calc
 
