@@ -1,0 +1,104 @@
+"""A folder dropped on the source tree or on the window: its audio (core/library.py's rules)
+becomes sources with a track each, as one undoable edit; what was skipped is said."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QWidget
+
+from diagnostics_app.core.library import DEFAULT_TRACK_REQUESTS
+from diagnostics_app.qt.main_window import MainWindow
+
+
+def _folder(root: Path) -> Path:
+    """``root/drops``: two WAVs (one nested), a FLAC under a wrong extension, a text file."""
+    folder = root / "drops"
+    (folder / "hats").mkdir(parents=True)
+    tone = 0.1 * np.sin(np.arange(2205) / 5.0).astype(np.float32)
+    sf.write(folder / "clap.wav", tone, 22050)
+    sf.write(folder / "hats" / "open.wav", tone, 22050)
+    sf.write(folder / "ride.dat", tone, 22050, format="FLAC")
+    (folder / "readme.txt").write_text("not audio", encoding="utf-8")
+    return folder
+
+
+def _drop(target: QWidget, paths: list[Path]) -> QDropEvent:
+    """Deliver a drag-enter and a drop to ``target`` as Qt's drag machinery would (Qt routes a
+    drop only while a real drag is in progress)."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(10, 10)
+    args = (
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    try:  # PySide6 >= 6.12 takes QPointF (QPoint is deprecated); older ones take QPoint
+        enter = QDragEnterEvent(pos, *args)
+    except TypeError:
+        enter = QDragEnterEvent(pos.toPoint(), *args)
+    target.dragEnterEvent(enter)  # type: ignore[attr-defined]
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, *args)
+    target.dropEvent(drop)  # type: ignore[attr-defined]
+    assert drop.isAccepted()
+    return drop
+
+
+def _ids(window: MainWindow) -> set[str]:
+    return {s.id for s in window.controller.project.sources}
+
+
+def test_a_folder_dropped_on_the_tree_is_one_undoable_edit(
+    make_window: Callable[..., MainWindow], tmp_path: Path, settle: Callable[..., None]
+) -> None:
+    window = make_window()
+    before = _ids(window)
+    tracks_before = len(window.controller.project.tracks)
+    _drop(window.sources.view, [_folder(tmp_path)])
+    added = _ids(window) - before
+    assert added == {"clap", "hats-open", "ride"}  # ride.dat is FLAC: taken by its content
+    project = window.controller.project
+    new_tracks = [t for t in project.tracks if t.source in added]
+    assert len(new_tracks) == 3
+    assert all(t.requests == DEFAULT_TRACK_REQUESTS for t in new_tracks)
+    assert "readme.txt: not an audio file" in window.statusBar().currentMessage()
+    settle(window)
+    assert window.actionUndo.isEnabled()
+    window.actionUndo.trigger()
+    assert _ids(window) == before  # one step undoes the whole drop
+    assert len(window.controller.project.tracks) == tracks_before
+    window.actionRedo.trigger()
+    assert _ids(window) - before == added
+
+
+def test_a_second_drop_of_the_same_folder_adds_nothing(
+    make_window: Callable[..., MainWindow], tmp_path: Path
+) -> None:
+    window = make_window()
+    folder = _folder(tmp_path)
+    _drop(window.sources.view, [folder])
+    count = len(window.controller.project.sources)
+    undo_text = window.actionUndo.text()
+    _drop(window.sources.view, [folder, folder / "clap.wav"])
+    assert len(window.controller.project.sources) == count
+    assert window.actionUndo.text() == undo_text  # no empty step in the history
+    assert "Nothing added; 3 already in the project" in window.statusBar().currentMessage()
+
+
+def test_files_dropped_on_the_window_are_added(
+    make_window: Callable[..., MainWindow], tmp_path: Path, qtbot: Any
+) -> None:
+    window = make_window()
+    folder = _folder(tmp_path)
+    _drop(window, [folder / "clap.wav", folder / "ride.dat"])
+    assert {"clap", "ride"} <= _ids(window)
+    assert "hats-open" not in _ids(window)
