@@ -116,6 +116,7 @@ def test_the_file_watcher_spreads_many_paths_over_shards(
     from diagnostics_app.qt import file_watcher
 
     monkeypatch.setattr(file_watcher, "SHARD_PATHS", 3)
+    monkeypatch.setattr(file_watcher, "ADD_PER_TURN", 2)  # and adds them a few per turn
     paths = [tmp_path / f"f{i}.wav" for i in range(9)]
     for p in paths:
         p.write_bytes(b"x")
@@ -126,10 +127,14 @@ def test_the_file_watcher_spreads_many_paths_over_shards(
         def held() -> list[set[str]]:
             return [set(w.files()) for w in watcher._shards]
 
-        watcher.watch(str(p) for p in paths[:8])
-        assert [len(h) for h in held()] == [3, 3, 2]
-        watcher.watch(str(p) for p in paths[2:])  # two gone, one new: it fills the room
-        assert [len(h) for h in held()] == [2, 3, 2]
+        project = str(demo_project)
+        watcher.watch([*(str(p) for p in paths[:8]), project])
+        assert held() == [{project, str(paths[0])}]  # the project file first, at once
+        qtbot.waitUntil(lambda: not watcher._adding)  # the rest on later turns
+        assert [len(h) for h in held()] == [3, 3, 3]
+        watcher.watch(str(p) for p in paths[2:])  # three gone, one new: it fills the room
+        qtbot.waitUntil(lambda: not watcher._adding)
+        assert [len(h) for h in held()] == [1, 3, 3]
         assert set().union(*held()) == {str(p) for p in paths[2:]}
         with qtbot.waitSignal(watcher.changed, timeout=5000):
             paths[7].write_bytes(b"changed")  # held by the last shard
@@ -139,3 +144,20 @@ def test_the_file_watcher_spreads_many_paths_over_shards(
         watcher.stop()
         watcher.deleteLater()
         session.close()
+
+
+def test_a_large_tree_opens_collapsed_and_a_selected_track_opens_its_source(
+    make_window: Callable[..., MainWindow], monkeypatch: Any
+) -> None:
+    from diagnostics_app.qt.widgets import source_tree
+
+    small = make_window()
+    assert small.sources.view.isExpanded(small.sources.proxy.index(0, 0))
+    monkeypatch.setattr(source_tree, "EXPAND_ALL_MAX", 1)
+    window = make_window()
+    view, proxy, model = window.sources.view, window.sources.proxy, window.sources.model
+    assert proxy.rowCount() > 1
+    assert not any(view.isExpanded(proxy.index(i, 0)) for i in range(proxy.rowCount()))
+    track = window.controller.project.tracks[-1]
+    assert window.select(("track", track.id))
+    assert view.isExpanded(proxy.mapFromSource(model.index_of(("source", track.source))))

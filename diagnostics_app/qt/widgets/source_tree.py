@@ -28,6 +28,12 @@ def local_paths(urls: list[str]) -> list[str]:
     return [u for u in urls if u and os.path.exists(u)]
 
 
+# Above this many sources the tree opens collapsed: expanding 20,000 sources asks the Python
+# model for every node (1.3 s on the GUI thread, bench/library.py); a source still opens by
+# hand, and selecting a track (scrollTo) opens its source.
+EXPAND_ALL_MAX = 2000
+
+
 class SourceTreeView(QTreeView):
     """Accepts audio files and folders dropped from a file manager."""
 
@@ -114,7 +120,8 @@ class SourceTreePanel(QWidget):
         reset = self.model.set_tree(tree)
         if not reset and not self.proxy.filtering:
             return
-        self.view.expandAll()
+        if self.proxy.rowCount() <= EXPAND_ALL_MAX:
+            self.view.expandAll()
         if keep is not None and self.current_key() != keep:
             self.select(keep)
 
