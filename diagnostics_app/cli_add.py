@@ -230,6 +230,11 @@ def run_remove(args: argparse.Namespace) -> int:
         print(f"{would}remove track {t.id}  (reads source {t.source})")
     print(
         f"{len(ids)} source(s) and {len(tracks)} track(s) {'would be ' if would else ''}removed"
-        + ("; their cached features are now extraneous (prune deletes them)" if ids else "")
+        + (
+            f"; their cached features {'would become' if would else 'are now'} extraneous"
+            " (prune deletes them)"
+            if ids
+            else ""
+        )
     )
     return EXIT_OK

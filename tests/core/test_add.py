@@ -334,3 +334,12 @@ def test_add_many_is_one_validation_not_one_per_file(tmp_path: Path) -> None:
     assert calls == 1
     assert len(after.sources) == 2000
     assert np.unique([s.id for s in after.sources]).size == 2000
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_by_name(tree: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.wav")  # Latin-1 bytes: a lone surrogate in Python
+    (tree / "drums" / "kick_01.wav").rename(tree / "drums" / name)
+    found = library.scan([tree / "drums"], recursive=True)
+    (skip,) = found.skipped
+    assert skip.reason == "the file name is not valid UTF-8 (cannot go in a project)"
+    assert [f.relative for f in found.found] == ["kick_01.flac"]
