@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     from diagnostics_app import cli_trash
 
     cli_trash.add_parser(sub)
+    from diagnostics_app import cli_add
+
+    cli_add.add_parsers(sub)
     return parser
 
 
@@ -185,6 +188,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "export": _export,
         "screenshot": _screenshot,
         "trash": _trash,
+        "add": _add,
+        "remove": _remove,
     }
     return handlers[cmd](args)
 
@@ -193,6 +198,18 @@ def _trash(args: argparse.Namespace) -> int:
     from diagnostics_app.cli_trash import run
 
     return run(args)
+
+
+def _add(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_add import run_add
+
+    return run_add(args)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_add import run_remove
+
+    return run_remove(args)
 
 
 def _require_file(path: str) -> None:

@@ -43,7 +43,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from diagnostics_app.core import edits
+from diagnostics_app.core import edits, library
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.events import (
@@ -54,7 +54,7 @@ from diagnostics_app.core.events import (
     StoreWatcher,
 )
 from diagnostics_app.core.jobs import BatchResult
-from diagnostics_app.core.project import Project, Request
+from diagnostics_app.core.project import Project
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.states import ACTIVE_JOB, extraneous
 from diagnostics_app.qt.analysis_queue import AnalysisQueue
@@ -65,14 +65,6 @@ from diagnostics_app.qt.models.sources import Tree, build_tree
 from diagnostics_app.qt.plot_loader import PlotLoader
 from diagnostics_app.qt.settings import AppSettings
 from diagnostics_app.qt.workers import DiagnosisSnapshot
-
-# what a track made from a dropped audio file asks for, until the user edits its requests
-DEFAULT_TRACK_REQUESTS: tuple[Request, ...] = (
-    Request("peaks"),
-    Request("rms"),
-    Request("spectrogram"),
-)
-
 
 STORE_WATCH_S = 0.4  # how often the store's change counter is read (other processes' work)
 
@@ -330,32 +322,37 @@ class Controller(QObject):
         return None
 
     def add_audio(self, paths: Sequence[str]) -> list[str]:
-        """A source and a track (with default requests) per audio file, as one undoable edit."""
-        folder = self.project.folder
-        added: list[str] = []
-
-        def change(p: Project) -> Project:
-            added.clear()
-            for raw in paths:
-                path = Path(raw).resolve()
-                try:
-                    rel = path.relative_to(folder.resolve()).as_posix()
-                except ValueError:
-                    rel = str(path)
-                p = edits.add_source(p, rel)
-                sid = p.sources[-1].id
-                p = edits.add_track(p, sid, path.stem, DEFAULT_TRACK_REQUESTS)
-                added.append(sid)
-            return p
-
-        n = len(paths)
-        self.edit(
-            f"Add {n} audio file{'s' if n != 1 else ''}"
-            if n != 1
-            else f"Add {Path(paths[0]).name}",
-            change,
-        )
-        return list(added)
+        """The audio files among ``paths`` and under the folders among them (the rules of
+        ``core/library.py``, as ``diagnostics-app add --track-per-source -r``): a source and a
+        track with the default requests each, as one undoable edit. What was skipped or was
+        already there is said in the status bar. Returns the new source ids."""
+        project = self.project
+        ignore = [project.cache_path(), *([project.path] if project.path else [])]
+        found = library.scan(paths, recursive=True, ignore=ignore)
+        addition = library.plan_addition(project, found, library.DEFAULT_TRACK_REQUESTS)
+        n = len(addition.sources)
+        if n:
+            text = (
+                f"Add {Path(addition.sources[0].path).name}" if n == 1 else f"Add {n} audio files"
+            )
+            if self.edit(
+                text, partial(edits.add_sources, sources=addition.sources, tracks=addition.tracks)
+            ):
+                return []
+        notes = []
+        if addition.present:
+            notes.append(f"{len(addition.present)} already in the project")
+        if addition.skipped:
+            first = addition.skipped[0]
+            notes.append(
+                f"{len(addition.skipped)} skipped ({first.line()}{', ...' if len(addition.skipped) > 1 else ''})"
+            )
+        if notes or not n:
+            head = f"Added {n} source{'s' if n != 1 else ''}" if n else "Nothing added"
+            self.message.emit(
+                f"{head}; {'; '.join(notes)}" if notes else head, 0 if addition.problems else 8000
+            )
+        return [s.id for s in addition.sources]
 
     def prune(self, rows: Sequence[Row]) -> int:
         try:

@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -53,7 +53,7 @@ from diagnostics_app.qt.theme import STATE_COLORS, app_icon
 from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
 from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
-from diagnostics_app.qt.widgets.source_tree import SourceTreePanel
+from diagnostics_app.qt.widgets.source_tree import SourceTreePanel, local_paths
 from diagnostics_app.qt.window_channels import ChannelsMixin
 from diagnostics_app.qt.window_dialogs import EditDialogsMixin
 from diagnostics_app.qt.window_files import ProjectFilesMixin
@@ -177,6 +177,7 @@ class MainWindow(
 
         self.sources.selectionChanged.connect(self._on_tree_selection)
         self.sources.filesDropped.connect(self._on_files_dropped)
+        self.setAcceptDrops(True)  # files and folders dropped anywhere on the window
         self.table.currentRowChanged.connect(self._on_current_row)
         self.table.rowsSelected.connect(self._on_rows_selected)
         self.table.customContextMenuRequested.connect(self._on_table_menu)
@@ -478,3 +479,31 @@ class MainWindow(
         self.player.close()
         self.controller.shutdown()
         event.accept()
+
+    # -- files and folders dropped on the window (the source tree takes its own) ----------
+
+    def _dropped(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return local_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self._dropped(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._dropped(event)
+        if paths:
+            event.acceptProposedAction()
+            self._on_files_dropped(paths)
+        else:
+            event.ignore()
