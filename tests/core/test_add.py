@@ -317,16 +317,16 @@ def test_add_many_is_one_validation_not_one_per_file(tmp_path: Path) -> None:
     from diagnostics_app.core.project import Project, Source
 
     calls = 0
-    real = project_module.project_from_json
+    real = project_module.revalidated
 
-    def counting(data: Any, path: Path | None = None) -> Any:
+    def counting(project: Project) -> Any:
         nonlocal calls
         calls += 1
-        return real(data, path)
+        return real(project)
 
     sources = tuple(Source(f"s{i}", f"a/{i}.wav") for i in range(2000))
     mp = pytest.MonkeyPatch()
-    mp.setattr(edits, "project_from_json", counting)
+    mp.setattr(edits, "revalidated", counting)
     try:
         after = edits.add_sources(Project(path=tmp_path / "p.json"), sources)
     finally:
