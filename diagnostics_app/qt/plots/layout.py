@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 
-from diagnostics_app.qt.plots.lanes import Lane
+from diagnostics_app.qt.plots.lanes import LEFT_AXIS_WIDTH, Lane
 
 RIGHT_AXIS_WIDTH = 46
 LANE_STRETCH = {"waveform": 3, "image": 3, "line": 2, "steps": 2, "pitch": 2}
@@ -60,11 +60,12 @@ class LaneStack(QObject):
             ),
             duration,
         )
+        self._size_left_axes(lanes)
         if signature == self._signature and lanes == self.placed:
             return  # nothing moved: touching the layout again would repaint every lane
         self._signature = signature
         self._place(lanes, playhead)
-        self._show_axes(lanes)
+        self._show_axes(lanes, duration)
         self._link(lanes, duration)
         self._canvas.setMinimumHeight(sum(lane.min_height for lane in lanes) + 40)
 
@@ -98,9 +99,10 @@ class LaneStack(QObject):
         self.placed = list(lanes)
 
     @staticmethod
-    def _show_axes(lanes: list[Lane]) -> None:
-        """The time axis on the last lane; right axes on every lane when one has a second
-        view (values only there), so all lanes keep the same width."""
+    def _show_axes(lanes: list[Lane], duration: float = 1.0) -> None:
+        """The time axis on the last lane (without values when there is no duration: a
+        0..1 ms scale of nothing means nothing); right axes on every lane when one has a
+        second view (values only there), so all lanes keep the same width."""
         need_right = any(lane.confidence_view is not None for lane in lanes)
         for i, lane in enumerate(lanes):
             last = i == len(lanes) - 1
@@ -109,6 +111,8 @@ class LaneStack(QObject):
                 lane.plot.showAxis("bottom", last)
             if last and bottom.labelText != "time (s)":
                 bottom.setLabel("time (s)")
+            if last and bottom.style["showValues"] != (duration > 0):
+                bottom.setStyle(showValues=duration > 0)
             right = lane.plot.getAxis("right")
             if need_right:
                 if not right.isVisible():
@@ -118,6 +122,14 @@ class LaneStack(QObject):
                         right.setStyle(showValues=False)
             elif right.isVisible():
                 lane.plot.hideAxis("right")
+
+    @staticmethod
+    def _size_left_axes(lanes: list[Lane]) -> None:
+        """Every left axis as wide as the widest needs (its tick labels and label never
+        clipped; a no-op when unchanged), so a given time is at the same x in every lane."""
+        left = max([LEFT_AXIS_WIDTH] + [lane.left_width_needed() for lane in lanes])
+        for lane in lanes:
+            lane.set_left_width(left)
 
     def _link(self, lanes: list[Lane], duration: float) -> None:
         """The first lane becomes the master; the others follow its x; limits fit the
