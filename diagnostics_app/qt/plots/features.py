@@ -48,7 +48,7 @@ from diagnostics_app.qt.plots.lane_style import LaneStyle, book
 LaneKind = Literal["line", "steps", "pitch", "image"]
 
 LINE_COLORS = ((95, 211, 141), (224, 123, 216), (127, 178, 255), (255, 140, 105))
-CONFIDENCE_COLOR = (200, 200, 200, 150)
+CONFIDENCE_COLOR = (190, 190, 190, 110)  # dim: the f0 curve is what the lane is about
 STALE_COLOR = "#ffb000"  # amber: lane titles and borders of stale features
 
 
@@ -265,6 +265,7 @@ class LaneData:
     y_tip: str = ""  # the long form of ``y_label`` (the axis' tooltip)
     style_key: str = ""  # image lanes: what their LaneStyle is remembered by
     source: FeaturePlot | None = None  # image lanes: what to prepare again when restyled
+    voicing: float | None = None  # pitch lanes: the confidence above which f0 is drawn
 
 
 def prepare_lanes(
@@ -324,7 +325,7 @@ def prepare_lanes(
                     stale,
                     state,
                     image=view,
-                    bar_label=meta.unit or None,
+                    bar_label=meta.unit or "level",
                     # another style draws the same data otherwise: not the same picture
                     version=None if version is None else (version, style),
                     y_tip=view.y_tip,
@@ -350,8 +351,10 @@ def prepare_lanes(
                     state,
                     series=((times, f0), (times, conf)),
                     version=version,
-                    y_tip=f"f0, {unit} (unvoiced frames: confidence ≤ {1 - threshold:g}, "
-                    "left blank)",
+                    voicing=1.0 - threshold,
+                    y_tip=f"f0, {unit}: voiced frames only (confidence > {1 - threshold:g}, "
+                    f"i.e. YIN's trough_threshold {threshold:g}; a higher trough_threshold "
+                    "calls more frames voiced)",
                 )
             )
     else:

@@ -45,9 +45,13 @@ MIN_LANE_HEIGHT = {"waveform": 90, "image": 120, "line": 80, "steps": 80, "pitch
 TITLE_COLOR = "#d8d8d8"
 STATE_COLOR = "#a0a0a0"
 PLACEHOLDER_COLOR = "#b8b8b8"
+NOTE_FONT_PT = 7.5
+NOTE_LANE_HEIGHT = 12 * 12 + TITLE_HEIGHT + 12  # twelve note names, ~12 px each
+DEFAULT_FILL_LIMITS = [(0, 0.8), (2, 0.6), (4, 0.4), (6, 0.2)]  # pyqtgraph's
 PLAYHEAD_PEN = pg.mkPen((255, 80, 70), width=1.5)
 BEAT_PEN = pg.mkPen((255, 255, 255, 34), width=1)
 BAR_PEN = pg.mkPen((255, 255, 255, 90), width=1)
+VOICING_PEN = pg.mkPen((200, 200, 200, 120), width=1, style=Qt.PenStyle.DotLine)
 
 
 _EMPTY = np.zeros(0)
@@ -108,6 +112,7 @@ class Lane:
         self.placeholder: str | None = None  # no data: the centred text instead of scales
         self._placeholder_item: QGraphicsSimpleTextItem | None = None
         self._saved_ticks: Any = None  # the left axis' explicit ticks while a placeholder
+        self._notes = False  # the left axis names notes (fit_ticks)
         self.style_key = ""  # image lanes: their LaneStyle's key in the style book
         self.source: FeaturePlot | None = None  # image lanes: what a restyle prepares again
         self._listening = False
@@ -121,6 +126,7 @@ class Lane:
         self.image: pg.ImageItem | None = None  # image lanes
         self.color_bar: pg.ColorBarItem | None = None
         self.confidence_view: pg.ViewBox | None = None  # pitch lanes
+        self.voicing_line: pg.InfiniteLine | None = None  # pitch lanes, on the confidence axis
         self.extra: pg.GraphicsWidget | None = None  # what goes in the layout's 2nd column
         self.placed_extra: pg.GraphicsWidget | None = None  # what is there (PlotArea's)
 
@@ -285,7 +291,24 @@ class Lane:
 
     @property
     def min_height(self) -> int:
-        return MIN_LANE_HEIGHT.get(self.kind, 80)
+        return max(MIN_LANE_HEIGHT.get(self.kind, 80), int(self.plot.minimumHeight()))
+
+    def fit_ticks(self, y_label: str) -> None:
+        """A lane whose ticks name notes gets room for all twelve (a smaller font, at least
+        :data:`NOTE_LANE_HEIGHT` high); others drop labels that do not fit, as pyqtgraph does."""
+        notes = y_label == "note"
+        if notes == self._notes:
+            return
+        self._notes = notes
+        axis = self.plot.getAxis("left")
+        if notes:
+            font = QFont()
+            font.setPointSizeF(NOTE_FONT_PT)
+            axis.setStyle(tickFont=font, textFillLimits=[(0, 0.98)])
+            self.plot.setMinimumHeight(NOTE_LANE_HEIGHT)
+        else:
+            axis.setStyle(tickFont=None, textFillLimits=DEFAULT_FILL_LIMITS)
+            self.plot.setMinimumHeight(0)
 
     def set_grid(self, beats: np.ndarray, bars: np.ndarray) -> None:
         """The visible beat and bar lines (no-op when handed the same arrays again)."""
@@ -341,7 +364,20 @@ class Lane:
         right.setLabel("conf")
         right.setToolTip("confidence of the f0, 0..1 (grey curve)")
         self.confidence_view = view
+        # the voicing threshold: confidence above it is a drawn f0 (set_voicing moves it)
+        self.voicing_line = pg.InfiniteLine(pos=0.9, angle=0, movable=False, pen=VOICING_PEN)
+        self.voicing_line.setToolTip("voicing threshold: f0 is drawn where confidence is above")
+        view.addItem(self.voicing_line, ignoreBounds=True)
         return view
+
+    def set_voicing(self, threshold: float | None) -> None:
+        """Where the voicing threshold line sits on the confidence axis (None: hidden)."""
+        line = self.voicing_line
+        if line is None:
+            return
+        line.setVisible(threshold is not None)
+        if threshold is not None and line.value() != threshold:
+            line.setValue(threshold)
 
     def _sync_confidence_view(self) -> None:
         if self.confidence_view is not None:
@@ -406,6 +442,7 @@ def fill_lane(lane: Lane, data: LaneData) -> None:
         lane.vb.addItem(lane.image, ignoreBounds=True)
         if view is not None and view.y_ticks is not None:
             lane.plot.getAxis("left").setTicks(view.y_ticks)
+        lane.fit_ticks(data.y_label)
         levels = view.levels if view is not None else (0.0, 1.0)
         cmap = view.cmap if view is not None else lane.image.cmap_name
         lane.color_bar = make_color_bar(lane.image, levels, data.bar_label, cmap)
@@ -418,6 +455,7 @@ def fill_lane(lane: Lane, data: LaneData) -> None:
     else:
         if data.kind == "pitch":
             lane.add_confidence_view()
+            lane.set_voicing(data.voicing)
         set_curves(lane, data, restyle=False)
 
 
@@ -540,10 +578,12 @@ def update_lane(lane: Lane, data: LaneData) -> bool:
                 lane.color_bar.setLevels(values=view.levels)
             if data.placeholder is None:
                 lane.plot.getAxis("left").setTicks(view.y_ticks)
+            lane.fit_ticks(data.y_label)
         if restyle:
             lane.image.setOpacity(0.55 if data.stale else 1.0)
     else:
         set_curves(lane, data, restyle)
+        lane.set_voicing(data.voicing)
     lane.version = data.version
     return True
 
