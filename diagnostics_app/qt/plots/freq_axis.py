@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-LOG_ROWS = 512  # rows of a resampled image: ~50 per octave over 20 Hz .. 24 kHz
+LOG_ROWS = 256  # rows of a resampled image: ~25 per octave over 20 Hz .. 24 kHz; more rows
+# than a lane has pixels would be drawn by skipping rows (a partial in a skipped row vanishes)
 LOWEST_HZ = 20.0  # a log axis starts no lower (what is below is not music)
 # tick frequencies of a log axis, most important level first (pyqtgraph drops later levels'
 # labels when a lane is too short for them)
