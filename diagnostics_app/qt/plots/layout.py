@@ -112,7 +112,10 @@ class LaneStack(QObject):
             if last and bottom.labelText != "time (s)":
                 bottom.setLabel("time (s)")
             if last and bottom.style["showValues"] != (duration > 0):
-                bottom.setStyle(showValues=duration > 0)
+                timed = duration > 0
+                bottom.setStyle(showValues=timed)
+                bottom.setTicks(None if timed else [[]])
+                bottom.showLabel(timed)
             right = lane.plot.getAxis("right")
             if need_right:
                 if not right.isVisible():
