@@ -41,7 +41,7 @@ from diagnostics_app.qt.plots.lane_style import book
 
 LEFT_AXIS_WIDTH = 50  # the least width of the left axes (LaneStack widens all to the widest)
 TITLE_HEIGHT = 18
-MIN_LANE_HEIGHT = {"waveform": 90, "image": 120, "line": 80, "steps": 80, "pitch": 90}
+MIN_LANE_HEIGHT = {"waveform": 90, "image": 140, "line": 80, "steps": 80, "pitch": 90}
 TITLE_COLOR = "#d8d8d8"
 STATE_COLOR = "#a0a0a0"
 PLACEHOLDER_COLOR = "#b8b8b8"
@@ -308,7 +308,7 @@ class Lane:
             self.plot.setMinimumHeight(NOTE_LANE_HEIGHT)
         else:
             axis.setStyle(tickFont=None, textFillLimits=DEFAULT_FILL_LIMITS)
-            self.plot.setMinimumHeight(0)
+            self.plot.setMinimumHeight(MIN_LANE_HEIGHT.get(self.kind, 80))
 
     def set_grid(self, beats: np.ndarray, bars: np.ndarray) -> None:
         """The visible beat and bar lines (no-op when handed the same arrays again)."""

@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, Signal
 from diagnostics_app.qt.plots.lanes import LEFT_AXIS_WIDTH, Lane
 
 RIGHT_AXIS_WIDTH = 46
-LANE_STRETCH = {"waveform": 3, "image": 3, "line": 2, "steps": 2, "pitch": 2}
+# images (spectrogram, mel, chroma) get the most room: they hold the most detail
+LANE_STRETCH = {"waveform": 2, "image": 4, "line": 2, "steps": 2, "pitch": 2}
 
 
 class LaneStack(QObject):
@@ -90,6 +91,8 @@ class LaneStack(QObject):
                 if lane.extra is not None:
                     ci.addItem(lane.extra, row=row, col=1)
                 lane.placed_extra = lane.extra
+            if lane.plot.minimumHeight() < lane.min_height:  # the layout honours it: no lane
+                lane.plot.setMinimumHeight(lane.min_height)  # is squeezed below its least height
             stretch = LANE_STRETCH.get(lane.kind, 2)
             if ci.layout.rowStretchFactor(row) != stretch:
                 ci.layout.setRowStretchFactor(row, stretch)
