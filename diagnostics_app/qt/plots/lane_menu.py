@@ -8,6 +8,8 @@ the colour range the same way (:func:`set_range`).
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ from diagnostics_app.qt.plots.lane_style import (
 )
 
 if TYPE_CHECKING:
+    from diagnostics_app.qt.plots.features import LaneData
     from diagnostics_app.qt.plots.lanes import Lane
 
 SCALE_TITLES: dict[Scale, str] = {
@@ -80,6 +83,39 @@ def lane_menu(lane: Lane, parent: QWidget | None = None) -> QMenu | None:
     reset = menu.addAction("Reset lane settings")
     reset.triggered.connect(lambda: _set(key, LaneStyle()))
     return menu
+
+
+def follow_style(lane: Lane, data: LaneData) -> None:
+    """An image lane with a style key follows the style book and offers its menu."""
+    lane.style_key = data.style_key
+    lane.source = data.source
+    if data.kind == "image" and data.style_key:
+        lane.listen_to_styles()
+        ref = weakref.ref(lane)  # no cycle through Qt: a dropped lane must go
+
+        def menu() -> QMenu | None:
+            shown = ref()
+            return lane_menu(shown) if shown is not None else None
+
+        lane.view_box.menu_for = menu
+
+
+def levels_dragged(lane: Lane) -> Callable[[object], None]:
+    """Dragging the colour bar's ends sets the lane's colour range (remembered)."""
+    ref = weakref.ref(lane)  # the bar's connection must not keep the lane alive
+
+    def done(bar: object) -> None:
+        lane = ref()
+        if (
+            lane is not None
+            and lane.color_bar is not None
+            and lane.style_key
+            and lane.placeholder is None
+        ):
+            lo, hi = (float(v) for v in lane.color_bar.levels())
+            set_range(lane, lo, hi)
+
+    return done
 
 
 def set_range(lane: Lane, floor: float, ceiling: float) -> None:

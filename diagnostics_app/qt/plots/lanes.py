@@ -11,7 +11,6 @@ image) can be read without the stacking (:mod:`.layout`) and the navigation
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +36,7 @@ from diagnostics_app.qt.plots.images import (
     make_image_item,
     show_image,
 )
+from diagnostics_app.qt.plots.lane_menu import follow_style, levels_dragged
 from diagnostics_app.qt.plots.lane_style import book
 
 LEFT_AXIS_WIDTH = 50  # the least width of the left axes (LaneStack widens all to the widest)
@@ -247,26 +247,6 @@ class Lane:
         box = item.boundingRect()
         item.setPos(rect.center().x() - box.width() / 2, rect.center().y() - box.height() / 2)
 
-    def left_width_needed(self) -> int:
-        """The width the left axis needs for its tick labels and its (rotated) label."""
-        axis = self.plot.getAxis("left")
-        if self.placeholder is not None:
-            return 0
-        font = axis.style.get("tickFont") or QFont()
-        metrics = QFontMetrics(font)
-        ticks = axis._tickLevels  # explicit ticks (frequencies, notes), else numeric ones
-        lo, hi = self.y_range
-        if ticks is not None:
-            strings = [label for level in ticks for _, label in level]
-        else:
-            size = float(max(self.min_height - TITLE_HEIGHT, 20))
-            strings = []
-            for spacing, values in axis.tickValues(lo, hi, size):
-                strings += axis.tickStrings(values, 1.0, spacing)
-        text = max((metrics.horizontalAdvance(t) for t in strings), default=0)
-        label = axis.label.boundingRect().height() if self.y_label else 0.0
-        return int(text + axis.style["tickTextOffset"][0] + label + 4)
-
     def set_left_width(self, width: int) -> None:
         axis = self.plot.getAxis("left")
         if axis.fixedWidth != width:
@@ -434,7 +414,7 @@ def fill_lane(lane: Lane, data: LaneData) -> None:
     the image and its colour bar, so the layout does not change when the data comes)."""
     lane.kind = data.kind
     lane.version = data.version
-    _follow_style(lane, data)
+    follow_style(lane, data)
     lane.set_placeholder(data.placeholder)
     if data.kind == "image":
         view = data.image
@@ -447,7 +427,7 @@ def fill_lane(lane: Lane, data: LaneData) -> None:
         cmap = view.cmap if view is not None else lane.image.cmap_name
         lane.color_bar = make_color_bar(lane.image, levels, data.bar_label, cmap)
         lane.image.set_cmap(cmap)  # after the bar, which hands the image its own table
-        lane.color_bar.sigLevelsChangeFinished.connect(_levels_dragged(lane))
+        lane.color_bar.sigLevelsChangeFinished.connect(levels_dragged(lane))
         lane.extra = lane.color_bar
         if lane.placeholder is not None:
             _hide_bar(lane.color_bar)
@@ -457,43 +437,6 @@ def fill_lane(lane: Lane, data: LaneData) -> None:
             lane.add_confidence_view()
             lane.set_voicing(data.voicing)
         set_curves(lane, data, restyle=False)
-
-
-def _follow_style(lane: Lane, data: LaneData) -> None:
-    """An image lane with a style key follows the style book and offers its menu."""
-    lane.style_key = data.style_key
-    lane.source = data.source
-    if data.kind == "image" and data.style_key:
-        lane.listen_to_styles()
-        from diagnostics_app.qt.plots.lane_menu import lane_menu  # the menu needs the lane
-
-        ref = weakref.ref(lane)  # no cycle through Qt: a dropped lane must go
-
-        def menu() -> QMenu | None:
-            shown = ref()
-            return lane_menu(shown) if shown is not None else None
-
-        lane.view_box.menu_for = menu
-
-
-def _levels_dragged(lane: Lane) -> Callable[[object], None]:
-    """Dragging the colour bar's ends sets the lane's colour range (remembered)."""
-    ref = weakref.ref(lane)  # the bar's connection must not keep the lane alive
-
-    def done(bar: object) -> None:
-        from diagnostics_app.qt.plots.lane_menu import set_range
-
-        lane = ref()
-        if (
-            lane is not None
-            and lane.color_bar is not None
-            and lane.style_key
-            and lane.placeholder is None
-        ):
-            lo, hi = (float(v) for v in lane.color_bar.levels())
-            set_range(lane, lo, hi)
-
-    return done
 
 
 def set_curves(lane: Lane, data: LaneData, restyle: bool) -> None:
@@ -562,7 +505,7 @@ def update_lane(lane: Lane, data: LaneData) -> bool:
         fill_lane(lane, data)
         return True
     lane.kind = data.kind
-    _follow_style(lane, data)
+    follow_style(lane, data)
     lane.set_placeholder(data.placeholder)
     if lane.image is not None:
         view = data.image

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 
-from diagnostics_app.qt.plots.lanes import LEFT_AXIS_WIDTH, Lane
+from diagnostics_app.qt.plots.lanes import LEFT_AXIS_WIDTH, TITLE_HEIGHT, Lane
 
 RIGHT_AXIS_WIDTH = 46
 # images (spectrogram, mel, chroma) get the most room: they hold the most detail
@@ -133,7 +134,7 @@ class LaneStack(QObject):
     def _size_left_axes(lanes: list[Lane]) -> None:
         """Every left axis as wide as the widest needs (its tick labels and label never
         clipped; a no-op when unchanged), so a given time is at the same x in every lane."""
-        left = max([LEFT_AXIS_WIDTH] + [lane.left_width_needed() for lane in lanes])
+        left = max([LEFT_AXIS_WIDTH] + [left_width_needed(lane) for lane in lanes])
         for lane in lanes:
             lane.set_left_width(left)
 
@@ -168,3 +169,24 @@ class LaneStack(QObject):
         for signal in (lane.vb.sigXRangeChanged, lane.vb.sigResized):
             with contextlib.suppress(RuntimeError, TypeError):
                 signal.disconnect(self.viewChanged)
+
+
+def left_width_needed(lane: Lane) -> int:
+    """The width the left axis needs for its tick labels and its (rotated) label."""
+    axis = lane.plot.getAxis("left")
+    if lane.placeholder is not None:
+        return 0
+    font = axis.style.get("tickFont") or QFont()
+    metrics = QFontMetrics(font)
+    ticks = axis._tickLevels  # explicit ticks (frequencies, notes), else numeric ones
+    lo, hi = lane.y_range
+    if ticks is not None:
+        strings = [label for level in ticks for _, label in level]
+    else:
+        size = float(max(lane.min_height - TITLE_HEIGHT, 20))
+        strings = []
+        for spacing, values in axis.tickValues(lo, hi, size):
+            strings += axis.tickStrings(values, 1.0, spacing)
+    text = max((metrics.horizontalAdvance(t) for t in strings), default=0)
+    label = axis.label.boundingRect().height() if lane.y_label else 0.0
+    return int(text + axis.style["tickTextOffset"][0] + label + 4)
