@@ -119,5 +119,44 @@ class SettingsStore:
         qs.setValue("playback/device", settings.output_device)
         qs.sync()
 
+    # Lane styles (scale, colour range and map of image lanes; qt/plots/lane_style.py) are
+    # kept apart from AppSettings: a lane changes them at any time, and the window's save of
+    # the AppSettings it read at start-up must not write old ones back.
+
+    def load_lane_styles(self) -> dict[str, str]:
+        """Style text by style key (``calculator:feature``), as :meth:`save_lane_style` wrote."""
+        qs = self._qs
+        qs.beginGroup(LANE_STYLES_GROUP)
+        try:
+            return {
+                _unescape_key(key): str(qs.value(key, "") or "")
+                for key in qs.childKeys()
+                if qs.value(key, "")
+            }
+        finally:
+            qs.endGroup()
+
+    def save_lane_style(self, key: str, text: str | None) -> None:
+        """Remember the style ``text`` for ``key`` (None: forget it) and write it now."""
+        name = f"{LANE_STYLES_GROUP}/{_escape_key(key)}"
+        if text is None:
+            self._qs.remove(name)
+        else:
+            self._qs.setValue(name, text)
+        self._qs.sync()
+
+
+LANE_STYLES_GROUP = "plots/lane_styles"
+
+
+def _escape_key(key: str) -> str:
+    # QSettings keys: "/" separates groups and "\\" is special; calculator ids use neither,
+    # but a plugin's could
+    return key.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
+
+
+def _unescape_key(key: str) -> str:
+    return key.replace("%5C", "\\").replace("%2F", "/").replace("%25", "%")
+
 
 __all__ = ["SETTINGS_ENV", "AppSettings", "SettingsStore"]

@@ -77,5 +77,7 @@ class PlotsMixin(WindowHost):
             result.features,
             budget_ms=PLOT_UPDATE_BUDGET_MS,
         )
+        if result.pyramid is None and result.peaks is None and result.errors:
+            self.plot_area.set_waveform_note(result.errors[0])  # e.g. the source is missing
         for err in result.errors:
             self.statusBar().showMessage(err, 8000)

@@ -201,6 +201,8 @@ def feature_plot(row: Row, data: np.ndarray, times: np.ndarray, meta: Any) -> Fe
         stale=row.state == "stale",
         state=row.state,
         version=(key, row.updated),
+        calculator=key.calculator,
+        params=row.params,
     )
 
 
@@ -272,6 +274,8 @@ class PlotLoadWorker(QRunnable):
             spec.unit if spec is not None else "",
             spec.bin_unit if spec is not None else "",
             row.state,
+            reason=row.message or "",
+            calculator=row.key.calculator,
         )
 
     def run(self) -> None:

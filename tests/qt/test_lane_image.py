@@ -17,6 +17,7 @@ from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.qt.plots import FeaturePlot, Lane, PlotArea
 from diagnostics_app.qt.plots.features import LaneImage, color_lut, prepare_image, render_rgb
+from diagnostics_app.qt.plots.lane_style import LaneStyle, book
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -42,6 +43,12 @@ def gradient_item(frames: int = 3000, version: object = ("k", 1.0)) -> FeaturePl
         value_range=(-80.0, 0.0),
     )
     return FeaturePlot("spec", "spectrogram", data, times, meta, version=version)
+
+
+@pytest.fixture(autouse=True)
+def linear_spectrogram() -> None:
+    """The bins as stored (one row per bin, as these tests count them), not the log view."""
+    book().set("spectrogram", LaneStyle("linear"))
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from diagnostics_app.qt.plots.features import (
     pool_columns,
     prepare_lanes,
 )
+from diagnostics_app.qt.plots.lane_style import LaneStyle, book
 from diagnostics_app.qt.plots.plot_area import TITLE_HEIGHT
 from diagnostics_app.qt.workers import PyramidCache
 
@@ -294,6 +295,7 @@ def test_empty_features_show_just_the_waveform(area: PlotArea) -> None:
 def test_image_feature_has_levels_colormap_and_colour_bar(area: PlotArea) -> None:
     frames = 10_000  # more than the column budget: the time axis is max-pooled
     item = spectrogram_item(frames)
+    book().set(item.style_key, LaneStyle("linear"))  # the bins as stored (log: freq_axis)
     area.set_source("x", frames * HOP, synthetic_peaks(frames * HOP), STEP, ["L", "R"], TempoMap())
     area.set_features([item])
     lane = area.lanes()[-1]
@@ -366,7 +368,7 @@ def test_pitch_lane_has_f0_and_confidence_on_a_right_axis(area: PlotArea) -> Non
     _f0, confidence = pitch.curves
     assert pitch.confidence_view is not None
     assert confidence.getViewBox() is pitch.confidence_view
-    assert pitch.plot.getAxis("right").labelText == "confidence"
+    assert pitch.plot.getAxis("right").labelText == "conf"
     lo, hi = pitch.vb.viewRange()[1]
     assert lo < 220.0
     assert hi > 220.0 * 2 ** (4 / 12)

@@ -11,34 +11,70 @@ image) can be read without the stacking (:mod:`.layout`) and the navigation
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics
+from PySide6.QtWidgets import QGraphicsSimpleTextItem, QMenu
 
 from diagnostics_app.qt.plots.features import (
     CONFIDENCE_COLOR,
     LINE_COLORS,
     STALE_COLOR,
+    FeaturePlot,
     LaneData,
     line_pen,
+    make_line_curve,
+    prepare_lanes,
+)
+from diagnostics_app.qt.plots.images import (
+    color_map,
     make_color_bar,
     make_image_item,
-    make_line_curve,
     show_image,
 )
+from diagnostics_app.qt.plots.lane_menu import follow_style, levels_dragged
+from diagnostics_app.qt.plots.lane_style import book
 
-LEFT_AXIS_WIDTH = 66
+LEFT_AXIS_WIDTH = 50  # the least width of the left axes (LaneStack widens all to the widest)
 TITLE_HEIGHT = 18
-MIN_LANE_HEIGHT = {"waveform": 90, "image": 120, "line": 80, "steps": 80, "pitch": 90}
+MIN_LANE_HEIGHT = {"waveform": 90, "image": 140, "line": 80, "steps": 80, "pitch": 90}
 TITLE_COLOR = "#d8d8d8"
 STATE_COLOR = "#a0a0a0"
+PLACEHOLDER_COLOR = "#b8b8b8"
+NOTE_FONT_PT = 7.5
+NOTE_LANE_HEIGHT = 12 * 12 + TITLE_HEIGHT + 12  # twelve note names, ~12 px each
+DEFAULT_FILL_LIMITS = [(0, 0.8), (2, 0.6), (4, 0.4), (6, 0.2)]  # pyqtgraph's
 PLAYHEAD_PEN = pg.mkPen((255, 80, 70), width=1.5)
 BEAT_PEN = pg.mkPen((255, 255, 255, 34), width=1)
 BAR_PEN = pg.mkPen((255, 255, 255, 90), width=1)
+VOICING_PEN = pg.mkPen((200, 200, 200, 120), width=1, style=Qt.PenStyle.DotLine)
 
 
 _EMPTY = np.zeros(0)
+
+
+class LaneViewBox(pg.ViewBox):  # type: ignore[misc]
+    """A lane's view: pyqtgraph's own menu is off, a right click opens the lane's menu
+    (:attr:`menu_for`, e.g. the scale and colours of an image lane) when it has one."""
+
+    def __init__(self) -> None:
+        super().__init__(enableMenu=False)
+        self.menu_for: Callable[[], QMenu | None] | None = None
+        self.open_menu: QMenu | None = None  # the menu shown last (kept alive while open)
+
+    def mouseClickEvent(self, ev: Any) -> None:
+        if ev.button() == Qt.MouseButton.RightButton and self.menu_for is not None:
+            menu = self.menu_for()
+            if menu is not None:
+                ev.accept()
+                self.open_menu = menu
+                menu.popup(ev.screenPos().toPoint())
+                return
+        super().mouseClickEvent(ev)
 
 
 class Lane:
@@ -72,7 +108,16 @@ class Lane:
         # what the grid and waveform curves were last handed (set_grid / set_band skip a repeat)
         self._grid_for: tuple[np.ndarray, np.ndarray, tuple[float, float]] | None = None
         self._band_for: tuple[str, np.ndarray, np.ndarray] | None = None
-        self.plot = pg.PlotItem(enableMenu=False)
+        self.y_tip = ""  # the long form of the left axis' label (its tooltip)
+        self.placeholder: str | None = None  # no data: the centred text instead of scales
+        self._placeholder_item: QGraphicsSimpleTextItem | None = None
+        self._saved_ticks: Any = None  # the left axis' explicit ticks while a placeholder
+        self._notes = False  # the left axis names notes (fit_ticks)
+        self.style_key = ""  # image lanes: their LaneStyle's key in the style book
+        self.source: FeaturePlot | None = None  # image lanes: what a restyle prepares again
+        self._listening = False
+        self.view_box = LaneViewBox()
+        self.plot = pg.PlotItem(enableMenu=False, viewBox=self.view_box)
         self.vb: pg.ViewBox = self.plot.getViewBox()
         # waveform lanes: min-max strokes, and a filled outline when zoomed in (one shown)
         self.strokes: pg.PlotCurveItem | None = None
@@ -81,6 +126,7 @@ class Lane:
         self.image: pg.ImageItem | None = None  # image lanes
         self.color_bar: pg.ColorBarItem | None = None
         self.confidence_view: pg.ViewBox | None = None  # pitch lanes
+        self.voicing_line: pg.InfiniteLine | None = None  # pitch lanes, on the confidence axis
         self.extra: pg.GraphicsWidget | None = None  # what goes in the layout's 2nd column
         self.placed_extra: pg.GraphicsWidget | None = None  # what is there (PlotArea's)
 
@@ -131,18 +177,118 @@ class Lane:
             border = pg.mkPen(STALE_COLOR, width=1.5, style=Qt.PenStyle.DashLine) if stale else None
             self.vb.setBorder(border)
 
-    def set_y(self, y_range: tuple[float, float], y_label: str) -> None:
-        """A new fixed y range and axis label (no-ops when unchanged)."""
+    def set_y(self, y_range: tuple[float, float], y_label: str, y_tip: str = "") -> None:
+        """A new fixed y range and axis label (no-ops when unchanged); ``y_tip``: the label's
+        long form, the axis' tooltip."""
         if tuple(y_range) != tuple(self.y_range):
             self.y_range = y_range
             self.vb.setYRange(*y_range, padding=0)
+        left = self.plot.getAxis("left")
         if y_label != self.y_label:
             self.y_label = y_label
-            self.plot.getAxis("left").setLabel(y_label)
+            if self.placeholder is None:
+                left.setLabel(y_label)
+        if y_tip != self.y_tip:
+            self.y_tip = y_tip
+            left.setToolTip(y_tip)
+
+    def set_placeholder(self, text: str | None) -> None:
+        """No data (``text``: why): no scales, the text centred in the lane instead; None:
+        the scales again."""
+        if text == self.placeholder:
+            return
+        self.placeholder = text
+        left = self.plot.getAxis("left")
+        if text is None:
+            if self._placeholder_item is not None:
+                self._placeholder_item.hide()
+            left.setStyle(showValues=True)
+            left.setTicks(self._saved_ticks)
+            left.setLabel(self.y_label)
+            left.showLabel(bool(self.y_label))
+            if self.color_bar is not None:
+                self.color_bar.setOpacity(1.0)
+                self.color_bar.setEnabled(True)
+            return
+        item = self._placeholder_item
+        if item is None:
+            item = QGraphicsSimpleTextItem(self.vb)
+            item.setBrush(QColor(PLACEHOLDER_COLOR))
+            font = QFont()
+            font.setPointSizeF(10.0)
+            item.setFont(font)
+            item.setZValue(200)
+            self._placeholder_item = item
+            self.vb.sigResized.connect(self._place_placeholder)
+        item.setToolTip(text)
+        item.show()
+        if left._tickLevels != [[]]:  # (a placeholder already: its ticks are kept)
+            self._saved_ticks = left._tickLevels
+        left.setStyle(showValues=False)
+        left.setTicks([[]])
+        left.showLabel(False)
+        if self.color_bar is not None:
+            _hide_bar(self.color_bar)
+        self._place_placeholder()
+
+    def placeholder_item(self) -> QGraphicsSimpleTextItem | None:
+        """The item showing :attr:`placeholder` (None: never had one)."""
+        return self._placeholder_item
+
+    def _place_placeholder(self) -> None:
+        item, text = self._placeholder_item, self.placeholder
+        if item is None or text is None:
+            return
+        rect = self.vb.rect()
+        width = max(int(rect.width()) - 16, 40)
+        item.setText(
+            QFontMetrics(item.font()).elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+        )
+        box = item.boundingRect()
+        item.setPos(rect.center().x() - box.width() / 2, rect.center().y() - box.height() / 2)
+
+    def set_left_width(self, width: int) -> None:
+        axis = self.plot.getAxis("left")
+        if axis.fixedWidth != width:
+            axis.setWidth(width)
+
+    def listen_to_styles(self) -> None:
+        """Follow the style book: a change of this lane's style key draws it again."""
+        if not self._listening:
+            self._listening = True
+            book().listen(self.on_style_changed)
+
+    def on_style_changed(self, key: str) -> None:
+        """The style of ``key`` changed: an image lane of that key is prepared again from its
+        source, in the new style (on the GUI thread: one lane's image)."""
+        if key != self.style_key or self.source is None or self.kind != "image":
+            return
+        with contextlib.suppress(RuntimeError):  # the lane's items were deleted meanwhile
+            duration = self.limits or 0.0
+            for data in prepare_lanes(self.source, duration):
+                if data.key == self.key:
+                    update_lane(self, data)
 
     @property
     def min_height(self) -> int:
-        return MIN_LANE_HEIGHT.get(self.kind, 80)
+        return max(MIN_LANE_HEIGHT.get(self.kind, 80), int(self.plot.minimumHeight()))
+
+    def fit_ticks(self, y_label: str) -> None:
+        """A lane whose ticks name notes gets room for all twelve (a smaller font, at least
+        :data:`NOTE_LANE_HEIGHT` high); others drop labels that do not fit, as pyqtgraph does."""
+        notes = y_label == "note"
+        if notes == self._notes:
+            return
+        self._notes = notes
+        axis = self.plot.getAxis("left")
+        if notes:
+            font = QFont()
+            font.setPointSizeF(NOTE_FONT_PT)
+            axis.setStyle(tickFont=font, textFillLimits=[(0, 0.98)])
+            self.plot.setMinimumHeight(NOTE_LANE_HEIGHT)
+        else:
+            axis.setStyle(tickFont=None, textFillLimits=DEFAULT_FILL_LIMITS)
+            self.plot.setMinimumHeight(MIN_LANE_HEIGHT.get(self.kind, 80))
 
     def set_grid(self, beats: np.ndarray, bars: np.ndarray) -> None:
         """The visible beat and bar lines (no-op when handed the same arrays again)."""
@@ -195,16 +341,33 @@ class Lane:
         self.vb.sigResized.connect(self._sync_confidence_view)
         right = self.plot.getAxis("right")
         right.linkToView(view)
-        right.setLabel("confidence")
+        right.setLabel("conf")
+        right.setToolTip("confidence of the f0, 0..1 (grey curve)")
         self.confidence_view = view
+        # the voicing threshold: confidence above it is a drawn f0 (set_voicing moves it)
+        self.voicing_line = pg.InfiniteLine(pos=0.9, angle=0, movable=False, pen=VOICING_PEN)
+        self.voicing_line.setToolTip("voicing threshold: f0 is drawn where confidence is above")
+        view.addItem(self.voicing_line, ignoreBounds=True)
         return view
+
+    def set_voicing(self, threshold: float | None) -> None:
+        """Where the voicing threshold line sits on the confidence axis (None: hidden)."""
+        line = self.voicing_line
+        if line is None:
+            return
+        line.setVisible(threshold is not None)
+        if threshold is not None and line.value() != threshold:
+            line.setValue(threshold)
 
     def _sync_confidence_view(self) -> None:
         if self.confidence_view is not None:
             self.confidence_view.setGeometry(self.vb.rect())
 
     def unlink(self) -> None:
-        """Undo the links to other lanes (before the lane is dropped)."""
+        """Undo the links to other lanes and the style book (before the lane is dropped)."""
+        if self._listening:
+            book().unlisten(self.on_style_changed)
+            self._listening = False
         self.vb.setXLink(None)
         if self.confidence_view is not None:
             self.confidence_view.setXLink(None)
@@ -241,6 +404,7 @@ def make_lane(data: LaneData) -> Lane:
         data.kind, data.title, data.y_range, data.y_label, stale=data.stale, state=data.state
     )
     lane.key = data.key
+    lane.set_y(data.y_range, data.y_label, data.y_tip)
     fill_lane(lane, data)
     return lane
 
@@ -250,19 +414,29 @@ def fill_lane(lane: Lane, data: LaneData) -> None:
     the image and its colour bar, so the layout does not change when the data comes)."""
     lane.kind = data.kind
     lane.version = data.version
+    follow_style(lane, data)
+    lane.set_placeholder(data.placeholder)
     if data.kind == "image":
         view = data.image
         lane.image = make_image_item(view, data.stale)
         lane.vb.addItem(lane.image, ignoreBounds=True)
         if view is not None and view.y_ticks is not None:
             lane.plot.getAxis("left").setTicks(view.y_ticks)
+        lane.fit_ticks(data.y_label)
         levels = view.levels if view is not None else (0.0, 1.0)
-        lane.color_bar = make_color_bar(lane.image, levels, data.bar_label)
+        cmap = view.cmap if view is not None else lane.image.cmap_name
+        lane.color_bar = make_color_bar(lane.image, levels, data.bar_label, cmap)
+        lane.image.set_cmap(cmap)  # after the bar, which hands the image its own table
+        lane.color_bar.sigLevelsChangeFinished.connect(levels_dragged(lane))
         lane.extra = lane.color_bar
-        return
-    if data.kind == "pitch":
-        lane.add_confidence_view()
-    set_curves(lane, data, restyle=False)
+        if lane.placeholder is not None:
+            _hide_bar(lane.color_bar)
+            lane.plot.getAxis("left").setTicks([[]])
+    else:
+        if data.kind == "pitch":
+            lane.add_confidence_view()
+            lane.set_voicing(data.voicing)
+        set_curves(lane, data, restyle=False)
 
 
 def set_curves(lane: Lane, data: LaneData, restyle: bool) -> None:
@@ -325,27 +499,40 @@ def update_lane(lane: Lane, data: LaneData) -> bool:
         return False
     restyle = data.stale != lane.stale
     lane.set_style(data.title, data.stale, data.state)
-    lane.set_y(data.y_range, data.y_label)
+    lane.set_y(data.y_range, data.y_label, data.y_tip)
     if family != content_family(data.kind):
         clear_lane(lane)
         fill_lane(lane, data)
         return True
     lane.kind = data.kind
+    follow_style(lane, data)
+    lane.set_placeholder(data.placeholder)
     if lane.image is not None:
         view = data.image
         same_data = data.version is not None and data.version == lane.version
         if view is None:
             if lane.image.image is not None:
                 lane.image.clear()
-                lane.plot.getAxis("left").setTicks(None)
         elif not same_data:
+            if lane.color_bar is not None and view.cmap != lane.image.cmap_name:
+                lane.color_bar.setColorMap(color_map(view.cmap))
             show_image(lane.image, view)
             if lane.color_bar is not None:
                 lane.color_bar.setLevels(values=view.levels)
-            lane.plot.getAxis("left").setTicks(view.y_ticks)
+            if data.placeholder is None:
+                lane.plot.getAxis("left").setTicks(view.y_ticks)
+            lane.fit_ticks(data.y_label)
         if restyle:
             lane.image.setOpacity(0.55 if data.stale else 1.0)
     else:
         set_curves(lane, data, restyle)
+        lane.set_voicing(data.voicing)
     lane.version = data.version
     return True
+
+
+def _hide_bar(bar: pg.ColorBarItem) -> None:
+    """A placeholder's colour bar shows no scale but keeps its place in the layout, so the
+    lanes do not change width when the data comes."""
+    bar.setOpacity(0.0)
+    bar.setEnabled(False)

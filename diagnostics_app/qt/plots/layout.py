@@ -15,11 +15,13 @@ from collections.abc import Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 
-from diagnostics_app.qt.plots.lanes import Lane
+from diagnostics_app.qt.plots.lanes import LEFT_AXIS_WIDTH, TITLE_HEIGHT, Lane
 
 RIGHT_AXIS_WIDTH = 46
-LANE_STRETCH = {"waveform": 3, "image": 3, "line": 2, "steps": 2, "pitch": 2}
+# images (spectrogram, mel, chroma) get the most room: they hold the most detail
+LANE_STRETCH = {"waveform": 2, "image": 4, "line": 2, "steps": 2, "pitch": 2}
 
 
 class LaneStack(QObject):
@@ -60,11 +62,12 @@ class LaneStack(QObject):
             ),
             duration,
         )
+        self._size_left_axes(lanes)
         if signature == self._signature and lanes == self.placed:
             return  # nothing moved: touching the layout again would repaint every lane
         self._signature = signature
         self._place(lanes, playhead)
-        self._show_axes(lanes)
+        self._show_axes(lanes, duration)
         self._link(lanes, duration)
         self._canvas.setMinimumHeight(sum(lane.min_height for lane in lanes) + 40)
 
@@ -89,6 +92,8 @@ class LaneStack(QObject):
                 if lane.extra is not None:
                     ci.addItem(lane.extra, row=row, col=1)
                 lane.placed_extra = lane.extra
+            if lane.plot.minimumHeight() < lane.min_height:  # the layout honours it: no lane
+                lane.plot.setMinimumHeight(lane.min_height)  # is squeezed below its least height
             stretch = LANE_STRETCH.get(lane.kind, 2)
             if ci.layout.rowStretchFactor(row) != stretch:
                 ci.layout.setRowStretchFactor(row, stretch)
@@ -98,9 +103,10 @@ class LaneStack(QObject):
         self.placed = list(lanes)
 
     @staticmethod
-    def _show_axes(lanes: list[Lane]) -> None:
-        """The time axis on the last lane; right axes on every lane when one has a second
-        view (values only there), so all lanes keep the same width."""
+    def _show_axes(lanes: list[Lane], duration: float = 1.0) -> None:
+        """The time axis on the last lane (without values when there is no duration: a
+        0..1 ms scale of nothing means nothing); right axes on every lane when one has a
+        second view (values only there), so all lanes keep the same width."""
         need_right = any(lane.confidence_view is not None for lane in lanes)
         for i, lane in enumerate(lanes):
             last = i == len(lanes) - 1
@@ -109,6 +115,11 @@ class LaneStack(QObject):
                 lane.plot.showAxis("bottom", last)
             if last and bottom.labelText != "time (s)":
                 bottom.setLabel("time (s)")
+            if last and bottom.style["showValues"] != (duration > 0):
+                timed = duration > 0
+                bottom.setStyle(showValues=timed)
+                bottom.setTicks(None if timed else [[]])
+                bottom.showLabel(timed)
             right = lane.plot.getAxis("right")
             if need_right:
                 if not right.isVisible():
@@ -118,6 +129,14 @@ class LaneStack(QObject):
                         right.setStyle(showValues=False)
             elif right.isVisible():
                 lane.plot.hideAxis("right")
+
+    @staticmethod
+    def _size_left_axes(lanes: list[Lane]) -> None:
+        """Every left axis as wide as the widest needs (its tick labels and label never
+        clipped; a no-op when unchanged), so a given time is at the same x in every lane."""
+        left = max([LEFT_AXIS_WIDTH] + [left_width_needed(lane) for lane in lanes])
+        for lane in lanes:
+            lane.set_left_width(left)
 
     def _link(self, lanes: list[Lane], duration: float) -> None:
         """The first lane becomes the master; the others follow its x; limits fit the
@@ -150,3 +169,24 @@ class LaneStack(QObject):
         for signal in (lane.vb.sigXRangeChanged, lane.vb.sigResized):
             with contextlib.suppress(RuntimeError, TypeError):
                 signal.disconnect(self.viewChanged)
+
+
+def left_width_needed(lane: Lane) -> int:
+    """The width the left axis needs for its tick labels and its (rotated) label."""
+    axis = lane.plot.getAxis("left")
+    if lane.placeholder is not None:
+        return 0
+    font = axis.style.get("tickFont") or QFont()
+    metrics = QFontMetrics(font)
+    ticks = axis._tickLevels  # explicit ticks (frequencies, notes), else numeric ones
+    lo, hi = lane.y_range
+    if ticks is not None:
+        strings = [label for level in ticks for _, label in level]
+    else:
+        size = float(max(lane.min_height - TITLE_HEIGHT, 20))
+        strings = []
+        for spacing, values in axis.tickValues(lo, hi, size):
+            strings += axis.tickStrings(values, 1.0, spacing)
+    text = max((metrics.horizontalAdvance(t) for t in strings), default=0)
+    label = axis.label.boundingRect().height() if lane.y_label else 0.0
+    return int(text + axis.style["tickTextOffset"][0] + label + 4)

@@ -175,6 +175,12 @@ class PlotArea(QWidget):
         self._update_budget = budget_ms
         self._run_updates(budget_ms)
 
+    def set_waveform_note(self, text: str) -> None:
+        """Why there is no waveform (e.g. the source cannot be read), shown in its lane."""
+        for lane in self._wave_lanes:
+            if lane.strokes is None and text:
+                lane.set_placeholder(f"no waveform — {text}")
+
     def set_playhead(self, seconds: float) -> None:
         self._playhead = float(seconds)
         for lane in self._stack.placed:
@@ -327,6 +333,8 @@ class PlotArea(QWidget):
                     lane.strokes, lane.fill = make_band_curves()
                     lane.vb.addItem(lane.strokes, ignoreBounds=True)
                     lane.vb.addItem(lane.fill, ignoreBounds=True)
+                else:  # no scales of nothing: the reason, centred (see set_waveform_note)
+                    lane.set_placeholder("waveform: peaks not calculated")
                 self._wave_lanes.append(lane)
         channels = pyr.channels if pyr is not None else len(channel_names)
         self._header.setText(
