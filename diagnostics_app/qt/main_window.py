@@ -170,9 +170,9 @@ class MainWindow(
         )
         self._make_toolbar()
         self._make_status_bar()
-        self.resizeDocks([self.sources_dock], [270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.sources_dock], [250], Qt.Orientation.Horizontal)
         self.resizeDocks([self.jobs_dock], [140], Qt.Orientation.Vertical)
-        top.setSizes([700, 440])
+        top.setSizes([740, 400])  # the table needs its nine columns more than explain
         centre.setSizes([330, 570])
 
         self.sources.selectionChanged.connect(self._on_tree_selection)

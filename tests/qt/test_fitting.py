@@ -1,0 +1,133 @@
+"""Crowding: the descriptor table's columns fit at 1,400 px, cut text has its tooltip, the
+profile cell is short; the job panel's default and remembered size; labelled counts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QStyleOptionViewItem
+
+from diagnostics_app.core.diagnostics import Row, RowKey
+from diagnostics_app.qt.main_window import MainWindow
+from diagnostics_app.qt.models.descriptors import (
+    COL_CALC,
+    COL_FEATURE,
+    COL_PROFILE,
+    COL_REASON,
+    COL_SIZE,
+    COL_TRACKS,
+    COL_UPDATED,
+    DescriptorTableModel,
+    updated_text,
+)
+from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
+
+WindowFactory = Callable[..., MainWindow]
+
+
+def _row(feature: str = "pitch", profile: str = "default", **kw: Any) -> Row:
+    key = RowKey("song", feature, f"core.{feature}", profile, "{}")
+    return Row(key, kw.pop("state", "ok"), **kw)
+
+
+def test_profile_cell_is_short_and_its_tooltip_has_every_parameter(qtbot: Any) -> None:
+    model = DescriptorTableModel()
+    model.set_rows(
+        [
+            _row(params={"fmax": 800.0, "fmin": 80.0}),
+            _row("rms", "fine", params={"window_size": 4096}),
+            _row("mel", "trough_thresholds_strict"),
+        ]
+    )
+    cell = [model.index(r, COL_PROFILE) for r in range(3)]
+    assert [c.data() for c in cell] == [
+        "default +2 params",
+        "fine +1 param",
+        "trough_thresholds_strict",
+    ]
+    tip = cell[0].data(Qt.ItemDataRole.ToolTipRole)
+    assert "profile default" in tip
+    assert "fmax = 800.0" in tip and "fmin = 80.0" in tip
+    assert cell[2].data(Qt.ItemDataRole.ToolTipRole) == "profile trough_thresholds_strict"
+
+
+def test_updated_is_short_with_the_full_time_in_the_tooltip() -> None:
+    now = time.mktime((2026, 11, 30, 15, 0, 0, 0, 0, -1))
+    today = _row(updated=time.mktime((2026, 11, 30, 9, 5, 0, 0, 0, -1)))
+    earlier = _row(updated=time.mktime((2026, 3, 2, 9, 5, 0, 0, 0, -1)))
+    last_year = _row(updated=time.mktime((2025, 3, 2, 9, 5, 0, 0, 0, -1)))
+    assert updated_text(today, now) == "09:05"
+    assert updated_text(earlier, now) == "02 Mar 09:05"
+    assert updated_text(last_year, now) == "2025-03-02"
+    model = DescriptorTableModel()
+    model.set_rows([last_year])
+    assert model.index(0, COL_UPDATED).data(Qt.ItemDataRole.ToolTipRole) == "2025-03-02 09:05:00"
+
+
+def _right_edge(table: DescriptorTable, col: int) -> int:
+    header = table.horizontalHeader()
+    return header.sectionViewportPosition(col) + header.sectionSize(col)
+
+
+def test_columns_fit_at_1400_px(make_window: WindowFactory, qtbot: Any) -> None:
+    window = make_window()
+    assert window.width() == 1400
+    window.select(("source", "drums"))
+    table = window.table
+    assert table.table_model.rowCount() > 5
+    qtbot.waitUntil(lambda: table.viewport().width() > 500)
+    width = table.viewport().width()
+    for col in (COL_REASON, COL_UPDATED, COL_SIZE):
+        assert table.horizontalHeader().sectionViewportPosition(col) >= 0
+        assert _right_edge(table, col) <= width, f"column {col} is past the viewport"
+    assert table.horizontalHeader().sectionSize(COL_REASON) >= 120
+    assert table.horizontalScrollBar().maximum() == 0
+
+
+def test_long_names_give_way_and_keep_their_text_in_a_tooltip(qtbot: Any) -> None:
+    table = DescriptorTable()
+    qtbot.addWidget(table)
+    table.resize(760, 300)
+    table.show()
+    qtbot.waitExposed(table)
+    long_tracks = tuple(f"track_number_{i}" for i in range(12))
+    table.set_rows(
+        [
+            _row("spectrogram", "a_very_long_profile_name_indeed", tracks=long_tracks),
+            _row("rms", message="x" * 200, state="invalid"),
+        ]
+    )
+    table.fit_columns()
+    assert _right_edge(table, COL_SIZE) <= table.viewport().width()
+    assert table.horizontalHeader().sectionSize(COL_REASON) >= 120
+    delegate = table.itemDelegateForColumn(COL_TRACKS) or table.itemDelegate()
+    proxy = table.model()
+    (r,) = [r for r in range(2) if proxy.index(r, COL_FEATURE).data() == "spectrogram"]
+    index = proxy.index(r, COL_TRACKS)
+    option = QStyleOptionViewItem()
+    option.initFrom(table)
+    option.rect = table.visualRect(index)
+    assert delegate.is_elided(option, index)
+    assert delegate.tooltip(option, index) == ", ".join(long_tracks)
+    # a cell that fits gives only the model's tooltip (none for the feature)
+    short = proxy.index(r, COL_FEATURE)
+    option.rect = table.visualRect(short)
+    assert table.itemDelegate().tooltip(option, short) is None
+    # the calculator id gives way on the left: its last part tells calculators apart
+    calc = proxy.index(r, COL_CALC)
+    calc_delegate = table.itemDelegateForColumn(COL_CALC)
+    option.rect = table.visualRect(calc)
+    opt = QStyleOptionViewItem(option)
+    calc_delegate.initStyleOption(opt, calc)
+    assert opt.textElideMode == Qt.TextElideMode.ElideLeft
+
+
+def test_window_resize_refits(make_window: WindowFactory, qtbot: Any) -> None:
+    window = make_window()
+    window.select(("source", "drums"))
+    window.resize(1100, 900)
+    table = window.table
+    qtbot.waitUntil(lambda: _right_edge(table, COL_SIZE) <= table.viewport().width())
