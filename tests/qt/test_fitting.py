@@ -3,14 +3,19 @@ profile cell is short; the job panel's default and remembered size; labelled cou
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QStyleOptionViewItem
 
 from diagnostics_app.core.diagnostics import Row, RowKey
+from diagnostics_app.core.states import SEVERITY
+from diagnostics_app.core.store import JobRecord
 from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.models.descriptors import (
     COL_CALC,
@@ -23,7 +28,8 @@ from diagnostics_app.qt.models.descriptors import (
     DescriptorTableModel,
     updated_text,
 )
-from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
+from diagnostics_app.qt.settings import SettingsStore
+from diagnostics_app.qt.widgets.descriptor_table import REASON_MIN, DescriptorTable
 
 WindowFactory = Callable[..., MainWindow]
 
@@ -83,7 +89,7 @@ def test_columns_fit_at_1400_px(make_window: WindowFactory, qtbot: Any) -> None:
     for col in (COL_REASON, COL_UPDATED, COL_SIZE):
         assert table.horizontalHeader().sectionViewportPosition(col) >= 0
         assert _right_edge(table, col) <= width, f"column {col} is past the viewport"
-    assert table.horizontalHeader().sectionSize(COL_REASON) >= 120
+    assert table.horizontalHeader().sectionSize(COL_REASON) >= REASON_MIN
     assert table.horizontalScrollBar().maximum() == 0
 
 
@@ -102,7 +108,7 @@ def test_long_names_give_way_and_keep_their_text_in_a_tooltip(qtbot: Any) -> Non
     )
     table.fit_columns()
     assert _right_edge(table, COL_SIZE) <= table.viewport().width()
-    assert table.horizontalHeader().sectionSize(COL_REASON) >= 120
+    assert table.horizontalHeader().sectionSize(COL_REASON) >= REASON_MIN
     delegate = table.itemDelegateForColumn(COL_TRACKS) or table.itemDelegate()
     proxy = table.model()
     (r,) = [r for r in range(2) if proxy.index(r, COL_FEATURE).data() == "spectrogram"]
@@ -131,3 +137,58 @@ def test_window_resize_refits(make_window: WindowFactory, qtbot: Any) -> None:
     window.resize(1100, 900)
     table = window.table
     qtbot.waitUntil(lambda: _right_edge(table, COL_SIZE) <= table.viewport().width())
+
+
+def _jobs(running: int, queued: int) -> list[JobRecord]:
+    return [
+        JobRecord.new("drums", ["core.rms"], features=["rms"], state="running", label="")
+        for _ in range(running)
+    ] + [JobRecord.new("bass", ["core.mel"], features=["mel"]) for _ in range(queued)]
+
+
+def test_job_panel_shows_six_jobs_and_its_size_is_remembered(
+    make_window: WindowFactory, qtbot: Any, settings_path: Path
+) -> None:
+    window = make_window()
+    view = window.jobs.view
+    window.jobs.set_jobs(_jobs(1, 7))
+    row = view.rowHeight(0)
+    assert row > 0
+    assert view.viewport().height() >= 6 * row, "the job panel shows fewer than six jobs"
+    # the user makes it taller and drags the table/plots splitter: both come back
+    window.resizeDocks([window.jobs_dock], [340], Qt.Orientation.Vertical)
+    window.centre_splitter.setSizes([200, 300])
+    qtbot.waitUntil(lambda: abs(window.jobs_dock.height() - 340) <= 2)
+    tall = window.jobs_dock.height()
+    sizes = window.centre_splitter.sizes()
+    window.settings_store = SettingsStore()
+    window.save_window_state()
+    saved = SettingsStore().load()
+    assert saved.table_splitter and saved.centre_splitter and saved.window_state
+    again = make_window()
+    assert again.jobs_dock.height() < tall  # the default first
+    # (the offscreen platform keeps no frame geometry: the size stays the test's 1400x900)
+    again.restore_window_state(dataclasses.replace(saved, window_geometry=b""))
+    qtbot.waitUntil(lambda: abs(again.jobs_dock.height() - tall) <= 2)
+    assert again.centre_splitter.sizes() == sizes
+    assert settings_path.exists()
+
+
+def test_status_bar_counts_say_what_they_count(
+    make_window: WindowFactory, settle: Callable[[Any], None]
+) -> None:
+    window = make_window()
+    rows = window.controller.diagnosis.rows
+    counts = {s: sum(1 for r in rows if r.state == s) for s in SEVERITY}
+    assert counts["stale"] and counts["ok"]
+    text = QTextDocumentFragment.fromHtml(window.summary_label.text()).toPlainText()
+    expected = " · ".join(f"{n} {s}" for s, n in counts.items() if n)
+    assert text == f"Rows: {expected}"
+    assert window.jobs_label.text() == "Jobs: none"
+    # two jobs running and three queued, whatever the rows say: each label counts its own
+    window.jobs.set_jobs(_jobs(2, 3))
+    assert window.jobs_label.text() == "Jobs: 2 running · 3 queued"
+    assert window.jobs.summary.text() == "Jobs: 2 running · 3 queued"
+    assert "running" not in text  # no row is running: the rows label did not take the jobs'
+    window.jobs.set_jobs([])
+    assert window.jobs_label.text() == "Jobs: none"

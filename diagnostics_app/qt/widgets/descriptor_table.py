@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, Signal, Slot
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from diagnostics_app.core.diagnostics import Row, RowKey
@@ -31,10 +30,10 @@ from diagnostics_app.qt.widgets.delegates import ElidingDelegate, ProgressDelega
 # short columns (version, state, updated, size) keep their width and Reason takes what is
 # left, never less than REASON_MIN.
 ELASTIC_TIERS = (
-    {COL_FEATURE: 90, COL_CALC: 72, COL_PROFILE: 124, COL_TRACKS: 48},
+    {COL_FEATURE: 90, COL_CALC: 64, COL_PROFILE: 124, COL_TRACKS: 40},
     {COL_FEATURE: 56, COL_CALC: 40, COL_PROFILE: 56, COL_TRACKS: 32},
 )
-REASON_MIN = 120
+REASON_MIN = 110
 CAPS = {COL_REASON: 400, COL_STATE: 150}
 CAP = 180
 
@@ -145,9 +144,11 @@ class DescriptorTable(QTableView):
         if not self._fitting and col in self._wanted:
             self._wanted[col] = new  # the user's width wins until the next selection
 
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._apply_fit()
+    def viewportEvent(self, event: QEvent) -> bool:
+        # the viewport, not the view: a vertical scrollbar coming or going resizes only it
+        if event.type() == QEvent.Type.Resize:
+            self._apply_fit()
+        return super().viewportEvent(event)
 
     def selected_rows(self) -> list[Row]:
         out = []
