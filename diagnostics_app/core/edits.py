@@ -165,14 +165,26 @@ def profile_users(project: Project, name: str) -> list[tuple[Track, Request]]:
     return [(t, r) for t in project.tracks for r in t.requests if r.profile == name]
 
 
-def describe_users(users: Sequence[tuple[Track, Request]], limit: int = 8) -> str:
-    """``Mix / rms, Mix / pitch`` (track name / feature), at most ``limit`` then ``+N more``."""
-    names = [f"{t.name} / {r.feature}" for t, r in users]
-    shown = ", ".join(names[:limit])
-    return shown + (f" +{len(names) - limit} more" if len(names) > limit else "")
+def user_labels(project: Project, name: str) -> list[str]:
+    """The requests using profile ``name`` as people name them: ``Mix / rms`` (track name /
+    feature), in file order."""
+    return [f"{t.name} / {r.feature}" for t, r in profile_users(project, name)]
 
 
-def _refuse_default(name: str, what: str) -> None:
+def in_use_message(name: str, labels: Sequence[str], limit: int = 8) -> str:
+    """Why profile ``name`` cannot simply be deleted: the requests that use it (at most
+    ``limit`` named, then ``+N more``)."""
+    shown = ", ".join(labels[:limit])
+    if len(labels) > limit:
+        shown += f" +{len(labels) - limit} more"
+    n = len(labels)
+    return (
+        f"profile {name!r} is used by {n} request{'s' if n != 1 else ''} ({shown}): "
+        f"move them to another profile first"
+    )
+
+
+def refuse_default(name: str, what: str) -> None:
     if name == DEFAULT_PROFILE:
         raise ProjectError(
             f'profile "{DEFAULT_PROFILE}" cannot be {what}: requests without a profile use it'
@@ -211,7 +223,7 @@ def _map_profiles(project: Project, old: str, new: str) -> tuple[Track, ...]:
 def rename_profile(project: Project, old: str, new: str) -> Project:
     """Profile ``old`` is called ``new``, and every request that used it follows."""
     _known_profile(project, old)
-    _refuse_default(old, "renamed")
+    refuse_default(old, "renamed")
     if new == old:
         return project
     check_profile_name(new, project.profile_names())
@@ -226,16 +238,12 @@ def remove_profile(project: Project, name: str, move_to: str | None = None) -> P
     """Delete profile ``name``. While requests use it this is refused, naming them, unless
     ``move_to`` names the profile they move to."""
     _known_profile(project, name)
-    _refuse_default(name, "deleted")
+    refuse_default(name, "deleted")
     users = profile_users(project, name)
     tracks = project.tracks
     if users:
         if move_to is None:
-            raise ProjectError(
-                f"profile {name!r} is used by {len(users)} request"
-                f"{'s' if len(users) != 1 else ''} ({describe_users(users)}): "
-                "move them to another profile first"
-            )
+            raise ProjectError(in_use_message(name, user_labels(project, name)))
         if move_to == name:
             raise ProjectError(f"profile {name!r}: cannot move its requests to itself")
         _known_profile(project, move_to)
