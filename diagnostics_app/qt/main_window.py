@@ -171,7 +171,7 @@ class MainWindow(
         )
         self._make_toolbar()
         self._make_status_bar()
-        self.resizeDocks([self.sources_dock], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.sources_dock], [230], Qt.Orientation.Horizontal)
         self.resizeDocks([self.jobs_dock], [self._jobs_dock_height()], Qt.Orientation.Vertical)
         top.setSizes([740, 400])  # the table needs its nine columns more than explain
         centre.setSizes([330, 570])

@@ -30,7 +30,7 @@ from diagnostics_app.qt.widgets.delegates import ElidingDelegate, ProgressDelega
 # short columns (version, state, updated, size) keep their width and Reason takes what is
 # left, never less than REASON_MIN.
 ELASTIC_TIERS = (
-    {COL_FEATURE: 90, COL_CALC: 64, COL_PROFILE: 124, COL_TRACKS: 40},
+    {COL_FEATURE: 90, COL_CALC: 76, COL_PROFILE: 120, COL_TRACKS: 40},
     {COL_FEATURE: 56, COL_CALC: 40, COL_PROFILE: 56, COL_TRACKS: 32},
 )
 REASON_MIN = 110
