@@ -17,7 +17,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal, Slot
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -475,6 +475,11 @@ class MainWindow(
             self.restoreGeometry(QByteArray(settings.window_geometry))
         if settings.window_state:
             self.restoreState(QByteArray(settings.window_state))
+        # once the docks restored above are laid out: a splitter restored before the layout
+        # settles is squeezed again by its stretch factors
+        QTimer.singleShot(0, self, lambda: self._restore_splitters(settings))
+
+    def _restore_splitters(self, settings: AppSettings) -> None:
         if settings.table_splitter:
             self.table_splitter.restoreState(QByteArray(settings.table_splitter))
         if settings.centre_splitter:

@@ -157,10 +157,12 @@ def test_job_panel_shows_six_jobs_and_its_size_is_remembered(
     assert view.viewport().height() >= 6 * row, "the job panel shows fewer than six jobs"
     # the user makes it taller and drags the table/plots splitter: both come back
     window.resizeDocks([window.jobs_dock], [340], Qt.Orientation.Vertical)
-    window.centre_splitter.setSizes([200, 300])
     qtbot.waitUntil(lambda: abs(window.jobs_dock.height() - 340) <= 2)
     tall = window.jobs_dock.height()
+    total = sum(window.centre_splitter.sizes())
+    window.centre_splitter.setSizes([total - 140, 140])  # room for the table's minimum
     sizes = window.centre_splitter.sizes()
+    assert sizes == [total - 140, 140]
     window.settings_store = SettingsStore()
     window.save_window_state()
     saved = SettingsStore().load()
@@ -170,7 +172,7 @@ def test_job_panel_shows_six_jobs_and_its_size_is_remembered(
     # (the offscreen platform keeps no frame geometry: the size stays the test's 1400x900)
     again.restore_window_state(dataclasses.replace(saved, window_geometry=b""))
     qtbot.waitUntil(lambda: abs(again.jobs_dock.height() - tall) <= 2)
-    assert again.centre_splitter.sizes() == sizes
+    qtbot.waitUntil(lambda: again.centre_splitter.sizes() == sizes)
     assert settings_path.exists()
 
 
