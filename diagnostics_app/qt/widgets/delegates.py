@@ -20,21 +20,18 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetrics,
-    QHelpEvent,
     QMouseEvent,
     QPainter,
     QPalette,
     QPixmap,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionButton,
     QStyleOptionProgressBar,
     QStyleOptionViewItem,
-    QToolTip,
     QWidget,
 )
 
@@ -185,61 +182,45 @@ def _ratio(painter: QPainter) -> float:
     return device.devicePixelRatioF() if device is not None else 1.0
 
 
-class ElidingDelegate(QStyledItemDelegate):
-    """A plain cell (elided at the right when narrow) whose tooltip gives the full text when
-    the cell cuts it, above the model's own tooltip (which often says more). ``elide`` says
-    which end gives way (the left for dotted ids, whose last part tells them apart)."""
+def is_elided(delegate: QStyledItemDelegate, option: QStyleOptionViewItem, index: Index) -> bool:
+    """Whether ``delegate`` cuts the cell's text in ``option.rect``."""
+    opt = QStyleOptionViewItem(option)
+    delegate.initStyleOption(opt, index)
+    text = opt.text
+    if not text:
+        return False
+    widget = opt.widget
+    style = widget.style() if widget is not None else QApplication.style()
+    rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget)
+    # the style keeps a margin inside the text rect on each side
+    return QFontMetrics(opt.font).horizontalAdvance(text) > rect.width() - 4
 
-    def __init__(
-        self,
-        parent: QWidget | None = None,
-        elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
-    ) -> None:
-        super().__init__(parent)
-        self._elide = elide
+
+def elided_tooltip(
+    delegate: QStyledItemDelegate, option: QStyleOptionViewItem, index: Index
+) -> str | None:
+    """A cell's tooltip: its full text when the cell cuts it, above the model's own tooltip
+    (which often says more); else the model's tooltip."""
+    own = index.data(Qt.ItemDataRole.ToolTipRole)
+    own = str(own) if own else None
+    if not is_elided(delegate, option, index):
+        return own
+    text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+    if own is None:
+        return text
+    return own if text in own else f"{text}\n{own}"
+
+
+class LeftElidingDelegate(QStyledItemDelegate):
+    """Cuts text on the left: for dotted ids, whose last part tells them apart. (Only where
+    needed: a Python delegate costs a Python call per painted cell.)"""
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:
         super().initStyleOption(option, index)
-        option.textElideMode = self._elide
-
-    def is_elided(self, option: QStyleOptionViewItem, index: Index) -> bool:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        text = opt.text
-        if not text:
-            return False
-        widget = opt.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget)
-        # the style keeps a margin inside the text rect on each side
-        return QFontMetrics(opt.font).horizontalAdvance(text) > rect.width() - 4
-
-    def tooltip(self, option: QStyleOptionViewItem, index: Index) -> str | None:
-        own = index.data(Qt.ItemDataRole.ToolTipRole)
-        own = str(own) if own else None
-        if not self.is_elided(option, index):
-            return own
-        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        return text if own is None or text in own else f"{text}\n{own}"
-
-    def helpEvent(
-        self,
-        event: QHelpEvent,
-        view: QAbstractItemView,
-        option: QStyleOptionViewItem,
-        index: Index,
-    ) -> bool:
-        if event is None or event.type() != QEvent.Type.ToolTip or not index.isValid():
-            return super().helpEvent(event, view, option, index)
-        tip = self.tooltip(option, index)
-        if tip:
-            QToolTip.showText(event.globalPos(), tip, view, option.rect)
-        else:
-            QToolTip.hideText()
-        return True
+        option.textElideMode = Qt.TextElideMode.ElideLeft
 
 
-class ProgressDelegate(ElidingDelegate):
+class ProgressDelegate(QStyledItemDelegate):
     """In the state/progress column: a progress bar while the row's job runs (rendered once
     per size, per mille and text, then blitted)."""
 

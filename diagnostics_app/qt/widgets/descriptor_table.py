@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, Signal, Slot
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, Qt, Signal, Slot
+from PySide6.QtGui import QHelpEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QToolTip,
+    QWidget,
+)
 
 from diagnostics_app.core.diagnostics import Row, RowKey
 from diagnostics_app.qt.models.descriptors import (
@@ -22,7 +31,11 @@ from diagnostics_app.qt.models.descriptors import (
     DescriptorTableModel,
 )
 from diagnostics_app.qt.models.roles import RowRole
-from diagnostics_app.qt.widgets.delegates import ElidingDelegate, ProgressDelegate
+from diagnostics_app.qt.widgets.delegates import (
+    LeftElidingDelegate,
+    ProgressDelegate,
+    elided_tooltip,
+)
 
 # When the columns' contents are wider than the table, these give way (elided, the full text
 # in the tooltip), the widest first: long names are what make a table too wide. First down to
@@ -68,10 +81,9 @@ class DescriptorTable(QTableView):
         header.setSectionResizeMode(COL_REASON, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
         header.setMinimumSectionSize(32)
-        self.setItemDelegate(ElidingDelegate(self))
         self.setItemDelegateForColumn(COL_STATE, ProgressDelegate(self))
         # "core.spectrogram" cut to "…spectrogram", not "core.spe…"
-        self.setItemDelegateForColumn(COL_CALC, ElidingDelegate(self, Qt.TextElideMode.ElideLeft))
+        self.setItemDelegateForColumn(COL_CALC, LeftElidingDelegate(self))
         self._wanted = {
             COL_FEATURE: 90,
             COL_CALC: 110,
@@ -144,10 +156,28 @@ class DescriptorTable(QTableView):
         if not self._fitting and col in self._wanted:
             self._wanted[col] = new  # the user's width wins until the next selection
 
+    def cell_tooltip(self, index: QModelIndex) -> str | None:
+        """The full text of a cell the column cuts, above the model's tooltip."""
+        option = QStyleOptionViewItem()
+        option.initFrom(self)
+        option.rect = self.visualRect(index)
+        delegate = self.itemDelegateForIndex(index)
+        if not isinstance(delegate, QStyledItemDelegate):
+            return None
+        return elided_tooltip(delegate, option, index)
+
     def viewportEvent(self, event: QEvent) -> bool:
         # the viewport, not the view: a vertical scrollbar coming or going resizes only it
         if event.type() == QEvent.Type.Resize:
             self._apply_fit()
+        elif event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            index = self.indexAt(event.pos())
+            tip = self.cell_tooltip(index) if index.isValid() else None
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self.viewport(), self.visualRect(index))
+            else:
+                QToolTip.hideText()
+            return True
         return super().viewportEvent(event)
 
     def selected_rows(self) -> list[Row]:
