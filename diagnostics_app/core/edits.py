@@ -7,9 +7,9 @@ so an edit can never produce a project that would not load.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from diagnostics_app.core.errors import ProjectError
 from diagnostics_app.core.params import ParamValue
@@ -171,3 +171,158 @@ def remove_sources(project: Project, source_ids: tuple[str, ...]) -> Project:
             tracks=tuple(t for t in project.tracks if t.source not in gone),
         )
     )
+
+
+# -- profiles by name: add, rename, delete (the Profiles dialog) ------------------------------
+
+PROFILE_NAME_MAX = 64
+
+
+def check_profile_name(name: str, existing: Collection[str] = ()) -> str:
+    """``name`` if it can name a new profile, else a :class:`ProjectError` saying why. The
+    name is typed on command lines (``--profile P``) and shown in every table, so it is kept
+    to letters, digits, ``_``, ``-`` and ``.``, starting with a letter or digit."""
+    shown = f"profile name {name!r}"
+    if not name.strip():
+        raise ProjectError("profile name: must not be empty")
+    if len(name) > PROFILE_NAME_MAX:
+        raise ProjectError(f"{shown}: longer than {PROFILE_NAME_MAX} characters")
+    if not name[0].isalnum() or not all(ch.isalnum() or ch in "_-." for ch in name):
+        raise ProjectError(
+            f'{shown}: use letters, digits, "_", "-" and "." only, starting with a letter or digit'
+        )
+    if name in existing:
+        raise ProjectError(f"{shown}: a profile of that name already exists")
+    return name
+
+
+def profile_users(project: Project, name: str) -> list[tuple[Track, Request]]:
+    """Every request (with its track) that uses profile ``name``, in file order."""
+    return [(t, r) for t in project.tracks for r in t.requests if r.profile == name]
+
+
+def user_labels(project: Project, name: str) -> list[str]:
+    """The requests using profile ``name`` as people name them: ``Mix / rms`` (track name /
+    feature), in file order."""
+    return [f"{t.name} / {r.feature}" for t, r in profile_users(project, name)]
+
+
+def in_use_message(name: str, labels: Sequence[str], limit: int = 8) -> str:
+    """Why profile ``name`` cannot simply be deleted: the requests that use it (at most
+    ``limit`` named, then ``+N more``)."""
+    shown = ", ".join(labels[:limit])
+    if len(labels) > limit:
+        shown += f" +{len(labels) - limit} more"
+    n = len(labels)
+    return (
+        f"profile {name!r} is used by {n} request{'s' if n != 1 else ''} ({shown}): "
+        f"move them to another profile first"
+    )
+
+
+def refuse_default(name: str, what: str) -> None:
+    if name == DEFAULT_PROFILE:
+        raise ProjectError(
+            f'profile "{DEFAULT_PROFILE}" cannot be {what}: requests without a profile use it'
+        )
+
+
+def _known_profile(project: Project, name: str) -> None:
+    if name not in project.profile_names():
+        raise ProjectError(f"unknown profile {name!r}")
+
+
+def add_profile(
+    project: Project, name: str, values: Mapping[str, ParamValue] | None = None
+) -> Project:
+    check_profile_name(name, project.profile_names())
+    return set_profile(project, name, values or {})
+
+
+def _map_profiles(project: Project, old: str, new: str) -> tuple[Track, ...]:
+    """The tracks with every request of profile ``old`` on ``new``; a request that becomes
+    equal to one the track already has is dropped (it would be the same row)."""
+    tracks = []
+    for t in project.tracks:
+        if not any(r.profile == old for r in t.requests):
+            tracks.append(t)
+            continue
+        reqs: list[Request] = []
+        for r in t.requests:
+            moved = replace(r, profile=new) if r.profile == old else r
+            if moved not in reqs:
+                reqs.append(moved)
+        tracks.append(replace(t, requests=tuple(reqs)))
+    return tuple(tracks)
+
+
+def rename_profile(project: Project, old: str, new: str) -> Project:
+    """Profile ``old`` is called ``new``, and every request that used it follows."""
+    _known_profile(project, old)
+    refuse_default(old, "renamed")
+    if new == old:
+        return project
+    check_profile_name(new, project.profile_names())
+    # insertion order is the file's order: the renamed profile keeps its place
+    profiles = {(new if n == old else n): v for n, v in project.profiles.items()}
+    return _validated(
+        replace(project, profiles=freeze(profiles), tracks=_map_profiles(project, old, new))
+    )
+
+
+def remove_profile(project: Project, name: str, move_to: str | None = None) -> Project:
+    """Delete profile ``name``. While requests use it this is refused, naming them, unless
+    ``move_to`` names the profile they move to."""
+    _known_profile(project, name)
+    refuse_default(name, "deleted")
+    users = profile_users(project, name)
+    tracks = project.tracks
+    if users:
+        if move_to is None:
+            raise ProjectError(in_use_message(name, user_labels(project, name)))
+        if move_to == name:
+            raise ProjectError(f"profile {name!r}: cannot move its requests to itself")
+        _known_profile(project, move_to)
+        tracks = _map_profiles(project, name, move_to)
+    profiles = {n: v for n, v in project.profiles.items() if n != name}
+    return _validated(replace(project, profiles=freeze(profiles), tracks=tracks))
+
+
+@dataclass(frozen=True)
+class ProfileOp:
+    """One step of the Profiles dialog: ``add`` ``name``; ``rename`` ``name`` to
+    ``new_name``; ``delete`` ``name`` (its requests move to ``move_to`` when given)."""
+
+    kind: Literal["add", "rename", "delete"]
+    name: str
+    new_name: str = ""
+    move_to: str | None = None
+
+    def apply(self, project: Project) -> Project:
+        if self.kind == "add":
+            return add_profile(project, self.name)
+        if self.kind == "rename":
+            return rename_profile(project, self.name, self.new_name)
+        return remove_profile(project, self.name, self.move_to)
+
+    def describe(self) -> str:
+        if self.kind == "add":
+            return f"Add profile {self.name}"
+        if self.kind == "rename":
+            return f"Rename profile {self.name} to {self.new_name}"
+        return f"Delete profile {self.name}"
+
+
+def edit_profiles(
+    project: Project,
+    ops: Sequence[ProfileOp],
+    values: Mapping[str, Mapping[str, ParamValue]],
+) -> Project:
+    """The steps ``ops`` in order, then each profile's parameters set to ``values`` where they
+    differ: all the Profiles dialog did, as one edit (one undo step)."""
+    for op in ops:
+        project = op.apply(project)
+    for name, params in values.items():
+        if dict(project.profile(name)) != dict(params):
+            project = set_profile(project, name, params)
+    return project

@@ -17,7 +17,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal, Slot
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -161,6 +161,7 @@ class MainWindow(
         centre.setStretchFactor(0, 2)
         centre.setStretchFactor(1, 3)
         self.setCentralWidget(centre)
+        self.table_splitter, self.centre_splitter = top, centre  # their sizes are remembered
 
         self.sources_dock = self._dock(
             "Sources", "sourcesDock", self.sources, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -170,9 +171,9 @@ class MainWindow(
         )
         self._make_toolbar()
         self._make_status_bar()
-        self.resizeDocks([self.sources_dock], [270], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.jobs_dock], [140], Qt.Orientation.Vertical)
-        top.setSizes([700, 440])
+        self.resizeDocks([self.sources_dock], [230], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [self._jobs_dock_height()], Qt.Orientation.Vertical)
+        top.setSizes([740, 400])  # the table needs its nine columns more than explain
         centre.setSizes([330, 570])
 
         self.sources.selectionChanged.connect(self._on_tree_selection)
@@ -281,6 +282,21 @@ class MainWindow(
         sb.addPermanentWidget(self.playback_label)
         sb.addPermanentWidget(self.modified_label)
         sb.addPermanentWidget(self.summary_label)
+        # rows and jobs side by side, each saying what it counts: one job computes many rows
+        self.summary_label.setToolTip("Descriptor rows of the whole project, by state")
+        self.jobs_label = QLabel(self.jobs.summary.text(), self)
+        self.jobs_label.setObjectName("jobsLabel")
+        self.jobs_label.setContentsMargins(12, 0, 4, 0)  # apart from the rows' counts
+        self.jobs_label.setToolTip(
+            "Analysis jobs, running and queued (one job may compute several rows)"
+        )
+        sb.addPermanentWidget(self.jobs_label)
+        self.jobs.summaryChanged.connect(self.jobs_label.setText)
+
+    def _jobs_dock_height(self) -> int:
+        """The job dock's default height: the panel's (six jobs) plus the dock's title."""
+        title = self.jobs_dock.minimumSizeHint().height() - self.jobs.minimumSizeHint().height()
+        return self.jobs.default_height() + max(title, 0)
 
     # -- selection ------------------------------------------------------------------------
 
@@ -404,7 +420,7 @@ class MainWindow(
             for s in SEVERITY
             if summary.get(s)
         ]
-        self.summary_label.setText(" · ".join(parts) if parts else "no rows")
+        self.summary_label.setText("Rows: " + (" · ".join(parts) if parts else "none"))
 
     def _update_actions(self) -> None:
         """Every action with an enablement rule, enabled by its rule."""
@@ -449,6 +465,8 @@ class MainWindow(
             self.controller.settings,
             window_geometry=bytes(self.saveGeometry().data()),
             window_state=bytes(self.saveState().data()),
+            table_splitter=bytes(self.table_splitter.saveState().data()),
+            centre_splitter=bytes(self.centre_splitter.saveState().data()),
         )
         self.controller.settings = s
         self.settings_store.save(s)
@@ -458,6 +476,15 @@ class MainWindow(
             self.restoreGeometry(QByteArray(settings.window_geometry))
         if settings.window_state:
             self.restoreState(QByteArray(settings.window_state))
+        # once the docks restored above are laid out: a splitter restored before the layout
+        # settles is squeezed again by its stretch factors
+        QTimer.singleShot(0, self, lambda: self._restore_splitters(settings))
+
+    def _restore_splitters(self, settings: AppSettings) -> None:
+        if settings.table_splitter:
+            self.table_splitter.restoreState(QByteArray(settings.table_splitter))
+        if settings.centre_splitter:
+            self.centre_splitter.restoreState(QByteArray(settings.centre_splitter))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.controller.session.dirty and not self.force_close:

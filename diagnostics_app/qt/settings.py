@@ -36,6 +36,8 @@ class AppSettings:
     window_geometry: bytes = b""
     window_state: bytes = b""
     output_device: str = ""  # playback device by name as PortAudio lists it; "" = the default
+    table_splitter: bytes = b""  # QSplitter.saveState: descriptor table | explain panel
+    centre_splitter: bytes = b""  # QSplitter.saveState: table and explain | plots
 
     def with_recent(self, path: str) -> AppSettings:
         path = str(Path(path).resolve())
@@ -104,6 +106,8 @@ class SettingsStore:
             window_geometry=_as_bytes(qs.value("window/geometry")),
             window_state=_as_bytes(qs.value("window/state")),
             output_device=str(qs.value("playback/device", "") or ""),
+            table_splitter=_as_bytes(qs.value("window/table_splitter")),
+            centre_splitter=_as_bytes(qs.value("window/centre_splitter")),
         )
 
     def save(self, settings: AppSettings) -> None:
@@ -117,6 +121,8 @@ class SettingsStore:
         qs.setValue("window/geometry", QByteArray(settings.window_geometry))
         qs.setValue("window/state", QByteArray(settings.window_state))
         qs.setValue("playback/device", settings.output_device)
+        qs.setValue("window/table_splitter", QByteArray(settings.table_splitter))
+        qs.setValue("window/centre_splitter", QByteArray(settings.centre_splitter))
         qs.sync()
 
     # Lane styles (scale, colour range and map of image lanes; qt/plots/lane_style.py) are

@@ -9,21 +9,21 @@ the window module holds the layout and the wiring, not every dialog's details.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QMessageBox
 
 from diagnostics_app import APP_NAME, __version__
 from diagnostics_app.core import edits
-from diagnostics_app.core.project import Project, Request
+from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.project import Request
 from diagnostics_app.qt.settings import AppSettings
 from diagnostics_app.qt.widgets.dialogs import (
-    ProfilesDialog,
     RequestsDialog,
     SettingsDialog,
     TempoMapDialog,
 )
+from diagnostics_app.qt.widgets.profiles_dialog import ProfilesChange, ProfilesDialog
 from diagnostics_app.qt.window_host import WindowHost
 
 
@@ -73,20 +73,26 @@ class EditDialogsMixin(WindowHost):
 
     def profiles_dialog(self) -> ProfilesDialog:
         c = self.controller
-        before = {n: dict(c.project.profile(n)) for n in c.project.profile_names()}
-        dlg = ProfilesDialog(before, self)
+        names = c.project.profile_names()
+        before = {n: dict(c.project.profile(n)) for n in names}
+        users = {n: edits.user_labels(c.project, n) for n in names}
+        dlg = ProfilesDialog(before, self, users)
 
-        def apply(profiles: dict[str, dict[str, Any]]) -> str | None:
-            changed = {n: v for n, v in profiles.items() if before.get(n) != v}
-            if not changed:
-                return None
+        def text_of(change: ProfilesChange) -> str:
+            """One step is named in the Undo menu ("Undo Rename profile fine to finer")."""
+            if len(change.ops) != 1:
+                return "Edit profiles"
+            try:
+                after = edits.edit_profiles(c.project, change.ops, {})
+            except DiagnosticsError:
+                return "Edit profiles"  # c.edit says why
+            same = all(dict(after.profile(n)) == dict(v) for n, v in change.values.items())
+            return change.ops[0].describe() if same else "Edit profiles"
 
-            def change(p: Project) -> Project:
-                for name, values in changed.items():
-                    p = edits.set_profile(p, name, values)
-                return p
-
-            return c.edit("Edit profiles", change)
+        def apply(change: ProfilesChange) -> str | None:
+            return c.edit(
+                text_of(change), lambda p: edits.edit_profiles(p, change.ops, change.values)
+            )
 
         dlg.apply = apply
         return dlg

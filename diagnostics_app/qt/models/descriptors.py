@@ -16,6 +16,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont
 
 from diagnostics_app.core.diagnostics import Row, RowKey
+from diagnostics_app.core.explain import format_value
 from diagnostics_app.core.explain import profile_text as _profile_text
 from diagnostics_app.core.states import STATES, severity_rank
 from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data, update_rows
@@ -27,7 +28,7 @@ Index = QModelIndex | QPersistentModelIndex
 COLUMNS = (
     "Feature",
     "Calculator",
-    "Version",
+    "Ver.",  # "Version" took twice the width of its "v1"; the header's tooltip says it
     "Profile",
     "State",
     "Tracks",
@@ -48,8 +49,36 @@ COLUMNS = (
 ) = range(len(COLUMNS))
 
 
+HEADER_TIPS = {
+    COL_VERSION: "Calculator version (stored → current when they differ)",
+    COL_PROFILE: "Profile, and how many parameters the request sets over it",
+    COL_TRACKS: "Tracks that request this row",
+    COL_REASON: "Why the row has its state",
+    COL_UPDATED: "When the cached data was computed (time only: today)",
+    COL_SIZE: "Size of the cached data",
+}
+
+
 def profile_text(row: Row) -> str:
     return _profile_text(row.key.profile, row.params)
+
+
+def profile_cell_text(row: Row) -> str:
+    """The table's short form: ``default +2 params`` (the parameters are in the tooltip:
+    the full JSON made the column either too wide or cut mid-value)."""
+    n = len(row.params)
+    if not n:
+        return row.key.profile
+    return f"{row.key.profile} +{n} param{'s' if n != 1 else ''}"
+
+
+def profile_tooltip(row: Row) -> str:
+    """The profile and every parameter the request sets over it, one per line."""
+    lines = [f"profile {row.key.profile}"]
+    if row.params:
+        lines.append("request parameters (over the profile):")
+        lines.extend(f"  {k} = {format_value(v)}" for k, v in sorted(row.params.items()))
+    return "\n".join(lines)
 
 
 def version_text(row: Row) -> str:
@@ -79,10 +108,18 @@ def reason_text(row: Row) -> str:
     return row.message or ""
 
 
-def updated_text(row: Row) -> str:
+def updated_text(row: Row, now: float | None = None) -> str:
+    """Short, as mail and file managers show it: ``14:05`` today, ``30 Nov 14:05`` this
+    year, else ``2025-11-30`` (the full time is in the tooltip; sorting goes by the number)."""
     if row.updated is None:
         return ""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
+    when = time.localtime(row.updated)
+    today = time.localtime(time.time() if now is None else now)
+    if when.tm_year != today.tm_year:
+        return time.strftime("%Y-%m-%d", when)
+    if when.tm_yday == today.tm_yday:
+        return time.strftime("%H:%M", when)
+    return time.strftime("%d %b %H:%M", when)
 
 
 class DescriptorTableModel(QAbstractTableModel):
@@ -145,6 +182,8 @@ class DescriptorTableModel(QAbstractTableModel):
                 return COLUMNS[section]
             if role == Qt.ItemDataRole.ToolTipRole and section == COL_STATE:
                 return "<br>".join(f"<b>{s}</b>: {STATE_HELP[s]}" for s in STATES)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return HEADER_TIPS.get(section)
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -195,7 +234,7 @@ class DescriptorTableModel(QAbstractTableModel):
         if col == COL_VERSION:
             return version_text(row)
         if col == COL_PROFILE:
-            return profile_text(row)
+            return profile_cell_text(row)
         if col == COL_STATE:
             return state_text(row)
         if col == COL_TRACKS:
@@ -226,8 +265,8 @@ class DescriptorTableModel(QAbstractTableModel):
             if row.reasons:
                 return "\n".join(str(r) for r in row.reasons)
             return row.message
-        if col == COL_PROFILE and row.params:
-            return profile_text(row)
+        if col == COL_PROFILE:
+            return profile_tooltip(row)
         if col == COL_UPDATED and row.updated is not None:
             return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.updated))
         return None

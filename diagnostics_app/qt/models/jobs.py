@@ -38,6 +38,17 @@ def origin_text(job: Any) -> str:
     return f"{origin} (this window)"
 
 
+def job_counts_text(jobs: Sequence[Any]) -> str:
+    """``Jobs: 2 running · 3 queued`` (or ``Jobs: none``): counts of jobs, which a reader must
+    not take for the rows they compute (one job may compute several rows), so it says so."""
+    counts = [
+        (n, state)
+        for state in ("running", "queued")
+        if (n := sum(1 for j in jobs if j.state == state))
+    ]
+    return "Jobs: " + (" · ".join(f"{n} {state}" for n, state in counts) or "none")
+
+
 class JobTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)

@@ -16,7 +16,15 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPalette, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QStyle,
@@ -172,6 +180,44 @@ class _PixmapCache:
 def _ratio(painter: QPainter) -> float:
     device = painter.device()
     return device.devicePixelRatioF() if device is not None else 1.0
+
+
+def is_elided(delegate: QStyledItemDelegate, option: QStyleOptionViewItem, index: Index) -> bool:
+    """Whether ``delegate`` cuts the cell's text in ``option.rect``."""
+    opt = QStyleOptionViewItem(option)
+    delegate.initStyleOption(opt, index)
+    text = opt.text
+    if not text:
+        return False
+    widget = opt.widget
+    style = widget.style() if widget is not None else QApplication.style()
+    rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget)
+    # the style keeps a margin inside the text rect on each side
+    return QFontMetrics(opt.font).horizontalAdvance(text) > rect.width() - 4
+
+
+def elided_tooltip(
+    delegate: QStyledItemDelegate, option: QStyleOptionViewItem, index: Index
+) -> str | None:
+    """A cell's tooltip: its full text when the cell cuts it, above the model's own tooltip
+    (which often says more); else the model's tooltip."""
+    own = index.data(Qt.ItemDataRole.ToolTipRole)
+    own = str(own) if own else None
+    if not is_elided(delegate, option, index):
+        return own
+    text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+    if own is None:
+        return text
+    return own if text in own else f"{text}\n{own}"
+
+
+class LeftElidingDelegate(QStyledItemDelegate):
+    """Cuts text on the left: for dotted ids, whose last part tells them apart. (Only where
+    needed: a Python delegate costs a Python call per painted cell.)"""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideLeft
 
 
 class ProgressDelegate(QStyledItemDelegate):

@@ -1,4 +1,5 @@
-"""Dialogs that build a new value (requests, tempo map, profiles, settings) and hand it back.
+"""Dialogs that build a new value (requests, tempo map, settings) and hand it back (the
+profiles' dialog is in :mod:`.profiles_dialog`).
 
 They validate nothing themselves beyond parsing what was typed: the caller passes the value to
 an edit from :mod:`diagnostics_app.core.edits` through the controller, and a rejected edit's
@@ -11,7 +12,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -32,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from diagnostics_app.audio_out import OutputDevice
-from diagnostics_app.core.params import PARAMS
 from diagnostics_app.core.project import DEFAULT_PROFILE, Request
 from diagnostics_app.qt.settings import AppSettings
 
@@ -264,89 +262,6 @@ class TempoMapDialog(_EditDialog):
         if not rows:
             raise ValueError("the tempo map needs at least one segment")
         return [{"time": t, "bpm": b} for t, b in sorted(rows)]
-
-
-class ProfilesDialog(_EditDialog):
-    """Named parameter sets. Each parameter left empty takes its built-in default."""
-
-    def __init__(
-        self, profiles: Mapping[str, Mapping[str, Any]], parent: QWidget | None = None
-    ) -> None:
-        super().__init__("Analysis profiles", parent)
-        self.setObjectName("profilesDialog")
-        self._profiles: dict[str, dict[str, Any]] = {n: dict(v) for n, v in profiles.items()}
-        self._profiles.setdefault(DEFAULT_PROFILE, {})
-        self.names = QListWidget(self)
-        self.names.addItems(list(self._profiles))
-        self.table = QTableWidget(len(PARAMS), 3, self)
-        self.table.setHorizontalHeaderLabels(["Parameter", "Value", "Default"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for r, spec in enumerate(PARAMS.values()):
-            name = QTableWidgetItem(spec.name)
-            name.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            name.setToolTip(spec.doc)
-            default = QTableWidgetItem(f"{json.dumps(spec.default)} — {spec.doc}")
-            default.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            self.table.setItem(r, 0, name)
-            self.table.setItem(r, 1, QTableWidgetItem(""))
-            self.table.setItem(r, 2, default)
-        add = QPushButton("New profile", self)
-        add.clicked.connect(self._new_profile)
-        left = QVBoxLayout()
-        left.addWidget(self.names, 1)
-        left.addWidget(add)
-        body = QHBoxLayout()
-        body.addLayout(left)
-        body.addWidget(self.table, 3)
-        layout = QVBoxLayout(self)
-        layout.addLayout(body, 1)
-        layout.addWidget(self.error)
-        layout.addWidget(self.buttons)
-        self._shown: str | None = None
-        self.names.currentTextChanged.connect(self._show)
-        self.names.setCurrentRow(0)
-        self.resize(760, 480)
-
-    def _store_shown(self) -> None:
-        if self._shown is None:
-            return
-        values: dict[str, Any] = {}
-        for r, spec in enumerate(PARAMS.values()):
-            item = self.table.item(r, 1)
-            text = item.text() if item is not None else ""
-            if text.strip():
-                values[spec.name] = _parse_value(text)
-        self._profiles[self._shown] = values
-
-    def _show(self, name: str) -> None:
-        self._store_shown()
-        self._shown = name or None
-        values = self._profiles.get(name, {})
-        for r, spec in enumerate(PARAMS.values()):
-            item = self.table.item(r, 1)
-            assert item is not None
-            item.setText(json.dumps(values[spec.name]) if spec.name in values else "")
-
-    def _new_profile(self) -> None:
-        n = 1
-        while f"profile{n}" in self._profiles:
-            n += 1
-        name = f"profile{n}"
-        self._profiles[name] = {}
-        self.names.addItem(name)
-        self.names.setCurrentRow(self.names.count() - 1)
-
-    def set_param(self, profile: str, name: str, value: Any) -> None:
-        self.names.setCurrentRow(list(self._profiles).index(profile))
-        r = list(PARAMS).index(name)
-        item = self.table.item(r, 1)
-        assert item is not None
-        item.setText(json.dumps(value))
-
-    def value(self) -> dict[str, dict[str, Any]]:
-        self._store_shown()
-        return {n: dict(v) for n, v in self._profiles.items()}
 
 
 class SettingsDialog(QDialog):
