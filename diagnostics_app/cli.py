@@ -122,12 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-selection", metavar="START:END", help="select this time range (s) in the plots"
     )
 
-    from diagnostics_app import cli_trash
+    from diagnostics_app import cli_add, cli_compare, cli_trash
 
     cli_trash.add_parser(sub)
-    from diagnostics_app import cli_add
-
     cli_add.add_parsers(sub)
+    cli_compare.add_parser(sub)
     return parser
 
 
@@ -190,6 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "trash": _trash,
         "add": _add,
         "remove": _remove,
+        "compare": _compare,
     }
     return handlers[cmd](args)
 
@@ -210,6 +210,12 @@ def _remove(args: argparse.Namespace) -> int:
     from diagnostics_app.cli_add import run_remove
 
     return run_remove(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_compare import run
+
+    return run(args)
 
 
 def _require_file(path: str) -> None:
