@@ -7,8 +7,10 @@ so an edit can never produce a project that would not load.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from diagnostics_app.core.errors import ProjectError
@@ -135,3 +137,38 @@ def set_profile_param(project: Project, name: str, key: str, value: ParamValue) 
     values = dict(project.profiles.get(name, {}))
     values[key] = value
     return set_profile(project, name, values)
+
+
+# -- sources: relink, and what removing one takes with it ------------------------------------
+
+
+def source_path_for(project: Project, path: str | os.PathLike[str]) -> str:
+    """How the project file names an audio file: relative to the project's folder when the
+    file is inside it (the project can move with its audio), absolute otherwise."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(project.folder.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def relink_source(project: Project, source_id: str, path: str) -> Project:
+    """Point a source at another file (moved, renamed, found again). Its tracks follow: they
+    name the source by id."""
+    src = project.source(source_id)
+    if src.path == path:
+        return project
+    return _validated(
+        replace(
+            project,
+            sources=tuple(
+                replace(s, path=path) if s.id == source_id else s for s in project.sources
+            ),
+        )
+    )
+
+
+def tracks_removed_with(project: Project, source_id: str) -> tuple[Track, ...]:
+    """The tracks :func:`remove_source` removes with the source: every track that uses it."""
+    project.source(source_id)
+    return project.tracks_of(source_id)
