@@ -53,8 +53,12 @@ class SourceActionsMixin(WindowHost):
     @Slot(str, QPoint)
     def _on_source_menu(self, source_id: str, pos: QPoint) -> None:
         menu = self.source_menu(source_id)
-        menu.exec(pos)
+        self.popup_menu(menu, pos)
         menu.deleteLater()
+
+    def popup_menu(self, menu: QMenu, pos: QPoint) -> None:
+        """Run ``menu`` at ``pos`` (a seam: tests record the menu instead)."""
+        menu.exec(pos)
 
     def relink_source(self, source_id: str, path: str | Path) -> str | None:
         """Point ``source_id`` at ``path`` as one undoable edit; None, or why it was refused."""
