@@ -63,8 +63,10 @@ def test_the_menu_of_an_unreadable_source_leads_with_the_reason(
 ) -> None:
     window = make_window()
     shown: list[list[str]] = []
-    monkeypatch.setattr(
-        window, "popup_menu", lambda menu, pos: shown.append([x.text() for x in menu.actions()])
+    monkeypatch.setattr(  # on the class: the patch must not keep the window alive
+        MainWindow,
+        "popup_menu",
+        lambda self, menu, pos: shown.append([x.text() for x in menu.actions()]),
     )
     view = window.sources.view
     index = window.sources.proxy.mapFromSource(window.sources.model.index_of(("track", "pad")))
