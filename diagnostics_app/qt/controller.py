@@ -399,8 +399,9 @@ class Controller(QObject):
         return True
 
     def changed_on_disk(self) -> bool:
-        """Another program changed the project file since it was read or written here."""
-        return self.session.outside_change() is not None
+        """Another program changed the project file since it was read or written here (asked
+        at Save: the watcher does not ask again about the same version)."""
+        return self._files.take_outside_change()
 
     def reload_from_disk(self) -> bool:
         """Read the project file again, dropping unsaved edits (False: it cannot be read)."""

@@ -117,6 +117,14 @@ class FileWatcher(QObject):
         self.watch()  # an atomic replace drops the watch on the old inode
         self.changed.emit()  # source stamps are re-read by diagnose(): changed audio → stale
 
+    def take_outside_change(self) -> bool:
+        """Whether the project file changed on disk, for a caller about to ask the user (at
+        Save): the watcher then does not ask again about that same version."""
+        outside = self._session.outside_change()
+        if outside is not None:
+            self._announced = outside
+        return outside is not None
+
     def reload(self) -> bool:
         """Read the project file again, dropping unsaved edits; False (with a message) when it
         cannot be read."""

@@ -13,12 +13,25 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QMessageBox, QWidgetAction
 
 from diagnostics_app.core import edits
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.qt.widgets.source_tree import AUDIO_SUFFIXES
 from diagnostics_app.qt.window_host import WindowHost
+
+
+def _reason_action(menu: QMenu, source_id: str, reason: str) -> QWidgetAction:
+    """The menu's heading: why the source cannot be read (its text is the reason too)."""
+    prefix = f"source {source_id!r}: "
+    short = reason[len(prefix) :] if reason.startswith(prefix) else reason
+    action = QWidgetAction(menu)
+    action.setText(f"⚠ {short}")
+    label = QLabel(f"⚠ {html.escape(short)}", menu)
+    label.setObjectName("sourceMenuReason")
+    label.setStyleSheet("QLabel { color: #c62828; padding: 4px 12px; }")
+    action.setDefaultWidget(label)
+    return action
 
 
 class SourceActionsMixin(WindowHost):
@@ -30,9 +43,9 @@ class SourceActionsMixin(WindowHost):
         reason = self.sources.model.source_error(source_id)
         menu = QMenu(self)
         menu.setObjectName("sourceMenu")
-        if reason:  # say why first: the action below is the way out
-            why = menu.addAction(f"⚠ {reason}")
-            why.setEnabled(False)
+        if reason:  # say why first (readable, not a greyed item): the action below is the way out
+            menu.addAction(_reason_action(menu, source_id, reason))
+            menu.addSeparator()
         relink = menu.addAction("&Locate…" if reason else "&Relink…")
         relink.setObjectName("actionRelinkSource")
         relink.setStatusTip("Point the source at another file; its tracks follow (undoable)")

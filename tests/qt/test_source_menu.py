@@ -72,8 +72,8 @@ def test_the_menu_of_an_unreadable_source_leads_with_the_reason(
     index = window.sources.proxy.mapFromSource(window.sources.model.index_of(("track", "pad")))
     view.customContextMenuRequested.emit(view.visualRect(index).center())  # a right-click
     [texts] = shown
-    assert "file not found" in texts[0]
-    assert texts[1:3] == ["&Locate…", "Re&move Source…"]
+    assert "file not found" in texts[0] and "pad.ogg" in texts[0]
+    assert texts[2:4] == ["&Locate…", "Re&move Source…"]  # after the reason and a separator
     assert "&Copy Path" in texts
     healthy = [a.text() for a in window.source_menu("drums").actions()]
     assert healthy[0] == "&Relink…"

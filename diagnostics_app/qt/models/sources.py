@@ -117,6 +117,16 @@ def build_tree(
     return tree
 
 
+def source_error(tree: Tree, source_id: str) -> str | None:
+    """Why the source's audio cannot be read (the session's one-line reason: missing file, not
+    audio, unreadable), or None when it can (or the source is unknown). For any view of the
+    controller's ``tree`` (the plot lanes: ``source_error(controller.tree, source_id)``)."""
+    for node, _ in tree:
+        if node.kind == "source" and node.id == source_id:
+            return node.error
+    return None
+
+
 def _shape(tree: Tree) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
     return [(n.key, [c.key for c in cs]) for n, cs in tree]
 
@@ -193,12 +203,8 @@ class SourceTreeModel(QAbstractItemModel):
         return [x for n, cs in self._tree for x in (n, *cs)]
 
     def source_error(self, source_id: str) -> str | None:
-        """Why the source's audio cannot be read (the session's one-line reason: missing file,
-        not audio, unreadable), or None when it can (or the source is unknown)."""
-        for node, _ in self._tree:
-            if node.kind == "source" and node.id == source_id:
-                return node.error
-        return None
+        """:func:`source_error` of the tree shown."""
+        return source_error(self._tree, source_id)
 
     # -- the model interface ------------------------------------------------------------------
 
