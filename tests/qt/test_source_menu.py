@@ -56,6 +56,28 @@ def test_a_missing_source_says_why_in_the_tree(
     assert pad_states(window) == {"failed"}
 
 
+def yellow_pixels(window: MainWindow, key: tuple[str, str]) -> int:
+    """Warning-yellow pixels in the first 24 px of the node's row, as painted."""
+    view = window.sources.view
+    rect = view.visualRect(window.sources.proxy.mapFromSource(window.sources.model.index_of(key)))
+    image = view.viewport().grab(rect.adjusted(0, 0, -(rect.width() - 24), 0)).toImage()
+    return sum(
+        1
+        for x in range(image.width())
+        for y in range(image.height())
+        if (c := image.pixelColor(x, y)).red() > 180 and c.green() > 140 and c.blue() < 90
+    )
+
+
+def test_the_warning_icon_is_painted_before_the_name(
+    make_window: Callable[..., MainWindow], pad_moved: Path
+) -> None:
+    window = make_window()
+    assert yellow_pixels(window, ("source", "pad")) > 20
+    assert yellow_pixels(window, ("track", "pad")) > 20
+    assert yellow_pixels(window, ("source", "drums")) == 0
+
+
 def test_the_menu_of_an_unreadable_source_leads_with_the_reason(
     make_window: Callable[..., MainWindow],
     pad_moved: Path,
