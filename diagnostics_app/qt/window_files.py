@@ -53,9 +53,12 @@ class ProjectFilesMixin(WindowHost):
     @Slot()
     def _on_save_conflict(self) -> None:
         """The watcher saw an outside edit of the project file while there are unsaved
-        edits: ask now (a window with nothing unsaved has reloaded instead)."""
+        edits: ask now. Undone back to the saved state since, there is nothing to lose: reload
+        as a window with nothing unsaved does."""
         if self.controller.session.dirty:
             self._resolve_conflict(at_save=False)
+        else:
+            self.controller.reload_from_disk()
 
     @Slot()
     def _open(self) -> None:

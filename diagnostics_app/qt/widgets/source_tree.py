@@ -1,7 +1,8 @@
 """The left panel: a filter box, an "issues only" switch and the source/track tree.
 
 Right-clicking a node asks for its source's context menu (``sourceMenuRequested``: the window
-builds it); a node whose audio cannot be read is drawn with a warning icon before its name.
+builds it); a node whose audio cannot be read is drawn with a warning icon before its name
+(:class:`~diagnostics_app.qt.widgets.delegates.BadgeDelegate`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,17 @@ from pathlib import Path
 from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
-    QPersistentModelIndex,
     QPoint,
-    QRect,
     Qt,
     Signal,
     Slot,
 )
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QCheckBox,
     QHBoxLayout,
     QLineEdit,
-    QStyle,
-    QStyleOptionViewItem,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -37,7 +33,6 @@ from diagnostics_app.qt.models.sources import (
     SourceFilterProxy,
     SourceTreeModel,
     Tree,
-    warning_icon,
 )
 from diagnostics_app.qt.widgets.delegates import BadgeDelegate
 
@@ -62,35 +57,6 @@ AUDIO_SUFFIXES = frozenset(
 
 def audio_paths(urls: list[str]) -> list[str]:
     return [u for u in urls if Path(u).suffix.lower() in AUDIO_SUFFIXES and Path(u).is_file()]
-
-
-class SourceNodeDelegate(BadgeDelegate):
-    """The badges, and a warning icon before the name of a node whose audio cannot be read."""
-
-    def paint(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex,
-    ) -> None:
-        node = index.data(NodeRole)
-        if node is None or not node.error:
-            super().paint(painter, option, index)
-            return
-        size = option.decorationSize.height() or 16
-        icon_rect = QRect(option.rect.left() + 2, option.rect.top(), size, option.rect.height())
-        widget = option.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        painter.save()  # the icon's strip gets the row's background (selection, hover) too
-        painter.setClipRect(
-            QRect(option.rect.left(), option.rect.top(), size + 4, option.rect.height())
-        )
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)
-        painter.restore()
-        shifted = QStyleOptionViewItem(option)
-        shifted.rect = option.rect.adjusted(size + 4, 0, 0, 0)
-        super().paint(painter, shifted, index)
-        warning_icon().paint(painter, icon_rect, Qt.AlignmentFlag.AlignCenter)
 
 
 class SourceTreeView(QTreeView):
@@ -153,7 +119,7 @@ class SourceTreePanel(QWidget):
         self.issues_only.setToolTip("Show only sources and tracks with a row that is not ok")
         self.view = SourceTreeView(self)
         self.view.setModel(self.proxy)
-        self.view.setItemDelegate(SourceNodeDelegate(self.view))
+        self.view.setItemDelegate(BadgeDelegate(self.view))
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.setHeaderHidden(True)
         self.view.setUniformRowHeights(True)
@@ -240,4 +206,4 @@ class SourceTreePanel(QWidget):
         self.view.expandAll()
 
 
-__all__ = ["AUDIO_SUFFIXES", "SourceNodeDelegate", "SourceTreePanel", "SourceTreeView"]
+__all__ = ["AUDIO_SUFFIXES", "SourceTreePanel", "SourceTreeView"]
