@@ -175,8 +175,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd is None:
         return _gui(None)
     if cmd == "open":
-        _require_file(args.project)
-        return _gui(args.project)
+        if not _has_display():  # no window to say it in: the one line, exit 2
+            _require_file(args.project)
+        return _gui(args.project)  # the line on stderr and a message over the welcome screen
     if cmd == "demo":
         return _demo(args)
     handlers = {

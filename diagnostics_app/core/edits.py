@@ -326,3 +326,28 @@ def edit_profiles(
         if dict(project.profile(name)) != dict(params):
             project = set_profile(project, name, params)
     return project
+
+
+# -- sources: relink, and what removing one takes with it ------------------------------------
+
+
+def relink_source(project: Project, source_id: str, path: str) -> Project:
+    """Point a source at another file (moved, renamed, found again). Its tracks follow: they
+    name the source by id."""
+    src = project.source(source_id)
+    if src.path == path:
+        return project
+    return _validated(
+        replace(
+            project,
+            sources=tuple(
+                replace(s, path=path) if s.id == source_id else s for s in project.sources
+            ),
+        )
+    )
+
+
+def tracks_removed_with(project: Project, source_id: str) -> tuple[Track, ...]:
+    """The tracks :func:`remove_source` removes with the source: every track that uses it."""
+    project.source(source_id)
+    return project.tracks_of(source_id)

@@ -49,7 +49,7 @@ class HistoryChanged:
 
     undo_text: str | None
     redo_text: str | None
-    clean: bool  # the project equals what was last loaded or saved
+    clean: bool  # at the saved state: the history's clean index (core/history.py)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ things a command needs from it (replace the project, prune and restore in the st
 sits below the session and never imports it (the layers contract in ``pyproject.toml``).
 Project edits keep the project value before and after (projects are immutable); a prune keeps
 the store's trash id, so undo restores exactly what was deleted.
+
+The history also knows where the saved state is (QUndoStack's *clean index*): the number of
+steps done when the project was last loaded or saved. Undoing or redoing back to it is clean
+again; a new edit made after undoing past it makes it unreachable. A prune changes the store,
+not the project file, so steps that do not change the project are transparent to it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ class Command(Protocol):
     @property
     def text(self) -> str: ...
 
+    @property
+    def changes_project(self) -> bool:
+        """Whether the step changes the project file's content (the saved state)."""
+        ...
+
     def apply(self, target: Target) -> None: ...
 
     def revert(self, target: Target) -> None: ...
@@ -49,6 +59,10 @@ class ProjectEdit:
     text: str
     before: Project
     after: Project
+
+    @property
+    def changes_project(self) -> bool:
+        return True
 
     def apply(self, target: Target) -> None:
         target.replace_project(self.after)
@@ -66,6 +80,10 @@ class PruneCommand:
     prune_id: str
 
     @property
+    def changes_project(self) -> bool:
+        return False  # the store's data, not the project file
+
+    @property
     def keys(self) -> frozenset[EntryKey]:
         return frozenset(key for key, _ in self.items)
 
@@ -81,12 +99,41 @@ class History:
         self._done: list[Command] = []
         self._undone: list[Command] = []
         self.limit = limit
+        # steps done at the saved state; None once no undo or redo can reach it again
+        self._clean: int | None = 0
 
     def push(self, command: Command) -> None:
         """Record a command that has already been applied."""
+        done = len(self._done)
+        if self._clean is not None and self._clean > done:
+            # the saved state was among the undone steps, which a new step discards: it stays
+            # reachable only if those steps between here and it left the project unchanged
+            between = self._undone[len(self._undone) - (self._clean - done) :]
+            self._clean = done if not any(c.changes_project for c in between) else None
         self._done.append(command)
-        del self._done[: -self.limit]
         self._undone.clear()
+        dropped = max(0, len(self._done) - self.limit)
+        if dropped:
+            del self._done[:dropped]
+            if self._clean is not None:
+                self._clean = self._clean - dropped if self._clean >= dropped else None
+
+    def set_clean(self) -> None:
+        """The project as it is now was saved (or loaded)."""
+        self._clean = len(self._done)
+
+    @property
+    def clean(self) -> bool:
+        """The project is as saved: no step that changes it lies between here and the saved
+        state."""
+        if self._clean is None:
+            return False
+        done = len(self._done)
+        if self._clean <= done:
+            between: list[Command] = self._done[self._clean :]
+        else:
+            between = self._undone[len(self._undone) - (self._clean - done) :]
+        return not any(c.changes_project for c in between)
 
     def undo(self, target: Target) -> Command | None:
         if not self._done:

@@ -11,17 +11,18 @@ by anyone (the watcher). Views subscribe; the Qt layer switches to the GUI threa
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from diagnostics_app.core import edits
+from diagnostics_app.core import edits, files
 from diagnostics_app.core.audio import AudioInfo, content_digest, read_info, stamp_of
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnoser, Diagnosis, Row, SourceStatus
-from diagnostics_app.core.errors import AudioError, DiagnosticsError
+from diagnostics_app.core.errors import AudioError, DiagnosticsError, ProjectError
 from diagnostics_app.core.events import (
     EntriesCommitted,
     HistoryChanged,
@@ -38,6 +39,30 @@ from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
 
 
+class SaveConflict(ProjectError):
+    """Saving would overwrite a project file another program changed since it was read or
+    written here."""
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """The project file as a session last read or wrote it: its stamp (equal: unchanged, no
+    read needed) and the digest of its bytes (a file touched, or rewritten with the same bytes,
+    is not a change)."""
+
+    stamp: FileStamp
+    digest: str
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> ProjectFile | None:
+        """The file's state now, or None when it cannot be read (gone, not a regular file)."""
+        try:
+            st, data = files.read_regular_stat(path, files.MAX_PROJECT_BYTES)
+        except (OSError, ValueError, DiagnosticsError):
+            return None
+        return cls(FileStamp.from_stat(st), hashlib.sha256(data).hexdigest())
+
+
 @dataclass(frozen=True)
 class _SourceCacheItem:
     stamp: FileStamp
@@ -47,10 +72,19 @@ class _SourceCacheItem:
 
 class Session:
     def __init__(
-        self, project: Project, registry: Registry | None = None, store: FeatureStore | None = None
+        self,
+        project: Project,
+        registry: Registry | None = None,
+        store: FeatureStore | None = None,
+        disk: ProjectFile | None = None,
     ) -> None:
+        """``disk``: the project file as read before ``project`` was loaded from it (by
+        default it is read now)."""
         self._project = project
-        self._saved = project  # what was last loaded or saved: the history's clean state
+        # the project file as last read or written here: what an outside change is against
+        self._disk = (
+            disk if disk is not None or project.path is None else ProjectFile.read(project.path)
+        )
         self.events = SessionEvents()
         self.registry = registry or Registry.default()
         self.store = store or FeatureStore.open(project.cache_path())
@@ -67,7 +101,9 @@ class Session:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], registry: Registry | None = None) -> Session:
-        return cls(load_project(path), registry)
+        # read before loading: a change made in between shows as an outside change later
+        disk = ProjectFile.read(path)
+        return cls(load_project(path), registry, disk=disk)
 
     def close(self) -> None:
         try:
@@ -95,9 +131,9 @@ class Session:
 
     @property
     def dirty(self) -> bool:
-        """The project differs from what was last loaded or saved (undoing back to it is
-        clean again: the comparison is by value, not by counting edits)."""
-        return self._project != self._saved
+        """The project has edits since it was last loaded or saved: the history is away from
+        its clean index (undoing or redoing back to it is clean again)."""
+        return not self.history.clean
 
     def replace_project(self, project: Project, cause: str = "edit") -> None:
         """Swap the project value (edits, history, a reload); views re-derive."""
@@ -107,7 +143,6 @@ class Session:
     def reload(self, project: Project) -> None:
         """The project as read again from disk (changed by another program): the new clean
         state, and a new, empty history (the old steps describe a document that is gone)."""
-        self._saved = project
         self.history = History()
         self.replace_project(project, "reload")
         self._history_changed()
@@ -138,11 +173,57 @@ class Session:
         self._history_changed()
         return cmd.text
 
-    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        self._project = self._saved = save_project(self._project, path)
+    def reload_from_disk(self) -> bool:
+        """Read the project file again (another program changed it), dropping unsaved edits;
+        returns whether the project changed. ProjectError (one line) when it cannot be read:
+        then nothing changes."""
+        path = self._project.path
+        if path is None:
+            raise ProjectError("the project has no file to reload")
+        disk = ProjectFile.read(path)
+        fresh = replace(load_project(path), path=path)
+        self._disk = disk
+        if fresh == self._project and self.history.clean:
+            return False  # rewritten, not changed (e.g. reformatted)
+        self.reload(fresh)
+        return True
+
+    def outside_change(self) -> ProjectFile | None:
+        """The project file as it is on disk now when another program changed it since it was
+        last read or written here; None when unchanged, or when there is no file whose
+        content could be lost (none yet, gone, unreadable)."""
+        path = self._project.path
+        if path is None:
+            return None
+        stamp = FileStamp.peek(path)
+        known = self._disk
+        if stamp is None or (known is not None and stamp == known.stamp):
+            return None
+        now = ProjectFile.read(path)
+        if now is None:
+            return None
+        if known is not None and now.digest == known.digest:
+            self._disk = now  # touched, or rewritten with the same bytes: not a change
+            return None
+        return now
+
+    def save(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Path:
+        """Write the project (to ``path``: save as). :class:`SaveConflict` instead of
+        overwriting its own file when another program changed it since it was read or written
+        here, unless ``overwrite`` (the user chose to)."""
+        own = self._project.path
+        target = Path(path).resolve() if path is not None else own
+        if not overwrite and own is not None and target == own and self.outside_change():
+            raise SaveConflict(
+                f"{files.printable(own)}: changed on disk by another program since it was "
+                "opened or saved here; reload it, overwrite it or save as another file"
+            )
+        self._project = save_project(self._project, path)
+        assert self._project.path is not None
+        self._disk = ProjectFile.read(self._project.path)
+        self.history.set_clean()
         self.replace_project(self._project, "save")
         self._history_changed()
-        assert self._project.path is not None
         return self._project.path
 
     def _history_changed(self) -> None:
@@ -276,4 +357,4 @@ class Session:
         return freed
 
 
-__all__ = ["Session", "edits"]
+__all__ = ["ProjectFile", "SaveConflict", "Session", "edits"]

@@ -24,7 +24,7 @@ from diagnostics_app.qt.controller import Controller
 from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.settings import AppSettings, SettingsStore
 from diagnostics_app.qt.theme import app_icon
-from diagnostics_app.qt.widgets.welcome import WelcomeWindow
+from diagnostics_app.qt.widgets.welcome import WelcomeWindow, open_error_box
 
 EXIT_BAD_INPUT = 2
 GIL_SWITCH_INTERVAL = 0.0005  # seconds (CPython's default: 0.005); see ensure_app
@@ -77,16 +77,31 @@ class Shell(QObject):
         self.settings = settings_store.load()
         self.window: MainWindow | None = None
         self.welcome: WelcomeWindow | None = None
+        self.opened = False  # a project window was opened (run_gui's exit code)
+        self.error_box: QMessageBox | None = None  # the last "cannot open" message
 
     def start(self, path: str | None) -> None:
+        """Open ``path`` (or the last project) or show the welcome screen; a project that
+        cannot be opened is said on stderr (one line) and in a message over the welcome
+        screen, which stays."""
         if (
             path is None
             and self.settings.last_project
             and Path(self.settings.last_project).is_file()
         ):
             path = self.settings.last_project
-        if path is None or not self.open(path):
+        if path is None:
             self.show_welcome()
+            return
+        try:
+            session = Session.open(path)
+        except DiagnosticsError as exc:
+            message = str(exc).splitlines()[0] if str(exc) else "cannot open"
+            print(f"diagnostics-app: {message}", file=sys.stderr)
+            self.show_welcome()
+            self._show_error(path, message)
+            return
+        self._show_window(path, session)
 
     def show_welcome(self) -> None:
         if self.welcome is None:
@@ -127,13 +142,21 @@ class Shell(QObject):
             QGuiApplication.restoreOverrideCursor()
         self.open(str(path))
 
+    def _show_error(self, path: str, message: str) -> None:
+        self.error_box = open_error_box(self._parent(), path, message)
+
     @Slot(str)
     def open(self, path: str) -> bool:
         try:
             session = Session.open(path)
         except DiagnosticsError as exc:
-            QMessageBox.critical(self._parent(), "Cannot open the project", str(exc))
+            self._show_error(path, str(exc).splitlines()[0] if str(exc) else "cannot open")
             return False
+        return self._show_window(path, session)
+
+    def _show_window(self, path: str, session: Session) -> bool:
+        """A window on ``session`` replaces the current one (unless that one refuses to
+        close)."""
         old = self.window
         if old is not None and not old.close():
             session.close()
@@ -151,18 +174,23 @@ class Shell(QObject):
         self.settings_store.save(self.settings)
         window.show()
         window.show_first_issue()
+        self.opened = True
         if self.welcome is not None:
             self.welcome.close()
         return True
 
 
 def run_gui(project_path: str | None) -> int:
-    """Open the GUI on ``project_path``, the last project, or the welcome screen."""
+    """Open the GUI on ``project_path``, the last project, or the welcome screen. Exit code 2
+    when ``project_path`` could not be opened and no project was opened afterwards (the
+    failure was said on stderr and over the welcome screen)."""
     app = ensure_app()
     shell = Shell(SettingsStore())
     shell.start(project_path)
-    code = app.exec()
-    return int(code)
+    code = int(app.exec())
+    if project_path is not None and not shell.opened:
+        return EXIT_BAD_INPUT
+    return code
 
 
 # --- screenshot (QA) ---------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class Controller(QObject):
     jobFailed = Signal(str, str)  # job id, message
     progressChanged = Signal(object)  # JobUpdated: a running job's progress, nothing else
     jobsChanged = Signal()  # self.jobs changed between two diagnoses (the watcher read them)
+    saveConflict = Signal()  # the project file changed on disk while there are unsaved edits
 
     def __init__(
         self, session: Session, settings: AppSettings | None = None, parent: QObject | None = None
@@ -130,6 +131,7 @@ class Controller(QObject):
         self._files = FileWatcher(session, self)
         self._files.message.connect(self.message)
         self._files.changed.connect(self.schedule_refresh)
+        self._files.conflict.connect(self.saveConflict)
         # the parts get functions of the session and of each other, never of the controller:
         # no reference cycle keeps the controller (and its pools) alive after the window
         self._scheduler = DiagnosisScheduler(
@@ -389,15 +391,26 @@ class Controller(QObject):
         self.refresh()
         return text
 
-    def save(self, path: str | os.PathLike[str] | None = None) -> bool:
+    def save(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> bool:
+        """Save (``overwrite``: even over a change another program made to the file)."""
         try:
-            saved = self.session.save(path)
+            saved = self.session.save(path, overwrite=overwrite)
         except DiagnosticsError as exc:
             self.message.emit(f"Save failed: {exc}", 0)
             return False
-        self._files.saved(saved)
         self.message.emit(f"Saved {saved}", 3000)
         return True
+
+    def changed_on_disk(self) -> bool:
+        """Another program changed the project file since it was read or written here (asked
+        at Save: the watcher does not ask again about the same version)."""
+        return self._files.take_outside_change()
+
+    def reload_from_disk(self) -> bool:
+        """Read the project file again, dropping unsaved edits (False: it cannot be read)."""
+        ok = self._files.reload()
+        self.refresh()
+        return ok
 
     def export(self, row: Row, fmt: str, path: Path) -> Path | None:
         from diagnostics_app.core.export import export_row

@@ -2,10 +2,13 @@
 
 :class:`QFileSystemWatcher` s (shards of at most ``SHARD_PATHS`` paths) watch the project
 file, the audio files and their folders.
-After a quiet period (editors write in several steps) the project file's stamp is compared
-with the one last read or written here: a project changed on disk is reloaded (unless there
-are unsaved edits), and in any case a re-derivation is asked for, because ``diagnose()``
-re-reads the audio files' stamps (changed audio → stale rows).
+After a quiet period (editors write in several steps) the session says whether the project
+file changed on disk since it was last read or written here
+(:meth:`~diagnostics_app.core.session.Session.outside_change`: stamp, then bytes). Without
+unsaved edits the project is reloaded; with them, :attr:`FileWatcher.conflict` is emitted
+once per outside version, and the window asks what to do (reload and lose the edits,
+overwrite, save as, or decide later: Save asks again). In any case a re-derivation is asked
+for, because ``diagnose()`` re-reads the audio files' stamps (changed audio → stale rows).
 
 It is apart from the :class:`~diagnostics_app.qt.controller.Controller` because it is one
 source of change notifications among several, with its own state (stamps, watched paths);
@@ -15,15 +18,12 @@ the controller connects its signals and hands it the paths each derivation found
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
-from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal, Slot
 
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.project import Project, load_project
-from diagnostics_app.core.session import Session
-from diagnostics_app.core.stamp import FileStamp
+from diagnostics_app.core.project import Project
+from diagnostics_app.core.session import ProjectFile, Session
 
 QUIET_MS = 150  # editors write in several steps: wait for quiet
 # Qt's watcher checks every path added or removed against the list of those it holds, so one
@@ -56,13 +56,12 @@ class FileWatcher(QObject):
 
     changed = Signal()  # watched files changed: re-derive (after any reload)
     message = Signal(str, int)  # a status-bar message and its timeout (ms, 0 = sticky)
+    conflict = Signal()  # the project file changed on disk and there are unsaved edits
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._session = session
-        path = session.project.path
-        # as last read or written
-        self._project_stamp = FileStamp.peek(path) if path else None
+        self._announced: ProjectFile | None = None  # the outside version last asked about
         self._closed = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -126,10 +125,6 @@ class FileWatcher(QObject):
         if self._adding:
             self._add_timer.start()
 
-    def saved(self, path: Path) -> None:
-        """The project was written to ``path`` here: its new stamp is not a change."""
-        self._project_stamp = FileStamp.peek(path)
-
     def stop(self) -> None:
         """No more checks (at shutdown, before the owner waits for its workers)."""
         self._closed = True
@@ -151,29 +146,32 @@ class FileWatcher(QObject):
 
     @Slot()
     def _check(self) -> None:
-        project = self._session.project
-        if project.path is not None:
-            stamp = FileStamp.peek(project.path)
-            if stamp is not None and stamp != self._project_stamp:
-                self._project_stamp = stamp
-                self._reload(project.path)
+        outside = self._session.outside_change()
+        if outside is not None and outside != self._announced:
+            self._announced = outside  # one question per outside version, not per event
+            if self._session.dirty:
+                self.conflict.emit()
+            else:
+                self.reload()
         self.watch()  # an atomic replace drops the watch on the old inode
         self.changed.emit()  # source stamps are re-read by diagnose(): changed audio → stale
 
-    def _reload(self, path: Path) -> None:
-        session = self._session
-        if session.dirty:
-            self.message.emit(
-                "The project file changed on disk; you have unsaved changes, so it was not reloaded",
-                0,
-            )
-            return
+    def take_outside_change(self) -> bool:
+        """Whether the project file changed on disk, for a caller about to ask the user (at
+        Save): the watcher then does not ask again about that same version."""
+        outside = self._session.outside_change()
+        if outside is not None:
+            self._announced = outside
+        return outside is not None
+
+    def reload(self) -> bool:
+        """Read the project file again, dropping unsaved edits; False (with a message) when it
+        cannot be read."""
         try:
-            fresh = load_project(path)
+            changed = self._session.reload_from_disk()
         except DiagnosticsError as exc:
             self.message.emit(f"The project file changed on disk but cannot be read: {exc}", 0)
-            return
-        if fresh == session.project:
-            return
-        session.reload(replace(fresh, path=session.project.path))
-        self.message.emit("Reloaded the project: it was changed by another program", 5000)
+            return False
+        if changed:
+            self.message.emit("Reloaded the project: it was changed by another program", 5000)
+        return True

@@ -60,16 +60,19 @@ from diagnostics_app.qt.window_files import ProjectFilesMixin
 from diagnostics_app.qt.window_playback import PlaybackMixin
 from diagnostics_app.qt.window_plots import PlotsMixin
 from diagnostics_app.qt.window_rows import RowActionsMixin
+from diagnostics_app.qt.window_sources import SourceActionsMixin
 
 LOADING_TEXT = "Loading diagnostics…"
 
 
-def window_title(project: Project) -> str:
-    return f"{APP_NAME} {__version__} — {project.name}"
+def window_title(project: Project, modified: bool = False) -> str:
+    """The title; `` *`` after the name while there are unsaved edits (the clean index)."""
+    return f"{APP_NAME} {__version__} — {project.name}{' *' if modified else ''}"
 
 
 class MainWindow(
     ProjectFilesMixin,
+    SourceActionsMixin,
     EditDialogsMixin,
     RowActionsMixin,
     PlotsMixin,
@@ -179,6 +182,7 @@ class MainWindow(
         self.sources.selectionChanged.connect(self._on_tree_selection)
         self.sources.filesDropped.connect(self._on_files_dropped)
         self.setAcceptDrops(True)  # files and folders dropped anywhere on the window
+        self.sources.sourceMenuRequested.connect(self._on_source_menu)
         self.table.currentRowChanged.connect(self._on_current_row)
         self.table.rowsSelected.connect(self._on_rows_selected)
         self.table.customContextMenuRequested.connect(self._on_table_menu)
@@ -189,6 +193,7 @@ class MainWindow(
         controller.progressChanged.connect(self._on_progress)
         controller.jobsChanged.connect(self._on_jobs)
         controller.message.connect(self._on_message)
+        controller.saveConflict.connect(self._on_save_conflict)
         controller.plotLoaded.connect(self._on_plot_loaded)
         self.plot_area.seekRequested.connect(self._on_seek)
         self.player.positionChanged.connect(self._on_play_position)
@@ -438,7 +443,7 @@ class MainWindow(
 
     @Slot()
     def _on_project(self) -> None:
-        self.setWindowTitle(window_title(self.controller.project))
+        self.setWindowTitle(window_title(self.controller.project, self.controller.session.dirty))
         self._plot_signature = None
 
     @Slot()
@@ -448,7 +453,9 @@ class MainWindow(
         self.actionUndo.setText(f"&Undo {h.undo_text}" if h.undo_text else "&Undo")
         self.actionRedo.setEnabled(h.redo_text is not None)
         self.actionRedo.setText(f"&Redo {h.redo_text}" if h.redo_text else "&Redo")
-        self.modified_label.setText("<b>Modified</b>" if self.controller.session.dirty else "")
+        dirty = self.controller.session.dirty
+        self.modified_label.setText("<b>Modified</b>" if dirty else "")
+        self.setWindowTitle(window_title(self.controller.project, dirty))
 
     @Slot(str, int)
     def _on_message(self, text: str, timeout: int) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from diagnostics_app.qt.settings import SettingsStore
     from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
     from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
+    from diagnostics_app.qt.widgets.source_tree import SourceTreePanel
 
     class WindowHost(QMainWindow):
         controller: Controller
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         player: Player
         table: DescriptorTable
         explain: ExplainPanel
+        sources: SourceTreePanel
         plot_area: PlotArea
         playback_label: QLabel
         actionPlay: QAction

@@ -78,7 +78,15 @@ def frozen(shared: Frozen) -> Frozen:
     ],
     ids=lambda c: c[0],
 )
-def test_nonexistent_project(cli: Cli, tmp_path: Path, command: list[str]) -> None:  # noqa: F811
+def test_nonexistent_project(
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if command[0] == "open":  # with a display the GUI says it too (tests/qt/test_open_failure.py)
+        for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+            monkeypatch.delenv(name, raising=False)
     missing = tmp_path / "nope.json"
     assert_bad_input(cli(command[0], missing, *command[1:]), str(missing), "not found")
     assert not list(tmp_path.iterdir())  # nothing created (no cache folder, no output)

@@ -4,10 +4,16 @@ Each node carries the counts of its rows per state (a source counts all its rows
 included; a track the rows it requests), which the view paints as coloured badges. Sources
 that only the store still knows (removed from the project, data left behind) appear as
 "orphan" nodes so their extraneous rows stay reachable.
+
+A source whose audio cannot be read (missing file, not audio, unreadable) carries the reason
+(:attr:`TreeNode.error`, the session's one-liner): its node and its tracks' nodes show a warning
+icon and the reason in the tooltip, and :meth:`SourceTreeModel.source_error` hands it to other
+views (the plot lanes).
 """
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +26,8 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QStyle
 
 from diagnostics_app.core.audio import AudioInfo
 from diagnostics_app.core.diagnostics import Diagnosis, SourceStatus
@@ -30,6 +38,13 @@ from diagnostics_app.qt.models.roles import CountsRole, KeyRole, KindRole, NodeR
 from diagnostics_app.qt.theme import human_duration
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+def warning_icon() -> QIcon:
+    """The icon of a node whose audio cannot be read."""
+    return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
+
 _NODE_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 SINGLE_UPDATES_MAX = 64  # nodes changed by one update: above, ranges (one full repaint)
 
@@ -78,8 +93,8 @@ def build_tree(
         ai = info(src.id) if st.error is None else None
         if ai is not None:
             facts = f"{ai.sample_rate} Hz · {ai.channels} ch · {human_duration(ai.duration)} · {ai.format}/{ai.subtype}"
-        else:
-            facts = st.error or "unreadable"
+        else:  # the reason is the tooltip's last line (see SourceTreeModel.data)
+            facts = "cannot be read" + ("" if st.error else ": unreadable")
         tracks = project.tracks_of(src.id)
         tip = f"<b>{src.id}</b><br>{path}<br>{facts}<br>tracks: {', '.join(t.name for t in tracks) or 'none'}"
         node = TreeNode(
@@ -100,6 +115,16 @@ def build_tree(
         tip = f"<b>{sid}</b><br>not in the project any more; its cached data is extraneous"
         tree.append((TreeNode("orphan", sid, f"{sid} (removed)", sid, _counts(rows), tip), []))
     return tree
+
+
+def source_error(tree: Tree, source_id: str) -> str | None:
+    """Why the source's audio cannot be read (the session's one-line reason: missing file, not
+    audio, unreadable), or None when it can (or the source is unknown). For any view of the
+    controller's ``tree`` (the plot lanes: ``source_error(controller.tree, source_id)``)."""
+    for node, _ in tree:
+        if node.kind == "source" and node.id == source_id:
+            return node.error
+    return None
 
 
 def _shape(tree: Tree) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
@@ -177,6 +202,10 @@ class SourceTreeModel(QAbstractItemModel):
     def nodes(self) -> list[TreeNode]:
         return [x for n, cs in self._tree for x in (n, *cs)]
 
+    def source_error(self, source_id: str) -> str | None:
+        """:func:`source_error` of the tree shown."""
+        return source_error(self._tree, source_id)
+
     # -- the model interface ------------------------------------------------------------------
 
     def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
@@ -221,8 +250,13 @@ class SourceTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             badges = node.badge_text() or "no rows"
             return f"{node.tooltip}<br>{badges}" + (
-                f"<br><span style='color:#c62828'>{node.error}</span>" if node.error else ""
+                f"<br><span style='color:#c62828'>⚠ {html.escape(node.error)}</span>"
+                "<br><i>Right-click the source: Locate… points it at the file</i>"
+                if node.error
+                else ""
             )
+        if role == Qt.ItemDataRole.DecorationRole:
+            return warning_icon() if node.error else None
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{node.name}: {node.badge_text() or 'no rows'}"
         if role == KeyRole:

@@ -43,6 +43,7 @@ from diagnostics_app.qt.models.roles import (
     ProgressRole,
     StateRole,
 )
+from diagnostics_app.qt.models.sources import warning_icon
 from diagnostics_app.qt.theme import STATE_GLYPHS, state_color
 
 Index = QModelIndex | QPersistentModelIndex
@@ -108,6 +109,8 @@ class BadgeDelegate(QStyledItemDelegate):
         if node is None:
             super().paint(painter, option, index)
             return
+        if node.error:  # a source whose audio cannot be read: a warning icon before the name
+            option = self._paint_warning(painter, option)
         badges = tuple((s, int(node.counts[s])) for s in SEVERITY if node.counts.get(s))
         ratio = _ratio(painter)
         strip = self._pill_strip(badges, option.font, ratio) if badges else None
@@ -137,6 +140,24 @@ class BadgeDelegate(QStyledItemDelegate):
             x = rect.right() - int(total) + self.PAD
             y = rect.top() + (rect.height() - int(size.height())) // 2
             painter.drawPixmap(QPointF(x, y), strip)
+
+    def _paint_warning(
+        self, painter: QPainter, option: QStyleOptionViewItem
+    ) -> QStyleOptionViewItem:
+        """Paint the warning icon (on the row's background) at the left of ``option.rect``;
+        returns the option for the rest of the row, right of it."""
+        size = option.decorationSize.height() or 16
+        r = option.rect
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        painter.save()  # the icon's strip gets the row's background (selection, hover) too
+        painter.setClipRect(QRect(r.left(), r.top(), size + 4, r.height()))
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)
+        painter.restore()
+        warning_icon().paint(painter, QRect(r.left() + 2, r.top(), size, r.height()))
+        rest = QStyleOptionViewItem(option)
+        rest.rect = r.adjusted(size + 4, 0, 0, 0)
+        return rest
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         size = super().sizeHint(option, index)

@@ -1,10 +1,22 @@
-"""The left panel: a filter box, an "issues only" switch and the source/track tree."""
+"""The left panel: a filter box, an "issues only" switch and the source/track tree.
+
+Right-clicking a node asks for its source's context menu (``sourceMenuRequested``: the window
+builds it); a node whose audio cannot be read is drawn with a warning icon before its name
+(:class:`~diagnostics_app.qt.widgets.delegates.BadgeDelegate`).
+"""
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Signal, Slot
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    Qt,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,8 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from diagnostics_app.core.library import AUDIO_SUFFIXES
-from diagnostics_app.qt.models.roles import KeyRole
-from diagnostics_app.qt.models.sources import SourceFilterProxy, SourceTreeModel, Tree
+from diagnostics_app.qt.models.roles import KeyRole, NodeRole
+from diagnostics_app.qt.models.sources import (
+    SourceFilterProxy,
+    SourceTreeModel,
+    Tree,
+)
 from diagnostics_app.qt.widgets.delegates import BadgeDelegate
 
 
@@ -78,6 +94,7 @@ class SourceTreePanel(QWidget):
 
     selectionChanged = Signal(object)
     filesDropped = Signal(list)
+    sourceMenuRequested = Signal(str, QPoint)  # source id (of the node or its track), global pos
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +111,7 @@ class SourceTreePanel(QWidget):
         self.view = SourceTreeView(self)
         self.view.setModel(self.proxy)
         self.view.setItemDelegate(BadgeDelegate(self.view))
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.setHeaderHidden(True)
         self.view.setUniformRowHeights(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -110,6 +128,7 @@ class SourceTreePanel(QWidget):
         self.issues_only.toggled.connect(self._on_issues_only)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
         self.view.filesDropped.connect(self.filesDropped)
+        self.view.customContextMenuRequested.connect(self._on_context_menu)
         self._current: tuple[str, str] | None = None
 
     def set_tree(self, tree: Tree) -> None:
@@ -158,6 +177,15 @@ class SourceTreePanel(QWidget):
             return  # a filter hiding the node keeps what is shown
         self._current = key
         self.selectionChanged.emit(key)
+
+    @Slot(QPoint)
+    def _on_context_menu(self, pos: QPoint) -> None:
+        """A source's menu for a source or a track (a track's source); none for a removed
+        source (its data is reached through its rows)."""
+        node = self.view.indexAt(pos).data(NodeRole)
+        if node is None or node.kind == "orphan":
+            return
+        self.sourceMenuRequested.emit(node.source_id, self.view.viewport().mapToGlobal(pos))
 
     @Slot(str)
     def _on_filter(self, text: str) -> None:

@@ -1,4 +1,6 @@
-"""The welcome screen: recent projects, open a project, or open the demo."""
+"""The welcome screen: recent projects, open a project, or open the demo; and the message box
+that says why a project could not be opened, shown over it (someone who started the app from
+a file manager sees no terminal)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -18,6 +21,22 @@ from PySide6.QtWidgets import (
 
 from diagnostics_app import APP_NAME, __version__
 from diagnostics_app.qt.theme import app_icon
+
+
+def open_error_box(parent: QWidget | None, path: str, message: str) -> QMessageBox:
+    """Show (window-modal, without blocking the caller) why ``path`` could not be opened;
+    ``message`` is the core's one-line reason. The box deletes itself when closed."""
+    box = QMessageBox(parent)
+    box.setObjectName("openErrorBox")
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setIcon(QMessageBox.Icon.Critical)
+    box.setWindowTitle("Cannot open the project")
+    box.setText(f"Cannot open {Path(path).name or path}")
+    box.setInformativeText(message)
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    box.setWindowModality(Qt.WindowModality.WindowModal)
+    box.open()
+    return box
 
 
 class WelcomeWindow(QWidget):
