@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -104,6 +105,8 @@ class RequestsDialog(_EditDialog):
         self._features = list(features)
         self._calculators = [AUTO_CALCULATOR, *calculators]
         self._profiles = list(profiles)
+        # invalid requests as written, with the cells they were shown in (see add_row)
+        self._kept: list[tuple[Request, tuple[str, ...]]] = []
         self.table = QTableWidget(0, len(self.HEADERS), self)
         self.table.setHorizontalHeaderLabels(list(self.HEADERS))
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
@@ -152,7 +155,24 @@ class RequestsDialog(_EditDialog):
         )
         self.table.setCellWidget(r, 2, self._combo(self._profiles, req.profile))
         params = json.dumps(dict(req.params), sort_keys=True) if req.params else ""
-        self.table.setItem(r, 3, QTableWidgetItem(params))
+        item = QTableWidgetItem(params)
+        if req.problem is not None:
+            # a request the file got wrong: shown as it could be read, kept as written (with
+            # its mistake, so the row stays `invalid` and says why) unless its cells change
+            self._kept.append((req, self._cells(r, params)))
+            item.setData(Qt.ItemDataRole.UserRole, len(self._kept))  # 1 + its index
+            item.setToolTip(f"invalid: {req.problem}")
+            for c in range(3):
+                w = self.table.cellWidget(r, c)
+                if w is not None:
+                    w.setToolTip(f"invalid: {req.problem}")
+                    w.setStyleSheet("color: #c0392b;")
+            item.setForeground(Qt.GlobalColor.red)
+        self.table.setItem(r, 3, item)
+
+    def _cells(self, r: int, params: str | None = None) -> tuple[str, ...]:
+        texts = [self._cell_text(r, c) for c in range(3)]
+        return (*texts, self._cell_text(r, 3) if params is None else params)
 
     def _remove_selected(self) -> None:
         for r in sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True):
@@ -161,6 +181,11 @@ class RequestsDialog(_EditDialog):
     def value(self) -> tuple[Request, ...]:
         out: list[Request] = []
         for r in range(self.table.rowCount()):
+            item = self.table.item(r, 3)
+            key = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+            if isinstance(key, int) and key > 0 and self._cells(r) == self._kept[key - 1][1]:
+                out.append(self._kept[key - 1][0])  # an invalid request left alone stays
+                continue
             feature = self._cell_text(r, 0).strip()
             calc = self._cell_text(r, 1)
             profile = self._cell_text(r, 2) or DEFAULT_PROFILE
