@@ -282,6 +282,10 @@ class MainWindow(
         self.summary_label.setObjectName("summaryLabel")
         self.modified_label = QLabel(self)
         self.modified_label.setObjectName("modifiedLabel")
+        # unknown keys outside requests change nothing, but are said (as `check` says them)
+        self.warnings_label = QLabel(self)
+        self.warnings_label.setObjectName("warningsLabel")
+        sb.addPermanentWidget(self.warnings_label)
         self.playback_label = QLabel(self)
         self.playback_label.setObjectName("playbackLabel")
         sb.addPermanentWidget(self.playback_label)
@@ -443,7 +447,11 @@ class MainWindow(
 
     @Slot()
     def _on_project(self) -> None:
-        self.setWindowTitle(window_title(self.controller.project, self.controller.session.dirty))
+        project = self.controller.project
+        self.setWindowTitle(window_title(project, self.controller.session.dirty))
+        n = len(project.warnings)
+        self.warnings_label.setText(f"⚠ {n} warning{'s' if n != 1 else ''}" if n else "")
+        self.warnings_label.setToolTip("\n".join(f"warning: {w}" for w in project.warnings))
         self._plot_signature = None
 
     @Slot()

@@ -64,3 +64,15 @@ def test_fixing_an_invalid_request_in_the_dialog_makes_it_valid(
     assert (fixed.feature, fixed.problem) == ("centroid", None)
     settle(window)
     assert _invalid(window) == []
+
+
+def test_unknown_keys_outside_requests_are_warnings_in_the_status_bar(
+    make_window: Callable[..., MainWindow], demo_project: Path
+) -> None:
+    data = json.loads(demo_project.read_text())
+    data["sources"][0]["gain"] = 2  # not a key of a source: changes nothing, said
+    demo_project.write_text(json.dumps(data))
+    window = make_window(demo_project)
+    assert window.warnings_label.text() == "⚠ 1 warning"
+    assert "gain" in window.warnings_label.toolTip()
+    assert _invalid(window) == []  # the project works
