@@ -122,9 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-selection", metavar="START:END", help="select this time range (s) in the plots"
     )
 
-    from diagnostics_app import cli_trash
+    from diagnostics_app import cli_report, cli_trash, cli_verify
 
     cli_trash.add_parser(sub)
+    cli_verify.add_parser(sub)
+    cli_report.add_parser(sub)
     return parser
 
 
@@ -185,12 +187,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         "export": _export,
         "screenshot": _screenshot,
         "trash": _trash,
+        "verify": _verify,
+        "report": _report,
     }
     return handlers[cmd](args)
 
 
 def _trash(args: argparse.Namespace) -> int:
     from diagnostics_app.cli_trash import run
+
+    return run(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_verify import run
+
+    return run(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_report import run
 
     return run(args)
 

@@ -104,4 +104,5 @@ def entry_token(entry: StoredEntry | None) -> tuple[Any, ...] | None:
         entry.calculator_version,
         tuple(sorted(entry.features)),
         entry.problems,  # a file that fails verification changes the row
+        entry.environment,  # so does a drift mark (verify --repair)
     )

@@ -140,6 +140,9 @@ class StoredEntry:
     # (feature, problem) of each feature whose ``problem`` is set, in feature order: () for a
     # sound entry (one attribute to compare, for consumers that remember entries)
     problems: tuple[tuple[str, str], ...] = ()
+    # set by a listing when ``verify --repair`` marked this commit as drifted (.marks): JSON
+    # {"old": {library: version}, "new": {...}}; None for an unmarked entry
+    environment: str | None = None
 
     def __hash__(self) -> int:
         return hash((self.entry_id, self.commit_id))

@@ -16,8 +16,9 @@ from diagnostics_app.core.store.connection import IndexConnection
 
 # 2: cancel_requests (cancelling another process's job); 3: features and trash rows record
 # each file's stamp and checksum (see .verify); 4: owners (leases, see .lease), and the place
-# (host, boot, PID namespace) of each job's owner and each writer
-SCHEMA_VERSION: Final = 4
+# (host, boot, PID namespace) of each job's owner and each writer; 5: environment_marks
+# (entries verify --repair found drifted, see .marks)
+SCHEMA_VERSION: Final = 5
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -74,6 +75,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL, updated REAL NOT NULL, owner_place TEXT);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (source_id, profile, params);
+CREATE TABLE IF NOT EXISTS environment_marks (
+    entry_id INTEGER PRIMARY KEY, commit_id TEXT NOT NULL, detail TEXT NOT NULL,
+    marked REAL NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('entries', 0), ('jobs', 0);
 """
 

@@ -1,0 +1,238 @@
+"""Silent drift: stored data that the current code no longer computes, although no input of its
+fingerprint changed (``diagnostics-app verify``).
+
+A fingerprint holds what a calculator declares (audio, parameters, its version); the numeric
+libraries under it (numpy, scipy, libsndfile) are not inputs, and an upgrade of one can change
+the output without any row turning stale. So a seeded sample of the ``ok`` rows is computed
+again by the same code path as ``analyze`` (a job runner and a pass writer, so the same
+storage encoding) into a *scratch* store in a temporary folder outside the project's store,
+and each fresh feature is compared with the stored one by the comparison rules of
+:mod:`.compare`. A row whose verdict is ``differs`` has drifted; the library versions that
+produced it (its entry's provenance) are reported beside the current ones.
+
+The project's store is read, never written, unless ``repair`` is asked: then each drifted
+entry is marked in the store with reason ``environment`` (see
+:meth:`~.store.FeatureStore.mark_environment`); diagnosis shows it ``stale`` with that reason
+until it is regenerated (a new commit of the entry drops the mark).
+
+Sampling is deterministic: the eligible rows in key order, ``random.Random(seed)`` picks
+``ceil(fraction × n)`` of them (at least one when any is eligible), so a CI job checks the
+same rows on every run with the same seed, and another seed checks others.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diagnostics_app.core import _drift_interim as provenance
+from diagnostics_app.core._drift_interim import Comparison, compare_features
+from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.events import SessionEvents
+from diagnostics_app.core.jobs import JobRunner
+from diagnostics_app.core.planner import PlannedJob
+from diagnostics_app.core.session import Session
+from diagnostics_app.core.store import EntryKey, FeatureStore, StoredEntry
+
+DEFAULT_FRACTION = 0.1
+DEFAULT_SEED = 0
+
+
+def row_order(row: Row) -> tuple[str, str, str, str, str]:
+    k = row.key
+    return (k.source, k.feature, k.calculator, k.profile, k.params)
+
+
+def sample_rows(rows: Iterable[Row], fraction: float, seed: int) -> list[Row]:
+    """The rows to check, in key order: ``ceil(fraction × n)`` of ``rows`` (at least one if
+    any), chosen by ``random.Random(seed)`` from the rows in key order."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    ordered = sorted(rows, key=row_order)
+    if not ordered:
+        return []
+    count = min(len(ordered), max(1, math.ceil(fraction * len(ordered) - 1e-9)))
+    picked = random.Random(seed).sample(range(len(ordered)), count)
+    return [ordered[i] for i in sorted(picked)]
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """One sampled row: its comparison with a fresh computation, and who produced each."""
+
+    row: Row
+    comparison: Comparison | None  # None when it could not be recomputed (``message`` says why)
+    produced_by: Mapping[str, Any] | None  # the stored entry's provenance (None: not recorded)
+    message: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.comparison is not None and self.comparison.verdict == "differs"
+
+    @property
+    def failed(self) -> bool:
+        return self.comparison is None
+
+    @property
+    def status(self) -> str:
+        """``drift``, ``failed`` or the comparison's verdict (``identical``, ...)."""
+        if self.comparison is None:
+            return "failed"
+        return "drift" if self.drifted else self.comparison.verdict
+
+    def to_json(self, current: Mapping[str, Any]) -> dict[str, Any]:
+        k = self.row.key
+        return {
+            "source": k.source,
+            "feature": k.feature,
+            "calculator": k.calculator,
+            "calculator_version": self.row.calculator_version,
+            "profile": k.profile,
+            "params": dict(self.row.params),
+            "status": self.status,
+            "drift": self.drifted,
+            "comparison": None if self.comparison is None else self.comparison.to_json(),
+            "produced_by": None if self.produced_by is None else dict(self.produced_by),
+            "current": dict(current),
+            "changed": provenance.changed(self.produced_by, current),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    eligible: int  # ok rows in the selection
+    fraction: float
+    seed: int
+    checks: tuple[RowCheck, ...]
+    current: Mapping[str, Any]  # this environment's versions
+    repaired: tuple[Row, ...] = field(default=())
+
+    @property
+    def drifted(self) -> tuple[RowCheck, ...]:
+        return tuple(c for c in self.checks if c.drifted)
+
+    @property
+    def failed(self) -> tuple[RowCheck, ...]:
+        return tuple(c for c in self.checks if c.failed)
+
+    @property
+    def clean(self) -> bool:
+        return not self.drifted and not self.failed
+
+    def summary(self) -> dict[str, int]:
+        out = {"eligible": self.eligible, "checked": len(self.checks)}
+        for status in ("identical", "within tolerance", "drift", "failed"):
+            out[status] = sum(1 for c in self.checks if c.status == status)
+        return out
+
+
+Progress = Callable[[str], None]
+
+
+def verify(
+    session: Session,
+    rows: Sequence[Row],
+    fraction: float = DEFAULT_FRACTION,
+    seed: int = DEFAULT_SEED,
+    *,
+    repair: bool = False,
+    scratch_parent: str | Path | None = None,
+    progress: Progress | None = None,
+) -> VerifyResult:
+    """Recompute a sample of the ``ok`` rows among ``rows`` in a scratch store and compare.
+    ``scratch_parent``: where the temporary scratch folder is made (default: the system's
+    temporary folder); it is deleted when done."""
+    eligible = [r for r in rows if r.state == "ok"]
+    chosen = sample_rows(eligible, fraction, seed)
+    current = provenance.current()
+    with tempfile.TemporaryDirectory(
+        prefix="diagnostics-verify-", dir=None if scratch_parent is None else str(scratch_parent)
+    ) as scratch_dir:
+        checks = _recompute_and_compare(session, chosen, Path(scratch_dir), progress)
+    repaired: tuple[Row, ...] = ()
+    if repair:
+        repaired = mark_drifted(session.store, [c for c in checks if c.drifted], current)
+    return VerifyResult(len(eligible), fraction, seed, tuple(checks), current, repaired)
+
+
+def _recompute_and_compare(
+    session: Session, chosen: Sequence[Row], scratch_dir: Path, progress: Progress | None
+) -> list[RowCheck]:
+    by_entry: dict[EntryKey, list[Row]] = {}
+    for row in chosen:
+        by_entry.setdefault(row.key.entry_key, []).append(row)
+    stored_entries = {k: session.store.get(k) for k in by_entry}
+    jobs = [
+        PlannedJob(
+            source=k.source_id,
+            calculator=k.calculator_id,
+            profile=k.profile,
+            params_key=k.params,
+            features=tuple(sorted({r.key.feature for r in rs})),
+            params=dict(rs[0].params),
+        )
+        for k, rs in by_entry.items()
+    ]
+    checks: list[RowCheck] = []
+    with FeatureStore.open(scratch_dir / "store", trash_max_age=None) as scratch:
+        # the same runner as analyze's, over the same project snapshot and audio facts: only
+        # the store it commits into differs
+        runner = JobRunner(
+            lambda: session.project, session.registry, scratch, session.audio_facts, SessionEvents()
+        )
+        runner.enqueue(jobs, origin="verify")
+        failures: dict[EntryKey, str] = {}
+        for result in runner.run_all(workers=0):
+            if progress is not None:
+                progress(f"{result.status:<9} {result.batch.source}  {result.batch.calculators}")
+            if result.status != "done":
+                for key in result.batch.keys:
+                    failures[key] = result.message or result.status
+        for key, key_rows in by_entry.items():
+            stored = stored_entries[key]
+            fresh = scratch.get(key)
+            for row in key_rows:
+                checks.append(_check(session.store, scratch, row, stored, fresh, failures.get(key)))
+    checks.sort(key=lambda c: row_order(c.row))
+    return checks
+
+
+def _check(
+    store: FeatureStore,
+    scratch: FeatureStore,
+    row: Row,
+    stored: StoredEntry | None,
+    fresh: StoredEntry | None,
+    failure: str | None,
+) -> RowCheck:
+    feature = row.key.feature
+    produced_by = provenance.of_entry(stored) if stored is not None else None
+    if failure is not None:
+        return RowCheck(row, None, produced_by, f"recomputing failed: {failure}")
+    if stored is None or feature not in stored.features:
+        return RowCheck(row, None, produced_by, "the stored entry changed while verifying")
+    if fresh is None or feature not in fresh.features:
+        return RowCheck(row, None, produced_by, "recomputing produced no data for this feature")
+    comparison = compare_features(store.load(stored, feature), scratch.load(fresh, feature))
+    return RowCheck(row, comparison, produced_by)
+
+
+def mark_drifted(
+    store: FeatureStore, drifted: Sequence[RowCheck], current: Mapping[str, Any]
+) -> tuple[Row, ...]:
+    """Mark each drifted row's entry stale with reason ``environment`` (one transaction)."""
+    marks: dict[EntryKey, tuple[str, dict[str, Any]]] = {}
+    for check in drifted:
+        entry = store.get(check.row.key.entry_key)
+        if entry is None:
+            continue
+        old = dict(check.produced_by) if check.produced_by else {}
+        marks[entry.key] = (entry.commit_id, {"old": old, "new": dict(current)})
+    store.mark_environment(marks)
+    return tuple(c.row for c in drifted if c.row.key.entry_key in marks)
