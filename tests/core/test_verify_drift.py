@@ -1,0 +1,303 @@
+"""``diagnostics-app verify``: silent drift (stored data the current code no longer computes,
+with every fingerprint input unchanged) is found by recomputing a seeded sample in a scratch
+store; ``--repair`` marks drifted rows stale with reason ``environment`` until regenerated.
+
+Drift is simulated as an older library would have left it: the stored ``.npy`` values are
+changed on disk and the store's checksum and stamp are made consistent with them, so the store
+itself is sound (``check --verify`` passes) and only a recomputation can tell."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diagnostics_app.core.diagnostics import Row, RowKey, diagnose
+from diagnostics_app.core.session import Session
+from diagnostics_app.core.store import FeatureStore
+from diagnostics_app.core.store.arrays import npy_header
+from diagnostics_app.core.verify_drift import sample_rows, verify
+from tests.core import test_cli
+from tests.core.test_cli import Cli, assert_bad_input, rows_by, tree_digest
+
+# the CLI tests' fixtures, used here too
+_no_plugins = test_cli._no_plugins
+analysed = test_cli.analysed
+cli = test_cli.cli
+project = test_cli.project
+
+DRIFT_FRAMES = slice(10, 20)
+
+
+def cache_of(project: Path) -> Path:
+    return project.parent / ".featurecache"
+
+
+def alter_stored(
+    project: Path, source: str, feature: str, change: Callable[[np.ndarray], None]
+) -> None:
+    """Rewrite a stored feature's values in place, and its checksum and stamp in the index, as
+    if another version of a numeric library had computed them: the store stays consistent."""
+    cache = cache_of(project)
+    db = sqlite3.connect(cache / "index.sqlite")
+    try:
+        eid, rel, encoding, frames, channels, width = db.execute(
+            "SELECT f.entry_id, f.path, f.encoding, f.frames, f.channels, f.width "
+            "FROM features f JOIN entries e ON e.id = f.entry_id "
+            "WHERE e.source_id = ? AND f.feature = ?",
+            (source, feature),
+        ).fetchone()
+        dtype = np.dtype("<f4" if encoding == "float32" else "<u2")
+        shape = (frames, channels, width)
+        header = npy_header(dtype, shape)
+        path = cache / rel
+        raw = path.read_bytes()
+        assert raw.startswith(header)
+        values = np.frombuffer(raw[len(header) :], dtype).reshape(shape).copy()
+        change(values)
+        body = values.tobytes()
+        path.write_bytes(header + body)
+        st = os.stat(path)
+        db.execute(
+            "UPDATE features SET checksum = ?, stamp = ? WHERE entry_id = ? AND feature = ?",
+            (
+                "b2:" + hashlib.blake2b(body, digest_size=16).hexdigest(),
+                f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
+                eid,
+                feature,
+            ),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def louder(values: np.ndarray) -> None:
+    values[DRIFT_FRAMES] *= 1.5
+
+
+def index_rows(project: Path) -> list[tuple[object, ...]]:
+    """What verify must not change: entries, features, marks."""
+    db = sqlite3.connect(cache_of(project) / "index.sqlite")
+    try:
+        return [
+            *db.execute("SELECT * FROM entries ORDER BY id"),
+            *db.execute("SELECT * FROM features ORDER BY entry_id, feature"),
+            *db.execute("SELECT * FROM environment_marks ORDER BY entry_id"),
+        ]
+    finally:
+        db.close()
+
+
+# --- no drift ----------------------------------------------------------------------------------
+
+
+def test_no_drift_exits_0_and_the_store_is_not_written(analysed: Path, cli: Cli) -> None:
+    data_before = tree_digest(cache_of(analysed) / "data")
+    index_before = index_rows(analysed)
+    result = cli("verify", analysed, "--all", "--json")
+    assert result.code == 0, result
+    doc = result.json()
+    summary = doc["summary"]
+    # every ok row was recomputed, the u16db spectrogram too (same writer, same encoding)
+    assert summary["checked"] == summary["eligible"] == 6
+    assert summary["identical"] == 6
+    assert {r["status"] for r in doc["rows"]} == {"identical"}
+    assert set(doc["environment"]) >= {"numpy", "scipy", "soundfile"}
+    assert tree_digest(cache_of(analysed) / "data") == data_before
+    assert index_rows(analysed) == index_before
+
+
+def test_the_scratch_store_is_outside_the_project_and_removed(
+    analysed: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen: list[set[str]] = []
+
+    def progress(line: str) -> None:  # called while the scratch store exists
+        seen.append({str(p) for p in scratch.rglob("*.npy")})
+
+    with Session.open(analysed) as session:
+        rows = session.diagnose().rows
+        result = verify(session, rows, 1.0, scratch_parent=scratch, progress=progress)
+    assert result.clean
+    assert seen and all(s for s in seen)  # fresh data went there ...
+    assert not any(scratch.iterdir())  # ... and is gone
+
+
+# --- drift ----------------------------------------------------------------------------------
+
+
+def test_simulated_drift_is_reported_with_versions_and_exit_1(analysed: Path, cli: Cli) -> None:
+    alter_stored(analysed, "bass", "rms", louder)
+    check = cli("check", analysed, "--verify", "--json")
+    assert check.code == 0, check  # the store is sound: no fingerprint input changed
+    result = cli("verify", analysed, "--all", "--json")
+    assert result.code == 1, result
+    doc = result.json()
+    by_key = {(r["source"], r["feature"]): r for r in doc["rows"]}
+    drifted = by_key.pop(("bass", "rms"))
+    assert drifted["status"] == "drift" and drifted["drift"] is True
+    assert drifted["comparison"]["verdict"] == "differs"
+    assert set(drifted) >= {"produced_by", "changed"}
+    assert {r["status"] for r in by_key.values()} == {"identical"}
+    assert doc["summary"]["drift"] == 1
+    assert doc["repaired"] == []
+    # the text names the row and the versions, produced-by against now
+    text = cli("verify", analysed, "--all")
+    assert text.code == 1
+    line = next(x for x in text.out.splitlines() if x.startswith("drift"))
+    assert "bass" in line and "rms" in line
+    assert "produced by:" in text.out and "now:" in text.out
+    assert "numpy" in text.out.split("now:")[1]
+
+
+def test_repair_marks_the_drifted_row_stale_and_analyze_regenerates_it(
+    analysed: Path, cli: Cli
+) -> None:
+    alter_stored(analysed, "bass", "rms", louder)
+    result = cli("verify", analysed, "--all", "--repair", "--json")
+    assert result.code == 1, result
+    assert result.json()["repaired"] == [
+        {
+            "source": "bass",
+            "feature": "rms",
+            "calculator": "core.rms",
+            "profile": "default",
+            "params": {},
+        }
+    ]
+    rows = rows_by(cli("check", analysed, "--json").json())
+    stale = rows.pop(("bass", "rms", "default"))
+    assert stale["state"] == "stale"
+    assert [r["input"] for r in stale["reasons"]] == ["environment"]
+    assert "numpy" in stale["reasons"][0]["new"]
+    assert {r["state"] for r in rows.values()} == {"ok"}  # nothing else
+    explain = cli("explain", analysed, "--source", "bass", "--feature", "rms")
+    assert explain.code == 1 and "stale" in explain.out and "environment" in explain.out
+    # regenerating clears it: analyze plans exactly that row, and then it is ok and verified
+    plan = cli("analyze", analysed, "--dry-run", "--json").json()
+    assert [(j["source"], j["calculator"]) for j in plan["jobs"]] == [("bass", "core.rms")]
+    assert cli("analyze", analysed).code == 0
+    assert cli("check", analysed).code == 0
+    assert cli("verify", analysed, "--all").code == 0
+
+
+def test_repair_without_drift_marks_nothing(analysed: Path, cli: Cli) -> None:
+    before = index_rows(analysed)
+    assert cli("verify", analysed, "--all", "--repair").code == 0
+    assert index_rows(analysed) == before
+
+
+def test_a_mark_is_for_one_commit_and_a_new_commit_drops_it(analysed: Path, cli: Cli) -> None:
+    with FeatureStore.open(cache_of(analysed)) as store:
+        entry = next(
+            e for e in store.entries() if e.key.source_id == "bass" and "rms" in e.features
+        )
+        detail = {"old": {"numpy": "1.0"}, "new": {"numpy": "2.0"}}
+        assert store.mark_environment({entry.key: ("not-its-commit", detail)}) == 0
+        assert store.get(entry.key).environment is None  # type: ignore[union-attr]
+        assert store.mark_environment({entry.key: (entry.commit_id, detail)}) == 1
+        marked = store.get(entry.key)
+        assert marked is not None and marked.environment is not None
+        assert [e for e in store.entries() if e.environment] == [marked]
+    rows = rows_by(cli("check", analysed, "--json").json())
+    assert rows[("bass", "rms", "default")]["reasons"] == [
+        {"input": "environment", "old": "numpy 1.0", "new": "numpy 2.0"}
+    ]
+    assert cli("analyze", analysed, "--source", "bass", "--all").code == 0
+    with FeatureStore.open(cache_of(analysed)) as store:
+        assert all(e.environment is None for e in store.entries())
+    assert cli("check", analysed).code == 0
+
+
+def test_a_live_session_sees_a_mark_and_rows_without_job_records_too(analysed: Path) -> None:
+    with Session.open(analysed) as session:
+        key = RowKey("bass", "rms", "core.rms", "default", "{}")
+        assert session.diagnose().by_key()[key].state == "ok"  # remembered by the diagnoser
+        entry = session.store.get(key.entry_key)
+        assert entry is not None
+        detail = {"old": {"scipy": "1.0"}, "new": {"scipy": "1.17"}}
+        session.store.mark_environment({entry.key: (entry.commit_id, detail)})
+        row = session.diagnose().by_key()[key]  # the memo must not hide the mark
+        assert row.state == "stale" and row.reasons[0].input == "environment"
+        # the same from scratch, with no job records (the rows' fast path)
+        statuses = {s.id: session.source_status(s.id) for s in session.project.sources}
+        fresh = diagnose(session.project, session.registry, statuses, session.store.entries())
+        assert fresh.by_key()[key].state == "stale"
+        assert fresh.by_key()[key].reasons == row.reasons
+        assert {r.state for r in fresh.rows if r.key != key} == {"ok"}
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+def fake_rows(n: int) -> list[Row]:
+    return [Row(RowKey(f"s{i:03d}", "rms", "core.rms", "default", "{}"), "ok") for i in range(n)]
+
+
+def test_sample_is_deterministic_per_seed_and_its_size_is_the_fraction() -> None:
+    rows = fake_rows(40)
+    first = sample_rows(rows, 0.25, 7)
+    assert len(first) == 10
+    assert sample_rows(list(reversed(rows)), 0.25, 7) == first  # input order does not matter
+    assert first == sorted(first, key=lambda r: r.key.source)
+    others = {tuple(r.key.source for r in sample_rows(rows, 0.25, seed)) for seed in range(8)}
+    assert len(others) > 1  # another seed checks other rows
+    assert len(sample_rows(rows, 0.01, 0)) == 1  # at least one
+    assert sample_rows(rows, 1.0, 3) == rows
+    assert len(sample_rows(fake_rows(3), 0.5, 0)) == math.ceil(1.5)
+    assert sample_rows([], 0.5, 0) == []
+
+
+def test_cli_sample_with_the_same_seed_checks_the_same_rows(analysed: Path, cli: Cli) -> None:
+    def checked(*flags: str) -> list[tuple[str, str]]:
+        result = cli("verify", analysed, "--json", *flags)
+        assert result.code == 0, result
+        return [(r["source"], r["feature"]) for r in result.json()["rows"]]
+
+    once = checked("--sample", "0.5", "--seed", "3")
+    assert len(once) == 3
+    assert checked("--sample", "0.5", "--seed", "3") == once
+    assert any(checked("--sample", "0.5", "--seed", str(s)) != once for s in range(4, 10))
+    # the selection narrows what is eligible
+    assert {s for s, _ in checked("--all", "--source", "bass")} == {"bass"}
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (("--sample", "0"), "--sample '0'"),
+        (("--sample", "1.5"), "--sample '1.5'"),
+        (("--sample", "nan"), "--sample 'nan'"),
+        (("--sample", "half"), "--sample 'half'"),
+        (("--seed", "x"), "--seed 'x'"),
+        (("--sample", "0.5", "--all"), "--all"),
+        (("--source", "nosuch"), "nosuch"),
+        (("--feature", "nosuch"), "nosuch"),
+    ],
+)
+def test_bad_input_is_one_line(
+    analysed: Path, cli: Cli, flags: tuple[str, ...], needle: str
+) -> None:
+    assert_bad_input(cli("verify", analysed, *flags), needle)
+
+
+def test_a_missing_project_is_one_line(tmp_path: Path, cli: Cli) -> None:
+    assert_bad_input(cli("verify", tmp_path / "nope.json"), "nope.json")
+
+
+def test_nothing_ok_to_verify_exits_0(project: Path, cli: Cli) -> None:
+    result = cli("verify", project, "--all")
+    assert result.code == 0, result
+    assert "verified 0 of 0" in result.out
