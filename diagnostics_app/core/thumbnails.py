@@ -9,8 +9,9 @@ are a few vectorised numpy operations, encoded by :mod:`.png`. Three kinds of la
 - ``image`` (spectrogram, mel, chroma): values through a sequential colour map, low bins at
   the bottom; a difference image through a diverging map centred on zero.
 
-Long features are sampled per pixel column (a one-hour spectrogram reads ~500 frames), so a
-memory-mapped feature is never read whole. Time maps to x over ``[0, duration]``, so old and
+An image reads one frame per pixel column (a one-hour spectrogram: 480 frames), so a
+memory-mapped feature is never read whole; a line or band reads its frames (one or two values
+each) up to :data:`MOST_FRAMES`, evenly chosen ones beyond. Time maps to x over ``[0, duration]``, so old and
 new versions of a lane line up even when their frame counts differ.
 """
 
@@ -26,6 +27,7 @@ Kind = Literal["line", "band", "image"]
 WIDTH: Final = 480
 LINE_HEIGHT: Final = 90
 IMAGE_HEIGHT: Final = 110
+MOST_FRAMES: Final = 2_000_000  # frames of a line or band read for one picture
 
 BACKGROUND: Final = (255, 255, 255)
 NEW_COLOUR: Final = (31, 92, 204)  # the current data
@@ -47,9 +49,11 @@ def canvas(height: int, width: int = WIDTH) -> np.ndarray:
 
 
 def _columns(times: np.ndarray, duration: float, width: int) -> np.ndarray:
-    """The pixel column of each frame time."""
+    """The pixel column of each frame time (a hair of slack: 0.29 s of 1 s is column 29, not
+    28 by a rounding error)."""
     span = duration if duration > 0 else 1.0
-    return np.clip((np.asarray(times, np.float64) / span * width).astype(np.int64), 0, width - 1)
+    where = np.floor(np.asarray(times, np.float64) / span * width + 1e-6)
+    return np.clip(where.astype(np.int64), 0, width - 1)
 
 
 def _bucket_ranges(
@@ -64,6 +68,15 @@ def _bucket_ranges(
     empty = ~np.isfinite(lo)
     lo[empty] = np.nan
     hi[empty] = np.nan
+    # a column no frame falls in (uneven frame times) takes its neighbours' values; one whose
+    # frames are all NaN stays a gap
+    framed = np.bincount(cols, minlength=width) > 0
+    have = np.flatnonzero(framed)
+    if have.size > 1:
+        x = np.arange(width)
+        between = ~framed & (x > have[0]) & (x < have[-1])
+        lo[between] = np.interp(x[between], have, lo[have])
+        hi[between] = np.interp(x[between], have, hi[have])
     return lo, hi
 
 
@@ -80,10 +93,10 @@ def value_limits(*arrays: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
-def _sample(values: np.ndarray, times: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most a few frames per pixel column (every frame of a short feature): indices into
-    ``values`` chosen evenly, so a memory map reads only those."""
-    step = max(1, len(values) // (width * 4))
+def _sample(values: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame up to :data:`MOST_FRAMES` (a line is one value per frame: hours of rms are
+    a few MB), evenly chosen ones beyond: a column's min..max is then an estimate."""
+    step = max(1, -(-len(values) // MOST_FRAMES))
     idx = np.arange(0, len(values), step)
     return np.asarray(values[idx], np.float64), np.asarray(times[idx], np.float64)
 
@@ -100,7 +113,7 @@ def draw_line(
     width = pixels.shape[1]
     if len(values) == 0:
         return
-    vals, ts = _sample(values, times, width)
+    vals, ts = _sample(values, times)
     if len(vals) < width:
         # fewer frames than columns: the value at each column's centre, linearly between
         # frames (a NaN frame, an unvoiced pitch, leaves a gap on both sides)
@@ -132,8 +145,8 @@ def draw_band(
     width = pixels.shape[1]
     if len(minimum) == 0:
         return
-    mins, ts = _sample(minimum, times, width)
-    maxs, _ = _sample(maximum, times, width)
+    mins, ts = _sample(minimum, times)
+    maxs, _ = _sample(maximum, times)
     cols = _columns(ts, duration, width)
     lo, _ = _bucket_ranges(mins, cols, width)
     _, hi = _bucket_ranges(maxs, cols, width)
