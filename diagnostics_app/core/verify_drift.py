@@ -98,7 +98,6 @@ class RowCheck:
             "drift": self.drifted,
             "comparison": None if self.comparison is None else self.comparison.to_json(),
             "produced_by": None if self.produced_by is None else dict(self.produced_by),
-            "current": dict(current),
             "changed": provenance.changed(self.produced_by, current),
             "message": self.message,
         }

@@ -214,7 +214,8 @@ class FeatureStore:
         listed = self._index.entries()
         if verify:
             listed = self._verifier.listing(listed, self.verify_content)
-        return marks.apply(listed, marks.current(self._db))
+        found = marks.current(self._db)  # almost always none: one query on an empty table
+        return marks.apply(listed, found) if found else listed
 
     def entries_for_source(self, source_id: str) -> list[StoredEntry]:
         return self._index.for_source(source_id)
