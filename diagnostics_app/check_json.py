@@ -32,6 +32,7 @@ _FIELDS = (
     "progress",
     "updated",
     "bytes",
+    "regenerated",
 )
 _TEMPLATE = "{" + ", ".join(f'"{name}": %s' for name in _FIELDS) + "}"
 # Row.to_json changed its keys: every row goes through the encoder until this module follows
@@ -79,6 +80,7 @@ class _RowWriter:
                 scalar(r.progress),
                 scalar(r.updated),
                 scalar(r.nbytes),
+                "null" if r.regenerated is None else s(r.regenerated_label),
             )
             for r in rows
         ]

@@ -122,9 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-selection", metavar="START:END", help="select this time range (s) in the plots"
     )
 
-    from diagnostics_app import cli_report, cli_trash, cli_verify
+    from diagnostics_app import cli_compare, cli_report, cli_trash, cli_verify
 
     cli_trash.add_parser(sub)
+    cli_compare.add_parser(sub)
     cli_verify.add_parser(sub)
     cli_report.add_parser(sub)
     return parser
@@ -187,6 +188,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "export": _export,
         "screenshot": _screenshot,
         "trash": _trash,
+        "compare": _compare,
         "verify": _verify,
         "report": _report,
     }
@@ -195,6 +197,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _trash(args: argparse.Namespace) -> int:
     from diagnostics_app.cli_trash import run
+
+    return run(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from diagnostics_app.cli_compare import run
 
     return run(args)
 

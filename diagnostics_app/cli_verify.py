@@ -117,6 +117,8 @@ def _versions(values: Any, names: Any) -> str:
 
 
 def _print_text(result: Any) -> None:
+    from diagnostics_app.core.compare_text import summary_line
+
     s = result.summary()
     print(
         f"verified {s['checked']} of {s['eligible']} ok row{'s' if s['eligible'] != 1 else ''}"
@@ -126,7 +128,7 @@ def _print_text(result: Any) -> None:
         k = check.row.key
         line = f"{check.status:<16} {k.source}  {k.feature}  {k.calculator}  {k.profile}"
         if check.comparison is not None:
-            line += f"  {check.comparison.summary_text()}"
+            line += f"  {summary_line(check.comparison)}"
         if check.message:
             line += f"  {check.message}"
         print(line)

@@ -29,6 +29,7 @@ import numpy as np
 from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.compare import record_regenerations
 from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
@@ -453,6 +454,7 @@ def run_work(
     plan = PassPlan(work.path, work.params, work.tempo, calcs)
     wanted = {c: set(f) for c, f in work.wanted.items()}
     run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=cancel)
+    record_regenerations(store, sink.committed)  # "regenerated — identical": see core.compare
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:

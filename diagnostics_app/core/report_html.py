@@ -26,14 +26,21 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from diagnostics_app import __version__
-from diagnostics_app.core import _drift_interim as provenance
-from diagnostics_app.core._drift_interim import previous_feature
+from diagnostics_app.core.compare import compare_sides, side_of_entry, side_of_previous
+from diagnostics_app.core.compare_rules import Comparison, clock
+from diagnostics_app.core.compare_text import summary_line
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.explain import profile_text
-from diagnostics_app.core.report_pictures import Picture, comparison_pictures, current_picture
+from diagnostics_app.core.report_pictures import (
+    Picture,
+    comparison_pictures,
+    current_picture,
+    lane_duration,
+)
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.states import STATES, WITH_DATA, severity_rank
+from diagnostics_app.core.store import PreviousVersion, current_provenance
 
 # pictures drawn at most (each ~5-20 kB): a report of a large selection stays mailable
 MAX_LANES: Final = 200
@@ -68,7 +75,9 @@ class Lane:
 
     row: Row
     pictures: tuple[Picture, ...]
-    comparison: Any = None  # the comparison with the previous version, when there is one
+    duration: float = 0.0  # seconds the pictures span
+    previous: PreviousVersion | None = None
+    comparison: Comparison | None = None  # with the previous version, when there is one
     note: str | None = None  # why a picture is missing
 
 
@@ -104,7 +113,7 @@ def build_report(
 
 def _summary(session: Session, diagnosis: Diagnosis, when: dt.datetime) -> str:
     project = session.project
-    versions = provenance.current()
+    versions = current_provenance()
     facts = [
         ("project", project.name),
         ("project file", project.path or "(unsaved)"),
@@ -198,20 +207,23 @@ def _lanes(
                 out.append(Lane(row, (), note="no cached data"))
             continue
         what = f"{row.key.source} / {row.key.feature}"
+        feature = row.key.feature
         try:
-            previous = previous_feature(store, entry, row.key.feature)
-            if previous is None and only_regenerated:
+            version = store.previous(entry.key, feature)
+            if version is None and only_regenerated:
                 continue
-            current = store.load(entry, row.key.feature)
+            current = store.load(entry, feature)
             pictures = [current_picture(current, f"{what}: current")]
+            duration = lane_duration(current)
             comparison = None
-            if previous is not None:
-                from diagnostics_app.core._drift_interim import compare_features
-
-                comparison = compare_features(previous, current)
-                ranges = getattr(comparison, "ranges", ())
-                pictures.extend(comparison_pictures(previous, current, ranges, what))
-            out.append(Lane(row, tuple(pictures), comparison))
+            if version is not None:
+                previous = store.load_previous(version)
+                comparison = compare_sides(
+                    side_of_previous(store, version), side_of_entry(store, entry, feature)
+                )
+                pictures.extend(comparison_pictures(previous, current, comparison.ranges, what))
+                duration = lane_duration(previous, current)
+            out.append(Lane(row, tuple(pictures), duration, version, comparison))
         except DiagnosticsError as exc:
             out.append(Lane(row, (), note=str(exc)))
     return out
@@ -225,13 +237,17 @@ def _img(picture: Picture) -> str:
     )
 
 
-def _comparison_text(comparison: Any) -> str:
-    verdict = str(getattr(comparison, "verdict", ""))
-    stats = comparison.summary_text() if hasattr(comparison, "summary_text") else ""
+def _comparison_text(lane: Lane) -> str:
+    c, version = lane.comparison, lane.previous
+    if c is None or version is None:
+        return ""
+    when = dt.datetime.fromtimestamp(version.updated, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    verdict = c.verdict
     return (
-        f'<p class="comparison">previous vs current: '
+        f'<p class="comparison">previous version (v{version.calculator_version}, computed '
+        f"{_e(when)}) vs current: "
         f'<span class="verdict verdict-{_e(verdict.replace(" ", "-"))}">{_e(verdict)}</span>'
-        f" {_e(stats)}</p>"
+        f" — {_e(summary_line(c))}</p>"
     )
 
 
@@ -247,8 +263,9 @@ def _lane(lane: Lane) -> str:
         f" tracks {_e(', '.join(row.tracks) or '(none)')})</span> {_state(row.state)}"
     )
     body = "".join(_img(p) for p in lane.pictures)
-    if lane.comparison is not None:
-        body += _comparison_text(lane.comparison)
+    if lane.pictures:
+        body += f'<p class="note axis">0:00.000 – {_e(clock(lane.duration))}</p>'
+    body += _comparison_text(lane)
     if lane.note:
         body += f'<p class="note">{_e(lane.note)}</p>'
     return (

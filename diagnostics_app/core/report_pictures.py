@@ -37,7 +37,8 @@ def lane_kind(meta: OutputMeta) -> th.Kind:
     return "line"
 
 
-def _duration(*features: LoadedFeature) -> float:
+def lane_duration(*features: LoadedFeature) -> float:
+    """The seconds a lane's picture spans: to the end of the last frame of the longest."""
     ends = [float(f.times[-1]) for f in features if len(f.times)]
     steps = [f.meta.frame_step or 0.0 for f in features]
     return max([*ends, 0.0]) + max([*steps, 0.0])
@@ -54,7 +55,7 @@ def _picture(pixels: np.ndarray, alt: str) -> Picture:
 
 def current_picture(feature: LoadedFeature, what: str) -> Picture:
     """The lane of one stored feature."""
-    duration = _duration(feature)
+    duration = lane_duration(feature)
     kind = lane_kind(feature.meta)
     if kind == "image":
         values = feature.data[:, 0, :]
@@ -80,7 +81,7 @@ def comparison_pictures(
 ) -> list[Picture]:
     """Old vs new: one overlay for a line or band (old grey under new blue), or old, new and
     their difference (diverging colours) for an image; the differing time ranges in red."""
-    duration = _duration(old, new)
+    duration = lane_duration(old, new)
     if lane_kind(new.meta) != "image" or lane_kind(old.meta) != "image":
         pixels = th.canvas(th.LINE_HEIGHT)
         if lane_kind(new.meta) == "band" and lane_kind(old.meta) == "band":

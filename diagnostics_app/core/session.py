@@ -233,12 +233,28 @@ class Session:
 
     def enforce_cache_limit(self, limit_bytes: int) -> int:
         """Delete cached data until the store holds at most ``limit_bytes``; returns the bytes
-        freed. What goes first is :data:`core.states.EVICT_FIRST`, then the least recently
-        computed; never data an active job is about to replace. Not undoable: this is
+        freed. Previous versions go first (the oldest replaced first), then the rows' data:
+        :data:`core.states.EVICT_FIRST`, then the least recently computed; never data an
+        active job is about to replace. Not undoable: this is
         eviction, not a user's prune."""
         total = self.store.total_bytes()
         if limit_bytes < 0 or total <= limit_bytes:
             return 0
+        # previous versions first, the oldest replaced first: they are the copies nobody's
+        # rows show, kept only to compare with (core.store.previous)
+        older: list[tuple[EntryKey, str]] = []
+        freed = 0
+        for version in self.store.previous_versions():
+            if total - freed <= limit_bytes:
+                break
+            older.append((version.key, version.feature.feature))
+            freed += version.nbytes
+        if older:
+            self.store.drop_previous(older)
+            keys = frozenset(key for key, _ in older)
+            self.events.entries_committed.emit(EntriesCommitted(keys, "evict"))
+        if total - freed <= limit_bytes:
+            return freed
         candidates = sorted(
             (
                 (eviction_rank(r.state), r.updated or 0.0, r)
@@ -248,7 +264,6 @@ class Session:
             key=lambda item: (item[0], item[1]),
         )
         items: list[tuple[EntryKey, str]] = []
-        freed = 0
         for _, _, row in candidates:
             if total - freed <= limit_bytes:
                 break

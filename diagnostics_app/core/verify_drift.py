@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diagnostics_app.core import _drift_interim as provenance
-from diagnostics_app.core._drift_interim import Comparison, compare_features
+from diagnostics_app.core.compare import compare_sides, side_of_entry
+from diagnostics_app.core.compare_rules import Comparison
 from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.events import SessionEvents
 from diagnostics_app.core.jobs import JobRunner
 from diagnostics_app.core.planner import PlannedJob
 from diagnostics_app.core.session import Session
-from diagnostics_app.core.store import EntryKey, FeatureStore, StoredEntry
+from diagnostics_app.core.store import EntryKey, FeatureStore, StoredEntry, current_provenance
 
 DEFAULT_FRACTION = 0.1
 DEFAULT_SEED = 0
@@ -98,7 +98,7 @@ class RowCheck:
             "drift": self.drifted,
             "comparison": None if self.comparison is None else self.comparison.to_json(),
             "produced_by": None if self.produced_by is None else dict(self.produced_by),
-            "changed": provenance.changed(self.produced_by, current),
+            "changed": changed_versions(self.produced_by, current),
             "message": self.message,
         }
 
@@ -134,6 +134,14 @@ class VerifyResult:
 Progress = Callable[[str], None]
 
 
+def changed_versions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
+    """The names whose versions differ between two provenance records ([] when the old one
+    was not recorded: nothing is known to have changed)."""
+    if not old:
+        return []
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def verify(
     session: Session,
     rows: Sequence[Row],
@@ -149,7 +157,7 @@ def verify(
     temporary folder); it is deleted when done."""
     eligible = [r for r in rows if r.state == "ok"]
     chosen = sample_rows(eligible, fraction, seed)
-    current = provenance.current()
+    current = current_provenance()
     with tempfile.TemporaryDirectory(
         prefix="diagnostics-verify-", dir=None if scratch_parent is None else str(scratch_parent)
     ) as scratch_dir:
@@ -211,14 +219,17 @@ def _check(
     failure: str | None,
 ) -> RowCheck:
     feature = row.key.feature
-    produced_by = provenance.of_entry(stored) if stored is not None else None
+    produced_by = (stored.provenance or None) if stored is not None else None
     if failure is not None:
         return RowCheck(row, None, produced_by, f"recomputing failed: {failure}")
     if stored is None or feature not in stored.features:
         return RowCheck(row, None, produced_by, "the stored entry changed while verifying")
     if fresh is None or feature not in fresh.features:
         return RowCheck(row, None, produced_by, "recomputing produced no data for this feature")
-    comparison = compare_features(store.load(stored, feature), scratch.load(fresh, feature))
+    comparison = compare_sides(
+        side_of_entry(store, stored, feature, "stored"),
+        side_of_entry(scratch, fresh, feature, "recomputed"),
+    )
     return RowCheck(row, comparison, produced_by)
 
 

@@ -101,6 +101,10 @@ def referenced(store: FeatureStore) -> set[str]:
             out.add(Path(f.path).name)
             if f.times_path:
                 out.add(Path(f.times_path).name)
+    for prev in store.previous_versions():  # the data replaced entries had (kept once)
+        out.add(Path(prev.feature.path).name)
+        if prev.feature.times_path:
+            out.add(Path(prev.feature.times_path).name)
     return out
 
 
@@ -363,7 +367,16 @@ def test_commit_replaces_the_entry(store: FeatureStore) -> None:
     assert (v2.calculator_version, v2.fingerprint) == (2, {"v": 2})
     np.testing.assert_array_equal(store.load(v2, "a").data, frames(3))
     assert files_in(store.root, DATA_DIR) == referenced(store)
-    assert not old_files & files_in(store.root, DATA_DIR)  # old files deleted after the commit
+    # the replaced files are the key's previous version until the next replacement
+    kept = {Path(p.feature.path).name for p in store.previous_versions()}
+    assert kept == old_files
+    old_a = Path(v1.features["a"].path).name
+    v3 = commit(store, "s", "c", {"a": frames(4)}, version=3, fingerprint={"v": 3})
+    assert old_a not in files_in(store.root, DATA_DIR)  # deleted after the next commit
+    assert files_in(store.root, DATA_DIR) == referenced(store)
+    store.purge()  # nothing in the trash: the previous version of "a" stays
+    assert store.previous(v3.key, "a") is not None
+    v2 = commit(store, "s", "c", {"a": frames(3)}, version=2, fingerprint={"v": 2})
     assert store.entries() == [v2]
     # an entry that was replaced while a reader held the old listing: a clear error
     with pytest.raises(StoreError, match="recomputed") as err:
@@ -969,7 +982,8 @@ def test_listing_100k_entries_is_fast(tmp_path: Path) -> None:
             ),
         )
         db.executemany(
-            "INSERT INTO features VALUES "
+            "INSERT INTO features (entry_id, feature, path, times_path, meta_id, encoding, "
+            "frames, channels, width, nbytes, stamp, checksum) VALUES "
             "(?, 'spectrogram', ?, NULL, 1, 'u16db', 100, 1, 1025, 1000, NULL, NULL)",
             ((i, f"data/{i}.npy") for i in range(1, 100_001)),
         )

@@ -104,6 +104,10 @@ def referenced(store: FeatureStore) -> set[str]:
             out.add(Path(f.path).name)
             if f.times_path:
                 out.add(Path(f.times_path).name)
+    for prev in store.previous_versions():  # the data replaced entries had (kept once)
+        out.add(Path(prev.feature.path).name)
+        if prev.feature.times_path:
+            out.add(Path(prev.feature.times_path).name)
     return out
 
 

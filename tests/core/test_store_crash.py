@@ -153,7 +153,8 @@ def check_store(cache: Path, purged: set[str]) -> set[int]:
             referenced = {
                 Path(p).name
                 for row in db.execute(
-                    "SELECT path, times_path FROM features UNION ALL SELECT path, times_path FROM trash"
+                    "SELECT path, times_path FROM features UNION ALL SELECT path, times_path "
+                    "FROM trash UNION ALL SELECT path, times_path FROM previous"
                 )
                 for p in row
                 if p

@@ -38,6 +38,7 @@ def extraneous_row(gk: GroupKey, entry: StoredEntry, feature: str, stored: Any) 
         updated=entry.updated,
         nbytes=stored.nbytes,
         message="cached, but requested by no track",
+        regenerated=stored.regenerated,
     )
 
 
@@ -81,6 +82,7 @@ def feature_row(
                 entry.updated,
                 stored_feature.nbytes,
                 None,
+                stored_feature.regenerated,
             )
     stored_feature = entry.features.get(feature) if entry is not None else None
     cached = entry if stored_feature is not None else None
@@ -146,6 +148,7 @@ def feature_row(
         cached.updated if cached is not None else None,
         stored_feature.nbytes if stored_feature is not None else None,
         job_id,
+        stored_feature.regenerated if stored_feature is not None else None,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from diagnostics_app.core.compare_rules import regenerated_label
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
 from diagnostics_app.core.states import STATES, State
 from diagnostics_app.core.store import EntryKey
@@ -55,11 +56,31 @@ class Row:
     updated: float | None = None
     nbytes: int | None = None
     job_id: str | None = None
+    # how the cached data compares with the version it replaced (core.compare's verdict:
+    # "identical", "within tolerance", "differs"); None: first computation, or not compared
+    regenerated: str | None = None
 
     source = property(lambda self: self.key.source)
     feature = property(lambda self: self.key.feature)
     calculator = property(lambda self: self.key.calculator)
     profile = property(lambda self: self.key.profile)
+
+    @property
+    def regenerated_label(self) -> str | None:
+        """``check --json``'s ``regenerated``: "identical" (within tolerance included) or
+        "changed"; None when the data is no compared regeneration."""
+        return regenerated_label(self.regenerated)
+
+    @property
+    def note(self) -> str | None:
+        """What a row says besides its state: "regenerated — identical to the previous
+        version" (a version bump that changed nothing) or "regenerated — changed"."""
+        label = self.regenerated_label
+        if label is None:
+            return None
+        if label == "identical":
+            return "regenerated — identical to the previous version"
+        return "regenerated — differs from the previous version"
 
     def to_json(self) -> dict[str, Any]:
         """The row as ``check --json`` prints it (interface §4, plus documented extras)."""
@@ -78,6 +99,7 @@ class Row:
             "progress": self.progress,
             "updated": self.updated,
             "bytes": self.nbytes,
+            "regenerated": self.regenerated_label,
         }
 
 

@@ -24,6 +24,8 @@ here; none of it needs SQLite. The parts, each documented in its module:
 - :mod:`.recovery`: what crashed processes left (garbage, orphans, dead writers);
 - :mod:`.owners`: process liveness that survives pid reuse, and where a pid means something;
 - :mod:`.lease`: liveness of owners elsewhere (another host or PID namespace): heartbeats;
+- :mod:`.previous`: previous versions (the data an entry had before its last replacement);
+- :mod:`.provenance`: what produced an entry's data (library versions), recorded at commit;
 - :mod:`.trash`, :mod:`.digests`, :mod:`.jobs`: their tables.
 
 Every OSError and SQLite error becomes a :class:`~diagnostics_app.core.errors.StoreError`
@@ -42,11 +44,17 @@ from diagnostics_app.core.store.owners import (
     process_start_token,
     this_place,
 )
+from diagnostics_app.core.store.provenance import (
+    PROVENANCE_KEYS,
+    current_provenance,
+    provenance_text,
+)
 from diagnostics_app.core.store.records import (
     EntryImport,
     EntryKey,
     JobRecord,
     LoadedFeature,
+    PreviousVersion,
     StoredEntry,
     StoredFeature,
     StoreVersion,
@@ -65,6 +73,7 @@ __all__ = [
     "FINISHED_JOBS_PER_KEY",
     "INDEX_NAME",
     "LEASE_SECONDS",
+    "PROVENANCE_KEYS",
     "SCHEMA_VERSION",
     "TMP_DIR",
     "TRASH_MAX_AGE",
@@ -75,15 +84,18 @@ __all__ = [
     "JobRecord",
     "LoadedFeature",
     "PassWriter",
+    "PreviousVersion",
     "StoreVersion",
     "StoredEntry",
     "StoredFeature",
     "TrashItem",
     "canonical_params",
+    "current_provenance",
     "meta_from_json",
     "meta_to_json",
     "place_host",
     "process_alive",
     "process_start_token",
+    "provenance_text",
     "this_place",
 ]

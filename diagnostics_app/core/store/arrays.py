@@ -356,6 +356,17 @@ def load_feature(
     return LoadedFeature(meta, data, np.asarray(times, dtype=np.float64))
 
 
+def load_times(
+    root: Path, stored: StoredFeature, what: str, why_missing: Callable[[], str]
+) -> np.ndarray:
+    """A feature's frame times alone, float64 ``(frames,)``: a read-only memory map of its
+    times file, or the uniform axis computed (its values are never read)."""
+    if stored.times_path is None:
+        step = stored.meta.frame_step or 0.0
+        return stored.meta.frame_start + step * np.arange(stored.frames, dtype=np.float64)
+    return _read_array(root, stored.times_path, F64, (stored.frames,), True, what, why_missing)
+
+
 def _read_array(
     root: Path,
     rel: str,

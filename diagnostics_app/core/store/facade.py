@@ -19,12 +19,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import digests, index, lease, marks, paths, recovery, schema
+from diagnostics_app.core.store import (
+    digests,
+    index,
+    lease,
+    marks,
+    paths,
+    previous,
+    recovery,
+    schema,
+)
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
-from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature
+from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature, load_times
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import (
     DEFAULT_BUSY_TIMEOUT,
@@ -38,6 +49,7 @@ from diagnostics_app.core.store.records import (
     EntryKey,
     JobRecord,
     LoadedFeature,
+    PreviousVersion,
     StoredEntry,
     StoreVersion,
     TrashItem,
@@ -263,9 +275,63 @@ class FeatureStore:
         what = f"{entry.key} feature {stored.feature!r}"
         return load_feature(self.root, stored, what, mmap, frames, why_missing)
 
+    def load_times(self, entry: StoredEntry, feature: str) -> np.ndarray:
+        """A feature's frame times alone (float64; a memory map for explicit times): what a
+        comparison on a common time grid needs without decoding the values."""
+        stored = entry.features.get(feature)
+        if stored is None:
+            raise StoreError(f"entry {entry.key}: has no feature {feature!r}")
+        what = f"{entry.key} feature {stored.feature!r}"
+        return load_times(self.root, stored, what, lambda: "missing")
+
     def total_bytes(self) -> int:
-        """Bytes of the array files of every listed entry (trash excluded)."""
+        """Bytes of the array files of every listed entry and of every previous version kept
+        (the cache's size; trash excluded)."""
         return index.total_bytes(self._db)
+
+    # -- previous versions (see .previous) ----------------------------------------------------
+
+    def previous(self, key: EntryKey, feature: str) -> PreviousVersion | None:
+        """The data (key, feature) had before its entry was last replaced, if still kept."""
+        return previous.get(self._db, key, feature)
+
+    def previous_versions(self) -> list[PreviousVersion]:
+        """Every previous version kept, the oldest replaced first (eviction's order)."""
+        return previous.listing(self._db)
+
+    def previous_bytes(self) -> int:
+        return previous.total_bytes(self._db)
+
+    def drop_previous(self, items: Sequence[tuple[EntryKey, str]]) -> int:
+        """Delete the previous versions of ``items`` (key, feature); the bytes freed."""
+        return previous.drop(self._db, self.root, items)
+
+    def load_previous(
+        self, version: PreviousVersion, mmap: bool = True, frames: slice | None = None
+    ) -> LoadedFeature:
+        """A previous version's values and frame times, as :meth:`load` reads current data."""
+        return load_feature(
+            self.root,
+            version.feature,
+            self._previous_what(version),
+            mmap,
+            frames,
+            lambda: "the previous version was dropped since it was listed (reload it)",
+        )
+
+    def load_previous_times(self, version: PreviousVersion) -> np.ndarray:
+        return load_times(
+            self.root, version.feature, self._previous_what(version), lambda: "missing"
+        )
+
+    @staticmethod
+    def _previous_what(version: PreviousVersion) -> str:
+        return f"{version.key} feature {version.feature.feature!r} (previous version)"
+
+    def set_regenerated(self, key: EntryKey, feature: str, commit_id: str, verdict: str) -> bool:
+        """Record how the data committed as ``commit_id`` compares with the version it
+        replaced (a :mod:`~diagnostics_app.core.compare` verdict); False if replaced since."""
+        return previous.set_regenerated(self._db, key, feature, commit_id, verdict)
 
     def trash_bytes(self) -> int:
         return trash_table.trash_bytes(self._db)

@@ -36,6 +36,8 @@ from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.arrays import DATA_DIR, StagedFeature, fsync_dir, unlink_all
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
+from diagnostics_app.core.store.previous import drop_all_previous, keep_previous
+from diagnostics_app.core.store.provenance import provenance_text
 from diagnostics_app.core.store.records import (
     EntryKey,
     StoredEntry,
@@ -46,18 +48,27 @@ from diagnostics_app.core.store.records import (
 )
 from diagnostics_app.core.store.recovery import delete_garbage, references
 
+# the columns of a ``features`` row as a commit writes it (named: a migrated table has its
+# later columns at the end, in the order they were added)
+FEATURE_COLS: Final = (
+    "entry_id, feature, path, times_path, meta_id, encoding, frames, channels, width, nbytes, "
+    "stamp, checksum"
+)
+
 _ENTRY_COLS: Final = (
     "e.id, e.source_id, e.calculator_id, e.profile, e.params, e.fingerprint, "
     "e.calculator_version, e.commit_id, e.created, e.updated, f.feature, f.path, f.times_path, "
-    "f.meta_id, f.encoding, f.frames, f.channels, f.width, f.nbytes, f.stamp, f.checksum"
+    "f.meta_id, f.encoding, f.frames, f.channels, f.width, f.nbytes, f.stamp, f.checksum, "
+    "e.provenance, f.regenerated"
 )
 ENTRY_SQL: Final = f"SELECT {_ENTRY_COLS} FROM entries e JOIN features f ON f.entry_id = e.id"
 KEY_WHERE: Final = "e.source_id = ? AND e.calculator_id = ? AND e.profile = ? AND e.params = ?"
 
 # (feature, path, times_path, meta, encoding, frames, channels, width, nbytes, stamp, checksum)
 FeatureRow = tuple[Any, ...]
-# what one transaction commits for one key: (key, fingerprint JSON, version, feature rows)
-EntryRows = tuple[EntryKey, str, int, Sequence[FeatureRow]]
+# what one transaction commits for one key: (key, fingerprint JSON, version, feature rows,
+# provenance JSON)
+EntryRows = tuple[EntryKey, str, int, Sequence[FeatureRow], str]
 
 
 def _entries_from_rows(
@@ -72,17 +83,30 @@ def _entries_from_rows(
         if current is None or row[0] != current[0]:
             if current is not None:
                 out.append(_make_entry(current, features))
-            current = tuple(row[:10])
+            current = (*row[:10], row[21])
             features = {}
         name = row[10]
-        features[name] = new_feature(name, row[11], row[12], metas[row[13]], *row[14:21])
+        features[name] = new_feature(
+            name,
+            row[11],
+            row[12],
+            metas[row[13]],
+            row[14],
+            row[15],
+            row[16],
+            row[17],
+            row[18],
+            row[19],
+            row[20],
+            regenerated=row[22],
+        )
     if current is not None:
         out.append(_make_entry(current, features))
     return out
 
 
 def _make_entry(head: tuple[Any, ...], features: dict[str, StoredFeature]) -> StoredEntry:
-    eid, source, calc, profile, params, fp, version, commit_id, created, updated = head
+    eid, source, calc, profile, params, fp, version, commit_id, created, updated, prov = head
     return StoredEntry(
         EntryKey(source, calc, profile, params),
         eid,
@@ -92,6 +116,7 @@ def _make_entry(head: tuple[Any, ...], features: dict[str, StoredFeature]) -> St
         updated,
         MappingProxyType(features),
         commit_id,
+        provenance_json=prov,
     )
 
 
@@ -169,7 +194,12 @@ class EntryIndex:
 
 
 def total_bytes(db: IndexConnection) -> int:
-    return db.scalar("SELECT COALESCE(SUM(nbytes), 0) FROM features")
+    """Bytes of every listed entry's files and of the previous versions kept (both are the
+    cache's size: trash excluded)."""
+    return db.scalar(
+        "SELECT (SELECT COALESCE(SUM(nbytes), 0) FROM features) + "
+        "(SELECT COALESCE(SUM(nbytes), 0) FROM previous)"
+    )
 
 
 def _meta_id(c: sqlite3.Connection, meta: OutputMeta, known: dict[str, int]) -> int:
@@ -190,13 +220,15 @@ def _replace_in(
     fingerprint: str,
     version: int,
     rows: Sequence[FeatureRow],
+    provenance: str,
     seq: int,
     now: float,
     meta_ids: dict[str, int],
 ) -> tuple[StoredEntry | None, list[str]]:
     """Inside a write transaction: make ``rows`` the features of ``key``'s entry, replacing
-    what it had. Returns the entry (None when ``rows`` is empty: the entry is removed) and the
-    replaced files, which it lists as garbage."""
+    what it had. The replaced features become the key's previous versions (see
+    :mod:`.previous`), whose own previous files are listed as garbage. Returns the entry (None
+    when ``rows`` is empty: the entry is removed) and the files listed as garbage."""
     commit_id = uuid.uuid4().hex
     old: list[str] = []
     found = c.execute(
@@ -205,16 +237,20 @@ def _replace_in(
     ).fetchone()
     if found is not None:
         eid, created = found
-        for path, times_path in c.execute(
-            "SELECT path, times_path FROM features WHERE entry_id = ?", (eid,)
-        ):
-            old.extend(p for p in (path, times_path) if p)
+        if rows:
+            old.extend(keep_previous(c, key, eid, commit_id, now))
+        else:  # the entry goes, as after a full prune: nothing is left to compare with
+            old.extend(drop_all_previous(c, key))
+            for path, times_path in c.execute(
+                "SELECT path, times_path FROM features WHERE entry_id = ?", (eid,)
+            ):
+                old.extend(p for p in (path, times_path) if p)
         c.execute("DELETE FROM features WHERE entry_id = ?", (eid,))
         if rows:
             c.execute(
                 "UPDATE entries SET fingerprint = ?, calculator_version = ?, "
-                "commit_id = ?, updated = ?, seq = ? WHERE id = ?",
-                (fingerprint, version, commit_id, now, seq, eid),
+                "commit_id = ?, updated = ?, seq = ?, provenance = ? WHERE id = ?",
+                (fingerprint, version, commit_id, now, seq, provenance, eid),
             )
         else:  # the calculator produced nothing: no entry (as after a full prune)
             c.execute("DELETE FROM entries WHERE id = ?", (eid,))
@@ -222,13 +258,13 @@ def _replace_in(
         created = now
         cur = c.execute(
             "INSERT INTO entries (source_id, calculator_id, profile, params, fingerprint, "
-            "calculator_version, commit_id, created, updated, seq) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (*key_tuple(key), fingerprint, version, commit_id, now, now, seq),
+            "calculator_version, commit_id, created, updated, seq, provenance) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (*key_tuple(key), fingerprint, version, commit_id, now, now, seq, provenance),
         )
         eid = cur.lastrowid
     c.executemany(
-        "INSERT INTO features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO features ({FEATURE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(eid, *r[:3], _meta_id(c, r[3], meta_ids), *r[4:]) for r in rows],
     )
     c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in old])
@@ -236,7 +272,15 @@ def _replace_in(
         return None, old
     features = {r[0]: StoredFeature(r[0], r[1], r[2], r[3], *r[4:]) for r in rows}
     entry = StoredEntry(
-        key, int(eid), fingerprint, version, created, now, MappingProxyType(features), commit_id
+        key,
+        int(eid),
+        fingerprint,
+        version,
+        created,
+        now,
+        MappingProxyType(features),
+        commit_id,
+        provenance_json=provenance,
     )
     return entry, old
 
@@ -269,7 +313,7 @@ def commit_files(
         root,
         f"cannot commit entry {key}",
         True,
-        [(key, fingerprint, version, rows)],
+        [(key, fingerprint, version, rows, provenance_text())],
         renamed,
         committed,
     )
@@ -308,8 +352,10 @@ def _commit(
         with db.write(what, durable=durable) as c:
             seq = db.bump(c, "entries")
             meta_ids: dict[str, int] = {}
-            for key, fingerprint, version, rows in staged:
-                entry, old = _replace_in(c, key, fingerprint, version, rows, seq, now, meta_ids)
+            for key, fingerprint, version, rows, provenance in staged:
+                entry, old = _replace_in(
+                    c, key, fingerprint, version, rows, provenance, seq, now, meta_ids
+                )
                 entries[key] = entry
                 garbage.extend(old)
     except BaseException:

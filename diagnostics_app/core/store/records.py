@@ -123,6 +123,10 @@ class StoredFeature:
     # set by a verified listing (FeatureStore.entries): why its files are not what this row
     # says (missing, wrong size or header, refused path, content differs); None when sound
     problem: str | None = None
+    # how this data compares with the version it replaced (core.compare's verdict:
+    # "identical", "within tolerance" or "differs"), recorded after the commit that replaced
+    # it; None for a first computation, or a replacement not compared (yet)
+    regenerated: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,9 @@ class StoredEntry:
     # (feature, problem) of each feature whose ``problem`` is set, in feature order: () for a
     # sound entry (one attribute to compare, for consumers that remember entries)
     problems: tuple[tuple[str, str], ...] = ()
+    # canonical JSON of what produced the data (see :mod:`.provenance`: app, python, numpy,
+    # scipy, soundfile, libsndfile versions), recorded at commit; None for older rows
+    provenance_json: str | None = None
     # set by a listing when ``verify --repair`` marked this commit as drifted (.marks): JSON
     # {"old": {library: version}, "new": {...}}; None for an unmarked entry
     environment: str | None = None
@@ -154,12 +161,56 @@ class StoredEntry:
         return value if isinstance(value, dict) else {}
 
     @property
+    def provenance(self) -> dict[str, Any]:
+        """What produced the data (a fresh dict; empty for rows of older versions)."""
+        return provenance_dict(self.provenance_json)
+
+    @property
     def id(self) -> int:
         return self.entry_id
 
     @property
     def nbytes(self) -> int:
         return sum(f.nbytes for f in self.features.values())
+
+
+def provenance_dict(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class PreviousVersion:
+    """The data a feature had before its entry was last replaced (kept until the next
+    replacement, or until the cache limit evicts it: previous versions go first)."""
+
+    key: EntryKey
+    feature: StoredFeature  # its files and layout, as its row was (``regenerated`` unset)
+    fingerprint_json: str
+    calculator_version: int
+    commit_id: str  # the commit that wrote this data
+    updated: float  # epoch seconds: when this data was committed
+    replaced: float  # epoch seconds: when the commit ``replaced_by`` replaced it
+    replaced_by: str  # commit id of the entry that replaced it
+    provenance_json: str | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        value = json.loads(self.fingerprint_json)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return provenance_dict(self.provenance_json)
+
+    @property
+    def nbytes(self) -> int:
+        return self.feature.nbytes
 
 
 @dataclass(frozen=True)
@@ -198,6 +249,8 @@ class EntryImport:
     metas: Mapping[str, OutputMeta]  # exactly the features the entry will hold
     arrays: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # (n, ch, w)
     times: Mapping[str, np.ndarray | None] = dataclasses.field(default_factory=dict)
+    # what produced the data (see :mod:`.provenance`); None: this process
+    provenance: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

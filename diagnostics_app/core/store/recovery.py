@@ -167,7 +167,7 @@ def _own(db: IndexConnection, paths: Sequence[str]) -> list[str]:
 def _referenced(db: IndexConnection) -> set[str]:
     with db.read("cannot read the index") as c:
         out: set[str] = set()
-        for table in ("features", "trash"):
+        for table in ("features", "trash", "previous"):
             for path, times_path in c.execute(f"SELECT path, times_path FROM {table}"):
                 out.add(path)
                 if times_path:

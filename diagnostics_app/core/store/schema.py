@@ -16,9 +16,10 @@ from diagnostics_app.core.store.connection import IndexConnection
 
 # 2: cancel_requests (cancelling another process's job); 3: features and trash rows record
 # each file's stamp and checksum (see .verify); 4: owners (leases, see .lease), and the place
-# (host, boot, PID namespace) of each job's owner and each writer; 5: environment_marks
-# (entries verify --repair found drifted, see .marks)
-SCHEMA_VERSION: Final = 5
+# (host, boot, PID namespace) of each job's owner and each writer; 5: previous versions
+# (the ``previous`` table), each entry's provenance, each feature's ``regenerated`` verdict; 6:
+# environment_marks (entries verify --repair found drifted, see .marks)
+SCHEMA_VERSION: Final = 6
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -28,6 +29,10 @@ _ADDED_COLUMNS: Final = (
     ("trash", "checksum", "TEXT"),
     ("jobs", "owner_place", "TEXT"),
     ("writers", "place", "TEXT"),
+    ("entries", "provenance", "TEXT"),
+    ("features", "regenerated", "TEXT"),
+    ("trash", "provenance", "TEXT"),
+    ("trash", "regenerated", "TEXT"),
 )
 
 _SCHEMA: Final = """
@@ -38,14 +43,14 @@ CREATE TABLE IF NOT EXISTS entries (
     source_id TEXT NOT NULL, calculator_id TEXT NOT NULL, profile TEXT NOT NULL,
     params TEXT NOT NULL, fingerprint TEXT NOT NULL, calculator_version INTEGER NOT NULL,
     commit_id TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
-    seq INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL DEFAULT 0, provenance TEXT,
     UNIQUE (source_id, calculator_id, profile, params));
 CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (seq);
 CREATE TABLE IF NOT EXISTS features (
     entry_id INTEGER NOT NULL, feature TEXT NOT NULL, path TEXT NOT NULL, times_path TEXT,
     meta_id INTEGER NOT NULL, encoding TEXT NOT NULL, frames INTEGER NOT NULL,
     channels INTEGER NOT NULL, width INTEGER NOT NULL, nbytes INTEGER NOT NULL,
-    stamp TEXT, checksum TEXT,
+    stamp TEXT, checksum TEXT, regenerated TEXT,
     PRIMARY KEY (entry_id, feature)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trash (
     prune_id TEXT NOT NULL, pruned REAL NOT NULL, entry_id INTEGER NOT NULL,
@@ -55,7 +60,17 @@ CREATE TABLE IF NOT EXISTS trash (
     feature TEXT NOT NULL, path TEXT NOT NULL, times_path TEXT, meta_id INTEGER NOT NULL,
     encoding TEXT NOT NULL, frames INTEGER NOT NULL, channels INTEGER NOT NULL,
     width INTEGER NOT NULL, nbytes INTEGER NOT NULL, stamp TEXT, checksum TEXT,
+    provenance TEXT, regenerated TEXT,
     PRIMARY KEY (prune_id, entry_id, feature));
+CREATE TABLE IF NOT EXISTS previous (
+    source_id TEXT NOT NULL, calculator_id TEXT NOT NULL, profile TEXT NOT NULL,
+    params TEXT NOT NULL, feature TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    calculator_version INTEGER NOT NULL, commit_id TEXT NOT NULL, updated REAL NOT NULL,
+    replaced REAL NOT NULL, replaced_by TEXT NOT NULL, provenance TEXT,
+    path TEXT NOT NULL, times_path TEXT, meta_id INTEGER NOT NULL, encoding TEXT NOT NULL,
+    frames INTEGER NOT NULL, channels INTEGER NOT NULL, width INTEGER NOT NULL,
+    nbytes INTEGER NOT NULL, stamp TEXT, checksum TEXT,
+    PRIMARY KEY (source_id, calculator_id, profile, params, feature));
 CREATE TABLE IF NOT EXISTS garbage (path TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS writers (
     token TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, since REAL NOT NULL,
@@ -103,7 +118,9 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
             # added to the tables an older version created (2 -> 3: stamps and checksums,
             # NULL for the rows already there: verified by header, "no checksum recorded";
             # 3 -> 4: owners and places, NULL for jobs and writers already there: judged by
-            # their pid, as the program that wrote them did)
+            # their pid, as the program that wrote them did; 4 -> 5: previous versions, none
+            # for the entries already there, and no provenance or verdict recorded for them;
+            # 5 -> 6: environment_marks, empty: nothing is marked until verify --repair)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)

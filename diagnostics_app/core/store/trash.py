@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from diagnostics_app.core.store import previous
 from diagnostics_app.core.store.connection import IndexConnection
-from diagnostics_app.core.store.index import ENTRY_SQL, KEY_WHERE
+from diagnostics_app.core.store.index import ENTRY_SQL, FEATURE_COLS, KEY_WHERE
 from diagnostics_app.core.store.records import EntryKey, TrashItem, key_tuple
 from diagnostics_app.core.store.recovery import delete_garbage
 
@@ -45,7 +46,8 @@ def prune(db: IndexConnection, items: Sequence[tuple[EntryKey, str]]) -> str:
                 "INSERT INTO trash (prune_id, pruned, entry_id, source_id, calculator_id, "
                 "profile, params, fingerprint, calculator_version, commit_id, created, "
                 "updated, feature, path, times_path, meta_id, encoding, frames, channels, width, "
-                "nbytes, stamp, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "nbytes, stamp, checksum, provenance, regenerated) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (prune_id, now, *row),
             )
             c.execute("DELETE FROM features WHERE entry_id = ? AND feature = ?", (eid, feature))
@@ -68,7 +70,8 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
         rows = c.execute(
             "SELECT entry_id, source_id, calculator_id, profile, params, fingerprint, "
             "calculator_version, commit_id, created, updated, feature, path, times_path, meta_id, "
-            "encoding, frames, channels, width, nbytes, stamp, checksum FROM trash "
+            "encoding, frames, channels, width, nbytes, stamp, checksum, provenance, regenerated "
+            "FROM trash "
             "WHERE prune_id = ? "
             "ORDER BY entry_id, feature",
             (prune_id,),
@@ -84,9 +87,9 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
                     continue
                 c.execute(
                     "INSERT INTO entries (id, source_id, calculator_id, profile, params, "
-                    "fingerprint, calculator_version, commit_id, created, updated) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    row[:10],
+                    "fingerprint, calculator_version, commit_id, created, updated, provenance) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (*row[:10], row[21]),
                 )
             elif tuple(current) != (eid, commit_id):
                 continue  # recomputed since the prune
@@ -94,7 +97,11 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
                 "SELECT 1 FROM features WHERE entry_id = ? AND feature = ?", (eid, row[10])
             ).fetchone():
                 continue
-            c.execute("INSERT INTO features VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (eid, *row[10:]))
+            c.execute(
+                f"INSERT INTO features ({FEATURE_COLS}, regenerated) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (eid, *row[10:21], row[22]),
+            )
             c.execute("UPDATE entries SET seq = ? WHERE id = ?", (seq, eid))
             c.execute(
                 "DELETE FROM trash WHERE prune_id = ? AND entry_id = ? AND feature = ?",
@@ -120,11 +127,20 @@ def purge(db: IndexConnection, root: Path, prune_id: str | None, older_than: flo
     with db.write("cannot purge the trash", durable=True) as c:
         rows = c.execute(f"SELECT path, times_path FROM trash{clause}", args).fetchall()
         c.execute(f"DELETE FROM trash{clause}", args)
+        # previous versions of features that are gone for good go with them (see .previous)
+        gone = previous.orphans(c)
+        c.executemany(
+            "DELETE FROM previous WHERE source_id = ? AND calculator_id = ? AND profile = ? "
+            "AND params = ? AND feature = ?",
+            [g[:5] for g in gone],
+        )
         c.execute(
             "DELETE FROM metas WHERE id NOT IN (SELECT meta_id FROM features) "
-            "AND id NOT IN (SELECT meta_id FROM trash)"
+            "AND id NOT IN (SELECT meta_id FROM trash) "
+            "AND id NOT IN (SELECT meta_id FROM previous)"
         )
         paths = [p for row in rows for p in row if p]
+        paths.extend(p for g in gone for p in g[5:] if p)
         c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in paths])
     delete_garbage(db, root, paths)
     return len(rows)

@@ -47,6 +47,7 @@ from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.index import EntryRows, commit_files
 from diagnostics_app.core.store.owners import new_name
+from diagnostics_app.core.store.provenance import provenance_text
 from diagnostics_app.core.store.records import (
     EntryImport,
     EntryKey,
@@ -232,7 +233,10 @@ def stage_import(
                 _import_feature(key, feature, meta, item, data, written, durable).row()
                 for feature, meta in item.metas.items()
             ]
-            staged.append((key, canonical_json(dict(item.fingerprint)), int(item.version), rows))
+            fingerprint = canonical_json(dict(item.fingerprint))
+            staged.append(
+                (key, fingerprint, int(item.version), rows, provenance_text(item.provenance))
+            )
         if durable and written:
             fsync_dir(data)
     except BaseException as exc:

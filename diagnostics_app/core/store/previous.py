@@ -1,0 +1,222 @@
+"""Previous versions: the data a feature had before its entry was last replaced.
+
+When a commit replaces an entry (:mod:`.index`), each replaced feature row moves to the
+``previous`` table *in the same transaction*, with its files, fingerprint, version, commit id
+and provenance, and ``replaced_by`` = the commit id that replaced it; the key's earlier
+previous version of that feature (if any) has its files listed as garbage in that transaction.
+So a key holds at most one previous version per feature: the one before the current data.
+
+Lifetime: until the next replacement of the key (a commit that leaves the key without data,
+removing its entry, drops its previous versions too), or until the cache limit evicts it (the
+session's eviction drops previous versions before any current data, oldest replaced first:
+:func:`drop`), or until the trash is purged while the key has no current data for that feature
+(:func:`drop_orphans`). A prune leaves previous versions alone (an undo brings the current
+data back beside them). Their bytes count in the store's size
+(:meth:`~.facade.FeatureStore.total_bytes`).
+
+Crash safety is the store's: the rows referencing files are written in one transaction with
+the replacement, the sweep counts ``previous`` rows as references (:mod:`.recovery`), and
+dropped files are listed as garbage in the transaction that drops their rows.
+
+A replaced feature whose paths the store refuses (:mod:`.paths`) is not kept: its paths are
+listed as garbage, as before previous versions existed. A previous version whose files turn out
+damaged when the job compares it is dropped by that job.
+
+The ``regenerated`` verdict (:func:`set_regenerated`) is recorded on the *current* feature row
+after its commit, by the job that committed it (:mod:`diagnostics_app.core.jobs`), once it has
+compared the new data with the previous version (:mod:`diagnostics_app.core.compare`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.store.connection import IndexConnection
+from diagnostics_app.core.store.paths import index_path_ok
+from diagnostics_app.core.store.records import (
+    EntryKey,
+    PreviousVersion,
+    StoredFeature,
+    key_tuple,
+    meta_from_json,
+)
+from diagnostics_app.core.store.recovery import delete_garbage
+
+_PREV_KEY: Final = "source_id = ? AND calculator_id = ? AND profile = ? AND params = ?"
+_COLS: Final = (
+    "p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.fingerprint, "
+    "p.calculator_version, p.commit_id, p.updated, p.replaced, p.replaced_by, p.provenance, "
+    "p.path, p.times_path, m.json, p.encoding, p.frames, p.channels, p.width, p.nbytes, "
+    "p.stamp, p.checksum"
+)
+_SELECT: Final = f"SELECT {_COLS} FROM previous p JOIN metas m ON m.id = p.meta_id"
+
+# the verdicts of core.compare that a current feature row may record
+REGENERATED_VERDICTS: Final = frozenset({"identical", "within tolerance", "differs"})
+
+
+def keep_previous(
+    c: sqlite3.Connection, key: EntryKey, entry_id: int, replaced_by: str, now: float
+) -> list[str]:
+    """Inside the transaction replacing entry ``entry_id`` of ``key``: its feature rows
+    become the key's previous versions. Returns the files of the previous versions they
+    replace (for the caller to list as garbage)."""
+    garbage: list[str] = []
+    head = c.execute(
+        "SELECT fingerprint, calculator_version, commit_id, updated, provenance "
+        "FROM entries WHERE id = ?",
+        (entry_id,),
+    ).fetchone()
+    rows = c.execute(
+        "SELECT feature, path, times_path, meta_id, encoding, frames, channels, width, nbytes, "
+        "stamp, checksum FROM features WHERE entry_id = ?",
+        (entry_id,),
+    ).fetchall()
+    for row in rows:
+        if not all(index_path_ok(p) for p in row[1:3] if p):
+            # a path this store would refuse to read: never kept, listed as garbage (whose
+            # clean-up refuses it again, once, and drops its row)
+            garbage.extend(p for p in row[1:3] if p)
+            continue
+        found = c.execute(
+            f"SELECT path, times_path FROM previous WHERE {_PREV_KEY} AND feature = ?",
+            (*key_tuple(key), row[0]),
+        ).fetchone()
+        if found is not None:
+            garbage.extend(p for p in found if p)
+        fingerprint, version, commit_id, updated, provenance = head
+        c.execute(
+            "INSERT OR REPLACE INTO previous (source_id, calculator_id, profile, params, "
+            "feature, fingerprint, calculator_version, commit_id, updated, replaced, "
+            "replaced_by, provenance, path, times_path, meta_id, encoding, frames, channels, "
+            "width, nbytes, stamp, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                *key_tuple(key),
+                row[0],
+                fingerprint,
+                version,
+                commit_id,
+                updated,
+                now,
+                replaced_by,
+                provenance,
+                *row[1:],
+            ),
+        )
+    return garbage
+
+
+def drop_all_previous(c: sqlite3.Connection, key: EntryKey) -> list[str]:
+    """Inside a transaction: delete every previous version of ``key``; their files (for the
+    caller to list as garbage)."""
+    found = c.execute(
+        f"SELECT path, times_path FROM previous WHERE {_PREV_KEY}", key_tuple(key)
+    ).fetchall()
+    c.execute(f"DELETE FROM previous WHERE {_PREV_KEY}", key_tuple(key))
+    return [p for row in found for p in row if p]
+
+
+def _version(row: Sequence[Any]) -> PreviousVersion:
+    meta: OutputMeta = meta_from_json(row[14])
+    feature = StoredFeature(row[4], row[12], row[13], meta, *row[15:22])
+    return PreviousVersion(
+        key=EntryKey(*row[:4]),
+        feature=feature,
+        fingerprint_json=row[5],
+        calculator_version=row[6],
+        commit_id=row[7],
+        updated=row[8],
+        replaced=row[9],
+        replaced_by=row[10],
+        provenance_json=row[11],
+    )
+
+
+def get(db: IndexConnection, key: EntryKey, feature: str) -> PreviousVersion | None:
+    with db.read("cannot read the index") as c:
+        row = c.execute(
+            f"{_SELECT} WHERE p.source_id = ? AND p.calculator_id = ? AND p.profile = ? "
+            "AND p.params = ? AND p.feature = ?",
+            (*key_tuple(key), feature),
+        ).fetchone()
+    return None if row is None else _version(row)
+
+
+def listing(db: IndexConnection) -> list[PreviousVersion]:
+    """Every previous version, the oldest replaced first (the order eviction drops them)."""
+    with db.read("cannot read the index") as c:
+        rows = c.execute(f"{_SELECT} ORDER BY p.replaced, p.rowid").fetchall()
+    return [_version(r) for r in rows]
+
+
+def total_bytes(db: IndexConnection) -> int:
+    return db.scalar("SELECT COALESCE(SUM(nbytes), 0) FROM previous")
+
+
+def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]]) -> int:
+    """Delete the previous versions of ``items`` (key, feature), rows and files; the bytes
+    freed. Missing ones are ignored."""
+    paths: list[str] = []
+    freed = 0
+    with db.write("cannot drop previous versions", durable=True) as c:
+        for key, feature in dict.fromkeys(items):
+            found = c.execute(
+                f"SELECT path, times_path, nbytes FROM previous WHERE {_PREV_KEY} AND feature = ?",
+                (*key_tuple(key), feature),
+            ).fetchone()
+            if found is None:
+                continue
+            paths.extend(p for p in found[:2] if p)
+            freed += int(found[2])
+            c.execute(
+                f"DELETE FROM previous WHERE {_PREV_KEY} AND feature = ?",
+                (*key_tuple(key), feature),
+            )
+        if paths:
+            db.bump(c, "entries")  # a row's "previous" changed: listeners look again
+            c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in paths])
+    delete_garbage(db, root, paths)
+    return freed
+
+
+def orphans(c: sqlite3.Connection) -> list[tuple[str, ...]]:
+    """Inside a transaction: previous versions whose key has that feature neither as current
+    data nor in the trash (rows (key columns..., feature, path, times_path))."""
+    return c.execute(
+        "SELECT p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.path, "
+        "p.times_path FROM previous p WHERE NOT EXISTS (SELECT 1 FROM entries e JOIN features f "
+        "ON f.entry_id = e.id WHERE e.source_id = p.source_id AND "
+        "e.calculator_id = p.calculator_id AND e.profile = p.profile AND e.params = p.params "
+        "AND f.feature = p.feature) AND NOT EXISTS (SELECT 1 FROM trash t WHERE "
+        "t.source_id = p.source_id AND t.calculator_id = p.calculator_id AND "
+        "t.profile = p.profile AND t.params = p.params AND t.feature = p.feature)"
+    ).fetchall()
+
+
+def set_regenerated(
+    db: IndexConnection, key: EntryKey, feature: str, commit_id: str, verdict: str
+) -> bool:
+    """Record how the current data of (key, feature), committed as ``commit_id``, compares
+    with the version it replaced; False (nothing written) if that data was replaced since."""
+    if verdict not in REGENERATED_VERDICTS:
+        raise ValueError(f"unknown comparison verdict {verdict!r}")
+    with db.write("cannot record the comparison with the previous version") as c:
+        found = c.execute(
+            f"SELECT id FROM entries WHERE {_PREV_KEY} AND commit_id = ?",
+            (*key_tuple(key), commit_id),
+        ).fetchone()
+        if found is None:
+            return False
+        cur = c.execute(
+            "UPDATE features SET regenerated = ? WHERE entry_id = ? AND feature = ?",
+            (verdict, found[0], feature),
+        )
+        if cur.rowcount == 0:
+            return False
+        seq = db.bump(c, "entries")
+        c.execute("UPDATE entries SET seq = ? WHERE id = ?", (seq, found[0]))
+    return True
