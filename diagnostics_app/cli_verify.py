@@ -118,6 +118,7 @@ def _versions(values: Any, names: Any) -> str:
 
 def _print_text(result: Any) -> None:
     from diagnostics_app.core.compare_text import summary_line
+    from diagnostics_app.core.verify_drift import changed_versions
 
     s = result.summary()
     print(
@@ -136,6 +137,9 @@ def _print_text(result: Any) -> None:
             names = sorted(set(result.current) | set(check.produced_by or {}))
             print(f"    produced by: {_versions(check.produced_by, names)}")
             print(f"    now:         {_versions(result.current, names)}")
+            changed = changed_versions(check.produced_by, result.current)
+            if changed:
+                print(f"    changed:     {', '.join(changed)}")
     counts = [f"{n} {status}" for status, n in s.items() if status not in ("eligible", "checked")]
     print(", ".join(c for c in counts if not c.startswith("0 ")) or "nothing to verify")
     for row in result.repaired:

@@ -213,15 +213,16 @@ def _lanes(
             if version is None and only_regenerated:
                 continue
             current = store.load(entry, feature)
-            pictures = [current_picture(current, f"{what}: current")]
-            duration = lane_duration(current)
             comparison = None
-            if version is not None:
+            if version is None:
+                pictures = [current_picture(current, f"{what}: current")]
+                duration = lane_duration(current)
+            else:  # the comparison's pictures show the current data too
                 previous = store.load_previous(version)
                 comparison = compare_sides(
                     side_of_previous(store, version), side_of_entry(store, entry, feature)
                 )
-                pictures.extend(comparison_pictures(previous, current, comparison.ranges, what))
+                pictures = comparison_pictures(previous, current, comparison.ranges, what)
                 duration = lane_duration(previous, current)
             out.append(Lane(row, tuple(pictures), duration, version, comparison))
         except DiagnosticsError as exc:
@@ -264,7 +265,12 @@ def _lane(lane: Lane) -> str:
     )
     body = "".join(_img(p) for p in lane.pictures)
     if lane.pictures:
-        body += f'<p class="note axis">0:00.000 – {_e(clock(lane.duration))}</p>'
+        legend = " (the pictures: " + "; ".join(_e(p.alt.split(": ", 1)[-1]) for p in lane.pictures)
+        legend += "; red: beyond tolerance)" if lane.comparison is not None else ""
+        body += (
+            f'<p class="note axis">time 0:00.000 – {_e(clock(lane.duration))}'
+            f"{legend if lane.comparison is not None else ''}</p>"
+        )
     body += _comparison_text(lane)
     if lane.note:
         body += f'<p class="note">{_e(lane.note)}</p>'

@@ -18,12 +18,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from diagnostics_app.core import thumbnails as th
 from diagnostics_app.core.png import decode_png
 from tests.core import test_cli
-from tests.core.project_factory import write_project, write_tone
+from tests.core.project_factory import SR, shared_source_project, write_project, write_tone
 from tests.core.test_cli import Cli, assert_bad_input, edit_project
+from tests.core.test_verify_drift import alter_stored, louder
 
 # the CLI tests' fixtures, used here too
 _no_plugins = test_cli._no_plugins
@@ -239,3 +242,34 @@ def test_bad_selection_and_missing_output_are_one_line(
     assert_bad_input(cli("report", qa_project), "-o")
     assert_bad_input(cli("report", tmp_path / "none.json", "-o", tmp_path / "r.html"), "none.json")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_regenerated_rows_show_previous_against_current_with_the_differing_range(
+    tmp_path: Path, cli: Cli
+) -> None:
+    project = shared_source_project(tmp_path)
+    assert cli("analyze", project).code == 0
+    alter_stored(project, "bass", "rms", louder)  # the data before the regeneration
+    assert cli("analyze", project, "--all", "--source", "bass").code == 0
+    out = tmp_path / "report.html"
+    assert cli("report", project, "-o", out).code == 0
+    dom, probe = browser_dom(out, tmp_path)
+    # without a selection: exactly the regenerated rows, each with its verdict
+    lanes = dom.find("figure", **{"class": "lane"})
+    assert [(a["data-source"], a["data-feature"]) for a in lanes] == [
+        ("bass", "pitch"),
+        ("bass", "rms"),
+    ]
+    verdicts = [str(a["class"]) for a in dom.find("span") if "verdict" in str(a.get("class"))]
+    assert verdicts == ["verdict verdict-identical", "verdict verdict-differs"]
+    assert "10 of 44 frames beyond" in dom.texts["lanes"]
+    assert all(complete and w > 0 for complete, w, *_ in probe["images"])
+    # the rms overlay: previous grey and current blue, the altered frames marked in red
+    rms = [a for a in dom.find("img") if str(a["alt"]).startswith("bass / rms")]
+    assert len(rms) == 1
+    pixels = decode_png(base64.b64decode(str(rms[0]["src"]).split(",", 1)[1]))
+    duration = 44 * 512 / SR  # the lane spans every frame (frames 10..20 altered)
+    red = np.flatnonzero(np.all(pixels[-1] == th.MARK_COLOUR, axis=-1))
+    assert red.min() == pytest.approx(10 * 512 / SR / duration * th.WIDTH, abs=2)
+    assert red.max() == pytest.approx(20 * 512 / SR / duration * th.WIDTH, abs=2)
+    assert np.all(pixels == th.OLD_COLOUR, axis=-1).any()

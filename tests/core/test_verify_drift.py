@@ -12,18 +12,20 @@ import hashlib
 import math
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from diagnostics_app.core.diagnostics import Row, RowKey, diagnose
 from diagnostics_app.core.session import Session
-from diagnostics_app.core.store import FeatureStore
+from diagnostics_app.core.store import FeatureStore, current_provenance, provenance_text
 from diagnostics_app.core.store.arrays import npy_header
 from diagnostics_app.core.verify_drift import sample_rows, verify
 from tests.core import test_cli
+from tests.core.project_factory import SR
 from tests.core.test_cli import Cli, assert_bad_input, rows_by, tree_digest
 
 # the CLI tests' fixtures, used here too
@@ -39,11 +41,19 @@ def cache_of(project: Path) -> Path:
     return project.parent / ".featurecache"
 
 
+OLD_NUMPY = {**current_provenance(), "numpy": "1.26.4", "scipy": "1.11.4"}
+
+
 def alter_stored(
-    project: Path, source: str, feature: str, change: Callable[[np.ndarray], None]
+    project: Path,
+    source: str,
+    feature: str,
+    change: Callable[[np.ndarray], None],
+    produced_by: Mapping[str, Any] | None = OLD_NUMPY,
 ) -> None:
     """Rewrite a stored feature's values in place, and its checksum and stamp in the index, as
-    if another version of a numeric library had computed them: the store stays consistent."""
+    if another version of a numeric library had computed them: the store stays consistent,
+    and the entry's provenance says which versions (``produced_by``; None: as recorded)."""
     cache = cache_of(project)
     db = sqlite3.connect(cache / "index.sqlite")
     try:
@@ -64,6 +74,11 @@ def alter_stored(
         body = values.tobytes()
         path.write_bytes(header + body)
         st = os.stat(path)
+        if produced_by is not None:
+            db.execute(
+                "UPDATE entries SET provenance = ? WHERE id = ?",
+                (provenance_text(produced_by), eid),
+            )
         db.execute(
             "UPDATE features SET checksum = ?, stamp = ? WHERE entry_id = ? AND feature = ?",
             (
@@ -145,8 +160,17 @@ def test_simulated_drift_is_reported_with_versions_and_exit_1(analysed: Path, cl
     by_key = {(r["source"], r["feature"]): r for r in doc["rows"]}
     drifted = by_key.pop(("bass", "rms"))
     assert drifted["status"] == "drift" and drifted["drift"] is True
-    assert drifted["comparison"]["verdict"] == "differs"
-    assert set(drifted) >= {"produced_by", "changed"}
+    comparison = drifted["comparison"]
+    assert comparison["verdict"] == "differs"
+    # exactly the altered frames, and where they are in time (rms: one frame per hop)
+    hop = 512 / SR
+    assert comparison["frames_beyond"] == 10
+    assert comparison["first_diff_s"] == pytest.approx(10 * hop)
+    assert comparison["ranges"] == [[pytest.approx(10 * hop), pytest.approx(20 * hop)]]
+    # who produced it, against this environment
+    assert drifted["produced_by"]["numpy"] == "1.26.4"
+    assert drifted["changed"] == ["numpy", "scipy"]
+    assert doc["environment"]["numpy"] == np.__version__
     assert {r["status"] for r in by_key.values()} == {"identical"}
     assert doc["summary"]["drift"] == 1
     assert doc["repaired"] == []
@@ -155,8 +179,10 @@ def test_simulated_drift_is_reported_with_versions_and_exit_1(analysed: Path, cl
     assert text.code == 1
     line = next(x for x in text.out.splitlines() if x.startswith("drift"))
     assert "bass" in line and "rms" in line
-    assert "produced by:" in text.out and "now:" in text.out
-    assert "numpy" in text.out.split("now:")[1]
+    produced = next(x for x in text.out.splitlines() if "produced by:" in x)
+    now = next(x for x in text.out.splitlines() if "now:" in x)
+    assert "numpy 1.26.4" in produced and f"numpy {np.__version__}" in now
+    assert "10 of 44 frames beyond" in line and "first at 0:00.232" in line
 
 
 def test_repair_marks_the_drifted_row_stale_and_analyze_regenerates_it(
@@ -177,8 +203,13 @@ def test_repair_marks_the_drifted_row_stale_and_analyze_regenerates_it(
     rows = rows_by(cli("check", analysed, "--json").json())
     stale = rows.pop(("bass", "rms", "default"))
     assert stale["state"] == "stale"
-    assert [r["input"] for r in stale["reasons"]] == ["environment"]
-    assert "numpy" in stale["reasons"][0]["new"]
+    assert stale["reasons"] == [
+        {
+            "input": "environment",
+            "old": "numpy 1.26.4, scipy 1.11.4",
+            "new": f"numpy {np.__version__}, scipy {current_provenance()['scipy']}",
+        }
+    ]
     assert {r["state"] for r in rows.values()} == {"ok"}  # nothing else
     explain = cli("explain", analysed, "--source", "bass", "--feature", "rms")
     assert explain.code == 1 and "stale" in explain.out and "environment" in explain.out
