@@ -21,7 +21,12 @@ import pytest
 
 from diagnostics_app.core.diagnostics import Row, RowKey, diagnose
 from diagnostics_app.core.session import Session
-from diagnostics_app.core.store import FeatureStore, current_provenance, provenance_text
+from diagnostics_app.core.store import (
+    SCHEMA_VERSION,
+    FeatureStore,
+    current_provenance,
+    provenance_text,
+)
 from diagnostics_app.core.store.arrays import npy_header
 from diagnostics_app.core.verify_drift import sample_rows, verify
 from tests.core import test_cli
@@ -265,6 +270,36 @@ def test_a_live_session_sees_a_mark_and_rows_without_job_records_too(analysed: P
         assert fresh.by_key()[key].state == "stale"
         assert fresh.by_key()[key].reasons == row.reasons
         assert {r.state for r in fresh.rows if r.key != key} == {"ok"}
+
+
+def test_an_index_of_schema_5_gets_the_marks_table_and_keeps_its_rows(
+    analysed: Path, cli: Cli
+) -> None:
+    index = cache_of(analysed) / "index.sqlite"
+    with sqlite3.connect(index) as db:
+        db.execute("DROP TABLE environment_marks")
+        db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    before = index_rows_without_marks(analysed)
+    assert cli("check", analysed).code == 0  # opened, migrated, nothing marked
+    with sqlite3.connect(index) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+        assert db.execute("SELECT COUNT(*) FROM environment_marks").fetchone() == (0,)
+    assert index_rows_without_marks(analysed) == before
+    alter_stored(analysed, "bass", "rms", louder)
+    assert cli("verify", analysed, "--all", "--repair").code == 1
+    assert rows_by(cli("check", analysed, "--json").json())[("bass", "rms", "default")][
+        "state"
+    ] == ("stale")
+
+
+def index_rows_without_marks(project: Path) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(cache_of(project) / "index.sqlite")
+    try:
+        return [*db.execute("SELECT * FROM entries ORDER BY id")]
+    finally:
+        db.close()
 
 
 # --- sampling ----------------------------------------------------------------------------------
