@@ -194,6 +194,9 @@ def test_repair_marks_the_drifted_row_stale_and_analyze_regenerates_it(
     analysed: Path, cli: Cli
 ) -> None:
     alter_stored(analysed, "bass", "rms", louder)
+    # a saved check result (check --json keeps one) must not outlive the mark
+    assert cli("check", analysed, "--json").code == 0
+    assert cli("check", analysed, "--json").code == 0
     result = cli("verify", analysed, "--all", "--repair", "--json")
     assert result.code == 1, result
     assert result.json()["repaired"] == [
@@ -240,7 +243,10 @@ def test_a_mark_is_for_one_commit_and_a_new_commit_drops_it(analysed: Path, cli:
         detail = {"old": {"numpy": "1.0"}, "new": {"numpy": "2.0"}}
         assert store.mark_environment({entry.key: ("not-its-commit", detail)}) == 0
         assert store.get(entry.key).environment is None  # type: ignore[union-attr]
+        seen = store.version()
         assert store.mark_environment({entry.key: (entry.commit_id, detail)}) == 1
+        # pollers (the window's store watcher) learn of it by the entries counter
+        assert store.version().entries > seen.entries
         marked = store.get(entry.key)
         assert marked is not None and marked.environment is not None
         assert [e for e in store.entries() if e.environment] == [marked]
