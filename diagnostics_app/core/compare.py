@@ -68,14 +68,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 import numpy as np
 
-from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.compare_rules import (
     REL_FLOOR,
     TOLERANCES,
@@ -88,123 +85,18 @@ from diagnostics_app.core.compare_rules import (
     rules_for,
     tolerance_text,
 )
+from diagnostics_app.core.compare_sides import (
+    Side,
+    side_of_array,
+    side_of_entry,
+    side_of_npy,
+    side_of_previous,
+)
 from diagnostics_app.core.errors import DiagnosticsError, StoreError
-from diagnostics_app.core.store import FeatureStore, PreviousVersion, StoredEntry
+from diagnostics_app.core.store import FeatureStore, StoredEntry
 
 MAX_RANGES: Final = 1000
 DEFAULT_BLOCK_BYTES: Final = 8 << 20
-
-
-@dataclass(frozen=True)
-class Side:
-    """One side of a comparison: a feature's layout, its frame times (held whole), and a
-    reader of frames ``[start, stop)`` as float32 ``(n, channels, width)``."""
-
-    label: str
-    meta: OutputMeta
-    frames: int
-    channels: int
-    width: int
-    times: np.ndarray
-    read: Callable[[int, int], np.ndarray] = field(repr=False)
-
-
-def side_of_entry(
-    store: FeatureStore, entry: StoredEntry, feature: str, label: str = "current"
-) -> Side:
-    """A stored feature (StoreError if it has no such feature or its files are unreadable)."""
-    stored = entry.features.get(feature)
-    if stored is None:
-        raise DiagnosticsError(f"{entry.key}: has no feature {feature!r}")
-    times = store.load_times(entry, feature)
-
-    def read(start: int, stop: int) -> np.ndarray:
-        return store.load(entry, feature, mmap=True, frames=slice(start, stop)).data
-
-    return Side(label, stored.meta, stored.frames, stored.channels, stored.width, times, read)
-
-
-def side_of_previous(
-    store: FeatureStore, version: PreviousVersion, label: str = "previous"
-) -> Side:
-    stored = version.feature
-    times = store.load_previous_times(version)
-
-    def read(start: int, stop: int) -> np.ndarray:
-        return store.load_previous(version, mmap=True, frames=slice(start, stop)).data
-
-    return Side(label, stored.meta, stored.frames, stored.channels, stored.width, times, read)
-
-
-def side_of_array(
-    meta: OutputMeta, data: np.ndarray, times: np.ndarray | None = None, label: str = "array"
-) -> Side:
-    """Values already at hand (an array or a memory map) ``(n, channels, width)``; ``times``
-    default to the meta's uniform axis."""
-    if data.ndim != 3:
-        raise DiagnosticsError(
-            f"{label}: values must be (frames, channels, width), got {data.shape}"
-        )
-    n = int(data.shape[0])
-    if times is None:
-        times = meta.frame_start + (meta.frame_step or 0.0) * np.arange(n, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64)
-    if times.shape != (n,):
-        raise DiagnosticsError(f"{label}: {len(times)} frame times for {n} frames")
-
-    def read(start: int, stop: int) -> np.ndarray:
-        return np.asarray(data[start:stop], dtype=np.float32)
-
-    return Side(label, meta, n, int(data.shape[1]), int(data.shape[2]), times, read)
-
-
-def side_of_npy(path: str | Path, like: Side, label: str | None = None) -> Side:
-    """A ``.npy`` file of numbers compared against ``like`` (a row's data): shaped
-    ``(frames, channels, width)``, or ``(frames, width)`` / ``(frames,)`` when ``like`` has
-    one channel (and one column); its frames are taken to lie on ``like``'s time axis when the
-    counts match, else on ``like``'s uniform frame step. One-line errors name the file."""
-    name = label or str(path)
-    try:
-        raw = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise DiagnosticsError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError) as exc:
-        cause = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise DiagnosticsError(f"{path}: not a readable .npy array: {cause}") from None
-    if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "fiub":
-        what = getattr(raw, "dtype", type(raw).__name__)
-        raise DiagnosticsError(f"{path}: holds {what}, not numbers")
-    shape = raw.shape
-    if raw.ndim == 1 and like.channels == 1 and like.width == 1:
-        data = raw.reshape(-1, 1, 1)
-    elif raw.ndim == 2 and like.channels == 1 and shape[1] == like.width:
-        data = raw.reshape(shape[0], 1, shape[1])
-    elif raw.ndim == 3 and shape[1:] == (like.channels, like.width):
-        data = raw
-    elif raw.ndim == 3 and shape[1] == like.channels and like.meta.bins:
-        data = raw  # another bin count: compared on the common grid if bins can be matched
-    else:
-        raise DiagnosticsError(
-            f"{path}: shape {shape} does not match the row's frames x {like.channels} "
-            f"channel(s) x {like.width} column(s)"
-        )
-    n = int(data.shape[0])
-    if n == like.frames:
-        times = np.asarray(like.times, dtype=np.float64)
-    elif like.meta.frame_step:
-        times = like.meta.frame_start + like.meta.frame_step * np.arange(n, dtype=np.float64)
-    else:
-        raise DiagnosticsError(
-            f"{path}: {n} frames, the row has {like.frames} with explicit frame times; "
-            "cannot place them in time"
-        )
-    meta = like.meta
-    if data.shape[2] != like.width:
-        raise DiagnosticsError(
-            f"{path}: {data.shape[2]} columns, the row has {like.width} (and the file has no "
-            "bin centres to match them by)"
-        )
-    return side_of_array(meta, data, times, name)
 
 
 # -- the streaming accumulator ----------------------------------------------------------------
@@ -220,6 +112,8 @@ class _Acc:
             for rule in dict.fromkeys(rules)
         ]
         self.linear = linear
+        # max(|a|, |b|) is needed for relative differences only
+        self._need_big = linear or any(r.measure == "rel" for r in rules)
         self.times = times  # of the compared grid
         self.frames = 0
         self.equal = True
@@ -244,57 +138,78 @@ class _Acc:
         n = a.shape[0]
         if n == 0:
             return
-        a = a.astype(np.float64, copy=False)
-        b = b.astype(np.float64, copy=False)
-        same = (a == b) | (np.isnan(a) & np.isnan(b))
-        if self.equal and not bool(same.all()):
-            self.equal = False
-        finite = np.isfinite(a) & np.isfinite(b)
-        mismatch = ~same & ~finite  # a NaN or infinity on one side only (or two infinities)
-        self.nonfinite += int(mismatch.sum())
-        d = np.where(finite, np.abs(a - b), 0.0)
-        if finite.any():
+        width = a.shape[2]
+        a = a.reshape(n, -1).astype(np.float64)  # (frames, channels x columns), own copies
+        b = b.reshape(n, -1).astype(np.float64)
+        d = a - b
+        np.abs(d, out=d)
+        if bool(np.isfinite(d).all()):  # both sides finite everywhere: the common, fast case
+            finite: np.ndarray | None = None
+            mismatch: np.ndarray | None = None
+            if self.equal and bool(d.any()):
+                self.equal = False
+        else:
+            finite = np.isfinite(a) & np.isfinite(b)
+            same = (a == b) | (np.isnan(a) & np.isnan(b))
+            mismatch = ~same & ~finite  # NaN or infinity on one side only (or +inf vs -inf)
+            if self.equal and not bool(same.all()):
+                self.equal = False
+            self.nonfinite += int(mismatch.sum())
+            d[~finite] = 0.0
+            a = np.where(finite, a, 0.0)  # non-finite pairs take no part in the statistics
+            b = np.where(finite, b, 0.0)
+        count = d.size if finite is None else int(finite.sum())
+        if count:
             m = float(d.max())
             self.max_abs = m if self.max_abs is None else max(self.max_abs, m)
-            self.sq_sum += float(np.square(d).sum())
-            self.count += int(finite.sum())
-            self._moments(a[finite], b[finite])
-            if self.linear:
-                big = np.maximum(np.abs(a), np.abs(b))
-                ok = finite & (big > REL_FLOOR)
-                if ok.any():
-                    r = float((d[ok] / big[ok]).max())
-                    self.max_rel = r if self.max_rel is None else max(self.max_rel, r)
-        score = np.zeros(a.shape, dtype=np.float64)  # measure / tolerance, per value
+            flat = d.ravel()
+            self.sq_sum += _dot(flat, flat)
+            self.count += count
+            self._moments(a, b, count)
+        big = np.maximum(np.abs(a), np.abs(b)) if self._need_big else a  # (a: unused)
+        if self.linear and count:
+            ok = big > REL_FLOOR if finite is None else (big > REL_FLOOR) & finite
+            if ok.any():
+                r = float((d[ok] / big[ok]).max())
+                self.max_rel = r if self.max_rel is None else max(self.max_rel, r)
+        per_frame = np.zeros(n, dtype=np.float64)  # the largest measure / tolerance
+        channels = a.shape[1] // max(1, width)
         for rule, cols in self.groups:
-            score[..., cols] = _measure(rule, a[..., cols], b[..., cols], d[..., cols]) / rule.value
-        score[mismatch] = np.inf
-        score[~finite & same] = 0.0
-        per_frame = score.reshape(n, -1).max(axis=1)
+            if len(self.groups) == 1:
+                sel: Any = slice(None)
+            else:
+                sel = (cols[None, :] + width * np.arange(channels)[:, None]).ravel()
+            score = _measure(rule, a[:, sel], b[:, sel], d[:, sel], big[:, sel]) / rule.value
+            np.maximum(per_frame, score.max(axis=1), out=per_frame)
+        if mismatch is not None:
+            per_frame[mismatch.any(axis=1)] = np.inf
         over = per_frame > 1.0
         self.frames += n
-        count = int(over.sum())
-        if count:
-            self.beyond += count
-            idx = np.flatnonzero(over)
+        beyond = int(over.sum())
+        if beyond:
+            self.beyond += beyond
             if self.first is None:
-                self.first = start + int(idx[0])
+                self.first = start + int(np.argmax(over))
             k = int(np.argmax(per_frame))
             if per_frame[k] > self.worst_score:
                 self.worst_score = float(per_frame[k])
                 self.worst = start + k
         self._runs(start, over)
 
-    def _moments(self, a: np.ndarray, b: np.ndarray) -> None:
-        nb = a.size
-        ma, mb = float(a.mean()), float(b.mean())
-        da, db = a - ma, b - mb
-        m2a, m2b, cab = float(da @ da), float(db @ db), float(da @ db)
+    def _moments(self, a: np.ndarray, b: np.ndarray, nb: int) -> None:
+        """Merge this block's co-moments (non-finite pairs zeroed and not counted: ``nb``)."""
+        fa, fb = a.ravel(), b.ravel()
+        ma, mb = float(fa.sum()) / nb, float(fb.sum()) / nb
+        # sums of products minus the mean terms: float64, and the values are dB or linear
+        # levels of modest range, so the cancellation costs far less than the tolerances
+        m2a = _dot(fa, fa) - nb * ma * ma
+        m2b = _dot(fb, fb) - nb * mb * mb
+        cab = _dot(fa, fb) - nb * ma * mb
         n = self.n + nb
         ea, eb = ma - self.mean_a, mb - self.mean_b
         f = self.n * nb / n
-        self.m2a += m2a + ea * ea * f
-        self.m2b += m2b + eb * eb * f
+        self.m2a += max(0.0, m2a) + ea * ea * f
+        self.m2b += max(0.0, m2b) + eb * eb * f
         self.cab += cab + ea * eb * f
         self.mean_a += ea * nb / n
         self.mean_b += eb * nb / n
@@ -358,23 +273,27 @@ class _Acc:
         )
 
 
-def _measure(rule: Tolerance, a: np.ndarray, b: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Per value, the difference as ``rule`` measures it (non-finite pairs: 0, handled apart)."""
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """Sum of products, on this thread: BLAS's dot starts its thread pool for vectors this
+    long, which on a busy machine (a GUI, other passes) spent 3x the wall time of the rest
+    of the comparison waiting for its threads."""
+    return float(np.einsum("i,i->", x, y))
+
+
+def _measure(
+    rule: Tolerance, a: np.ndarray, b: np.ndarray, d: np.ndarray, big: np.ndarray
+) -> np.ndarray:
+    """Per value, the difference as ``rule`` measures it (``d`` = |a - b|, ``big`` =
+    max(|a|, |b|); non-finite pairs are zeroed beforehand and handled apart)."""
     if rule.measure == "abs":
         return d
     if rule.measure == "rel":
-        big = np.maximum(np.maximum(np.abs(a), np.abs(b)), REL_FLOOR)
-        with np.errstate(invalid="ignore"):
-            out = d / big
-        return np.nan_to_num(out, nan=0.0, posinf=np.inf)
+        return d / np.maximum(big, REL_FLOOR)
     # cents: both positive → 1200 |log2(a/b)|; otherwise (no pitch on a side) exact
+    pos = (a > 0) & (b > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pos = (a > 0) & (b > 0)
-        cents = np.where(
-            pos, 1200.0 * np.abs(np.log2(np.where(pos, a, 1.0) / np.where(pos, b, 1.0))), 0.0
-        )
-    other = ~pos & (d > 0)
-    return np.where(other, np.inf, np.nan_to_num(cents, nan=0.0))
+        cents = 1200.0 * np.abs(np.log2(np.where(pos, a, 1.0) / np.where(pos, b, 1.0)))
+    return np.where(pos, cents, np.where(d > 0, np.inf, 0.0))
 
 
 # -- comparing ---------------------------------------------------------------------------------

@@ -171,6 +171,14 @@ def check_store(cache: Path, purged: set[str]) -> set[int]:
                 assert held <= set(features_for(entry.fingerprint["gen"]))
             else:  # complete: exactly what its generation produces
                 assert held == set(features_for(entry.fingerprint["gen"])), entry.key
+        for version in store.previous_versions():  # the replaced data, whole and right too
+            gen = version.fingerprint["gen"]
+            assert version.feature.feature in features_for(gen)
+            loaded = store.load_previous(version, mmap=False)
+            expected, times = data_for(version.key, gen, version.feature.feature)
+            assert loaded.data.shape == expected.shape
+            if times is not None:
+                np.testing.assert_array_equal(loaded.times, times)
         assert {p.name for p in (cache / DATA_DIR).iterdir()} == referenced
         assert list((cache / TMP_DIR).iterdir()) == []
     return gens
