@@ -195,11 +195,20 @@ def _recompute_and_compare(
         )
         runner.enqueue(jobs, origin="verify")
         failures: dict[EntryKey, str] = {}
-        for result in runner.run_all(workers=0):
+        results = runner.run_all(workers=0)
+        # a pass fails as a whole: run each calculator of a failed shared pass on its own, so
+        # that one calculator's failure is not reported as its neighbours'
+        for result in [r for r in results if r.status != "done" and len(r.batch.jobs) > 1]:
+            for job in result.batch.jobs:
+                runner.enqueue([job], origin="verify")
+        results += runner.run_all(workers=0)
+        for result in results:
             if progress is not None:
                 progress(f"{result.status:<9} {result.batch.source}  {result.batch.calculators}")
-            if result.status != "done":
-                for key in result.batch.keys:
+            for key in result.batch.keys:
+                if result.status == "done":
+                    failures.pop(key, None)
+                else:
                     failures[key] = result.message or result.status
         for key, key_rows in by_entry.items():
             stored = stored_entries[key]

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import sqlite3
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from diagnostics_app.core.calculators.registry import PLUGIN_PATH_ENV
 from diagnostics_app.core.diagnostics import Row, RowKey, diagnose
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.store import (
@@ -30,8 +32,10 @@ from diagnostics_app.core.store import (
 from diagnostics_app.core.store.arrays import npy_header
 from diagnostics_app.core.verify_drift import sample_rows, verify
 from tests.core import test_cli
-from tests.core.project_factory import SR
+from tests.core.project_factory import SR, write_project, write_tone
 from tests.core.test_cli import Cli, assert_bad_input, rows_by, tree_digest
+from tests.core.test_compare_cli import CHANGED
+from tests.core.test_compare_cli import PLUGIN as LEVEL_PLUGIN
 
 # the CLI tests' fixtures, used here too
 _no_plugins = test_cli._no_plugins
@@ -373,3 +377,55 @@ def test_nothing_ok_to_verify_exits_0(project: Path, cli: Cli) -> None:
     result = cli("verify", project, "--all")
     assert result.code == 0, result
     assert "verified 0 of 0" in result.out
+
+
+# --- a calculator whose output changed without a version bump ---------------------------------
+
+
+def install_level(folder: Path, factor: str) -> Path:
+    """The compare tests' ``qa.level`` plugin, version 1 always, its frames in CHANGED scaled
+    by ``factor`` (a Python expression): what a library upgrade under it could do."""
+    folder.mkdir(parents=True)
+    code = LEVEL_PLUGIN.format(version=1, changed=CHANGED, factor=factor)
+    (folder / "level_plugin.py").write_text(textwrap.dedent(code))
+    return folder
+
+
+def test_a_silent_change_under_a_calculator_is_drift_in_exactly_its_time_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    write_tone(tmp_path / "proj" / "audio" / "a.wav", 1.5, 330.0)
+    project = write_project(
+        tmp_path / "proj",
+        {
+            "name": "Drift",
+            "profiles": {"default": {"window_size": 1024, "hop_size": 256}},
+            "sources": [{"id": "a", "path": "audio/a.wav"}],
+            "tracks": [
+                {"id": "t", "source": "a", "requests": [{"feature": "level"}, {"feature": "rms"}]}
+            ],
+        },
+    )
+    monkeypatch.setenv(PLUGIN_PATH_ENV, str(install_level(tmp_path / "before", "1.0")))
+    assert cli("analyze", project).code == 0
+    monkeypatch.setenv(PLUGIN_PATH_ENV, str(install_level(tmp_path / "after", "1.5")))
+    assert cli("check", project).code == 0  # no fingerprint input changed: still ok
+    result = cli("verify", project, "--all", "--json")
+    assert result.code == 1, result
+    rows = {r["feature"]: r for r in result.json()["rows"]}
+    assert rows["rms"]["status"] == "identical"
+    level = rows["level"]
+    assert level["status"] == "drift"
+    hop = 256 / SR
+    ((start, end),) = level["comparison"]["ranges"]
+    assert CHANGED[0] <= start < CHANGED[0] + hop
+    assert CHANGED[1] <= end < CHANGED[1] + hop
+    # a calculator that cannot run any more: the row is reported, not hidden (exit 1)
+    monkeypatch.setenv(PLUGIN_PATH_ENV, str(install_level(tmp_path / "broken", "(1 / 0)")))
+    broken = cli("verify", project, "--all", "--json")
+    assert broken.code == 1
+    rows = {r["feature"]: r for r in broken.json()["rows"]}
+    assert rows["level"]["status"] == "failed" and rows["level"]["comparison"] is None
+    assert "ZeroDivisionError" in rows["level"]["message"]
+    assert rows["rms"]["status"] == "identical"
+    assert broken.json()["summary"]["failed"] == 1
