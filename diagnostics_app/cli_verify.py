@@ -42,6 +42,11 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help=f"which sample: the same seed checks the same rows (default {DEFAULT_SEED})",
     )
+    p.add_argument(
+        "--scratch",
+        metavar="DIR",
+        help="where the temporary scratch store is made (default: the system's temporary folder)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--repair", action="store_true", help="mark drifted rows stale (reason: environment)"
@@ -75,7 +80,15 @@ def run(args: argparse.Namespace) -> int:
         selection = cli._selection(args, session)
         rows = selection.select(session.diagnose())
         progress = None if args.json or not sys.stderr.isatty() else _progress
-        result = verify(session, rows, fraction, seed, repair=args.repair, progress=progress)
+        result = verify(
+            session,
+            rows,
+            fraction,
+            seed,
+            repair=args.repair,
+            scratch_parent=args.scratch,
+            progress=progress,
+        )
     finally:
         session.close()
     if args.json:

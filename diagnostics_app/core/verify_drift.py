@@ -23,6 +23,7 @@ same rows on every run with the same seed, and another seed checks others.
 from __future__ import annotations
 
 import math
+import os
 import random
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any
 from diagnostics_app.core.compare import compare_sides, side_of_entry
 from diagnostics_app.core.compare_rules import Comparison
 from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.events import SessionEvents
 from diagnostics_app.core.jobs import JobRunner
 from diagnostics_app.core.planner import PlannedJob
@@ -155,6 +157,8 @@ def verify(
     """Recompute a sample of the ``ok`` rows among ``rows`` in a scratch store and compare.
     ``scratch_parent``: where the temporary scratch folder is made (default: the system's
     temporary folder); it is deleted when done."""
+    if scratch_parent is not None:
+        check_scratch(session, Path(scratch_parent))
     eligible = [r for r in rows if r.state == "ok"]
     chosen = sample_rows(eligible, fraction, seed)
     current = current_provenance()
@@ -166,6 +170,16 @@ def verify(
     if repair:
         repaired = mark_drifted(session.store, [c for c in checks if c.drifted], current)
     return VerifyResult(len(eligible), fraction, seed, tuple(checks), current, repaired)
+
+
+def check_scratch(session: Session, folder: Path) -> None:
+    """The scratch area must be an existing folder outside the project's feature store (the
+    store is read-only for verify; its sweep would also take a foreign store's files)."""
+    if not folder.is_dir():
+        raise DiagnosticsError(f"{folder}: not a folder (the scratch area must exist)")
+    store = Path(os.path.realpath(session.project.cache_path()))
+    if Path(os.path.realpath(folder)).is_relative_to(store):
+        raise DiagnosticsError(f"{folder}: inside the feature store {store}; use another folder")
 
 
 def _recompute_and_compare(

@@ -369,6 +369,18 @@ def test_bad_input_is_one_line(
     assert_bad_input(cli("verify", analysed, *flags), needle)
 
 
+def test_a_scratch_folder_that_is_missing_or_in_the_store_is_one_line(
+    analysed: Path, tmp_path: Path, cli: Cli
+) -> None:
+    data = cache_of(analysed) / "data"
+    before = tree_digest(data)
+    assert_bad_input(cli("verify", analysed, "--scratch", tmp_path / "nope"), "nope")
+    assert_bad_input(cli("verify", analysed, "--scratch", data), "inside the feature store")
+    assert tree_digest(data) == before  # nothing was made there
+    (tmp_path / "scratch").mkdir()
+    assert cli("verify", analysed, "--all", "--scratch", tmp_path / "scratch").code == 0
+
+
 def test_a_missing_project_is_one_line(tmp_path: Path, cli: Cli) -> None:
     assert_bad_input(cli("verify", tmp_path / "nope.json"), "nope.json")
 
