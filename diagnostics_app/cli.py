@@ -180,6 +180,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _gui(args.project)
     if cmd == "demo":
         return _demo(args)
+    if (run := getattr(args, "run", None)) is not None:  # a command module's (set_defaults)
+        return int(run(args))
     handlers = {
         "check": _check,
         "analyze": _analyze,
@@ -189,8 +191,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         "screenshot": _screenshot,
         "trash": _trash,
         "compare": _compare,
-        "verify": _verify,
-        "report": _report,
     }
     return handlers[cmd](args)
 
@@ -203,18 +203,6 @@ def _trash(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from diagnostics_app.cli_compare import run
-
-    return run(args)
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from diagnostics_app.cli_verify import run
-
-    return run(args)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from diagnostics_app.cli_report import run
 
     return run(args)
 

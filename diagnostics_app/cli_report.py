@@ -21,6 +21,7 @@ from diagnostics_app.cli import EXIT_OK, UsageError
 def add_parser(sub: Any) -> None:
     """Register the ``report`` subcommand on ``build_parser``'s subparsers."""
     p = sub.add_parser("report", help="write the QA report: one self-contained HTML file")
+    p.set_defaults(run=run)  # cli._dispatch calls it
     p.add_argument("project")
     p.add_argument("-o", "--output", required=True, metavar="HTML")
     cli._selection_flags(p)

@@ -26,6 +26,7 @@ def add_parser(sub: Any) -> None:
         "verify",
         help="recompute a sample of ok rows in a scratch store and report silent drift",
     )
+    p.set_defaults(run=run)  # cli._dispatch calls it
     p.add_argument("project")
     cli._selection_flags(p)
     how_many = p.add_mutually_exclusive_group()
