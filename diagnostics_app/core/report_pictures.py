@@ -59,8 +59,9 @@ def current_picture(feature: LoadedFeature, what: str) -> Picture:
     kind = lane_kind(feature.meta)
     if kind == "image":
         values = feature.data[:, 0, :]
-        limits = feature.meta.value_range or th.value_limits(_sampled(values))
-        return _picture(th.draw_image(values, feature.times, duration, limits), what)
+        limits = th.robust_limits(_sampled_frames(values, feature.times, duration))
+        pixels = th.draw_image(values, feature.times, duration, limits, rows=_rows(feature.meta))
+        return _picture(pixels, what)
     pixels = th.canvas(th.LINE_HEIGHT)
     if kind == "band":
         lo, hi = feature.data[:, 0, 0], feature.data[:, 0, 1]
@@ -98,16 +99,19 @@ def comparison_pictures(
         th.mark_ranges(pixels, ranges, duration)
         return [_picture(pixels, f"{what}: previous (grey) and current (blue)")]
     old_v, new_v = old.data[:, 0, :], new.data[:, 0, :]
-    limits = new.meta.value_range or th.value_limits(_sampled(old_v), _sampled(new_v))
+    limits = th.robust_limits(
+        _sampled_frames(old_v, old.times, duration), _sampled_frames(new_v, new.times, duration)
+    )  # one colour scale for both: the same colour is the same value
     h, w = th.IMAGE_HEIGHT, th.WIDTH
     pictures = []
     for values, f, label in ((old_v, old, "previous"), (new_v, new, "current")):
-        pixels = th.draw_image(values, f.times, duration, limits)
+        pixels = th.draw_image(values, f.times, duration, limits, rows=_rows(f.meta))
         th.mark_ranges(pixels, ranges, duration)
         pictures.append(_picture(pixels, f"{what}: {label}"))
     if old_v.shape[1] == new_v.shape[1]:
-        diff = th.image_grid(new_v, new.times, duration, h, w) - th.image_grid(
-            old_v, old.times, duration, h, w
+        rows = _rows(new.meta)
+        diff = th.image_grid(new_v, new.times, duration, h, w, rows) - th.image_grid(
+            old_v, old.times, duration, h, w, rows
         )
         finite = diff[np.isfinite(diff)]
         span = float(np.max(np.abs(finite))) if finite.size else 0.0
@@ -116,6 +120,25 @@ def comparison_pictures(
         th.mark_ranges(pixels, ranges, duration)
         pictures.append(_picture(pixels, f"{what}: current − previous (±{span:.3g})"))
     return pictures
+
+
+def _rows(meta: OutputMeta) -> np.ndarray | None:
+    """Log-frequency rows for a feature whose bins are frequencies (spectrogram, mel)."""
+    return th.log_rows(meta.bins, th.IMAGE_HEIGHT) if meta.bin_unit == "Hz" else None
+
+
+def _sampled_frames(values: np.ndarray, times: np.ndarray, duration: float) -> np.ndarray:
+    """The frames an image picture shows (one per pixel column): its colour range is theirs,
+    and a long memory-mapped feature is not read whole for it."""
+    return np.asarray(values[_column_frames(times, duration)], np.float64)
+
+
+def _column_frames(times: np.ndarray, duration: float) -> np.ndarray:
+    n = len(times)
+    if n == 0:
+        return np.zeros(0, np.intp)
+    centres = (np.arange(th.WIDTH) + 0.5) / th.WIDTH * (duration if duration > 0 else 1.0)
+    return np.unique(np.clip(np.searchsorted(times, centres), 0, n - 1))
 
 
 def _sampled(values: np.ndarray, most: int = 200_000) -> np.ndarray:

@@ -80,6 +80,17 @@ def _bucket_ranges(
     return lo, hi
 
 
+def robust_limits(*arrays: np.ndarray) -> tuple[float, float]:
+    """The 1st to 99.5th percentile of the finite values of ``arrays``: an image's colour
+    range that a few extreme values (silence at the floor, one loud click) cannot wash out."""
+    finite = [a[np.isfinite(a)] for a in arrays]
+    joined = np.concatenate([a.ravel() for a in finite]) if finite else np.zeros(0)
+    if joined.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(joined, [1.0, 99.5]))
+    return (lo, hi) if hi - lo > 1e-12 else value_limits(joined)
+
+
 def value_limits(*arrays: np.ndarray) -> tuple[float, float]:
     """The finite range shared by ``arrays`` (a flat range is widened so it has a height)."""
     finite = [a[np.isfinite(a)] for a in arrays]
@@ -182,12 +193,34 @@ def colour_map(unit: np.ndarray, diverging: bool = False) -> np.ndarray:
     return np.round(rgb).astype(np.uint8)
 
 
+def log_rows(centres: Sequence[float], height: int, lowest: float = 30.0) -> np.ndarray | None:
+    """The bin shown on each pixel row (top row first) when the rows are spaced evenly in log
+    frequency from ``lowest`` Hz (or the first positive centre above it) to the top bin: a
+    linear STFT otherwise spends most of a small picture above 5 kHz. None when ``centres``
+    are not increasing positive frequencies."""
+    c = np.asarray(centres, np.float64)
+    if c.size < 16 or not np.all(np.diff(c) > 0) or c[-1] <= 0:
+        return None
+    low = max(lowest, float(c[c > 0][0]))
+    if low >= c[-1]:
+        return None
+    wanted = np.geomspace(c[-1], low, height)  # top row: the highest frequency
+    idx = np.clip(np.searchsorted(c, wanted), 1, c.size - 1)
+    nearer_below = (wanted - c[idx - 1]) < (c[idx] - wanted)
+    return np.where(nearer_below, idx - 1, idx)
+
+
 def image_grid(
-    values: np.ndarray, times: np.ndarray, duration: float, height: int, width: int
+    values: np.ndarray,
+    times: np.ndarray,
+    duration: float,
+    height: int,
+    width: int,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """A ``(frames, bins)`` feature sampled onto ``(height, width)`` pixels (NaN where no frame
-    covers a column): each column shows the frame nearest its centre, the lowest bin at the
-    bottom row."""
+    covers a column): each column shows the frame nearest its centre; ``rows`` is the bin of
+    each pixel row, top first (default: bins evenly, the lowest at the bottom row)."""
     out = np.full((height, width), np.nan)
     n, bins = values.shape[:2]
     if n == 0 or bins == 0:
@@ -196,7 +229,8 @@ def image_grid(
     centres = (np.arange(width) + 0.5) / width * (duration if duration > 0 else 1.0)
     idx = np.clip(np.searchsorted(ts, centres), 0, n - 1)
     covered = centres <= ts[-1] + (ts[-1] - ts[0]) / max(n - 1, 1) + 1e-9
-    rows = np.clip(((height - 1 - np.arange(height)) * bins) // height, 0, bins - 1)
+    if rows is None:
+        rows = np.clip(((height - 1 - np.arange(height)) * bins) // height, 0, bins - 1)
     sampled = np.asarray(values[idx], np.float64)  # (width, bins): only these frames are read
     out[:, covered] = sampled[covered][:, rows].T
     return out
@@ -210,8 +244,9 @@ def draw_image(
     height: int = IMAGE_HEIGHT,
     width: int = WIDTH,
     diverging: bool = False,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    grid = image_grid(values, times, duration, height, width)
+    grid = image_grid(values, times, duration, height, width, rows)
     lo, hi = limits
     return colour_map((grid - lo) / (hi - lo), diverging)
 

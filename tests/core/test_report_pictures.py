@@ -163,3 +163,20 @@ def test_previous_against_current_of_an_image_is_old_new_and_their_difference() 
     assert np.abs(diff[:, 50].astype(int) - white).max() <= 2  # unchanged: the centre colour
     assert diff[:, 400, 0].mean() > 150 and diff[:, 400, 2].mean() < 80  # louder: red
     assert current_picture(feature(BAND, np.zeros((10, 1, 2))), "x").height == th.LINE_HEIGHT
+
+
+def test_frequency_bins_are_drawn_on_log_rows_and_colours_ignore_outliers() -> None:
+    centres = np.arange(1025) * 22050 / 2048  # a linear STFT's bin centres
+    rows = th.log_rows(centres, 100)
+    assert rows is not None
+    assert rows[0] == 1024 and centres[rows[-1]] == pytest.approx(30.0, abs=11)
+    assert np.all(np.diff(rows) <= 0)  # top row highest
+    # an octave takes as many rows low as high: 100-200 Hz and 5-10 kHz
+    assert np.count_nonzero((centres[rows] >= 100) & (centres[rows] < 200)) == pytest.approx(
+        np.count_nonzero((centres[rows] >= 5000) & (centres[rows] < 10000)), abs=2
+    )
+    assert th.log_rows(np.arange(12.0), 100) is None  # pitch classes: not frequencies
+    values = np.linspace(-60.0, -20.0, 1000)
+    values[:3] = -120.0  # the floor of a few silent frames
+    lo, hi = th.robust_limits(values)
+    assert -61.0 < lo < -55.0 and hi > -21.0
