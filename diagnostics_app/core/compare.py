@@ -12,6 +12,16 @@ API (stable: ``verify`` and ``report`` build on it)::
     rules_for(meta) -> tuple[Tolerance, ...]   # one per column (the meta's width)
     TOLERANCES                                 # the table below, as values
     regenerated_label(verdict) -> "identical" | "changed"   # check --json's "regenerated"
+    record_regenerations(store, committed_entries)   # jobs.run_work, after a pass commits
+    clock(seconds) -> "m:ss.mmm"                      # how comparisons write times
+
+    (all importable from here; the sides live in :mod:`.compare_sides`, the value types and
+    the tolerance rules in :mod:`.compare_rules`, which the diagnosis reads.)
+
+    Store side (core.store): store.previous(key, feature) -> PreviousVersion | None,
+    store.load_previous(version, mmap=True, frames=slice) -> LoadedFeature,
+    store.previous_versions(), store.drop_previous(items), entry.provenance (dict),
+    StoredFeature.regenerated / Row.regenerated / Row.note.
 
     Comparison (frozen): feature, frames_compared, max_abs_diff, rms_abs_diff, max_rel_diff,
     correlation, frames_beyond, share_beyond, first_diff_s, worst_diff_s, ranges

@@ -355,3 +355,26 @@ def test_side_of_entry_streams_u16db(tmp_path: Path) -> None:
         c = compare_with_previous(store, e2, "spec", block_bytes=100)
         assert c is not None and c.verdict == "identical"  # the same quantised values
         assert side_of_entry(store, e2, "spec").frames == 300
+
+
+def test_check_json_writes_regenerated_as_the_encoder_does() -> None:
+    from dataclasses import replace
+
+    from diagnostics_app import check_json, cli
+    from diagnostics_app.core.diagnostics import STATES, Row, RowKey
+
+    base = Row(RowKey("s", "f", "c", "default", "{}"), "ok")
+    rows = [
+        replace(base, regenerated=v) for v in (None, "identical", "within tolerance", "differs")
+    ]
+    head = {"schema_version": 1, "project": "p", "summary": {s: 0 for s in STATES}}
+    fast = check_json.check_text(cli._json_text({**head, "rows": []}), rows)
+    assert fast == cli._json_text({**head, "rows": [r.to_json() for r in rows]})
+    got = [r["regenerated"] for r in json.loads(fast)["rows"]]
+    assert got == [None, "identical", "identical", "changed"]
+    assert [r.note for r in rows] == [
+        None,
+        "regenerated — identical to the previous version",
+        "regenerated — identical to the previous version",
+        "regenerated — differs from the previous version",
+    ]
