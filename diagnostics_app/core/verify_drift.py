@@ -71,6 +71,7 @@ class RowCheck:
     comparison: Comparison | None  # None when it could not be recomputed (``message`` says why)
     produced_by: Mapping[str, Any] | None  # the stored entry's provenance (None: not recorded)
     message: str | None = None
+    commit_id: str | None = None  # the stored commit that was compared (what a mark names)
 
     @property
     def drifted(self) -> bool:
@@ -208,27 +209,26 @@ def _recompute_and_compare(
             lambda: session.project, session.registry, scratch, session.audio_facts, SessionEvents()
         )
         runner.enqueue(jobs, origin="verify")
-        failures: dict[EntryKey, str] = {}
-        results = runner.run_all(workers=0)
-        # a pass fails as a whole: run each calculator of a failed shared pass on its own, so
-        # that one calculator's failure is not reported as its neighbours'
-        for result in [r for r in results if r.status != "done" and len(r.batch.jobs) > 1]:
-            for job in result.batch.jobs:
-                runner.enqueue([job], origin="verify")
-        results += runner.run_all(workers=0)
-        for result in results:
+        # one pass at a time, compared and deleted before the next: the scratch store holds
+        # one pass's data at most, however large the sample
+        while (result := runner.run_next()) is not None:
             if progress is not None:
                 progress(f"{result.status:<9} {result.batch.source}  {result.batch.calculators}")
+            if result.status != "done" and len(result.batch.jobs) > 1:
+                # a pass fails as a whole: each of its calculators runs again on its own, so
+                # that one calculator's failure is not reported as its neighbours'
+                for job in result.batch.jobs:
+                    runner.enqueue([job], origin="verify")
+                continue
+            failure = None if result.status == "done" else result.message or result.status
             for key in result.batch.keys:
-                if result.status == "done":
-                    failures.pop(key, None)
-                else:
-                    failures[key] = result.message or result.status
-        for key, key_rows in by_entry.items():
-            stored = stored_entries[key]
-            fresh = scratch.get(key)
-            for row in key_rows:
-                checks.append(_check(session.store, scratch, row, stored, fresh, failures.get(key)))
+                fresh = scratch.get(key)
+                for row in by_entry[key]:
+                    checks.append(
+                        _check(session.store, scratch, row, stored_entries[key], fresh, failure)
+                    )
+                if fresh is not None:
+                    scratch.purge(scratch.prune([(key, f) for f in fresh.features]))
     checks.sort(key=lambda c: row_order(c.row))
     return checks
 
@@ -243,17 +243,23 @@ def _check(
 ) -> RowCheck:
     feature = row.key.feature
     produced_by = (stored.provenance or None) if stored is not None else None
+    commit = stored.commit_id if stored is not None else None
     if failure is not None:
-        return RowCheck(row, None, produced_by, f"recomputing failed: {failure}")
+        return RowCheck(row, None, produced_by, f"recomputing failed: {failure}", commit)
     if stored is None or feature not in stored.features:
         return RowCheck(row, None, produced_by, "the stored entry changed while verifying")
     if fresh is None or feature not in fresh.features:
-        return RowCheck(row, None, produced_by, "recomputing produced no data for this feature")
-    comparison = compare_sides(
-        side_of_entry(store, stored, feature, "stored"),
-        side_of_entry(scratch, fresh, feature, "recomputed"),
-    )
-    return RowCheck(row, comparison, produced_by)
+        return RowCheck(
+            row, None, produced_by, "recomputing produced no data for this feature", commit
+        )
+    try:
+        comparison = compare_sides(
+            side_of_entry(store, stored, feature, "stored"),
+            side_of_entry(scratch, fresh, feature, "recomputed"),
+        )
+    except DiagnosticsError as exc:  # recomputed or pruned meanwhile, or unreadable: said so
+        return RowCheck(row, None, produced_by, f"cannot compare: {exc}", commit)
+    return RowCheck(row, comparison, produced_by, None, commit)
 
 
 def mark_drifted(
@@ -262,10 +268,16 @@ def mark_drifted(
     """Mark each drifted row's entry stale with reason ``environment`` (one transaction)."""
     marks: dict[EntryKey, tuple[str, dict[str, Any]]] = {}
     for check in drifted:
-        entry = store.get(check.row.key.entry_key)
-        if entry is None:
+        if check.commit_id is None:
             continue
         old = dict(check.produced_by) if check.produced_by else {}
-        marks[entry.key] = (entry.commit_id, {"old": old, "new": dict(current)})
+        marks[check.row.key.entry_key] = (check.commit_id, {"old": old, "new": dict(current)})
+    # each mark names the commit that was compared: data recomputed meanwhile is not marked
     store.mark_environment(marks)
-    return tuple(c.row for c in drifted if c.row.key.entry_key in marks)
+    marked = {k for k, (commit, _) in marks.items() if _holds(store, k, commit)}
+    return tuple(c.row for c in drifted if c.row.key.entry_key in marked)
+
+
+def _holds(store: FeatureStore, key: EntryKey, commit_id: str) -> bool:
+    entry = store.get(key)
+    return entry is not None and entry.commit_id == commit_id and entry.environment is not None

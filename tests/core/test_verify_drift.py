@@ -9,6 +9,7 @@ itself is sound (``check --verify`` passes) and only a recomputation can tell.""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import sqlite3
@@ -30,7 +31,7 @@ from diagnostics_app.core.store import (
     provenance_text,
 )
 from diagnostics_app.core.store.arrays import npy_header
-from diagnostics_app.core.verify_drift import sample_rows, verify
+from diagnostics_app.core.verify_drift import mark_drifted, sample_rows, verify
 from tests.core import test_cli
 from tests.core.project_factory import SR, write_project, write_tone
 from tests.core.test_cli import Cli, assert_bad_input, rows_by, tree_digest
@@ -152,7 +153,9 @@ def test_the_scratch_store_is_outside_the_project_and_removed(
         rows = session.diagnose().rows
         result = verify(session, rows, 1.0, scratch_parent=scratch, progress=progress)
     assert result.clean
-    assert seen and all(s for s in seen)  # fresh data went there ...
+    assert len(seen) == 4 and all(s for s in seen)  # one call per pass; fresh data went there
+    # ... one pass's data at a time (each is compared and deleted before the next) ...
+    assert all(not (a & b) for a, b in itertools.pairwise(seen))
     assert not any(scratch.iterdir())  # ... and is gone
 
 
@@ -231,6 +234,18 @@ def test_repair_marks_the_drifted_row_stale_and_analyze_regenerates_it(
     assert cli("analyze", analysed).code == 0
     assert cli("check", analysed).code == 0
     assert cli("verify", analysed, "--all").code == 0
+
+
+def test_repair_marks_only_the_commit_it_compared(analysed: Path, cli: Cli) -> None:
+    alter_stored(analysed, "bass", "rms", louder)
+    with Session.open(analysed) as session:
+        rows = [r for r in session.diagnose().rows if r.key.source == "bass"]
+        result = verify(session, rows, 1.0)
+        (drifted,) = result.drifted
+        # regenerated between the check and the repair: the new data is not the one judged
+        assert cli("analyze", analysed, "--all", "--source", "bass").code == 0
+        assert mark_drifted(session.store, [drifted], result.current) == ()
+    assert cli("check", analysed).code == 0
 
 
 def test_repair_without_drift_marks_nothing(analysed: Path, cli: Cli) -> None:
