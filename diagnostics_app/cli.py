@@ -122,11 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-selection", metavar="START:END", help="select this time range (s) in the plots"
     )
 
-    from diagnostics_app import cli_add, cli_compare, cli_trash
+    from diagnostics_app import cli_add, cli_compare, cli_report, cli_trash, cli_verify
 
     cli_trash.add_parser(sub)
     cli_add.add_parsers(sub)
     cli_compare.add_parser(sub)
+    cli_verify.add_parser(sub)
+    cli_report.add_parser(sub)
     return parser
 
 
@@ -180,6 +182,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _gui(args.project)  # the line on stderr and a message over the welcome screen
     if cmd == "demo":
         return _demo(args)
+    if (run := getattr(args, "run", None)) is not None:  # a command module's (set_defaults)
+        return int(run(args))
     handlers = {
         "check": _check,
         "analyze": _analyze,

@@ -12,6 +12,8 @@ PKGS=(
   libxcb-shm0 libxcb-sync1 libxcb-glx0 libxcb-util1 libxcb-render0
   # the distributions' validators of the desktop entry and the AppStream metadata (tests)
   desktop-file-utils appstream
+  # a real browser for the QA report's tests (headless: --dump-dom, --screenshot)
+  chromium
 )
 command -v dpkg-query >/dev/null 2>&1 || { echo "system-deps: not a Debian system; install the equivalents of: ${PKGS[*]}" >&2; exit 0; }
 missing=()

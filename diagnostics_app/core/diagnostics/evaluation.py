@@ -105,4 +105,5 @@ def entry_token(entry: StoredEntry | None) -> tuple[Any, ...] | None:
         tuple(sorted(entry.features)),
         entry.problems,  # a file that fails verification changes the row
         tuple(f.regenerated for f in entry.features.values()),  # recorded after the commit
+        entry.environment,  # so does a drift mark (verify --repair)
     )

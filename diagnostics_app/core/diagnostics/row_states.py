@@ -15,6 +15,10 @@ from diagnostics_app.core.fingerprint import Reason
 from diagnostics_app.core.states import State
 from diagnostics_app.core.store import StoredEntry
 
+# the staleness reason of an entry ``verify --repair`` found drifted: not a fingerprint input,
+# the numeric libraries under the calculator (see core.store.marks)
+ENVIRONMENT = "environment"
+
 
 def _params_of(params_key: str) -> dict[str, Any]:
     value = json.loads(params_key)
@@ -61,6 +65,7 @@ def feature_row(
             stored_feature is not None
             and stored_feature.problem is None
             and entry.fingerprint_json == current_text
+            and entry.environment is None
         ):
             return Row(
                 RowKey(src, feature, calc_id, profile, pkey),
@@ -119,6 +124,9 @@ def feature_row(
                 reasons = fpr.diff(stored, current)
             if stored_feature is not None and stored_feature.problem is not None:
                 state, message = "failed", stored_feature.problem  # its files fail verification
+            elif not reasons and cached.environment is not None:
+                reasons = (environment_reason(cached.environment),)
+                state, message = "stale", _stale_message(reasons)
             elif not reasons:
                 state = "ok"
             elif last is not None:
@@ -142,6 +150,28 @@ def feature_row(
         job_id,
         stored_feature.regenerated if stored_feature is not None else None,
     )
+
+
+def environment_reason(detail: str) -> Reason:
+    """The reason of an entry marked by ``verify --repair`` (:mod:`core.store.marks`): the
+    library versions that produced the data → those that compute it differently now; only the
+    libraries whose versions differ, or all of them when none does (the data still differs)."""
+    try:
+        value = json.loads(detail)
+    except ValueError:
+        value = None
+    old = value.get("old") if isinstance(value, dict) else None
+    new = value.get("new") if isinstance(value, dict) else None
+    old = old if isinstance(old, dict) else {}
+    new = new if isinstance(new, dict) else {}
+    names = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n)) or sorted(new)
+
+    def text(versions: dict[str, Any]) -> str:
+        if not versions:
+            return "not recorded"
+        return ", ".join(f"{n} {versions[n]}" for n in names if n in versions) or "not recorded"
+
+    return Reason(ENVIRONMENT, text(old), text(new))
 
 
 def _stale_message(reasons: Sequence[Reason]) -> str:

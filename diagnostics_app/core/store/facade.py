@@ -23,7 +23,16 @@ import numpy as np
 
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import digests, index, lease, paths, previous, recovery, schema
+from diagnostics_app.core.store import (
+    digests,
+    index,
+    lease,
+    marks,
+    paths,
+    previous,
+    recovery,
+    schema,
+)
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature, load_times
@@ -215,15 +224,19 @@ class FeatureStore:
         :attr:`verify_content`) and a feature that fails has its ``problem`` set; the sound
         entries are the kept objects."""
         listed = self._index.entries()
-        if not verify:
-            return listed
-        return self._verifier.listing(listed, self.verify_content)
+        if verify:
+            listed = self._verifier.listing(listed, self.verify_content)
+        found = marks.current(self._db)  # almost always none: one query on an empty table
+        return marks.apply(listed, found) if found else listed
 
     def entries_for_source(self, source_id: str) -> list[StoredEntry]:
         return self._index.for_source(source_id)
 
     def get(self, key: EntryKey) -> StoredEntry | None:
-        return self._index.get(key)
+        found = self._index.get(key)
+        if found is None:
+            return None
+        return marks.apply([found], marks.current(self._db))[0]
 
     def path_of(self, relative: str) -> Path:
         """The file an index path names; StoreError if the store may not follow it."""
@@ -327,6 +340,14 @@ class FeatureStore:
         """Change counters of entries and jobs; cheap enough to poll several times a second
         (``PRAGMA data_version`` tells whether anyone else committed since the last call)."""
         return self._db.version()
+
+    # -- environment marks (verify --repair) ---------------------------------------------------
+
+    def mark_environment(self, items: Mapping[EntryKey, tuple[str, Mapping[str, Any]]]) -> int:
+        """Mark entries as computed differently by this environment: ``{key: (commit_id,
+        detail)}``, each only if the entry still holds that commit (see :mod:`.marks`).
+        Returns the number marked."""
+        return marks.mark(self._db, items)
 
     # -- prune, restore, purge ----------------------------------------------------------------
 

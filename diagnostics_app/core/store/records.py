@@ -147,6 +147,9 @@ class StoredEntry:
     # canonical JSON of what produced the data (see :mod:`.provenance`: app, python, numpy,
     # scipy, soundfile, libsndfile versions), recorded at commit; None for older rows
     provenance_json: str | None = None
+    # set by a listing when ``verify --repair`` marked this commit as drifted (.marks): JSON
+    # {"old": {library: version}, "new": {...}}; None for an unmarked entry
+    environment: str | None = None
 
     def __hash__(self) -> int:
         return hash((self.entry_id, self.commit_id))

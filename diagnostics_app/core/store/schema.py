@@ -17,8 +17,9 @@ from diagnostics_app.core.store.connection import IndexConnection
 # 2: cancel_requests (cancelling another process's job); 3: features and trash rows record
 # each file's stamp and checksum (see .verify); 4: owners (leases, see .lease), and the place
 # (host, boot, PID namespace) of each job's owner and each writer; 5: previous versions
-# (the ``previous`` table), each entry's provenance, each feature's ``regenerated`` verdict
-SCHEMA_VERSION: Final = 5
+# (the ``previous`` table), each entry's provenance, each feature's ``regenerated`` verdict; 6:
+# environment_marks (entries verify --repair found drifted, see .marks)
+SCHEMA_VERSION: Final = 6
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -89,6 +90,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL, updated REAL NOT NULL, owner_place TEXT);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (source_id, profile, params);
+CREATE TABLE IF NOT EXISTS environment_marks (
+    entry_id INTEGER PRIMARY KEY, commit_id TEXT NOT NULL, detail TEXT NOT NULL,
+    marked REAL NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('entries', 0), ('jobs', 0);
 """
 
@@ -115,7 +119,8 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
             # NULL for the rows already there: verified by header, "no checksum recorded";
             # 3 -> 4: owners and places, NULL for jobs and writers already there: judged by
             # their pid, as the program that wrote them did; 4 -> 5: previous versions, none
-            # for the entries already there, and no provenance or verdict recorded for them)
+            # for the entries already there, and no provenance or verdict recorded for them;
+            # 5 -> 6: environment_marks, empty: nothing is marked until verify --repair)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
