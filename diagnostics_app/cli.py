@@ -191,36 +191,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "prune": _prune,
         "export": _export,
         "screenshot": _screenshot,
-        "trash": _trash,
-        "add": _add,
-        "remove": _remove,
-        "compare": _compare,
     }
     return handlers[cmd](args)
-
-
-def _trash(args: argparse.Namespace) -> int:
-    from diagnostics_app.cli_trash import run
-
-    return run(args)
-
-
-def _add(args: argparse.Namespace) -> int:
-    from diagnostics_app.cli_add import run_add
-
-    return run_add(args)
-
-
-def _remove(args: argparse.Namespace) -> int:
-    from diagnostics_app.cli_add import run_remove
-
-    return run_remove(args)
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from diagnostics_app.cli_compare import run
-
-    return run(args)
 
 
 def _require_file(path: str) -> None:

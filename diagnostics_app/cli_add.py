@@ -59,6 +59,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
     p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_add)  # cli._dispatch calls it
 
     p = sub.add_parser("remove", help="remove sources (and their tracks) from a project")
     p.add_argument("project")
@@ -68,6 +69,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
     p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_remove)
 
 
 # --- add -------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def add_parser(sub: Any) -> None:
         help="what to compare with: the previous version (default) or a .npy file (one row)",
     )
     p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)  # cli._dispatch calls it
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ def add_parser(sub: Any) -> None:
         help="delete the trash for real: all of it, or prune ID's",
     )
     p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)  # cli._dispatch calls it
 
 
 def run(args: argparse.Namespace) -> int:
