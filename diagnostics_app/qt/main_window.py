@@ -194,6 +194,8 @@ class MainWindow(
         self.player.errorOccurred.connect(self._on_play_error)
         self._init_playback()
         self._init_channels(self._playback_menu)
+        self._init_plots(self._view_menu)
+        self._init_lane_links()
 
         # The window's own layout must not push size constraints to the platform window:
         # platforms without size hints (offscreen, used by tests and screenshots) warn.
@@ -423,6 +425,7 @@ class MainWindow(
     def _on_project(self) -> None:
         self.setWindowTitle(window_title(self.controller.project))
         self._plot_signature = None
+        self._update_ruler_mode()
 
     @Slot()
     def _on_history(self) -> None:

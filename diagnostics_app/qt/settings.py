@@ -36,6 +36,7 @@ class AppSettings:
     window_geometry: bytes = b""
     window_state: bytes = b""
     output_device: str = ""  # playback device by name as PortAudio lists it; "" = the default
+    ruler_bars: bool = False  # the plots' ruler in bars.beats (with a tempo map), else m:ss.mmm
 
     def with_recent(self, path: str) -> AppSettings:
         path = str(Path(path).resolve())
@@ -104,6 +105,7 @@ class SettingsStore:
             window_geometry=_as_bytes(qs.value("window/geometry")),
             window_state=_as_bytes(qs.value("window/state")),
             output_device=str(qs.value("playback/device", "") or ""),
+            ruler_bars=_as_bool(qs.value("view/ruler_bars", d.ruler_bars), False),
         )
 
     def save(self, settings: AppSettings) -> None:
@@ -117,6 +119,7 @@ class SettingsStore:
         qs.setValue("window/geometry", QByteArray(settings.window_geometry))
         qs.setValue("window/state", QByteArray(settings.window_state))
         qs.setValue("playback/device", settings.output_device)
+        qs.setValue("view/ruler_bars", settings.ruler_bars)
         qs.sync()
 
 

@@ -96,6 +96,11 @@ class BeatGrid:
         self._bar_flags = np.array([bar for _, bar in beats], bool)
         self._bar_numbers = np.cumsum(self._bar_flags) - 1
 
+    @property
+    def beat_times(self) -> np.ndarray:
+        """Every beat start of the tempo map over the duration (the first a bar start)."""
+        return self._beat_times
+
     def visible(self, x0: float, x1: float, pixels: float) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`lines` of the range, the same arrays again while nothing changed (so the
         lanes skip handing their curves the same data)."""
