@@ -46,7 +46,10 @@ class PlotsMixin(WindowHost):
         self.hover_label.setObjectName("hoverLabel")
         self.hover_label.setToolTip("Under the mouse: time and value")
         self.statusBar().insertPermanentWidget(1, self.hover_label)
-        self.plot_area.hoverChanged.connect(self.hover_label.setText)
+        self.hover_label.setContentsMargins(12, 0, 6, 0)  # apart from the playhead's time
+        self.plot_area.hoverChanged.connect(
+            lambda text: self.hover_label.setText(f"Cursor {text}" if text else "")
+        )
         self.actionRulerBars = QAction("Ruler in &Bars.Beats", self)
         self.actionRulerBars.setObjectName("actionRulerBars")
         self.actionRulerBars.setCheckable(True)

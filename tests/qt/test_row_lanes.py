@@ -10,7 +10,7 @@ from typing import Any
 
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QSplitter
 from pytestqt.qtbot import QtBot
 
@@ -19,6 +19,7 @@ from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.plots import Lane
 from diagnostics_app.qt.settings import AppSettings, SettingsStore
 from tests.qt.test_main_window import _set_tempo_now, row_of
+from tests.qt.test_ruler import move_mouse
 
 WindowMaker = Callable[..., MainWindow]
 
@@ -143,14 +144,14 @@ def test_playhead_time_and_crosshair_labels(make_window: WindowMaker, qtbot: QtB
     wave = area.lanes()[0]
     area.scroll_to_lane(wave)
     canvas = area.findChild(pg.GraphicsLayoutWidget, "plotCanvas")
+    qtbot.waitUntil(canvas.scene()._moveEventIsAllowed, timeout=2000)  # see test_ruler.hover
     pos = canvas.mapFromScene(wave.vb.mapViewToScene(QPointF(4.0, 0.5)))
     with qtbot.waitSignal(area.hoverChanged, timeout=2000):
-        qtbot.mouseMove(canvas.viewport(), pos)
-    assert window.hover_label.text().startswith("0:04.")
+        move_mouse(canvas.viewport(), pos)
+    assert window.hover_label.text().startswith("Cursor 0:04.")
     assert "waveform · ch1:" in window.hover_label.text() and "dBFS" in window.hover_label.text()
     assert window.findChild(type(window.hover_label), "hoverLabel") is window.hover_label
     assert window.statusBar().isAncestorOf(window.hover_label)
-    qtbot.mouseMove(window.table.viewport(), QPoint(5, 5))
 
 
 def test_ruler_mode_from_the_view_menu_is_remembered(

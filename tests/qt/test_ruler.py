@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.core.tempo import TempoMap, TempoSegment
@@ -123,10 +125,26 @@ def test_ruler_in_bars_beats(area: PlotArea) -> None:
 def hover(area: PlotArea, qtbot: QtBot, lane: Lane, t: float, y: float) -> str:
     """Move the mouse over a lane's view point; the readout it gives."""
     c = canvas(area)
-    pos = c.mapFromScene(lane.vb.mapViewToScene(QPointF(t, y)))
+    # pyqtgraph drops a move that comes within its rate limit (10 ms) of the last one
+    qtbot.waitUntil(c.scene()._moveEventIsAllowed, timeout=2000)
+    pos = c.mapFromScene(lane.vb.mapViewToScene(QPointF(t, y)))  # after the events ran
     with qtbot.waitSignal(area.hoverChanged, timeout=2000):
-        qtbot.mouseMove(c.viewport(), pos)
+        move_mouse(c.viewport(), pos)
     return area.hover_text()
+
+
+def move_mouse(widget: QWidget, pos: QPoint) -> None:
+    """A mouse move (no button) delivered to ``widget`` now: the platform's synthesized moves
+    are dropped when the cursor is already there (left by an earlier test)."""
+    event = QMouseEvent(
+        QEvent.Type.MouseMove,
+        QPointF(pos),
+        QPointF(widget.mapToGlobal(pos)),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, event)
 
 
 def test_crosshair_readout_of_a_line_an_image_and_pitch(area: PlotArea, qtbot: QtBot) -> None:

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 
 from diagnostics_app.core.calculators.spectral import PITCH_CLASSES
 from diagnostics_app.qt.plots.lanes import Lane
 
-HOVER_PEN = pg.mkPen((255, 255, 255, 110), width=1)
+# dashed: told apart from the beat grid's solid lines
+HOVER_PEN = pg.mkPen((255, 255, 255, 170), width=1, style=Qt.PenStyle.DashLine)
 _TAGS = re.compile(r"<[^>]+>")
 
 

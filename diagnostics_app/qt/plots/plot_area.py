@@ -590,7 +590,7 @@ class PlotArea(QWidget):
         rect = lane.plot.sceneBoundingRect()
         top = self._canvas.mapFromScene(rect.topLeft()).y()
         bottom = self._canvas.mapFromScene(rect.bottomLeft()).y()
-        self._scroll.ensureVisible(0, (top + bottom) // 2, 0, max(0, (bottom - top) // 2))
+        self._scroll.ensureVisible(0, (top + bottom) // 2, 0, max(0, (bottom - top) // 2 + 4))
 
     def set_lane_marks(self, marks: Mapping[tuple[object, ...], tuple[bool, str]]) -> None:
         """The rows' states now ((stale, state) by lane key prefix): lanes change their marks
