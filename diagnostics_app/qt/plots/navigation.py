@@ -56,11 +56,23 @@ def _zoomed(current: tuple[float, float], factor: float) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def _plain_left_click(event: object) -> bool:
+    button = getattr(event, "button", None)
+    return button is not None and button() == Qt.MouseButton.LeftButton and not event.double()  # type: ignore[attr-defined]
+
+
+def clicked_lane(event: object, lanes: Iterable[Lane]) -> Lane | None:
+    """The lane (title and axes included) under a plain left click, or None."""
+    if not _plain_left_click(event):
+        return None
+    pos = event.scenePos()  # type: ignore[attr-defined]
+    return next((lane for lane in lanes if lane.plot.sceneBoundingRect().contains(pos)), None)
+
+
 def clicked_time(event: object, lanes: Iterable[Lane], duration: float) -> float | None:
     """The time under a left click on a lane (clamped to [0, duration]); None for any other
     click, a double click, or a click outside every lane."""
-    button = getattr(event, "button", None)
-    if button is None or button() != Qt.MouseButton.LeftButton or event.double():  # type: ignore[attr-defined]
+    if not _plain_left_click(event):
         return None
     pos = event.scenePos()  # type: ignore[attr-defined]
     for lane in lanes:

@@ -18,6 +18,9 @@ range (:mod:`.selection`, drawn in every lane), a click emits
 ``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all
 (in the main window Home/End are its Go to Start/End actions: they move the playhead too).
 
+The ruler above the scrolling lanes is the time axis (:mod:`.ruler`); hovering a lane gives a
+readout (:mod:`.crosshair`); a click names its lane; the selected rows' lanes are marked.
+
 This module holds the widget and what it shows (sources, feature lanes, budgeted reloads, the
 level-of-detail refresh); a lane itself is in :mod:`.lanes`, the stacking of lanes in
 :mod:`.layout`, keys, clicks and the beat grid in :mod:`.navigation`.
@@ -42,7 +45,12 @@ from diagnostics_app.qt.plots.features import FeaturePlot, LaneData, plot_durati
 from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-exported (tests)
 from diagnostics_app.qt.plots.lanes import Lane, content_family, make_lane, update_lane
 from diagnostics_app.qt.plots.layout import LaneStack
-from diagnostics_app.qt.plots.navigation import BeatGrid, clicked_time, key_time_range
+from diagnostics_app.qt.plots.navigation import (
+    BeatGrid,
+    clicked_lane,
+    clicked_time,
+    key_time_range,
+)
 from diagnostics_app.qt.plots.ruler import BARS, TIME, TimeRuler
 from diagnostics_app.qt.plots.selection import TimeSelection
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
@@ -459,22 +467,12 @@ class PlotArea(QWidget):
 
     @Slot(object)
     def _on_scene_click(self, event: object) -> None:
-        lane = self._lane_clicked(event)
+        lane = clicked_lane(event, self._stack.placed)
         if lane is not None:
             self.laneClicked.emit(lane.key)
         t = clicked_time(event, self._stack.placed, self._duration)
         if t is not None:
             self.seekRequested.emit(t)
-
-    def _lane_clicked(self, event: object) -> Lane | None:
-        """The lane (title and axis included) under a plain left click."""
-        button = getattr(event, "button", None)
-        if button is None or button() != Qt.MouseButton.LeftButton or event.double():  # type: ignore[attr-defined]
-            return None
-        pos = event.scenePos()  # type: ignore[attr-defined]
-        return next(
-            (ln for ln in self._stack.placed if ln.plot.sceneBoundingRect().contains(pos)), None
-        )
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._canvas and event.type() == QEvent.Type.Leave:
