@@ -98,6 +98,7 @@ def test_lane_marks_follow_state_changes_without_reselecting(
     window = make_window()
     assert wait_until_idle(window)
     c = window.controller
+    assert window.table.select_key(row_of(window, "drums", "spectrogram").key)
     # a data file deleted: the row fails; its lane stays, marked, the source still selected
     row = row_of(window, "drums", "onset")
     assert row.state == "ok"
@@ -110,6 +111,7 @@ def test_lane_marks_follow_state_changes_without_reselecting(
     assert row_of(window, "drums", "onset").state == "failed"
     onset = lane_of(window, "onset")
     assert onset.state == "failed" and onset.title.endswith("— failed")
+    assert lane_of(window, "spectrogram").highlighted  # the selected row's lane stays marked
 
 
 def test_lane_marks_do_not_wait_for_plot_data(

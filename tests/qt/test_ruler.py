@@ -228,3 +228,19 @@ def test_clicking_the_ruler_seeks(area: PlotArea, qtbot: QtBot) -> None:
     with qtbot.waitSignal(area.seekRequested, timeout=2000) as blocker:
         qtbot.mouseClick(ruler, Qt.MouseButton.LeftButton, pos=QPoint(round(x), 8))
     assert blocker.args[0] == pytest.approx(7.5, abs=0.1)
+
+
+def test_ruler_context_menu_switches_the_mode(area: PlotArea, qtbot: QtBot) -> None:
+    show_many(area)
+    ruler = area.ruler
+    menu = ruler.mode_menu(ruler)
+    time_action, bars_action = menu.actions()
+    assert time_action.isChecked() and bars_action.isEnabled()
+    with qtbot.waitSignal(area.rulerModeChanged, timeout=2000) as blocker:
+        bars_action.trigger()
+    assert blocker.args == ["bars"]
+    menu.deleteLater()
+    area.set_ruler_mode(False, available=False)  # no tempo map: bars.beats cannot be chosen
+    menu = ruler.mode_menu(ruler)
+    assert not menu.actions()[1].isEnabled()
+    menu.deleteLater()
