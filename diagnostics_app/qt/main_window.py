@@ -201,6 +201,8 @@ class MainWindow(
         self.player.errorOccurred.connect(self._on_play_error)
         self._init_playback()
         self._init_channels(self._playback_menu)
+        self._init_plots(self._view_menu)
+        self._init_lane_links()
 
         # The window's own layout must not push size constraints to the platform window:
         # platforms without size hints (offscreen, used by tests and screenshots) warn.
@@ -453,6 +455,7 @@ class MainWindow(
         self.warnings_label.setText(f"⚠ {n} warning{'s' if n != 1 else ''}" if n else "")
         self.warnings_label.setToolTip("\n".join(f"warning: {w}" for w in project.warnings))
         self._plot_signature = None
+        self._update_ruler_mode()
 
     @Slot()
     def _on_history(self) -> None:

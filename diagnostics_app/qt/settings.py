@@ -38,6 +38,7 @@ class AppSettings:
     output_device: str = ""  # playback device by name as PortAudio lists it; "" = the default
     table_splitter: bytes = b""  # QSplitter.saveState: descriptor table | explain panel
     centre_splitter: bytes = b""  # QSplitter.saveState: table and explain | plots
+    ruler_bars: bool = False  # the plots' ruler in bars.beats (with a tempo map), else m:ss.mmm
 
     def with_recent(self, path: str) -> AppSettings:
         path = str(Path(path).resolve())
@@ -108,6 +109,7 @@ class SettingsStore:
             output_device=str(qs.value("playback/device", "") or ""),
             table_splitter=_as_bytes(qs.value("window/table_splitter")),
             centre_splitter=_as_bytes(qs.value("window/centre_splitter")),
+            ruler_bars=_as_bool(qs.value("view/ruler_bars", d.ruler_bars), False),
         )
 
     def save(self, settings: AppSettings) -> None:
@@ -123,6 +125,7 @@ class SettingsStore:
         qs.setValue("playback/device", settings.output_device)
         qs.setValue("window/table_splitter", QByteArray(settings.table_splitter))
         qs.setValue("window/centre_splitter", QByteArray(settings.centre_splitter))
+        qs.setValue("view/ruler_bars", settings.ruler_bars)
         qs.sync()
 
     # Lane styles (scale, colour range and map of image lanes; qt/plots/lane_style.py) are

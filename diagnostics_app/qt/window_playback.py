@@ -18,6 +18,7 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QStyle
 
 from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.timefmt import format_time
 from diagnostics_app.qt.window_host import WindowHost
 
 NOTICE_MS = 10_000  # how long a playback notice stays in the status bar
@@ -25,9 +26,7 @@ NOTICE_MS = 10_000  # how long a playback notice stays in the status bar
 
 def format_playhead(seconds: float) -> str:
     """``m:ss.mmm`` (minutes unbounded)."""
-    ms = max(0, round(seconds * 1000))
-    minutes, rest = divmod(ms, 60_000)
-    return f"{minutes}:{rest // 1000:02d}.{rest % 1000:03d}"
+    return format_time(seconds, 3)
 
 
 class PlaybackMixin(WindowHost):

@@ -19,9 +19,28 @@ from diagnostics_app.core.states import extraneous
 from diagnostics_app.qt.actions import TABLE_MENU
 from diagnostics_app.qt.theme import human_bytes
 from diagnostics_app.qt.window_host import WindowHost
+from diagnostics_app.qt.window_plots import lane_prefix
 
 
 class RowActionsMixin(WindowHost):
+    def _init_lane_links(self) -> None:
+        """Rows and lanes: selecting rows marks their lanes and scrolls to them; clicking a
+        lane selects its row."""
+        self.table.rowsSelected.connect(self._highlight_rows)
+        self.plot_area.laneClicked.connect(self._select_lane_row)
+
+    @Slot(list)
+    def _highlight_rows(self, rows: list[Row]) -> None:
+        self.plot_area.highlight_lanes([lane_prefix(r) for r in rows])
+
+    @Slot(object)
+    def _select_lane_row(self, key: tuple[object, ...]) -> None:
+        for row in self.table.table_model.rows():
+            prefix = lane_prefix(row)
+            if key[: len(prefix)] == prefix:
+                self.table.select_key(row.key)
+                return
+
     @Slot()
     def _regenerate_selected(self) -> None:
         rows = self.table.selected_rows() or ([r] if (r := self.table.current_row()) else [])

@@ -315,7 +315,7 @@ class PlotLoadWorker(QRunnable):
                 got = self._load(row)
             except DiagnosticsError as exc:
                 errors.append(f"{row.key.feature}: {exc}")
-                continue
+                got = None  # its lane stays, empty and marked with the row's state
             if got is None:
                 features.append(self._pending(row))
                 continue

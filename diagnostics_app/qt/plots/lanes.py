@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics
-from PySide6.QtWidgets import QGraphicsSimpleTextItem, QMenu
+from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem, QMenu
 
 from diagnostics_app.qt.plots.features import (
     CONFIDENCE_COLOR,
@@ -52,6 +52,8 @@ PLAYHEAD_PEN = pg.mkPen((255, 80, 70), width=1.5)
 BEAT_PEN = pg.mkPen((255, 255, 255, 34), width=1)
 BAR_PEN = pg.mkPen((255, 255, 255, 90), width=1)
 VOICING_PEN = pg.mkPen((200, 200, 200, 120), width=1, style=Qt.PenStyle.DotLine)
+HIGHLIGHT_COLOR = (90, 170, 255)  # the selected row's lane: frame
+HIGHLIGHT_BACKGROUND = (40, 70, 110, 70)  # and view tint
 
 
 _EMPTY = np.zeros(0)
@@ -362,6 +364,47 @@ class Lane:
     def _sync_confidence_view(self) -> None:
         if self.confidence_view is not None:
             self.confidence_view.setGeometry(self.vb.rect())
+
+    # --- marks of the row behind the lane (additive: the plot area's row <-> lane links) ----
+
+    highlighted = False  # the lane's row is selected in the table
+    _frame: QGraphicsRectItem | None = None
+
+    def set_highlight(self, on: bool) -> None:
+        """Mark the lane as its row's (selected in the table): a tinted view and an accent
+        frame around the whole lane, title and axis included."""
+        if on == self.highlighted:
+            return
+        self.highlighted = on
+        self.vb.setBackgroundColor(HIGHLIGHT_BACKGROUND if on else None)
+        if self._frame is None:
+            self._frame = QGraphicsRectItem(self.plot)
+            self._frame.setPen(pg.mkPen(HIGHLIGHT_COLOR, width=2))
+            self._frame.setZValue(-100)
+            self.plot.geometryChanged.connect(self._fit_frame)
+        self._fit_frame()
+        self._frame.setVisible(on)
+
+    def _fit_frame(self) -> None:
+        if self._frame is not None:
+            self._frame.setRect(self.plot.boundingRect().adjusted(1, 1, -1, -1))
+
+    def set_marks(self, stale: bool, state: str) -> None:
+        """The row's state changed: the title, the stale border and the content's styling
+        follow now, before (or without) new data for the lane."""
+        if stale == self.stale and state == self.state:
+            return
+        suffix = lane_title("", self.stale, self.state)
+        base = self.title[: len(self.title) - len(suffix)] if suffix else self.title
+        restyle = stale != self.stale
+        self.set_style(base, stale, state)
+        if not restyle:
+            return
+        for i, curve in enumerate(self.curves):
+            color, width = curve_style(self.kind, i)
+            curve.setPen(line_pen(color, stale, width))
+        if self.image is not None:
+            self.image.setOpacity(0.55 if stale else 1.0)
 
     def unlink(self) -> None:
         """Undo the links to other lanes and the style book (before the lane is dropped)."""

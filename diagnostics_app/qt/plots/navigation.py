@@ -56,11 +56,23 @@ def _zoomed(current: tuple[float, float], factor: float) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def _plain_left_click(event: object) -> bool:
+    button = getattr(event, "button", None)
+    return button is not None and button() == Qt.MouseButton.LeftButton and not event.double()  # type: ignore[attr-defined]
+
+
+def clicked_lane(event: object, lanes: Iterable[Lane]) -> Lane | None:
+    """The lane (title and axes included) under a plain left click, or None."""
+    if not _plain_left_click(event):
+        return None
+    pos = event.scenePos()  # type: ignore[attr-defined]
+    return next((lane for lane in lanes if lane.plot.sceneBoundingRect().contains(pos)), None)
+
+
 def clicked_time(event: object, lanes: Iterable[Lane], duration: float) -> float | None:
     """The time under a left click on a lane (clamped to [0, duration]); None for any other
     click, a double click, or a click outside every lane."""
-    button = getattr(event, "button", None)
-    if button is None or button() != Qt.MouseButton.LeftButton or event.double():  # type: ignore[attr-defined]
+    if not _plain_left_click(event):
         return None
     pos = event.scenePos()  # type: ignore[attr-defined]
     for lane in lanes:
@@ -95,6 +107,11 @@ class BeatGrid:
         self._beat_times = np.array([t for t, _ in beats], np.float64)
         self._bar_flags = np.array([bar for _, bar in beats], bool)
         self._bar_numbers = np.cumsum(self._bar_flags) - 1
+
+    @property
+    def beat_times(self) -> np.ndarray:
+        """Every beat start of the tempo map over the duration (the first a bar start)."""
+        return self._beat_times
 
     def visible(self, x0: float, x1: float, pixels: float) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`lines` of the range, the same arrays again while nothing changed (so the

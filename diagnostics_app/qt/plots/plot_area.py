@@ -18,6 +18,9 @@ range (:mod:`.selection`, drawn in every lane), a click emits
 ``+``/``=`` and ``-`` zoom, arrow keys pan (Shift: further), Home/End jump, ``0`` shows all
 (in the main window Home/End are its Go to Start/End actions: they move the playhead too).
 
+The ruler above the scrolling lanes is the time axis (:mod:`.ruler`); hovering a lane gives a
+readout (:mod:`.crosshair`); a click names its lane; the selected rows' lanes are marked.
+
 This module holds the widget and what it shows (sources, feature lanes, budgeted reloads, the
 level-of-detail refresh); a lane itself is in :mod:`.lanes`, the stacking of lanes in
 :mod:`.layout`, keys, clicks and the beat grid in :mod:`.navigation`.
@@ -26,21 +29,29 @@ level-of-detail refresh); a lane itself is in :mod:`.lanes`, the stacking of lan
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from diagnostics_app.core.axes import complete_names
 from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.core.timefmt import bar_beat, format_time
+from diagnostics_app.qt.plots.crosshair import HoverLines, LaneMeaning, lane_readout
 from diagnostics_app.qt.plots.features import FeaturePlot, LaneData, plot_duration, prepare_lanes
 from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-exported (tests)
 from diagnostics_app.qt.plots.lanes import Lane, content_family, make_lane, update_lane
 from diagnostics_app.qt.plots.layout import LaneStack
-from diagnostics_app.qt.plots.navigation import BeatGrid, clicked_time, key_time_range
+from diagnostics_app.qt.plots.navigation import (
+    BeatGrid,
+    clicked_lane,
+    clicked_time,
+    key_time_range,
+)
+from diagnostics_app.qt.plots.ruler import BARS, TIME, TimeRuler
 from diagnostics_app.qt.plots.selection import TimeSelection
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
 
@@ -59,6 +70,9 @@ class PlotArea(QWidget):
 
     seekRequested = Signal(float)  # seconds, clamped to [0, duration]
     selectionChanged = Signal(object)  # the selected (start, end) in seconds, or None
+    hoverChanged = Signal(str)  # the crosshair readout ("" when the mouse left the lanes)
+    laneClicked = Signal(object)  # the key of the lane clicked (its row is selected)
+    rulerModeChanged = Signal(str)  # the ruler's context menu chose TIME or BARS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,6 +98,11 @@ class PlotArea(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self._header)
+        # the ruler sits outside the scroll area: it stays at the top however the lanes scroll
+        self._ruler = TimeRuler(self)
+        self._ruler.seekRequested.connect(self.seekRequested)
+        self._ruler.modeChanged.connect(self.rulerModeChanged)
+        layout.addWidget(self._ruler)
         layout.addWidget(self._scroll, 1)
         self.setFocusProxy(self._canvas)
 
@@ -92,6 +111,7 @@ class PlotArea(QWidget):
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         self._canvas.scene().sigMouseClicked.connect(self._on_scene_click)
+        self._canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._pending_updates: list[tuple[Lane, LaneData]] = []  # see show_plot's budget
         self._update_budget: float | None = None
         self._update_timer = QTimer(self)
@@ -103,6 +123,11 @@ class PlotArea(QWidget):
         self._feature_lanes: list[Lane] = []
         self._stack = LaneStack(self._canvas, self)  # where the lanes sit in the canvas
         self._stack.viewChanged.connect(self._schedule_refresh)
+        self._stack.viewChanged.connect(self._update_ruler)
+        self._hover = HoverLines()  # the crosshair's line in every lane
+        self._hover_text = ""
+        self._meanings: dict[tuple[object, ...], LaneMeaning] = {}  # feature lanes' units
+        self._highlight: frozenset[tuple[object, ...]] = frozenset()  # lane key prefixes
         self._selection = TimeSelection(self)  # drawn in every lane (Shift+drag selects)
         self._selection.changed.connect(self.selectionChanged)
         self._pyramid: PeaksPyramid | None = None
@@ -185,6 +210,7 @@ class PlotArea(QWidget):
         self._playhead = float(seconds)
         for lane in self._stack.placed:
             lane.playhead.setValue(self._playhead)
+        self._ruler.set_playhead(self._playhead)
 
     def playhead(self) -> float:
         return self._playhead
@@ -226,7 +252,10 @@ class PlotArea(QWidget):
         self.last_band = None
         self._selection.set_range(None)
         self._header.setText("No source")
+        self._meanings = {}
         self._relayout()
+        self._set_hover(None, "")
+        self._ruler.clear_view()
 
     def lanes(self) -> tuple[Lane, ...]:
         """The lanes, top to bottom (waveform channels first)."""
@@ -273,6 +302,7 @@ class PlotArea(QWidget):
         beats, bars = self._beats.visible(x0, x1, pixels)
         for lane in self._stack.placed:
             lane.set_grid(beats, bars)
+        self._update_ruler()
 
     # --- lanes --------------------------------------------------------------------------
 
@@ -349,6 +379,7 @@ class PlotArea(QWidget):
         whose content changes kind is refilled here: that may change the layout)."""
         duration = plot_duration(self._source_duration, items)
         self._duration = duration
+        self._meanings = {}
         old: dict[tuple[object, ...], Lane] = {}
         for lane in self._feature_lanes:
             old.setdefault(lane.key, lane)
@@ -358,7 +389,9 @@ class PlotArea(QWidget):
             prepared = item.lanes
             if prepared is None or item.lanes_duration != duration:
                 prepared = prepare_lanes(item, duration)  # not made by a worker: do it here
+            meaning = LaneMeaning(tuple(item.meta.bins), item.meta.bin_unit, item.meta.unit)
             for data in prepared:
+                self._meanings[data.key] = meaning
                 reused = old.pop(data.key, None)
                 family = None if reused is None else content_family(reused.kind)
                 if reused is None or (
@@ -424,23 +457,34 @@ class PlotArea(QWidget):
 
     def _relayout(self) -> None:
         self._stack.relayout(self._wave_lanes + self._feature_lanes, self._duration, self._playhead)
+        for lane in self._stack.placed:  # the ruler at the top is the time axis
+            if lane.plot.getAxis("bottom").isVisible():
+                lane.plot.hideAxis("bottom")
+            lane.set_highlight(self._matches(lane, self._highlight))
         self._selection.attach(self._stack.placed, self._duration)
+        self._hover.attach(self._stack.placed)
 
     def _set_tempo(self, tempo: TempoMap | None) -> None:
         """The tempo map whose beat grid is drawn (beats recomputed only when it or the
         duration changed)."""
         self._tempo = tempo
         self._beats.set_tempo(tempo, self._duration)
+        self._ruler.set_beats(self._beats.beat_times)
 
     # --- input --------------------------------------------------------------------------
 
     @Slot(object)
     def _on_scene_click(self, event: object) -> None:
+        lane = clicked_lane(event, self._stack.placed)
+        if lane is not None:
+            self.laneClicked.emit(lane.key)
         t = clicked_time(event, self._stack.placed, self._duration)
         if t is not None:
             self.seekRequested.emit(t)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._canvas and event.type() == QEvent.Type.Leave:
+            self._set_hover(None, "")
         if (
             watched is self._canvas
             and event.type() == QEvent.Type.KeyPress
@@ -463,3 +507,102 @@ class PlotArea(QWidget):
             return False
         self.set_time_range(*want)
         return True
+
+    # --- ruler, crosshair and row marks -----------------------------------------------------
+
+    @property
+    def ruler(self) -> TimeRuler:
+        return self._ruler
+
+    def set_ruler_mode(self, bars: bool, available: bool = True) -> None:
+        """The ruler (and the readout) in bars.beats, else m:ss.mmm; ``available``: the
+        project has a tempo map (without one, time only)."""
+        self._ruler.bars_enabled = available
+        self._ruler.set_mode(BARS if bars else TIME)
+        self._ruler.update()
+
+    @Slot()
+    def _update_ruler(self) -> None:
+        """Hand the ruler the visible range and where the lanes' views begin and end in it."""
+        master = self._stack.master
+        if master is None:
+            self._ruler.clear_view()
+            return
+        x0, x1 = self.time_range()
+        rect = master.vb.sceneBoundingRect()
+        ends = []
+        for point in (rect.topLeft(), rect.topRight()):
+            in_canvas = self._canvas.mapFromScene(point)
+            ends.append(float(self._ruler.mapFrom(self, self._canvas.mapTo(self, in_canvas)).x()))
+        self._ruler.set_view(x0, x1, ends[0], ends[1])
+
+    def hover_text(self) -> str:
+        """The crosshair readout now ("" when the mouse is not over a lane)."""
+        return self._hover_text
+
+    def readout(self, lane: Lane, scene_pos: QPointF) -> str:
+        """What the status bar says for the mouse at ``scene_pos`` over ``lane``: the time
+        (and bar.beat in bars mode), and the lane's value there."""
+        at = lane.vb.mapSceneToView(scene_pos)
+        t = float(at.x())
+        parts = [format_time(t)]
+        if self._ruler.in_bars:
+            position = bar_beat(t, self._beats.beat_times)
+            if position is not None:
+                parts.append(f"bar {position.text(fraction=True)}")
+        meaning = self._meanings.get(lane.key)
+        parts.append(lane_readout(lane, meaning, t, float(at.y()), scene_pos))
+        return "  ·  ".join(parts)
+
+    @Slot(object)
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        lane = next(
+            (ln for ln in self._stack.placed if ln.vb.sceneBoundingRect().contains(pos)), None
+        )
+        if lane is None:
+            self._set_hover(None, "")
+            return
+        t = float(lane.vb.mapSceneToView(pos).x())
+        self._set_hover(t, self.readout(lane, pos))
+
+    def _set_hover(self, seconds: float | None, text: str) -> None:
+        self._hover.set_time(seconds)
+        self._ruler.set_hover(seconds)
+        if text != self._hover_text:
+            self._hover_text = text
+            self.hoverChanged.emit(text)
+
+    @staticmethod
+    def _matches(lane: Lane, prefixes: Collection[tuple[object, ...]]) -> bool:
+        return any(lane.key[: len(p)] == p for p in prefixes)
+
+    def highlight_lanes(self, prefixes: Collection[tuple[object, ...]]) -> list[Lane]:
+        """Mark the lanes whose key starts with one of ``prefixes`` (the selected rows'; kept
+        for lanes built later) and scroll the first of them into view; returns them."""
+        self._highlight = frozenset(prefixes)
+        marked = []
+        for lane in self._stack.placed:
+            on = self._matches(lane, self._highlight)
+            lane.set_highlight(on)
+            if on:
+                marked.append(lane)
+        if marked:
+            self.scroll_to_lane(marked[0])
+        return marked
+
+    def scroll_to_lane(self, lane: Lane) -> None:
+        """Scroll the lanes so that ``lane`` is in view (all of it when it fits)."""
+        self._canvas.ci.layout.activate()
+        rect = lane.plot.sceneBoundingRect()
+        top = self._canvas.mapFromScene(rect.topLeft()).y()
+        bottom = self._canvas.mapFromScene(rect.bottomLeft()).y()
+        self._scroll.ensureVisible(0, (top + bottom) // 2, 0, max(0, (bottom - top) // 2 + 4))
+
+    def set_lane_marks(self, marks: Mapping[tuple[object, ...], tuple[bool, str]]) -> None:
+        """The rows' states now ((stale, state) by lane key prefix): lanes change their marks
+        at once, whether or not new data for them follows."""
+        for lane in self._feature_lanes:
+            for prefix, (stale, state) in marks.items():
+                if lane.key[: len(prefix)] == prefix:
+                    lane.set_marks(stale, state)
+                    break
