@@ -34,7 +34,7 @@ def small_plots(make_window: WindowMaker) -> MainWindow:
     assert wait_until_idle(window)
     splitter = window.findChild(QSplitter, "centreSplitter")
     assert splitter is not None
-    splitter.setSizes([600, 260])
+    splitter.setSizes([520, 340])  # room for one image lane (140 px at least), not all
     assert wait_until_idle(window)
     assert window.plot_area._scroll.verticalScrollBar().maximum() > 0
     return window

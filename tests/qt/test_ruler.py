@@ -3,6 +3,7 @@ readout and hover line, lane highlights."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ from pytestqt.qtbot import QtBot
 from diagnostics_app.core.tempo import TempoMap, TempoSegment
 from diagnostics_app.core.timefmt import format_time
 from diagnostics_app.qt.plots import Lane, PlotArea
+from diagnostics_app.qt.plots.lane_style import LaneStyle, book
 from diagnostics_app.qt.plots.lanes import HIGHLIGHT_COLOR
 from diagnostics_app.qt.plots.ruler import PLAYHEAD_COLOR
 from tests.qt.test_plots import (
@@ -169,8 +171,16 @@ def test_crosshair_readout_of_a_line_an_image_and_pitch(area: PlotArea, qtbot: Q
     area.scroll_to_lane(spec)
     # the loud partial is bin 25 of 257 over 0..11,025 Hz: 1,072 Hz, 0 dBFS
     hz = 11_025.0 / 256 * 25
-    text = hover(area, qtbot, spec, 10.0, hz)
+    # the default scale for music is log: the lane's y is log10(Hz), its rows resampled
+    text = hover(area, qtbot, spec, 10.0, math.log10(hz))
     assert "bar 6.1" in text  # 120 BPM: 10 s is bar 6, beat 1
+    found = re.search(r"spectrogram: ([\d.]+) kHz", text)
+    assert found is not None, text
+    assert float(found[1]) * 1000 == pytest.approx(hz, rel=0.02)
+    # linear: one row per stored bin, the level read from that bin
+    book().set(spec.style_key, LaneStyle("linear"))
+    assert getattr(spec.image, "scale", None) == "linear"
+    text = hover(area, qtbot, spec, 10.0, hz)
     found = re.search(r"spectrogram: ([\d.]+) kHz \((C6|C#6|B5)[^)]*\) · (\S+) dBFS", text)
     assert found is not None, text
     step = 11_025.0 / 256
@@ -180,8 +190,10 @@ def test_crosshair_readout_of_a_line_an_image_and_pitch(area: PlotArea, qtbot: Q
     col = round((area._hover.time() or 0.0) / (512 / 22_050))
     assert float(found[3]) == pytest.approx(float(image[row, col]), abs=0.01)
     area.scroll_to_lane(pitch)
-    text = hover(area, qtbot, pitch, 10.2, sum(pitch.y_range) / 2)
+    text = hover(area, qtbot, pitch, 9.2, sum(pitch.y_range) / 2)  # confidence 1: voiced
     assert "f0 " in text and "Hz (" in text and "confidence" in text
+    text = hover(area, qtbot, pitch, 10.2, sum(pitch.y_range) / 2)  # confidence 0: unvoiced
+    assert "pitch: unvoiced" in text
     # leaving the lanes clears the readout and the hover line
     with qtbot.waitSignal(area.hoverChanged, timeout=2000):
         area._set_hover(None, "")

@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 
 from diagnostics_app.core.calculators.spectral import PITCH_CLASSES
+from diagnostics_app.core.timefmt import bar_beat, format_time
 from diagnostics_app.qt.plots.lanes import Lane
 
 # dashed: told apart from the beat grid's solid lines
@@ -72,6 +73,21 @@ def _at(x: np.ndarray, y: np.ndarray, t: float, hold: bool) -> float | None:
         return float(y[max(0, i - 1)])
     lo, hi = max(0, i - 1), min(n - 1, i)
     return float(y[lo] if abs(t - x[lo]) <= abs(x[hi] - t) else y[hi])
+
+
+def readout_text(
+    lane: Lane, meaning: LaneMeaning | None, scene_pos: QPointF, beats: np.ndarray | None
+) -> str:
+    """The status bar's readout for the mouse at ``scene_pos`` over ``lane``: the time (and
+    bar.beat when ``beats``, the ruler being in bars), and the lane's value there."""
+    at = lane.vb.mapSceneToView(scene_pos)
+    t = float(at.x())
+    parts = [format_time(t)]
+    position = bar_beat(t, beats) if beats is not None else None
+    if position is not None:
+        parts.append(f"bar {position.text(fraction=True)}")
+    parts.append(lane_readout(lane, meaning, t, float(at.y()), scene_pos))
+    return "  ·  ".join(parts)
 
 
 def lane_readout(
@@ -133,8 +149,11 @@ def _bin_text(lane: Lane, meaning: LaneMeaning | None, row: int, rows: int, y: f
             hz = float(bins[row])
             return f"{format_hz(hz)} ({note_name(hz)})" if hz > 0 else format_hz(hz)
         return f"{bins[row]:g} {bin_unit}".rstrip()
-    if lane.y_label.startswith("Hz") and y > 0:
-        return f"{format_hz(y)} ({note_name(y)})"
+    # resampled rows: the lane's y is the frequency, in log10(Hz) on a log scale
+    scale = getattr(lane.image, "scale", "native")
+    hz = 10.0**y if scale == "log" else y if scale == "linear" or lane.y_label == "Hz" else 0.0
+    if hz > 0 and math.isfinite(hz):
+        return f"{format_hz(hz)} ({note_name(hz)})"
     return f"bin {row}"
 
 

@@ -267,6 +267,7 @@ class LaneImage(pg.ImageItem):  # type: ignore[misc]
         super().__init__(**kwargs)
         self._ready: tuple[QImage, np.ndarray, tuple[float, float], str] | None = None
         self.cmap_name = DEFAULT_COLOR_MAP  # the colour map of the lookup table
+        self.scale: Scale = "native"  # what its rows are: the crosshair reads y through it
 
     def setImage(
         self, image: np.ndarray | None = None, autoLevels: bool | None = None, **kwargs: object
@@ -342,6 +343,7 @@ def show_image(img: pg.ImageItem, view: ImageView) -> None:
     rows (and the picture a worker rendered, for a :class:`LaneImage`)."""
     if isinstance(img, LaneImage):
         img.set_cmap(view.cmap)
+        img.scale = view.scale
     img.setImage(view.image, levels=view.levels, autoLevels=False)
     if view.rgb is not None and isinstance(img, LaneImage):
         img.set_ready(view.rgb, view.levels, view.cmap)

@@ -67,7 +67,7 @@ class LaneStack(QObject):
             return  # nothing moved: touching the layout again would repaint every lane
         self._signature = signature
         self._place(lanes, playhead)
-        self._show_axes(lanes, duration)
+        self._show_axes(lanes)
         self._link(lanes, duration)
         self._canvas.setMinimumHeight(sum(lane.min_height for lane in lanes) + 40)
 
@@ -103,23 +103,14 @@ class LaneStack(QObject):
         self.placed = list(lanes)
 
     @staticmethod
-    def _show_axes(lanes: list[Lane], duration: float = 1.0) -> None:
-        """The time axis on the last lane (without values when there is no duration: a
-        0..1 ms scale of nothing means nothing); right axes on every lane when one has a
-        second view (values only there), so all lanes keep the same width."""
+    def _show_axes(lanes: list[Lane]) -> None:
+        """No lane has a time axis (the ruler above the lanes is the time axis); right axes
+        on every lane when one has a second view (values only there), so all lanes keep the
+        same width."""
         need_right = any(lane.confidence_view is not None for lane in lanes)
-        for i, lane in enumerate(lanes):
-            last = i == len(lanes) - 1
-            bottom = lane.plot.getAxis("bottom")
-            if bottom.isVisible() != last:
-                lane.plot.showAxis("bottom", last)
-            if last and bottom.labelText != "time (s)":
-                bottom.setLabel("time (s)")
-            if last and bottom.style["showValues"] != (duration > 0):
-                timed = duration > 0
-                bottom.setStyle(showValues=timed)
-                bottom.setTicks(None if timed else [[]])
-                bottom.showLabel(timed)
+        for lane in lanes:
+            if lane.plot.getAxis("bottom").isVisible():
+                lane.plot.hideAxis("bottom")
             right = lane.plot.getAxis("right")
             if need_right:
                 if not right.isVisible():

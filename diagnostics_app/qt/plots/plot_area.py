@@ -39,8 +39,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from diagnostics_app.core.axes import complete_names
 from diagnostics_app.core.tempo import TempoMap
-from diagnostics_app.core.timefmt import bar_beat, format_time
-from diagnostics_app.qt.plots.crosshair import HoverLines, LaneMeaning, lane_readout
+from diagnostics_app.qt.plots.crosshair import HoverLines, LaneMeaning, readout_text
 from diagnostics_app.qt.plots.features import FeaturePlot, LaneData, plot_duration, prepare_lanes
 from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-exported (tests)
 from diagnostics_app.qt.plots.lanes import Lane, content_family, make_lane, update_lane
@@ -457,9 +456,7 @@ class PlotArea(QWidget):
 
     def _relayout(self) -> None:
         self._stack.relayout(self._wave_lanes + self._feature_lanes, self._duration, self._playhead)
-        for lane in self._stack.placed:  # the ruler at the top is the time axis
-            if lane.plot.getAxis("bottom").isVisible():
-                lane.plot.hideAxis("bottom")
+        for lane in self._stack.placed:
             lane.set_highlight(self._matches(lane, self._highlight))
         self._selection.attach(self._stack.placed, self._duration)
         self._hover.attach(self._stack.placed)
@@ -541,18 +538,9 @@ class PlotArea(QWidget):
         return self._hover_text
 
     def readout(self, lane: Lane, scene_pos: QPointF) -> str:
-        """What the status bar says for the mouse at ``scene_pos`` over ``lane``: the time
-        (and bar.beat in bars mode), and the lane's value there."""
-        at = lane.vb.mapSceneToView(scene_pos)
-        t = float(at.x())
-        parts = [format_time(t)]
-        if self._ruler.in_bars:
-            position = bar_beat(t, self._beats.beat_times)
-            if position is not None:
-                parts.append(f"bar {position.text(fraction=True)}")
-        meaning = self._meanings.get(lane.key)
-        parts.append(lane_readout(lane, meaning, t, float(at.y()), scene_pos))
-        return "  ·  ".join(parts)
+        """What the status bar says for the mouse at ``scene_pos`` over ``lane``."""
+        beats = self._beats.beat_times if self._ruler.in_bars else None
+        return readout_text(lane, self._meanings.get(lane.key), scene_pos, beats)
 
     @Slot(object)
     def _on_mouse_moved(self, pos: QPointF) -> None:
