@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
     p.add_argument("--select", metavar="SOURCE[/TRACK]")
+    p.add_argument(
+        "--row", metavar="FEATURE", help="select this feature's row (its lane is marked)"
+    )
     p.add_argument("--size", default="1400x900", metavar="WxH")
     p.add_argument(
         "--time-selection", metavar="START:END", help="select this time range (s) in the plots"
@@ -582,4 +585,6 @@ def _screenshot(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from diagnostics_app.qt.app import screenshot
 
-    return screenshot(args.project, Path(args.output), args.select, (w, h), args.time_selection)
+    return screenshot(
+        args.project, Path(args.output), args.select, (w, h), args.time_selection, args.row
+    )

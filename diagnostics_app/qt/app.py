@@ -256,9 +256,11 @@ def screenshot(
     select: str | None,
     size: tuple[int, int],
     time_selection: str | None = None,
+    row: str | None = None,
 ) -> int:
     """Render the main window offscreen, after the diagnostics and plots are shown (with the
-    time range ``time_selection``, "START:END" in seconds, selected in the plots)."""
+    time range ``time_selection``, "START:END" in seconds, selected in the plots, and the row
+    of feature ``row`` selected, its lane marked)."""
     try:
         selection = _parse_time_selection(time_selection)
     except ValueError:
@@ -289,6 +291,13 @@ def screenshot(
         window.select(key)
     window.show_first_issue()
     wait_until_idle(window)
+    if row is not None:
+        rows = [r for r in controller.diagnosis.rows if r.key.feature == row]
+        if not any(window.table.select_key(r.key) for r in rows):  # the first in the table
+            window.close()
+            print(f"diagnostics-app: --row {row}: no such row in view", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        wait_until_idle(window)
     if selection is not None:
         window.plot_area.set_selection(selection)
         wait_until_idle(window)

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QImage
 
 from diagnostics_app.qt.app import wait_until_idle
 from diagnostics_app.qt.main_window import MainWindow
+from diagnostics_app.qt.plots.lanes import HIGHLIGHT_COLOR
 from diagnostics_app.qt.theme import STATE_COLORS
 
 
@@ -113,3 +114,31 @@ def test_cli_screenshot_bad_time_selection(demo_project: Path, tmp_path: Path) -
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--time-selection" in lines[0]
     assert not out.exists()
+
+
+def _framed_rows(image: QImage) -> set[int]:
+    """The pixel rows holding the marked lane's frame colour."""
+    frame = QColor(*HIGHLIGHT_COLOR)
+    return {
+        y
+        for y in range(0, image.height(), 2)
+        for x in range(0, image.width(), 4)
+        if QColor(image.pixel(x, y)) == frame
+    }
+
+
+def test_cli_screenshot_row_marks_its_lane(demo_project: Path, tmp_path: Path) -> None:
+    framed = {}
+    for feature in ("spectrogram", "rms"):
+        out = tmp_path / f"{feature}.png"
+        args = ("screenshot", str(demo_project), "-o", str(out), "--select", "drums")
+        result = _run_cli(*args, "--row", feature)
+        assert result.returncode == 0, result.stderr
+        framed[feature] = _framed_rows(QImage(str(out)))
+        assert len(framed[feature]) > 10, f"the {feature} row's lane is not framed"
+    assert framed["spectrogram"] != framed["rms"]  # each its own lane, not the first issue's
+    bad_png = tmp_path / "bad.png"
+    bad = _run_cli("screenshot", str(demo_project), "-o", str(bad_png), "--row", "nosuch")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["diagnostics-app: --row nosuch: no such row in view"]
+    assert not bad_png.exists()
