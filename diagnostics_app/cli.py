@@ -95,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="recompute ok rows of the selection too")
     p.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="passes run in parallel")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="run the passes on the Dask cluster of this scheduler (tcp://HOST:8786)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run the passes on a local Dask cluster of N processes",
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("explain", help="why a row has its state: stored vs current fingerprint")
@@ -394,6 +405,10 @@ def _analyze(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError("diagnostics-app: --jobs must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("diagnostics-app: --workers must be at least 1")
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("diagnostics-app: --scheduler and --workers exclude each other")
     session = _session(args.project)
     try:
         selection = _selection(args, session)
@@ -406,8 +421,13 @@ def _analyze(args: argparse.Namespace) -> int:
             failed = False
         else:
             session.events.job_updated.connect(_Progress(sys.stderr.isatty()))
-            session.enqueue(jobs, origin="cli")
-            results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
+            if args.scheduler is not None or args.workers is not None:
+                from diagnostics_app.cli_analyze import run_on_cluster  # imports Dask
+
+                results = run_on_cluster(session, jobs, args.scheduler, args.workers)
+            else:
+                session.enqueue(jobs, origin="cli")
+                results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
             listing = run_listing(results)
             failed = any(r.status != "done" for r in results)
         diagnosis = session.diagnose()

@@ -58,6 +58,25 @@ def run_listing(results: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def run_on_cluster(
+    session: Any, jobs: Sequence[Any], scheduler: str | None, workers: int | None
+) -> list[Any]:
+    """``analyze --scheduler ADDR`` / ``--workers N``: the planned ``jobs`` run on a Dask
+    cluster (core.cluster); the cluster is reached (or started) only when there is work.
+    Returns the passes' ``BatchResult``s."""
+    if not jobs:
+        return []
+    from diagnostics_app.core.cluster import ClusterPasses, open_cluster
+
+    with open_cluster(scheduler, workers) as cluster:
+        passes = ClusterPasses(session.store, cluster.client)
+        try:
+            session.enqueue(jobs, origin="cli")
+            return list(session.runner.run_all(workers=cluster.in_flight(), run=passes))
+        finally:
+            passes.close()
+
+
 def analyze_lines(listing: Sequence[dict[str, Any]]) -> list[str]:
     """One line per job, in aligned columns: status, source, calculator, profile (and
     parameters), features, the pass and its time (on its first job), the message."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import digests, index, lease, paths, recovery, schema
+from diagnostics_app.core.store import digests, index, lease, paths, recovery, schema, staged
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature
@@ -33,6 +33,7 @@ from diagnostics_app.core.store.connection import (
     connect,
 )
 from diagnostics_app.core.store.jobs import UNSET, Unset
+from diagnostics_app.core.store.owners import process_start_token, tag_of
 from diagnostics_app.core.store.records import (
     EntryImport,
     EntryKey,
@@ -43,6 +44,7 @@ from diagnostics_app.core.store.records import (
     TrashItem,
     canonical_params,
 )
+from diagnostics_app.core.store.staged import StagedPass, StagingArea
 from diagnostics_app.core.store.trash import TRASH_MAX_AGE
 from diagnostics_app.core.store.verify import Verifier
 from diagnostics_app.core.store.writing import PassWriter, stage_import
@@ -191,6 +193,37 @@ class FeatureStore:
             return index.commit_import(self._db, self.root, staged, written, durable)
         finally:
             self.lease.release()
+
+    # -- staged passes (written by cluster workers, committed here: see .staged) -------------
+
+    def staging_area(self) -> StagingArea:
+        """Where workers stage a pass for this process to commit: registers this process as a
+        writer first (the staged files carry its owner tag, see :mod:`.staged`)."""
+        self._register()
+        pid, token = tag_of(os.getpid(), process_start_token(os.getpid()))
+        return staged.staging_area(self.root, f"{pid}-{token}")
+
+    def commit_staged(
+        self,
+        area: StagingArea,
+        manifest: StagedPass,
+        source_id: str,
+        profile: str,
+        params: str | Mapping[str, Any] | None,
+        fingerprints: Mapping[str, Mapping[str, Any]],
+        versions: Mapping[str, int],
+    ) -> list[StoredEntry]:
+        """Commit a staged pass's entries as a pass writer would (see :func:`.staged.commit_staged`)."""
+        key_params = canonical_params(params)
+        keys = {c: EntryKey(source_id, c, profile, key_params) for c in manifest.entries}
+        fps = {calc: canonical_json(dict(fp)) for calc, fp in fingerprints.items()}
+        return staged.commit_staged(self._db, self.root, area, manifest, keys, fps, versions)
+
+    def discard_staged(
+        self, area: StagingArea, stage_id: str, wanted: Mapping[str, Sequence[str]]
+    ) -> int:
+        """Delete the files of a staged pass that will not be committed."""
+        return staged.discard_staged(area, stage_id, wanted)
 
     def sweep(self, full: bool = False, *, now: float | None = None) -> int:
         """Delete what crashed processes left: listed garbage, temporary files of dead
