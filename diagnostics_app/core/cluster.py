@@ -176,7 +176,6 @@ class ClusterPasses:
             work, self._area, stage_id, self._topic, f"diagnostics-cancel-{work.job_id}-{stage_id}"
         )
         wanted = {c: sorted(f) for c, f in work.wanted.items()}
-        committed = False
         try:
             outcome = self._run(task, report, cancel)
             if outcome.status == "cancelled" or cancel.cancelled:
@@ -193,10 +192,9 @@ class ClusterPasses:
                 work.fingerprints,
                 work.versions,
             )
-            committed = True
         finally:
-            if not committed:
-                self._store.discard_staged(self._area, stage_id, wanted)
+            # what was not committed, and the parts a killed attempt left (after a retry)
+            self._store.discard_staged(self._area, stage_id, wanted)
             with self._lock:
                 self._latest.pop(work.job_id, None)
 
@@ -211,14 +209,16 @@ class ClusterPasses:
             pure=False,
             retries=self._retries,
         )
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
         stop_by: float | None = None
         try:
             while True:
-                try:
-                    outcome: TaskOutcome = future.result(timeout=POLL_S)
+                # not future.result(timeout=...): its timeout can race the result inside
+                # distributed (an UnboundLocalError instead of either)
+                if done.wait(POLL_S):
+                    outcome: TaskOutcome = future.result()
                     return outcome
-                except TimeoutError:
-                    pass
                 self._forward(job_id, report)
                 if stop_by is None and (cancel.cancelled or self._store.cancel_requested(job_id)):
                     # the worker stops at its next block; its staged files are then deleted
