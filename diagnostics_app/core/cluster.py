@@ -30,6 +30,7 @@ functions), so the rest of the app runs without it installed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -172,6 +173,8 @@ class ClusterPasses:
 
     def __call__(self, work: PassWork, report: Report, cancel: CancelToken) -> None:
         stage_id = uuid.uuid4().hex
+        # workers run in other working folders: the audio by its absolute path
+        work = dataclasses.replace(work, path=os.path.abspath(work.path))
         task = ClusterTask(
             work, self._area, stage_id, self._topic, f"diagnostics-cancel-{work.job_id}-{stage_id}"
         )

@@ -201,7 +201,8 @@ class FeatureStore:
         writer first (the staged files carry its owner tag, see :mod:`.staged`)."""
         self._register()
         pid, token = tag_of(os.getpid(), process_start_token(os.getpid()))
-        return staged.staging_area(self.root, f"{pid}-{token}")
+        # absolute: workers run elsewhere, in other working folders
+        return staged.staging_area(Path(os.path.abspath(self.root)), f"{pid}-{token}")
 
     def commit_staged(
         self,
