@@ -409,6 +409,10 @@ def _analyze(args: argparse.Namespace) -> int:
         raise UsageError("diagnostics-app: --workers must be at least 1")
     if args.workers is not None and args.scheduler is not None:
         raise UsageError("diagnostics-app: --scheduler and --workers exclude each other")
+    if args.scheduler is not None:
+        from diagnostics_app.core.cluster import check_address  # no Dask import
+
+        check_address(args.scheduler)
     session = _session(args.project)
     try:
         selection = _selection(args, session)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import threading
 import time
@@ -56,6 +57,7 @@ STOP_WAIT_S: Final = 30.0  # how long a cancelled pass waits for its worker to s
 CONNECT_S: Final = 10.0  # how long to try reaching a scheduler
 RETRIES: Final = 1  # a task that raised (e.g. shared storage hiccup) runs once more
 INSTALL_HINT: Final = "pip install 'diagnostics-app[cluster]'"
+_ADDRESS: Final = re.compile(r"(?:(?:tcp|tls|ws|wss)://)?(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d{1,5}")
 
 
 class ClusterError(DiagnosticsError):
@@ -269,6 +271,13 @@ class Cluster:
         return max(2, 2 * self.threads)
 
 
+def check_address(scheduler: str) -> None:
+    """Refuse what is not a scheduler address (before a ``Client`` is given it: it fails, then
+    fails again at exit with a traceback)."""
+    if _ADDRESS.fullmatch(scheduler) is None:
+        raise ClusterError(f"{scheduler!r}: not a scheduler address (expected tcp://HOST:PORT)")
+
+
 @contextmanager
 def open_cluster(scheduler: str | None = None, workers: int | None = None) -> Iterator[Cluster]:
     """Connect to the scheduler at ``scheduler`` or start a local cluster of ``workers``
@@ -277,6 +286,8 @@ def open_cluster(scheduler: str | None = None, workers: int | None = None) -> It
         from distributed import Client, LocalCluster
     except ImportError:
         raise ClusterError(f"a Dask cluster needs dask.distributed: {INSTALL_HINT}") from None
+    if scheduler is not None:
+        check_address(scheduler)
     local = None
     try:
         if scheduler is not None:

@@ -307,6 +307,24 @@ def test_a_staged_file_that_does_not_match_its_manifest_is_not_committed(tmp_pat
         assert _staged_left(session) == []
 
 
+def test_what_a_dead_client_left_staged_is_swept_by_the_stores_recovery(tmp_path: Path) -> None:
+    """Staged files carry the client's owner tag: once that process is gone (pid 0 never
+    runs), the sweep at the next open deletes them, finished files and parts alike."""
+    from diagnostics_app.core.store.staged import StagingArea
+
+    with Session.open(_one_source(tmp_path)) as session:
+        area = StagingArea(str(Path(session.store.root) / TMP_DIR), "0-00000000")
+        sink = StagingSink(area, "cd" * 16)
+        meta = OutputMeta(feature="x", channels=1, width=1, frame_step=0.01)
+        sink.write("c", "x", np.ones((10, 1, 1), np.float32))
+        sink.close("c", {"x": meta}, {"x": None})
+        sink.write("c", "y", np.ones((10, 1, 1), np.float32))  # a part, never finished
+        assert len(_staged_left(session)) == 2
+        assert session.store.sweep() == 2
+        assert _staged_left(session) == []
+        sink.abort()
+
+
 def test_analyze_without_the_option_imports_nothing_of_dask(tmp_path: Path) -> None:
     project = _one_source(tmp_path)
     code = (
@@ -342,6 +360,8 @@ def test_analyze_with_workers_runs_on_a_local_cluster(
     [
         (["--workers", "0"], "--workers must be at least 1"),
         (["--workers", "2", "--scheduler", "tcp://h:8786"], "exclude each other"),
+        (["--scheduler", "nonsense"], "'nonsense': not a scheduler address"),
+        (["--scheduler", "tcp://h:8786; rm"], "not a scheduler address (expected tcp://HOST:PORT)"),
     ],
 )
 def test_bad_cluster_flags_are_one_line_usage_errors(
