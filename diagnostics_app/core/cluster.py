@@ -278,6 +278,55 @@ def check_address(scheduler: str) -> None:
         raise ClusterError(f"{scheduler!r}: not a scheduler address (expected tcp://HOST:PORT)")
 
 
+def connect(scheduler: str, timeout: float = CONNECT_S) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``scheduler``; ClusterError if Dask is
+    missing or the scheduler cannot be reached within ``timeout`` s."""
+    check_address(scheduler)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError(f"a Dask cluster needs dask.distributed: {INSTALL_HINT}") from None
+    try:
+        return Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {scheduler}: {_describe(exc)}"
+        ) from None
+
+
+class SchedulerPasses:
+    """A :data:`~diagnostics_app.core.jobs.PassRun` for a long-lived front end (the desktop
+    app's Settings: a scheduler address): it connects at the first pass, on the thread that
+    runs it (never the GUI thread), and again at the next pass after a failed connection (that
+    pass fails with the reason, one line)."""
+
+    def __init__(self, store: FeatureStore, scheduler: str, timeout: float = CONNECT_S) -> None:
+        check_address(scheduler)
+        self._store = store
+        self.scheduler = scheduler
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._passes: ClusterPasses | None = None
+
+    def __call__(self, work: PassWork, report: Report, cancel: CancelToken) -> None:
+        with self._lock:
+            if self._passes is None:
+                report(0.0, f"connecting to {self.scheduler}")
+                self._client = connect(self.scheduler, self._timeout)
+                self._passes = ClusterPasses(self._store, self._client)
+            passes = self._passes
+        passes(work, report, cancel)
+
+    def close(self) -> None:
+        with self._lock:
+            passes, client, self._passes, self._client = self._passes, self._client, None, None
+        if passes is not None:
+            passes.close()
+        if client is not None:
+            client.close()
+
+
 @contextmanager
 def open_cluster(scheduler: str | None = None, workers: int | None = None) -> Iterator[Cluster]:
     """Connect to the scheduler at ``scheduler`` or start a local cluster of ``workers``
@@ -286,13 +335,11 @@ def open_cluster(scheduler: str | None = None, workers: int | None = None) -> It
         from distributed import Client, LocalCluster
     except ImportError:
         raise ClusterError(f"a Dask cluster needs dask.distributed: {INSTALL_HINT}") from None
-    if scheduler is not None:
-        check_address(scheduler)
     local = None
-    try:
-        if scheduler is not None:
-            client = Client(scheduler, timeout=f"{CONNECT_S}s", set_as_default=False)
-        else:
+    if scheduler is not None:
+        client = connect(scheduler)
+    else:
+        try:
             local = LocalCluster(
                 n_workers=max(1, workers or 1),
                 threads_per_worker=1,
@@ -302,19 +349,13 @@ def open_cluster(scheduler: str | None = None, workers: int | None = None) -> It
                 scheduler_kwargs={"dashboard_address": ":0"},
             )
             client = Client(local, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        if local is not None:
-            local.close()
-        where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
-        raise ClusterError(f"cannot reach {where}: {_describe(exc)}") from None
+        except (OSError, TimeoutError, ValueError) as exc:
+            if local is not None:
+                local.close()
+            raise ClusterError(f"cannot start a local Dask cluster: {_describe(exc)}") from None
     try:
         yield Cluster(client, local)
     finally:
         client.close()
         if local is not None:
             local.close()
-
-
-def worker_pids(cluster: Cluster) -> list[int]:
-    """The worker processes' pids (tests kill one)."""
-    return sorted(int(pid) for pid in cluster.client.run(os.getpid).values())

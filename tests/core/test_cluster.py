@@ -230,6 +230,8 @@ def test_a_cancel_request_from_another_process_stops_the_pass_on_its_worker(
             def cancel_once_running(event: JobUpdated) -> None:
                 if event.state == "running" and not asked.is_set():
                     asked.set()
+                    seen = other.store.job(batch.job_id)  # the other process sees it run
+                    assert seen is not None and seen.state == "running"
                     assert other.store.request_cancel(batch.job_id)
 
             session.events.job_updated.connect(cancel_once_running)
@@ -323,6 +325,33 @@ def test_what_a_dead_client_left_staged_is_swept_by_the_stores_recovery(tmp_path
         assert session.store.sweep() == 2
         assert _staged_left(session) == []
         sink.abort()
+
+
+def test_scheduler_passes_connect_at_the_first_pass_and_say_why_they_cannot(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """The desktop app's way (Settings: a scheduler address): connected on the pass's thread
+    when the first pass comes; an unreachable scheduler fails that pass with the reason."""
+    from diagnostics_app.core.cluster import SchedulerPasses
+
+    with Session.open(_one_source(tmp_path / "a")) as session:
+        session.enqueue(session.plan())
+        passes = SchedulerPasses(session.store, "tcp://127.0.0.1:1", timeout=0.5)
+        try:
+            [result] = session.runner.run_all(run=passes)
+        finally:
+            passes.close()
+        assert result.status == "failed"
+        assert (result.message or "").startswith("cannot reach the Dask scheduler at tcp://")
+    with Session.open(_one_source(tmp_path / "b")) as session:
+        session.enqueue(session.plan())
+        passes = SchedulerPasses(session.store, cluster.local.scheduler_address)
+        try:
+            [result] = session.runner.run_all(workers=2, run=passes)
+        finally:
+            passes.close()
+        assert result.status == "done", result.message
+        assert {row.state for row in session.diagnose().rows} == {"ok"}
 
 
 def test_analyze_without_the_option_imports_nothing_of_dask(tmp_path: Path) -> None:
