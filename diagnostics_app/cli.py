@@ -70,6 +70,8 @@ def _selection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from diagnostics_app import cli_analyze
+
     parser = _Parser(prog="diagnostics-app", description="Diagnostics for audio feature caches.")
     parser.add_argument("--version", action="version", version=f"diagnostics-app {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -95,17 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="recompute ok rows of the selection too")
     p.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="passes run in parallel")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDR",
-        help="run the passes on the Dask cluster of this scheduler (tcp://HOST:8786)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="run the passes on a local Dask cluster of N processes",
-    )
+    cli_analyze.add_cluster_flags(p)  # --scheduler ADDR, --workers N
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("explain", help="why a row has its state: stored vs current fingerprint")
@@ -400,19 +392,14 @@ class _Progress:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from diagnostics_app import cli_analyze
     from diagnostics_app.cli_analyze import analyze_lines, planned_listing, run_listing
     from diagnostics_app.core.planner import active_elsewhere, describe_elsewhere, plan
 
     if args.jobs < 1:
         raise UsageError("diagnostics-app: --jobs must be at least 1")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("diagnostics-app: --workers must be at least 1")
-    if args.workers is not None and args.scheduler is not None:
-        raise UsageError("diagnostics-app: --scheduler and --workers exclude each other")
-    if args.scheduler is not None:
-        from diagnostics_app.core.cluster import check_address  # no Dask import
-
-        check_address(args.scheduler)
+    if problem := cli_analyze.cluster_flags_problem(args):
+        raise UsageError(problem)
     session = _session(args.project)
     try:
         selection = _selection(args, session)
@@ -425,13 +412,7 @@ def _analyze(args: argparse.Namespace) -> int:
             failed = False
         else:
             session.events.job_updated.connect(_Progress(sys.stderr.isatty()))
-            if args.scheduler is not None or args.workers is not None:
-                from diagnostics_app.cli_analyze import run_on_cluster  # imports Dask
-
-                results = run_on_cluster(session, jobs, args.scheduler, args.workers)
-            else:
-                session.enqueue(jobs, origin="cli")
-                results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
+            results = cli_analyze.run_passes(session, jobs, args)  # here or on a Dask cluster
             listing = run_listing(results)
             failed = any(r.status != "done" for r in results)
         diagnosis = session.diagnose()
