@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import digests, index, lease, paths, recovery, schema, staged
+from diagnostics_app.core.store import digests, index, lease, paths, recovery, schema
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
 from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature
@@ -44,7 +44,13 @@ from diagnostics_app.core.store.records import (
     TrashItem,
     canonical_params,
 )
-from diagnostics_app.core.store.staged import StagedPass, StagingArea
+from diagnostics_app.core.store.staged import (
+    StagedPass,
+    StagingArea,
+    commit_staged,
+    discard_staged,
+    staging_area,
+)
 from diagnostics_app.core.store.trash import TRASH_MAX_AGE
 from diagnostics_app.core.store.verify import Verifier
 from diagnostics_app.core.store.writing import PassWriter, stage_import
@@ -202,7 +208,7 @@ class FeatureStore:
         self._register()
         pid, token = tag_of(os.getpid(), process_start_token(os.getpid()))
         # absolute: workers run elsewhere, in other working folders
-        return staged.staging_area(Path(os.path.abspath(self.root)), f"{pid}-{token}")
+        return staging_area(Path(os.path.abspath(self.root)), f"{pid}-{token}")
 
     def commit_staged(
         self,
@@ -218,13 +224,13 @@ class FeatureStore:
         key_params = canonical_params(params)
         keys = {c: EntryKey(source_id, c, profile, key_params) for c in manifest.entries}
         fps = {calc: canonical_json(dict(fp)) for calc, fp in fingerprints.items()}
-        return staged.commit_staged(self._db, self.root, area, manifest, keys, fps, versions)
+        return commit_staged(self._db, self.root, area, manifest, keys, fps, versions)
 
     def discard_staged(
         self, area: StagingArea, stage_id: str, wanted: Mapping[str, Sequence[str]]
     ) -> int:
         """Delete the files of a staged pass that will not be committed."""
-        return staged.discard_staged(area, stage_id, wanted)
+        return discard_staged(area, stage_id, wanted)
 
     def sweep(self, full: bool = False, *, now: float | None = None) -> int:
         """Delete what crashed processes left: listed garbage, temporary files of dead
