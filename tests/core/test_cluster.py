@@ -80,17 +80,22 @@ def kill_after_first_entry(marker: str, task: ClusterTask) -> TaskOutcome:
         cluster_mod.StagingSink = StagingSink  # type: ignore[misc]
 
 
+HELD = "held"  # the progress label of a held pass: the tests cancel it only then
+
+
 def hold_until_cancelled(task: ClusterTask) -> TaskOutcome:
-    """Stage the pass's first entry, then hold until the client sets the pass's cancel event:
-    the cancel lands mid-pass however fast the machine."""
-    from distributed import Event
+    """Stage the pass's first entry, report ``HELD``, then hold until the client sets the
+    pass's cancel event: the cancel lands mid-pass (files staged) however fast the machine."""
+    from distributed import Event, get_worker
 
     event = Event(task.cancel_event)
 
     class Holding(StagingSink):
         def close(self, calculator_id: str, metas: Any, times: Any) -> None:
             super().close(calculator_id, metas, times)
-            assert event.wait(HOLD_S), "the pass was never cancelled"
+            if not event.is_set():
+                get_worker().log_event(task.topic, [task.work.job_id, 0.5, HELD])
+                assert event.wait(HOLD_S), "the pass was never cancelled"
 
     cluster_mod.StagingSink = Holding  # type: ignore[misc]
     try:
@@ -228,7 +233,7 @@ def test_a_cancel_request_from_another_process_stops_the_pass_on_its_worker(
             asked = threading.Event()
 
             def cancel_once_running(event: JobUpdated) -> None:
-                if event.state == "running" and not asked.is_set():
+                if event.label == HELD and not asked.is_set():
                     asked.set()
                     seen = other.store.job(batch.job_id)  # the other process sees it run
                     assert seen is not None and seen.state == "running"
@@ -239,6 +244,7 @@ def test_a_cancel_request_from_another_process_stops_the_pass_on_its_worker(
         finally:
             other.close()
         assert result.status == "cancelled"
+        assert asked.is_set()  # it was held, with a file staged, when the cancel came
         assert session.store.entries() == []  # its first entry was staged, never committed
         assert _staged_left(session) == []
         assert not session.store.cancel_requested(batch.job_id)
@@ -252,12 +258,13 @@ def test_ctrl_c_cancels_the_passes_on_the_cluster(tmp_path: Path, cluster: Clust
         once = threading.Lock()
 
         def interrupt_once_running(event: JobUpdated) -> None:
-            if event.state == "running" and once.acquire(blocking=False):
+            if event.label == HELD and once.acquire(blocking=False):
                 signal.pthread_kill(main, signal.SIGINT)  # Ctrl+C in the waiting main thread
 
         session.events.job_updated.connect(interrupt_once_running)
         with pytest.raises(KeyboardInterrupt):
             _run(session, cluster, target=hold_until_cancelled)
+        assert once.locked()  # interrupted while a pass was held with files staged
         states = {session.store.job(b.job_id).state for b in batches}  # type: ignore[union-attr]
         assert "cancelled" in states
         assert not {"queued", "running"} & states
