@@ -70,6 +70,8 @@ def _selection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from diagnostics_app import cli_analyze
+
     parser = _Parser(prog="diagnostics-app", description="Diagnostics for audio feature caches.")
     parser.add_argument("--version", action="version", version=f"diagnostics-app {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="recompute ok rows of the selection too")
     p.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="passes run in parallel")
+    cli_analyze.add_cluster_flags(p)  # --scheduler ADDR, --workers N
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("explain", help="why a row has its state: stored vs current fingerprint")
@@ -392,11 +395,14 @@ class _Progress:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from diagnostics_app import cli_analyze
     from diagnostics_app.cli_analyze import analyze_lines, planned_listing, run_listing
     from diagnostics_app.core.planner import active_elsewhere, describe_elsewhere, plan
 
     if args.jobs < 1:
         raise UsageError("diagnostics-app: --jobs must be at least 1")
+    if problem := cli_analyze.cluster_flags_problem(args):
+        raise UsageError(problem)
     session = _session(args.project)
     try:
         selection = _selection(args, session)
@@ -409,8 +415,7 @@ def _analyze(args: argparse.Namespace) -> int:
             failed = False
         else:
             session.events.job_updated.connect(_Progress(sys.stderr.isatty()))
-            session.enqueue(jobs, origin="cli")
-            results = session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0)
+            results = cli_analyze.run_passes(session, jobs, args)  # here or on a Dask cluster
             listing = run_listing(results)
             failed = any(r.status != "done" for r in results)
         diagnosis = session.diagnose()

@@ -11,6 +11,7 @@ sum over jobs is the sum over passes, never a double count; null when nothing ra
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -56,6 +57,57 @@ def run_listing(results: Iterable[Any]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    """``analyze``'s ``--scheduler ADDR`` and ``--workers N`` (passes on a Dask cluster)."""
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="run the passes on the Dask cluster of this scheduler (tcp://HOST:8786)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run the passes on a local Dask cluster of N processes",
+    )
+
+
+def cluster_flags_problem(args: argparse.Namespace) -> str | None:
+    """The one-line usage error of the cluster flags, if any (nothing of Dask imported)."""
+    if args.workers is not None and args.workers < 1:
+        return "diagnostics-app: --workers must be at least 1"
+    if args.workers is not None and args.scheduler is not None:
+        return "diagnostics-app: --scheduler and --workers exclude each other"
+    if args.scheduler is not None:
+        from diagnostics_app.core.cluster import ClusterError, check_address
+
+        try:
+            check_address(args.scheduler)
+        except ClusterError as exc:
+            return f"diagnostics-app: {exc}"
+    return None
+
+
+def run_passes(session: Any, jobs: Sequence[Any], args: argparse.Namespace) -> list[Any]:
+    """Queue and run the planned ``jobs``: on this process's threads (``--jobs``), or with
+    ``--scheduler``/``--workers`` on a Dask cluster (core.cluster), reached or started only
+    when there is work. Returns the passes' ``BatchResult``s."""
+    if args.scheduler is None and args.workers is None:
+        session.enqueue(jobs, origin="cli")
+        return list(session.runner.run_all(workers=args.jobs if args.jobs > 1 else 0))
+    if not jobs:
+        return []
+    from diagnostics_app.core.cluster import ClusterPasses, open_cluster  # imports Dask
+
+    with open_cluster(args.scheduler, args.workers) as cluster:
+        passes = ClusterPasses(session.store, cluster.client)
+        try:
+            session.enqueue(jobs, origin="cli")
+            return list(session.runner.run_all(workers=cluster.in_flight(), run=passes))
+        finally:
+            passes.close()
 
 
 def analyze_lines(listing: Sequence[dict[str, Any]]) -> list[str]:

@@ -251,20 +251,22 @@ class JobRunner:
                     return batch
         return None
 
-    def run_next(self) -> BatchResult | None:
+    def run_next(self, run: PassRun | None = None) -> BatchResult | None:
         batch = self.take()
-        return None if batch is None else self.execute(batch)
+        return None if batch is None else self.execute(batch, run)
 
-    def run_all(self, workers: int = 0) -> list[BatchResult]:
-        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads."""
+    def run_all(self, workers: int = 0, run: PassRun | None = None) -> list[BatchResult]:
+        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads;
+        ``run``: where each pass's work runs (see :meth:`execute`; a cluster's passes are
+        handed out by ``workers`` threads, which bounds the passes in flight)."""
         if workers <= 1:
             results = []
-            while (result := self.run_next()) is not None:
+            while (result := self.run_next(run)) is not None:
                 results.append(result)
             return results
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         try:
-            futures = [pool.submit(self.run_next) for _ in range(self.pending())]
+            futures = [pool.submit(self.run_next, run) for _ in range(self.pending())]
             return [r for f in futures if (r := f.result()) is not None]
         except BaseException:
             # Ctrl+C (or any error) while waiting: nothing more is taken, the queued passes
@@ -435,6 +437,19 @@ def run_work(
     sink = store.pass_writer(
         work.source, work.profile, work.params_key, work.fingerprints, work.versions
     )
+    compute_work(registry, work, sink, report, cancel, lambda: store.cancel_requested(work.job_id))
+
+
+def compute_work(
+    registry: Registry,
+    work: PassWork,
+    sink: FeatureSink,
+    report: Report,
+    cancel: CancelToken,
+    asked: Callable[[], bool],
+) -> None:
+    """:func:`run_work` with any sink (a cluster worker stages into the store's staging area
+    instead of committing) and any source of cancel requests ``asked`` (checked per block)."""
     last_write = [0.0]
 
     def progress(fraction: float, label: str) -> None:
@@ -446,7 +461,7 @@ def run_work(
             # the end: every entry is committed, so a cancel arriving now is too late, and
             # the pass is done (raising would call a committed pass "cancelled")
             return
-        if store.cancel_requested(work.job_id):  # asked by another process (per block)
+        if asked():  # asked by another process (per block)
             cancel.cancel()
         cancel.raise_if_cancelled()
 

@@ -20,6 +20,7 @@ here; none of it needs SQLite. The parts, each documented in its module:
 - :mod:`.schema`: the tables, created or migrated at open;
 - :mod:`.arrays`: the one ``.npy`` writer (analysis and import) and the reader, u16db;
 - :mod:`.writing`: the pass writer (the engine's sink) and the bulk import;
+- :mod:`.staged`: passes staged by cluster workers in ``tmp/``, committed by the client;
 - :mod:`.index`: listing entries and committing new data for a key;
 - :mod:`.recovery`: what crashed processes left (garbage, orphans, dead writers);
 - :mod:`.owners`: process liveness that survives pid reuse, and where a pid means something;

@@ -44,6 +44,7 @@ from diagnostics_app.core.store.connection import (
     connect,
 )
 from diagnostics_app.core.store.jobs import UNSET, Unset
+from diagnostics_app.core.store.owners import process_start_token, tag_of
 from diagnostics_app.core.store.records import (
     EntryImport,
     EntryKey,
@@ -54,6 +55,13 @@ from diagnostics_app.core.store.records import (
     StoreVersion,
     TrashItem,
     canonical_params,
+)
+from diagnostics_app.core.store.staged import (
+    StagedPass,
+    StagingArea,
+    commit_staged,
+    discard_staged,
+    staging_area,
 )
 from diagnostics_app.core.store.trash import TRASH_MAX_AGE
 from diagnostics_app.core.store.verify import Verifier
@@ -203,6 +211,38 @@ class FeatureStore:
             return index.commit_import(self._db, self.root, staged, written, durable)
         finally:
             self.lease.release()
+
+    # -- staged passes (written by cluster workers, committed here: see .staged) -------------
+
+    def staging_area(self) -> StagingArea:
+        """Where workers stage a pass for this process to commit: registers this process as a
+        writer first (the staged files carry its owner tag, see :mod:`.staged`)."""
+        self._register()
+        pid, token = tag_of(os.getpid(), process_start_token(os.getpid()))
+        # absolute: workers run elsewhere, in other working folders
+        return staging_area(Path(os.path.abspath(self.root)), f"{pid}-{token}")
+
+    def commit_staged(
+        self,
+        area: StagingArea,
+        manifest: StagedPass,
+        source_id: str,
+        profile: str,
+        params: str | Mapping[str, Any] | None,
+        fingerprints: Mapping[str, Mapping[str, Any]],
+        versions: Mapping[str, int],
+    ) -> list[StoredEntry]:
+        """Commit a staged pass's entries as a pass writer would (see :func:`.staged.commit_staged`)."""
+        key_params = canonical_params(params)
+        keys = {c: EntryKey(source_id, c, profile, key_params) for c in manifest.entries}
+        fps = {calc: canonical_json(dict(fp)) for calc, fp in fingerprints.items()}
+        return commit_staged(self._db, self.root, area, manifest, keys, fps, versions)
+
+    def discard_staged(
+        self, area: StagingArea, stage_id: str, wanted: Mapping[str, Sequence[str]]
+    ) -> int:
+        """Delete the files of a staged pass that will not be committed."""
+        return discard_staged(area, stage_id, wanted)
 
     def sweep(self, full: bool = False, *, now: float | None = None) -> int:
         """Delete what crashed processes left: listed garbage, temporary files of dead
