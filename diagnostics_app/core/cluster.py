@@ -45,6 +45,7 @@ from typing import Any, Final
 from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.audio import hash_file
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.compare import record_regenerations
 from diagnostics_app.core.engine import CancelToken
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError
 from diagnostics_app.core.jobs import PassWork, Report, compute_work
@@ -188,7 +189,7 @@ class ClusterPasses:
             if outcome.status == "failed" or outcome.manifest is None:
                 raise DiagnosticsError(outcome.message or "failed on the cluster")
             report(1.0, "committing")
-            self._store.commit_staged(
+            committed = self._store.commit_staged(
                 self._area,
                 outcome.manifest,
                 work.source,
@@ -197,6 +198,7 @@ class ClusterPasses:
                 work.fingerprints,
                 work.versions,
             )
+            record_regenerations(self._store, committed)  # as a local pass does (run_work)
         finally:
             # what was not committed, and the parts a killed attempt left (after a retry)
             self._store.discard_staged(self._area, stage_id, wanted)

@@ -438,6 +438,7 @@ def run_work(
         work.source, work.profile, work.params_key, work.fingerprints, work.versions
     )
     compute_work(registry, work, sink, report, cancel, lambda: store.cancel_requested(work.job_id))
+    record_regenerations(store, sink.committed)  # "regenerated — identical": see core.compare
 
 
 def compute_work(
@@ -469,7 +470,6 @@ def compute_work(
     plan = PassPlan(work.path, work.params, work.tempo, calcs)
     wanted = {c: set(f) for c, f in work.wanted.items()}
     run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=cancel)
-    record_regenerations(store, sink.committed)  # "regenerated — identical": see core.compare
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:
