@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -425,6 +425,14 @@ class PassWork:
 
 Report = Callable[[float, str], None]  # a running pass's progress: fraction, label
 PassRun = Callable[[PassWork, Report, CancelToken], None]
+
+
+class PassRunner(Protocol):
+    """A :data:`PassRun` that holds resources (worker processes, a cluster's client)."""
+
+    def __call__(self, work: PassWork, report: Report, cancel: CancelToken) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def run_work(

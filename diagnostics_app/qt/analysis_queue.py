@@ -23,7 +23,13 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
 
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.jobs import PRIORITY_AUTO, PRIORITY_BATCH, PRIORITY_USER, BatchResult
+from diagnostics_app.core.jobs import (
+    PRIORITY_AUTO,
+    PRIORITY_BATCH,
+    PRIORITY_USER,
+    BatchResult,
+    PassRunner,
+)
 from diagnostics_app.core.pass_process import ProcessPasses
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.session import Session
@@ -62,7 +68,33 @@ class AnalysisQueue(QObject):
         self._workers: set[AnalysisWorker] = set()
         # the passes' work runs in worker processes (the pool's threads only wait for them):
         # a pass never holds this process's GIL, so it never stalls the GUI thread
-        self.processes = ProcessPasses(session.store, os.cpu_count() or 1) if processes else None
+        self.processes: PassRunner | None = (
+            ProcessPasses(session.store, os.cpu_count() or 1) if processes else None
+        )
+        self.scheduler = ""  # "" = the local processes above
+        self._retired: list[PassRunner] = []  # runners replaced while passes still used them
+
+    def use_scheduler(self, address: str) -> None:
+        """Run the next passes on the Dask scheduler at ``address`` ("" = this machine's
+        processes). Passes already running finish where they are."""
+        if address == self.scheduler or self.processes is None:
+            return
+        if address:
+            from diagnostics_app.core.cluster import SchedulerPasses  # Dask only when asked
+
+            new: PassRunner = SchedulerPasses(self._session.store, address)
+        else:
+            new = ProcessPasses(self._session.store, os.cpu_count() or 1)
+        self._retired.append(self.processes)
+        self.processes, self.scheduler = new, address
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        if self._workers:
+            return  # a running worker may still call one: closed when the last one ends
+        for runner in self._retired:
+            runner.close()
+        self._retired.clear()
 
     def regenerate(self, rows: Sequence[Row], shown: Diagnosis, current: bool) -> int:
         """Recompute the given rows (even ok ones), first in the queue."""
@@ -179,7 +211,8 @@ class AnalysisQueue(QObject):
         )
 
     def close(self) -> None:
-        """After the pool is done: stop the worker processes."""
+        """After the pool is done: stop the worker processes (or the cluster's client)."""
+        self._close_retired()
         if self.processes is not None:
             self.processes.close()
 
@@ -215,4 +248,5 @@ class AnalysisQueue(QObject):
     @Slot(object)
     def _on_worker_done(self, worker: AnalysisWorker) -> None:
         self._workers.discard(worker)
+        self._close_retired()
         self.ended.emit()

@@ -430,6 +430,10 @@ class Controller(QObject):
     def apply_settings(self, settings: AppSettings) -> None:
         self.settings = settings
         self.pool.setMaxThreadCount(max(1, settings.workers))
+        try:
+            self._analysis.use_scheduler(settings.scheduler)
+        except DiagnosticsError as exc:  # not an address (a hand-edited settings file)
+            self.message.emit(f"Dask scheduler: {exc}; analysing on this machine", 0)
         self.enforce_cache_limit()
         self.schedule_refresh()
 

@@ -39,6 +39,7 @@ class AppSettings:
     table_splitter: bytes = b""  # QSplitter.saveState: descriptor table | explain panel
     centre_splitter: bytes = b""  # QSplitter.saveState: table and explain | plots
     ruler_bars: bool = False  # the plots' ruler in bars.beats (with a tempo map), else m:ss.mmm
+    scheduler: str = ""  # a Dask scheduler's address (tcp://HOST:PORT); "" = local processes
 
     def with_recent(self, path: str) -> AppSettings:
         path = str(Path(path).resolve())
@@ -110,6 +111,7 @@ class SettingsStore:
             table_splitter=_as_bytes(qs.value("window/table_splitter")),
             centre_splitter=_as_bytes(qs.value("window/centre_splitter")),
             ruler_bars=_as_bool(qs.value("view/ruler_bars", d.ruler_bars), False),
+            scheduler=str(qs.value("analysis/scheduler", d.scheduler) or ""),
         )
 
     def save(self, settings: AppSettings) -> None:
@@ -126,6 +128,7 @@ class SettingsStore:
         qs.setValue("window/table_splitter", QByteArray(settings.table_splitter))
         qs.setValue("window/centre_splitter", QByteArray(settings.centre_splitter))
         qs.setValue("view/ruler_bars", settings.ruler_bars)
+        qs.setValue("analysis/scheduler", settings.scheduler)
         qs.sync()
 
     # Lane styles (scale, colour range and map of image lanes; qt/plots/lane_style.py) are

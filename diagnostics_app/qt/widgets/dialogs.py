@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -336,6 +337,18 @@ class SettingsDialog(QDialog):
             "Where playback goes; a device that is gone falls back to the system default"
         )
         form.addRow("Output device", self.output_device)
+        self.scheduler = QLineEdit(settings.scheduler, self)
+        self.scheduler.setObjectName("schedulerEdit")
+        self.scheduler.setPlaceholderText("local processes; or tcp://HOST:8786")
+        self.scheduler.setToolTip(
+            "Where analysis passes run: this machine's processes (empty), or the Dask "
+            "scheduler at this address (the README says what its workers must share)"
+        )
+        form.addRow("Dask scheduler", self.scheduler)
+        self.error = QLabel(self)
+        self.error.setObjectName("settingsError")
+        self.error.setStyleSheet("color: #c0392b;")
+        form.addRow("", self.error)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -354,4 +367,17 @@ class SettingsDialog(QDialog):
             cache_limit_mb=self.cache_limit.value(),
             auto_analyse=self.auto.isChecked(),
             output_device=str(self.output_device.currentData() or ""),
+            scheduler=self.scheduler.text().strip(),
         )
+
+    def accept(self) -> None:
+        address = self.scheduler.text().strip()
+        if address:
+            from diagnostics_app.core.cluster import ClusterError, check_address
+
+            try:
+                check_address(address)
+            except ClusterError as exc:
+                self.error.setText(str(exc))  # the dialog stays open
+                return
+        super().accept()
