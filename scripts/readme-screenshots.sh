@@ -37,8 +37,49 @@ data["profiles"]["fine"]["hop_size"] = 128
 json.dump(data, open(p, "w"), indent=2)
 PY
 shot() { "$py" -m diagnostics_app screenshot "$work/project.json" "$@"; }
-shot -o docs/screenshots/main-window.png --select awakening --row spectrogram --size 1600x1000
-shot -o docs/screenshots/spectrogram.png --select awakening --row pitch --size 1400x1000 \
+shot -o docs/screenshots/main-window.png --select awakening --row rms --size 1600x1000
+shot -o docs/screenshots/spectrogram.png --select awakening --row spectrogram --size 1400x1000 \
   --time-selection 96:104
 shot -o docs/screenshots/chroma-mel.png --select coherence --row mel --size 1400x900
-echo "docs/screenshots: main-window.png spectrogram.png chroma-mel.png"
+# a job running: the other song, analysed while the window shows its progress
+# (a file, not stdin: the window's worker processes import the main module)
+cat > "$work/job_running.py" <<'PY'
+import json, os, sys, time
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QEventLoop
+from diagnostics_app.core.session import Session
+from diagnostics_app.qt.app import ensure_app, wait_until_idle
+from diagnostics_app.qt.controller import Controller
+from diagnostics_app.qt.main_window import MainWindow
+from diagnostics_app.qt.settings import AppSettings
+
+
+
+def main(path: str, out: str) -> None:
+    data = json.load(open(path))
+    data["tracks"][1]["requests"] += [{"feature": "chroma"}, {"feature": "spectrogram"}]
+    json.dump(data, open(path, "w"), indent=2)
+    app = ensure_app()
+    controller = Controller(Session.open(path), AppSettings(workers=2, auto_analyse=False))
+    window = MainWindow(controller)
+    window.force_close = True
+    window.resize(1400, 900)
+    window.show()
+    window.select(("source", "coherence"))
+    wait_until_idle(window)
+    controller.calculate_missing()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        running = [j for j in controller.jobs if j.state == "running" and (j.progress or 0) > 0.3]
+        if running:
+            break
+    window.grab().save(out, "PNG")
+    window.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
+PY
+"$py" "$work/job_running.py" "$work/project.json" docs/screenshots/job-running.png
+echo "docs/screenshots: main-window.png spectrogram.png chroma-mel.png job-running.png"
