@@ -91,9 +91,14 @@ class BlockHasher:
         )
 
 
-def digest_blocks(samples: Iterable[np.ndarray], sample_rate: int, channels: int) -> BlockDigests:
+def digest_blocks(
+    samples: Iterable[np.ndarray],
+    sample_rate: int,
+    channels: int,
+    block_frames: int = BLOCK_FRAMES,
+) -> BlockDigests:
     """Block digests of decoded audio given as consecutive (channels, n) float32 pieces."""
-    hasher = BlockHasher(sample_rate, channels)
+    hasher = BlockHasher(sample_rate, channels, block_frames)
     for piece in samples:
         hasher.feed(piece)
     return hasher.result()
