@@ -22,6 +22,7 @@ from diagnostics_app.core.calculators.base import Calculator
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.explain import format_value, same_value
 from diagnostics_app.core.params import Params
+from diagnostics_app.core.ranges import ranges_text
 from diagnostics_app.core.tempo import TempoMap
 
 Fingerprint = dict[str, Any]
@@ -47,17 +48,35 @@ class AudioFacts:
 
 @dataclass(frozen=True)
 class Reason:
-    """One input that differs between the stored and the current fingerprint."""
+    """One input that differs between the stored and the current fingerprint.
+
+    For ``audio.content`` when both versions' block digests are known and comparable
+    (:mod:`core.ranges`): ``ranges``, the changed time ranges in seconds of the current audio
+    (empty: no decoded sample changed, only the file's bytes), and ``affected_frames``, the
+    frames whose reads overlap them, as inclusive ``(first, last)`` pairs, or ``"all"`` when the
+    calculator's reach is unbounded. ``None``: not known, or a whole-file change."""
 
     input: str
     old: Any
     new: Any
+    ranges: tuple[tuple[float, float], ...] | None = None
+    affected_frames: tuple[tuple[int, int], ...] | str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"input": self.input, "old": self.old, "new": self.new}
+        out: dict[str, Any] = {"input": self.input, "old": self.old, "new": self.new}
+        if self.ranges is not None:
+            out["ranges"] = [list(r) for r in self.ranges]
+        if isinstance(self.affected_frames, str):
+            out["affected_frames"] = self.affected_frames
+        elif self.affected_frames is not None:
+            out["affected_frames"] = [list(f) for f in self.affected_frames]
+        return out
 
     def __str__(self) -> str:
-        return f"{self.input}: {format_value(self.old, REASON_LIMIT)} → {format_value(self.new, REASON_LIMIT)}"
+        text = f"{self.input}: {format_value(self.old, REASON_LIMIT)} → {format_value(self.new, REASON_LIMIT)}"
+        if self.ranges is not None:
+            text += f" ({ranges_text(self.ranges)})"
+        return text
 
 
 def build(calc: Calculator, params: Params, audio: AudioFacts, tempo: TempoMap) -> Fingerprint:

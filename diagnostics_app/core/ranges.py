@@ -147,7 +147,12 @@ def ranges_text(spans_s: Sequence[tuple[float, float]]) -> str:
     """ "changed 1:02.300–1:03.100, 2:00.000–2:01.370"; "no decoded sample changed" for none."""
     if not spans_s:
         return "no decoded sample changed"
-    return "changed " + ", ".join(f"{clock(a)}–{clock(b)}" for a, b in spans_s)
+    shown = ", ".join(f"{clock(a)}–{clock(b)}" for a, b in spans_s[:_SHOWN])
+    more = f", +{len(spans_s) - _SHOWN} more" if len(spans_s) > _SHOWN else ""
+    return f"changed {shown}{more}"
+
+
+_SHOWN = 3  # ranges a line of text names (the JSON has them all)
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,16 @@ def affected_frames(
         if first <= last:
             out.append((first, last + 1))
     return tuple((a, b - 1) for a, b in merge(out))
+
+
+def frame_count(reach: Reach, n_samples: int) -> int:
+    """Frames a calculator with this reach emits over ``n_samples``: a centred analysis
+    (``before > 0``, librosa's ``center=True``) anchors a frame at every ``step`` up to and
+    including the end, ``1 + n // step``; a blocked one (``before == 0``, the peaks) one per
+    started block."""
+    if reach.before > 0:
+        return 1 + n_samples // reach.step
+    return _ceil_div(n_samples, reach.step)
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diagnostics_app.core import edits, files
-from diagnostics_app.core.audio import AudioInfo, content_digest, read_info, stamp_of
+from diagnostics_app.core.audio import (
+    AudioInfo,
+    content_blocks,
+    content_digest,
+    read_info,
+    stamp_of,
+)
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnoser, Diagnosis, Row, SourceStatus
 from diagnostics_app.core.errors import AudioError, DiagnosticsError, ProjectError
@@ -34,9 +40,20 @@ from diagnostics_app.core.history import Command, History, ProjectEdit, PruneCom
 from diagnostics_app.core.jobs import PRIORITY_BATCH, Batch, JobRunner
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.project import Project, load_project, save_project
+from diagnostics_app.core.ranges import BlockDigests
 from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
+
+
+def _blocks_or_none(path: Path, digest: str, store: FeatureStore) -> BlockDigests | None:
+    """The audio's block digests (core.ranges; decoded once per version of the file), or None
+    when the data cannot be decoded: the header read, so the source's rows are judged as
+    before, and the analysis will name the fault; only the changed ranges go unreported."""
+    try:
+        return content_blocks(path, digest, store)
+    except AudioError:
+        return None
 
 
 class SaveConflict(ProjectError):
@@ -254,7 +271,9 @@ class Session:
             info = read_info(path)
             digest = content_digest(path, self.store)
             status = SourceStatus(
-                AudioFacts(digest, info.sample_rate, info.channels), duration=info.duration
+                AudioFacts(digest, info.sample_rate, info.channels),
+                duration=info.duration,
+                blocks=_blocks_or_none(path, digest, self.store),
             )
         except AudioError as exc:
             status = SourceStatus(error=f"source {source_id!r}: {exc}")
@@ -287,7 +306,7 @@ class Session:
             self.store.reap_dead_jobs()
             statuses = {s.id: self.source_status(s.id) for s in project.sources}
             return self.diagnoser.diagnose(
-                project, statuses, self.store.entries(), self.store.jobs()
+                project, statuses, self.store.entries(), self.store.jobs(), self.store.get_blocks
             )
 
     def plan(

@@ -7,6 +7,7 @@ an insertion or a deletion, where everything after the edit is reported.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def _blocks(samples: np.ndarray, pieces: int = 3) -> BlockDigests:
     """Digests of (channels, frames) samples fed in ``pieces`` uneven reads."""
     cuts = np.linspace(0, samples.shape[1], pieces + 1).astype(int)
     cuts[1:-1] += 7  # reads that do not line up with the blocks
-    parts = [samples[:, a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    parts = [samples[:, a:b] for a, b in itertools.pairwise(cuts)]
     return digest_blocks(parts, SR, samples.shape[0], BLOCK)
 
 
