@@ -42,3 +42,11 @@ def test_unbounded_reach_and_many_ranges() -> None:
         "no decoded sample changed (only the file's bytes)",
     )
     assert ranges_lines(None) == ()
+
+
+def test_the_table_reason_names_the_changed_range() -> None:
+    from diagnostics_app.qt.models.descriptors import reason_text
+
+    row = _row(ranges=((62.3, 63.1),), affected_frames=((1, 2),))
+    assert reason_text(row) == "audio.content: changed 1:02.300–1:03.100"
+    assert reason_text(_row()) == "audio.content changed"
