@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from diagnostics_app.core.calculators.base import Calculator
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import analyse
 from diagnostics_app.core.params import resolve_params
@@ -24,6 +25,15 @@ from tests.core import audio_factory as af
 from tests.core.ranges_edits import EDITS, apply_edit, changed_samples
 
 SR = 22050
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example_plugin.py"
+
+
+def _calculators() -> list[Calculator]:
+    """The built-ins and the README's example plugin (its declared reach is checked too)."""
+    registry = Registry.builtin()
+    registry.load_folder(EXAMPLE.parent)
+    assert "example.zcr" in registry
+    return list(registry)
 
 
 @given(
@@ -77,7 +87,7 @@ _PROFILE = {"window_size": 512, "hop_size": 128, "peaks_block": 256}
 
 def _frames(path: Path) -> dict[str, np.ndarray]:
     params = resolve_params(_PROFILE)
-    results = analyse(path, list(Registry.builtin()), params, TempoMap(), block_frames=2048)
+    results = analyse(path, _calculators(), params, TempoMap(), block_frames=2048)
     return {f"{cid}/{f}": r.data for cid, feats in results.items() for f, r in feats.items()}
 
 
@@ -107,7 +117,7 @@ def test_frames_outside_the_predicted_range_are_bit_identical(
     spans = changed_samples(old_samples, new_samples)
     old, new = _frames(old_path), _frames(new_path)
     params = resolve_params(_PROFILE)
-    for calc in Registry.builtin():
+    for calc in _calculators():
         reach = calc.reach(params, SR)
         if reach is None:
             continue
