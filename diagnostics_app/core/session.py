@@ -271,9 +271,7 @@ class Session:
             info = read_info(path)
             digest = content_digest(path, self.store)
             status = SourceStatus(
-                AudioFacts(digest, info.sample_rate, info.channels),
-                duration=info.duration,
-                blocks=_blocks_or_none(path, digest, self.store),
+                AudioFacts(digest, info.sample_rate, info.channels), duration=info.duration
             )
         except AudioError as exc:
             status = SourceStatus(error=f"source {source_id!r}: {exc}")
@@ -293,6 +291,9 @@ class Session:
         status = self.source_status(source_id)
         if status.facts is None:
             raise DiagnosticsError(status.error or f"source {source_id!r}: audio unavailable")
+        # the entry about to be computed must find its audio's block digests when the file
+        # changes later (core.ranges): digested now, once per version (the pass decodes anyway)
+        _blocks_or_none(self._project.audio_path(source_id), status.facts.digest, self.store)
         return status.facts
 
     # -- diagnostics, planning, jobs --------------------------------------------------------
@@ -305,9 +306,27 @@ class Session:
             project = self._project
             self.store.reap_dead_jobs()
             statuses = {s.id: self.source_status(s.id) for s in project.sources}
+            paths = {
+                status.facts.digest: project.audio_path(src)
+                for src, status in statuses.items()
+                if status.facts is not None
+            }
             return self.diagnoser.diagnose(
-                project, statuses, self.store.entries(), self.store.jobs(), self.store.get_blocks
+                project,
+                statuses,
+                self.store.entries(),
+                self.store.jobs(),
+                lambda digest: self._blocks_of(digest, paths),
             )
+
+    def _blocks_of(self, digest: str, paths: dict[str, Path]) -> BlockDigests | None:
+        """The block digests of an audio version: stored ones, or, for a source's current
+        version, digested now (asked only for a changed source whose cached entry's version
+        has blocks: ``check`` decodes nothing for unchanged or never-analysed files)."""
+        known = self.store.get_blocks(digest)
+        if known is None and digest in paths:
+            return _blocks_or_none(paths[digest], digest, self.store)
+        return known
 
     def plan(
         self, selection: Selection | None = None, include_ok: bool = False

@@ -125,3 +125,18 @@ def test_only_the_bytes_changed(analysed: Path) -> None:
     (reason,) = _rows(analysed)["rms"].reasons
     assert reason.ranges == () and reason.affected_frames == ()
     assert "no decoded sample changed" in str(reason)
+
+
+def test_blocks_are_digested_by_the_analysis_not_by_a_check(tmp_path: Path) -> None:
+    """``check`` of files never analysed decodes nothing for the blocks; the analysis digests
+    the version its entries are computed from (so a later edit finds them)."""
+    project = _project(tmp_path)
+    with Session.open(project, Registry.builtin()) as session:
+        session.diagnose()
+        status = session.source_status("a")
+        assert status.facts is not None
+        assert session.store.get_blocks(status.facts.digest) is None
+        session.enqueue(session.plan())
+        session.runner.run_all()
+        blocks = session.store.get_blocks(status.facts.digest)
+        assert blocks is not None and blocks.frames == N and blocks.count == 4

@@ -87,7 +87,7 @@ class Diagnoser:
         blocks: BlocksOf | None = None,
     ) -> Diagnosis:
         evaluated = 0
-        blocks_of = None if blocks is None else _remembered(blocks, sources)
+        blocks_of = None if blocks is None else _remembered(blocks)
         tempo = project.tempo_map
         job_index = index_jobs(jobs)
 
@@ -325,14 +325,9 @@ class Diagnoser:
         return calc.message if isinstance(calc, Invalid) else calc
 
 
-def _remembered(blocks: BlocksOf, sources: Mapping[str, SourceStatus]) -> BlocksOf:
-    """``blocks`` asked once per digest in a call; the sources' current blocks first (the
-    session has them in hand)."""
-    known: dict[str, BlockDigests | None] = {
-        s.facts.digest: s.blocks
-        for s in sources.values()
-        if s.facts is not None and s.blocks is not None
-    }
+def _remembered(blocks: BlocksOf) -> BlocksOf:
+    """``blocks`` asked once per digest in a call (every feature of a group asks)."""
+    known: dict[str, BlockDigests | None] = {}
 
     def lookup(digest: str) -> BlockDigests | None:
         if digest not in known:

@@ -200,7 +200,8 @@ def with_ranges(reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf) -> 
             continue
         if not isinstance(reason.new, str):
             continue
-        old, new = blocks(reason.old), blocks(reason.new)
+        old = blocks(reason.old)
+        new = blocks(reason.new) if old is not None else None  # the current one may decode
         if old is None or new is None:
             continue
         spans = changed_ranges(old, new)

@@ -14,7 +14,6 @@ from typing import Any
 
 from diagnostics_app.core.compare_rules import regenerated_label
 from diagnostics_app.core.fingerprint import AudioFacts, Reason
-from diagnostics_app.core.ranges import BlockDigests
 from diagnostics_app.core.states import STATES, State
 from diagnostics_app.core.store import EntryKey
 
@@ -26,7 +25,6 @@ class SourceStatus:
     facts: AudioFacts | None = None
     error: str | None = None
     duration: float | None = None
-    blocks: BlockDigests | None = None  # block digests of the decoded audio (core.ranges)
 
 
 @dataclass(frozen=True)
