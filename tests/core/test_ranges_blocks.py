@@ -138,3 +138,31 @@ def test_ranges_text_reads_as_clock_times() -> None:
     spans = seconds([(496_000 * 3 // 4, 49_600 * 15 + 4_000)], 8000)
     assert ranges_text(spans) == "changed 0:46.500–1:33.500"
     assert ranges_text(()) == "no decoded sample changed"
+
+
+def test_an_index_of_schema_5_migrates_to_6_keeping_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    from diagnostics_app.core.stamp import FileStamp
+    from diagnostics_app.core.store import FeatureStore
+    from diagnostics_app.core.store.connection import INDEX_NAME
+    from diagnostics_app.core.store.schema import SCHEMA_VERSION
+
+    stamp = FileStamp(size=1, mtime_ns=2, inode=3, ctime_ns=4)
+    with FeatureStore.open(tmp_path / "cache") as store:
+        store.put_digest("/a.wav", stamp, "b2:kept")
+    index = tmp_path / "cache" / INDEX_NAME
+    with sqlite3.connect(index) as db:  # what schema 5 was: no audio_blocks
+        db.execute("DROP TABLE audio_blocks")
+        db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    db.close()
+    blocks = digest_blocks([np.zeros((1, 10), np.float32)], SR, 1, BLOCK)
+    with FeatureStore.open(tmp_path / "cache") as store:
+        assert store.get_digest("/a.wav", stamp) == "b2:kept"
+        assert store.get_blocks("b2:kept") is None
+        store.put_blocks("b2:kept", blocks)
+        assert store.get_blocks("b2:kept") == blocks
+    with sqlite3.connect(index) as db:
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    db.close()
+    assert SCHEMA_VERSION == 6 and version == ("6",)
