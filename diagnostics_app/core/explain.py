@@ -114,16 +114,3 @@ def _is_tempo_map(value: Any) -> bool:
 def profile_text(profile: str, params: Mapping[str, Any]) -> str:
     """A row's profile and its request's own parameters, e.g. ``fine {"fmin": 80.0}``."""
     return f"{profile} {format_value(dict(params))}" if params else profile
-
-
-def clock(seconds: float) -> str:
-    """``m:ss.mmm`` (``h:mm:ss.mmm`` from an hour): how the app writes a time
-    (comparisons, changed audio ranges)."""
-    sign = "-" if seconds < 0 else ""
-    ms = round(abs(seconds) * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    if h:
-        return f"{sign}{h}:{m:02d}:{s:02d}.{ms:03d}"
-    return f"{sign}{m}:{s:02d}.{ms:03d}"

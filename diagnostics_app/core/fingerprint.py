@@ -14,7 +14,7 @@ current fingerprint field by field and gives the ``reasons`` of the interface, o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,8 @@ from diagnostics_app.core.calculators.base import Calculator
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.explain import format_value, same_value
 from diagnostics_app.core.params import Params
-from diagnostics_app.core.ranges import ranges_text
 from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.core.timefmt import format_time
 
 Fingerprint = dict[str, Any]
 
@@ -118,6 +118,30 @@ def joined_text(audio_text: str, calculator_text: str) -> str:
     "calculator." < "profile." < "tempo_map"), so the sorted object is the audio fields, then
     the others. ``tests/core/test_diagnostics_scale.py`` checks it against the direct spelling."""
     return audio_text[:-1] + "," + calculator_text[1:]
+
+
+# --- where the audio changed, as text (times: core.timefmt, the app's one m:ss.mmm) -------
+
+
+def ranges_text(spans_s: Sequence[tuple[float, float]]) -> str:
+    """ "changed 1:02.300–1:03.100, 2:00.000–2:01.370"; "no decoded sample changed" for none."""
+    if not spans_s:
+        return "no decoded sample changed"
+    shown = ", ".join(f"{format_time(a)}–{format_time(b)}" for a, b in spans_s[:_SHOWN])
+    more = f", +{len(spans_s) - _SHOWN} more" if len(spans_s) > _SHOWN else ""
+    return f"changed {shown}{more}"
+
+
+_SHOWN = 3  # ranges a line of text names (the JSON has them all)
+
+
+def frames_text(frames: Sequence[tuple[int, int]]) -> str:
+    """ "affects frames 120–180, 400"; "affects no frame"."""
+    if not frames:
+        return "affects no frame"
+    shown = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in frames[:_SHOWN])
+    more = f", +{len(frames) - _SHOWN} more" if len(frames) > _SHOWN else ""
+    return f"affects frames {shown}{more}"
 
 
 _ORDER = (AUDIO_CONTENT, AUDIO_RATE, AUDIO_CHANNELS, CALC_ID, CALC_VERSION)

@@ -13,7 +13,7 @@ other frame is bit-identical after the edit (``tests/core/test_ranges_reach.py``
 against real recomputations). A calculator that cannot bound its reach declares ``None``.
 
 Pure values and functions (numpy and hashlib only): the audio module computes the digests, the
-store keeps them, the diagnostics report the ranges.
+store keeps them, the diagnostics report the ranges (their text: :mod:`core.fingerprint`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-
-from diagnostics_app.core.explain import clock
 
 # 65,536 frames: 1.37 s at 48 kHz, 1.49 s at 44.1 kHz. 16 bytes of digest per block: an hour at
 # 48 kHz is 2,637 blocks, 42 KB per audio version; a changed range is reported to within one
@@ -143,18 +141,6 @@ def seconds(spans: Sequence[SampleRange], sample_rate: int) -> tuple[tuple[float
     return tuple((round(a / sample_rate, 6), round(b / sample_rate, 6)) for a, b in spans)
 
 
-def ranges_text(spans_s: Sequence[tuple[float, float]]) -> str:
-    """ "changed 1:02.300–1:03.100, 2:00.000–2:01.370"; "no decoded sample changed" for none."""
-    if not spans_s:
-        return "no decoded sample changed"
-    shown = ", ".join(f"{clock(a)}–{clock(b)}" for a, b in spans_s[:_SHOWN])
-    more = f", +{len(spans_s) - _SHOWN} more" if len(spans_s) > _SHOWN else ""
-    return f"changed {shown}{more}"
-
-
-_SHOWN = 3  # ranges a line of text names (the JSON has them all)
-
-
 @dataclass(frozen=True)
 class Reach:
     """The samples one output frame reads: frame ``t`` reads ``[t * step - before,
@@ -201,8 +187,3 @@ def frame_count(reach: Reach, n_samples: int) -> int:
 
 def _ceil_div(a: int, b: int) -> int:
     return -((-a) // b)
-
-
-def frames_text(frames: Sequence[FrameRange]) -> str:
-    """ "affects frames 120–180, 400–410"."""
-    return "affects frames " + ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in frames)

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diagnostics_app.core import audio
+from diagnostics_app.core.fingerprint import frames_text, ranges_text
 from diagnostics_app.core.ranges import (
     BLOCK_FRAMES,
     BlockDigests,
     changed_ranges,
     digest_blocks,
-    ranges_text,
     seconds,
 )
 from tests.core import audio_factory as af
@@ -138,9 +138,13 @@ def test_ranges_text_reads_as_clock_times() -> None:
     spans = seconds([(496_000 * 3 // 4, 49_600 * 15 + 4_000)], 8000)
     assert ranges_text(spans) == "changed 0:46.500–1:33.500"
     assert ranges_text(()) == "no decoded sample changed"
+    many = tuple((float(i), i + 0.5) for i in range(5))
+    assert ranges_text(many).endswith("0:02.000–0:02.500, +2 more")
+    assert frames_text(((1, 1), (3, 9))) == "affects frames 1, 3–9"
+    assert frames_text(()) == "affects no frame"
 
 
-def test_an_index_of_schema_5_migrates_to_6_keeping_its_rows(tmp_path: Path) -> None:
+def test_an_index_of_schema_6_migrates_to_7_keeping_its_rows(tmp_path: Path) -> None:
     import sqlite3
 
     from diagnostics_app.core.stamp import FileStamp
@@ -152,9 +156,9 @@ def test_an_index_of_schema_5_migrates_to_6_keeping_its_rows(tmp_path: Path) -> 
     with FeatureStore.open(tmp_path / "cache") as store:
         store.put_digest("/a.wav", stamp, "b2:kept")
     index = tmp_path / "cache" / INDEX_NAME
-    with sqlite3.connect(index) as db:  # what schema 5 was: no audio_blocks
+    with sqlite3.connect(index) as db:  # what schema 6 was: no audio_blocks
         db.execute("DROP TABLE audio_blocks")
-        db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+        db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     db.close()
     blocks = digest_blocks([np.zeros((1, 10), np.float32)], SR, 1, BLOCK)
     with FeatureStore.open(tmp_path / "cache") as store:
@@ -165,4 +169,4 @@ def test_an_index_of_schema_5_migrates_to_6_keeping_its_rows(tmp_path: Path) -> 
     with sqlite3.connect(index) as db:
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     db.close()
-    assert SCHEMA_VERSION == 6 and version == ("6",)
+    assert SCHEMA_VERSION == 7 and version == ("7",)

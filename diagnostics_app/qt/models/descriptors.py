@@ -18,7 +18,7 @@ from PySide6.QtGui import QFont
 from diagnostics_app.core.diagnostics import Row, RowKey
 from diagnostics_app.core.explain import format_value
 from diagnostics_app.core.explain import profile_text as _profile_text
-from diagnostics_app.core.ranges import ranges_text
+from diagnostics_app.core.fingerprint import ranges_text
 from diagnostics_app.core.states import STATES, severity_rank
 from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data, update_rows
 from diagnostics_app.qt.models.roles import KeyRole, ProgressRole, RowRole, SortRole, StateRole

@@ -11,8 +11,9 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont
 
 from diagnostics_app.core.diagnostics import Row
-from diagnostics_app.core.explain import clock, compare, format_value
-from diagnostics_app.core.ranges import frames_text
+from diagnostics_app.core.explain import compare, format_value
+from diagnostics_app.core.fingerprint import frames_text
+from diagnostics_app.core.timefmt import format_time
 
 Index = QModelIndex | QPersistentModelIndex
 _DIFF_BG = QColor(255, 224, 178)  # light orange: a field that differs
@@ -115,7 +116,7 @@ def ranges_lines(row: Row | None) -> tuple[str, ...]:
         return ()
     if not reason.ranges:
         return ("no decoded sample changed (only the file's bytes)",)
-    lines = [f"changed {clock(a)}–{clock(b)}" for a, b in reason.ranges[:RANGES_SHOWN]]
+    lines = [f"changed {format_time(a)}–{format_time(b)}" for a, b in reason.ranges[:RANGES_SHOWN]]
     if len(reason.ranges) > RANGES_SHOWN:
         lines.append(f"+{len(reason.ranges) - RANGES_SHOWN} more")
     frames = reason.affected_frames
