@@ -9,6 +9,7 @@ The mapping itself is checked against a brute-force overlap test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,3 +146,21 @@ def test_each_edit_changes_something(edit: str) -> None:
     original = rng.uniform(-0.5, 0.5, (5000, 1))
     edited = apply_edit(original, edit, rng)
     assert changed_samples(original.T.astype(np.float32), edited.T.astype(np.float32))
+
+
+def test_a_faulty_reach_declaration_is_unbounded() -> None:
+    from diagnostics_app.core.calculators.base import declared_reach
+    from diagnostics_app.core.calculators.temporal import RmsCalculator
+
+    class Raises(RmsCalculator):
+        def reach(self, params: Any, sample_rate: int) -> Reach | None:
+            raise RuntimeError("plugin bug")
+
+    class Wrong(RmsCalculator):
+        def reach(self, params: Any, sample_rate: int) -> Any:
+            return (1, 2, 3)
+
+    params = resolve_params()
+    assert declared_reach(Raises(), params, SR) is None
+    assert declared_reach(Wrong(), params, SR) is None
+    assert declared_reach(RmsCalculator(), params, SR) == RmsCalculator().reach(params, SR)

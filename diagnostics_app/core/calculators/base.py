@@ -227,6 +227,17 @@ def uniform_meta(
     )
 
 
+def declared_reach(calc: Calculator, params: Params, sample_rate: int) -> Reach | None:
+    """``calc.reach(...)``, read defensively: a plugin whose declaration raises or returns
+    something else is taken as unbounded (its data is then recomputed whole, never too little;
+    a diagnosis must not fail over a plugin's optional declaration)."""
+    try:
+        reach = calc.reach(params, sample_rate)
+    except Exception:  # any fault of a plugin's declaration: unbounded
+        return None
+    return reach if isinstance(reach, Reach) else None
+
+
 def frame_reach(length: int, offset: int, hop: int) -> Reach:
     """The reach of a calculator whose frame ``t`` is ``Block.frames(length, offset)``:
     samples ``[t * hop + offset, t * hop + offset + length)``."""

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.calculators.base import declared_reach
 from diagnostics_app.core.diagnostics.evaluation import Group
 from diagnostics_app.core.diagnostics.job_index import GroupKey, JobView
 from diagnostics_app.core.diagnostics.rows import Row, RowKey
@@ -207,7 +208,7 @@ def with_ranges(reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf) -> 
         spans = changed_ranges(old, new)
         if spans is None:
             continue
-        reach = group.calc.reach(group.params, new.sample_rate)
+        reach = declared_reach(group.calc, group.params, new.sample_rate)
         frames: tuple[tuple[int, int], ...] | str
         if reach is None:
             frames = "all" if spans else ()  # unbounded: any change may change any frame
