@@ -140,3 +140,19 @@ def test_blocks_are_digested_by_the_analysis_not_by_a_check(tmp_path: Path) -> N
         session.runner.run_all()
         blocks = session.store.get_blocks(status.facts.digest)
         assert blocks is not None and blocks.frames == N and blocks.count == 4
+
+
+def test_the_memo_does_not_serve_rows_without_ranges_to_a_call_with_them(analysed: Path) -> None:
+    from diagnostics_app.core.diagnostics import Diagnoser
+
+    _edit(analysed.parent / "audio" / "a.wav", 10, 20)
+    with Session.open(analysed, Registry.builtin()) as session:
+        session.diagnose()  # digests the edited version's blocks into the store
+        project = session.project
+        statuses = {s.id: session.source_status(s.id) for s in project.sources}
+        entries = list(session.store.entries())
+        diagnoser = Diagnoser(session.registry)
+        plain = diagnoser.diagnose(project, statuses, entries)
+        assert all(r.reasons[0].ranges is None for r in plain.rows)
+        ranged = diagnoser.diagnose(project, statuses, entries, (), session.store.get_blocks)
+        assert all(r.reasons[0].ranges for r in ranged.rows)

@@ -169,6 +169,7 @@ class Diagnoser:
                 tempo if calc.uses_tempo else None,
                 features,
                 jv,
+                blocks_of is None,  # rows derived with or without changed ranges
             )
             m = memo.get(gk)
             if m is not None and m[0] == inputs:
