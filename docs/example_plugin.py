@@ -34,9 +34,12 @@ from diagnostics_app.core.calculators import (
     FeatureSpec,
     OutputMeta,
     Outputs,
+    Reach,
     as_frames,
+    frame_reach,
     uniform_meta,
 )
+from diagnostics_app.core.params import Params
 
 # What the calculator produces. kind="line": one value per frame and channel, drawn as a curve
 # ("image" features have many values per frame, e.g. one per frequency bin).
@@ -78,6 +81,17 @@ class ZeroCrossingRate(Calculator):
     uses_spectrum = False
 
     description = "zero-crossing rate of centred frames"
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        # Which samples frame t reads, so that an edit of the audio in one place is known to
+        # touch only the frames around it ("affects frames a-b" in check --json and the Why
+        # panel). frame_reach(length, offset, hop): frame t reads samples
+        # [t * hop + offset, t * hop + offset + length), exactly as process() below reads
+        # them. Leave this method out (or return None) if a frame can depend on samples
+        # anywhere (a global normalisation, a state carried from frame to frame): the reach
+        # is then "unbounded", and any change means the whole feature changes.
+        length = params.get_int("window_size")
+        return frame_reach(length, -(length // 2), params.get_int("hop_size"))
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         # Called once per analysis pass, before the first block; ctx holds the sample rate,

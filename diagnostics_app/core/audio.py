@@ -21,6 +21,7 @@ import soundfile as sf
 
 from diagnostics_app.core import files
 from diagnostics_app.core.errors import AudioError
+from diagnostics_app.core.ranges import BlockDigests, digest_blocks
 from diagnostics_app.core.stamp import FileStamp as FileStamp  # re-exported (the store, tests)
 
 # Decoding block: large enough that per-block overhead vanishes, small enough that memory stays
@@ -289,3 +290,33 @@ def content_digest(path: str | os.PathLike[str], cache: DigestCache | None = Non
     if cache is not None:
         cache.put_digest(key, stamp, digest)
     return digest
+
+
+# --- block digests ---------------------------------------------------------------------------
+
+
+class BlockCache(Protocol):
+    """Where block digests are remembered, by the whole-file content digest (the store)."""
+
+    def get_blocks(self, digest: str) -> BlockDigests | None: ...
+
+    def put_blocks(self, digest: str, blocks: BlockDigests) -> None: ...
+
+
+def block_digests(path: str | os.PathLike[str]) -> BlockDigests:
+    """Digests of fixed blocks of the decoded audio (:mod:`core.ranges`); decodes the file."""
+    info = read_info(path)
+    return digest_blocks(iter_blocks(path), info.sample_rate, info.channels)
+
+
+def content_blocks(
+    path: str | os.PathLike[str], digest: str, cache: BlockCache | None = None
+) -> BlockDigests:
+    """The block digests of the file whose content digest is ``digest``: decoded once per
+    version of the audio, ever (kept by content digest, so an unchanged file costs a lookup)."""
+    if cache is not None and (known := cache.get_blocks(digest)) is not None:
+        return known
+    blocks = block_digests(path)
+    if cache is not None:
+        cache.put_blocks(digest, blocks)
+    return blocks

@@ -14,7 +14,7 @@ current fingerprint field by field and gives the ``reasons`` of the interface, o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.explain import format_value, same_value
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.core.timefmt import format_time
 
 Fingerprint = dict[str, Any]
 
@@ -47,17 +48,35 @@ class AudioFacts:
 
 @dataclass(frozen=True)
 class Reason:
-    """One input that differs between the stored and the current fingerprint."""
+    """One input that differs between the stored and the current fingerprint.
+
+    For ``audio.content`` when both versions' block digests are known and comparable
+    (:mod:`core.ranges`): ``ranges``, the changed time ranges in seconds of the current audio
+    (empty: no decoded sample changed, only the file's bytes), and ``affected_frames``, the
+    frames whose reads overlap them, as inclusive ``(first, last)`` pairs, or ``"all"`` when the
+    calculator's reach is unbounded. ``None``: not known, or a whole-file change."""
 
     input: str
     old: Any
     new: Any
+    ranges: tuple[tuple[float, float], ...] | None = None
+    affected_frames: tuple[tuple[int, int], ...] | str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"input": self.input, "old": self.old, "new": self.new}
+        out: dict[str, Any] = {"input": self.input, "old": self.old, "new": self.new}
+        if self.ranges is not None:
+            out["ranges"] = [list(r) for r in self.ranges]
+        if isinstance(self.affected_frames, str):
+            out["affected_frames"] = self.affected_frames
+        elif self.affected_frames is not None:
+            out["affected_frames"] = [list(f) for f in self.affected_frames]
+        return out
 
     def __str__(self) -> str:
-        return f"{self.input}: {format_value(self.old, REASON_LIMIT)} → {format_value(self.new, REASON_LIMIT)}"
+        text = f"{self.input}: {format_value(self.old, REASON_LIMIT)} → {format_value(self.new, REASON_LIMIT)}"
+        if self.ranges is not None:
+            text += f" ({ranges_text(self.ranges)})"
+        return text
 
 
 def build(calc: Calculator, params: Params, audio: AudioFacts, tempo: TempoMap) -> Fingerprint:
@@ -99,6 +118,30 @@ def joined_text(audio_text: str, calculator_text: str) -> str:
     "calculator." < "profile." < "tempo_map"), so the sorted object is the audio fields, then
     the others. ``tests/core/test_diagnostics_scale.py`` checks it against the direct spelling."""
     return audio_text[:-1] + "," + calculator_text[1:]
+
+
+# --- where the audio changed, as text (times: core.timefmt, the app's one m:ss.mmm) -------
+
+
+def ranges_text(spans_s: Sequence[tuple[float, float]]) -> str:
+    """ "changed 1:02.300–1:03.100, 2:00.000–2:01.370"; "no decoded sample changed" for none."""
+    if not spans_s:
+        return "no decoded sample changed"
+    shown = ", ".join(f"{format_time(a)}–{format_time(b)}" for a, b in spans_s[:_SHOWN])
+    more = f", +{len(spans_s) - _SHOWN} more" if len(spans_s) > _SHOWN else ""
+    return f"changed {shown}{more}"
+
+
+_SHOWN = 3  # ranges a line of text names (the JSON has them all)
+
+
+def frames_text(frames: Sequence[tuple[int, int]]) -> str:
+    """ "affects frames 120–180, 400"; "affects no frame"."""
+    if not frames:
+        return "affects no frame"
+    shown = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in frames[:_SHOWN])
+    more = f", +{len(frames) - _SHOWN} more" if len(frames) > _SHOWN else ""
+    return f"affects frames {shown}{more}"
 
 
 _ORDER = (AUDIO_CONTENT, AUDIO_RATE, AUDIO_CHANNELS, CALC_ID, CALC_VERSION)

@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diagnostics_app.core import edits, files
-from diagnostics_app.core.audio import AudioInfo, content_digest, read_info, stamp_of
+from diagnostics_app.core.audio import (
+    AudioInfo,
+    content_blocks,
+    content_digest,
+    read_info,
+    stamp_of,
+)
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnoser, Diagnosis, Row, SourceStatus
 from diagnostics_app.core.errors import AudioError, DiagnosticsError, ProjectError
@@ -34,9 +40,20 @@ from diagnostics_app.core.history import Command, History, ProjectEdit, PruneCom
 from diagnostics_app.core.jobs import PRIORITY_BATCH, Batch, JobRunner
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.project import Project, load_project, save_project
+from diagnostics_app.core.ranges import BlockDigests
 from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
+
+
+def _blocks_or_none(path: Path, digest: str, store: FeatureStore) -> BlockDigests | None:
+    """The audio's block digests (core.ranges; decoded once per version of the file), or None
+    when the data cannot be decoded: the header read, so the source's rows are judged as
+    before, and the analysis will name the fault; only the changed ranges go unreported."""
+    try:
+        return content_blocks(path, digest, store)
+    except AudioError:
+        return None
 
 
 class SaveConflict(ProjectError):
@@ -274,6 +291,9 @@ class Session:
         status = self.source_status(source_id)
         if status.facts is None:
             raise DiagnosticsError(status.error or f"source {source_id!r}: audio unavailable")
+        # the entry about to be computed must find its audio's block digests when the file
+        # changes later (core.ranges): digested now, once per version (the pass decodes anyway)
+        _blocks_or_none(self._project.audio_path(source_id), status.facts.digest, self.store)
         return status.facts
 
     # -- diagnostics, planning, jobs --------------------------------------------------------
@@ -286,9 +306,27 @@ class Session:
             project = self._project
             self.store.reap_dead_jobs()
             statuses = {s.id: self.source_status(s.id) for s in project.sources}
+            paths = {
+                status.facts.digest: project.audio_path(src)
+                for src, status in statuses.items()
+                if status.facts is not None
+            }
             return self.diagnoser.diagnose(
-                project, statuses, self.store.entries(), self.store.jobs()
+                project,
+                statuses,
+                self.store.entries(),
+                self.store.jobs(),
+                lambda digest: self._blocks_of(digest, paths),
             )
+
+    def _blocks_of(self, digest: str, paths: dict[str, Path]) -> BlockDigests | None:
+        """The block digests of an audio version: stored ones, or, for a source's current
+        version, digested now (asked only for a changed source whose cached entry's version
+        has blocks: ``check`` decodes nothing for unchanged or never-analysed files)."""
+        known = self.store.get_blocks(digest)
+        if known is None and digest in paths:
+            return _blocks_or_none(paths[digest], digest, self.store)
+        return known
 
     def plan(
         self, selection: Selection | None = None, include_ok: bool = False

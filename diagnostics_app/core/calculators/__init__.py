@@ -8,7 +8,9 @@ from diagnostics_app.core.calculators.base import (
     FeatureSpec,
     OutputMeta,
     Outputs,
+    Reach,
     as_frames,
+    frame_reach,
     uniform_meta,
 )
 from diagnostics_app.core.calculators.registry import Registry
@@ -21,7 +23,9 @@ __all__ = [
     "FeatureSpec",
     "OutputMeta",
     "Outputs",
+    "Reach",
     "Registry",
     "as_frames",
+    "frame_reach",
     "uniform_meta",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 
 from diagnostics_app.core.axes import channel_names
 from diagnostics_app.core.params import Params
+from diagnostics_app.core.ranges import Reach as Reach  # re-exported: plugins declare reach
 from diagnostics_app.core.tempo import TempoMap
 
 FeatureKind = Literal["line", "image", "peaks"]
@@ -183,6 +184,15 @@ class Calculator(ABC):
                 return spec
         raise KeyError(name)
 
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        """Which samples each output frame reads (:class:`~core.ranges.Reach`): frame ``t``
+        reads ``[t * step - before, t * step + after)``, so an edit elsewhere leaves it
+        bit-identical. ``None`` (the default): the reach is unbounded, a change anywhere may
+        change any frame, and the calculator's data is recomputed whole. Declare it only when
+        it is exact: ``tests/core/test_ranges_reach.py`` checks every built-in against real
+        recomputations."""
+        return None
+
     def check(self, params: Params, sample_rate: int) -> None:  # noqa: B027 (optional hook)
         """Raise ParamError if ``params`` cannot be served at this sample rate."""
 
@@ -215,6 +225,23 @@ def uniform_meta(
         storage=spec.storage,
         value_range=value_range,
     )
+
+
+def declared_reach(calc: Calculator, params: Params, sample_rate: int) -> Reach | None:
+    """``calc.reach(...)``, read defensively: a plugin whose declaration raises or returns
+    something else is taken as unbounded (its data is then recomputed whole, never too little;
+    a diagnosis must not fail over a plugin's optional declaration)."""
+    try:
+        reach = calc.reach(params, sample_rate)
+    except Exception:  # any fault of a plugin's declaration: unbounded
+        return None
+    return reach if isinstance(reach, Reach) else None
+
+
+def frame_reach(length: int, offset: int, hop: int) -> Reach:
+    """The reach of a calculator whose frame ``t`` is ``Block.frames(length, offset)``:
+    samples ``[t * hop + offset, t * hop + offset + length)``."""
+    return Reach(before=-offset, after=offset + length, step=hop)
 
 
 def as_frames(values: np.ndarray) -> np.ndarray:

@@ -15,7 +15,9 @@ from diagnostics_app.core.calculators.base import (
     FeatureSpec,
     OutputMeta,
     Outputs,
+    Reach,
     as_frames,
+    frame_reach,
     uniform_meta,
 )
 from diagnostics_app.core.errors import ParamError
@@ -61,6 +63,12 @@ class PitchCalculator(Calculator):
             )
         if frame <= int(np.floor(sample_rate / fmax)) + 2:
             raise ParamError(f"window_size: {frame} samples is too short for fmax {fmax:g} Hz")
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        # YIN reads only its own frame: every lag up to the maximum period (< window_size)
+        # compares samples inside it, as _YinRun reads them
+        length = params.get_int("window_size")
+        return frame_reach(length, -(length // 2), params.get_int("hop_size"))
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _YinRun(ctx)

@@ -22,12 +22,24 @@ from diagnostics_app.core.calculators.base import (
     FeatureSpec,
     OutputMeta,
     Outputs,
+    Reach,
     as_frames,
+    frame_reach,
     uniform_meta,
 )
-from diagnostics_app.core.dsp import analysis_window
+from diagnostics_app.core.dsp import analysis_window, stft_offset
+from diagnostics_app.core.params import Params
 
 STFT_PARAMS = ("window_size", "hop_size", "fft_size", "window", "channel_mode")
+
+
+def stft_reach(params: Params) -> Reach:
+    """An STFT frame reads ``window_size`` samples at the engine's offset (the window sits
+    centred in the ``n_fft`` frame; the zero padding to ``n_fft`` reads nothing)."""
+    return frame_reach(
+        params.get_int("window_size"), stft_offset(params), params.get_int("hop_size")
+    )
+
 
 # --- filterbanks (librosa's definitions) -----------------------------------------------------
 
@@ -151,6 +163,9 @@ class SpectrogramCalculator(Calculator):
     uses_spectrum = True
     description = "STFT magnitude, dB full scale"
 
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        return stft_reach(params)
+
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _SpectrogramRun(ctx)
 
@@ -195,6 +210,9 @@ class MelCalculator(Calculator):
     params = (*STFT_PARAMS, "n_mels", "fmin", "fmax")
     uses_spectrum = True
     description = "mel spectrogram, dB"
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        return stft_reach(params)
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _MelRun(ctx)
@@ -243,6 +261,9 @@ class ChromaCalculator(Calculator):
     uses_spectrum = True
     description = "chroma from the STFT"
 
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        return stft_reach(params)
+
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _ChromaRun(ctx)
 
@@ -277,6 +298,9 @@ class CentroidCalculator(Calculator):
     params = STFT_PARAMS
     uses_spectrum = True
     description = "spectral centroid"
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        return stft_reach(params)
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _CentroidRun(ctx)
@@ -323,6 +347,12 @@ class OnsetCalculator(Calculator):
     params = STFT_PARAMS
     uses_spectrum = True
     description = "onset strength envelope"
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        # Unbounded: the dB spectrum is clipped at (the file's maximum - 80 dB), and an edit
+        # anywhere can move that maximum and so every frame. (With the maximum unchanged a
+        # frame would read its STFT frame and the one before: a later refinement.)
+        return None
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _OnsetRun(ctx)

@@ -15,9 +15,12 @@ from diagnostics_app.core.calculators.base import (
     FeatureSpec,
     OutputMeta,
     Outputs,
+    Reach,
     as_frames,
+    frame_reach,
     uniform_meta,
 )
+from diagnostics_app.core.params import Params
 
 # --- peaks -----------------------------------------------------------------------------------
 
@@ -35,6 +38,12 @@ class PeaksCalculator(Calculator):
     features = (PEAKS,)
     params = ("peaks_block",)
     description = "waveform min/max per block, per channel"
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        # frame t: min and max of samples [t * block, (t + 1) * block); the last, partial
+        # block repeats its own last sample, which lies inside it
+        block = params.get_int("peaks_block")
+        return Reach(before=0, after=block, step=block)
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _PeaksRun(ctx)
@@ -145,6 +154,10 @@ class RmsCalculator(Calculator):
     params = ("window_size", "hop_size", "channel_mode")
     description = "RMS of centred frames"
 
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        length = params.get_int("window_size")  # as _RmsRun reads its frames
+        return frame_reach(length, -(length // 2), params.get_int("hop_size"))
+
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _RmsRun(ctx)
 
@@ -179,6 +192,12 @@ class BeatRmsCalculator(Calculator):
     params = ("beat_subdivision", "channel_mode")
     uses_tempo = True
     description = "RMS per beat subdivision of the tempo map"
+
+    def reach(self, params: Params, sample_rate: int) -> Reach | None:
+        # Unbounded here: frames are beat subdivisions of the tempo map, not every ``step``
+        # samples, and the number of beats depends on the file's length (a tempo-segment
+        # bound is the later refinement).
+        return None
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _BeatRmsRun(ctx)

@@ -20,10 +20,11 @@ from diagnostics_app.core.diagnostics.evaluation import (
     usable_text,
 )
 from diagnostics_app.core.diagnostics.job_index import GroupKey, index_jobs
-from diagnostics_app.core.diagnostics.row_states import extraneous_row, feature_row
+from diagnostics_app.core.diagnostics.row_states import BlocksOf, extraneous_row, feature_row
 from diagnostics_app.core.diagnostics.rows import Diagnosis, Row, RowKey, SourceStatus
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.project import Project, Request
+from diagnostics_app.core.ranges import BlockDigests
 from diagnostics_app.core.resolve import Invalid, resolve_calculator
 from diagnostics_app.core.states import State
 from diagnostics_app.core.store import JobRecord, StoredEntry
@@ -69,9 +70,13 @@ class Diagnoser:
         sources: Mapping[str, SourceStatus],
         entries: Iterable[StoredEntry],
         jobs: Iterable[JobRecord] = (),
+        blocks: BlocksOf | None = None,
     ) -> Diagnosis:
+        """``blocks``: the block digests of an audio version by its content digest (the
+        store's ``get_blocks``), so that a changed source's stale rows name the changed time
+        ranges (core.ranges); without it, reasons carry no ranges."""
         with gc_paused():
-            return self._diagnose(project, sources, entries, jobs)
+            return self._diagnose(project, sources, entries, jobs, blocks)
 
     def _diagnose(
         self,
@@ -79,8 +84,10 @@ class Diagnoser:
         sources: Mapping[str, SourceStatus],
         entries: Iterable[StoredEntry],
         jobs: Iterable[JobRecord],
+        blocks: BlocksOf | None = None,
     ) -> Diagnosis:
         evaluated = 0
+        blocks_of = None if blocks is None else _remembered(blocks)
         tempo = project.tempo_map
         job_index = index_jobs(jobs)
 
@@ -162,6 +169,7 @@ class Diagnoser:
                 tempo if calc.uses_tempo else None,
                 features,
                 jv,
+                blocks_of is None,  # rows derived with or without changed ranges
             )
             m = memo.get(gk)
             if m is not None and m[0] == inputs:
@@ -210,7 +218,17 @@ class Diagnoser:
                 plain = plain_overrides[id(overrides)] = (overrides, dict(overrides))
             rows = [
                 feature_row(
-                    gk, group, feature, tracks, entry, current, current_text, problem, jv, plain[1]
+                    gk,
+                    group,
+                    feature,
+                    tracks,
+                    entry,
+                    current,
+                    current_text,
+                    problem,
+                    jv,
+                    plain[1],
+                    blocks_of,
                 )
                 for feature, tracks in features.items()
             ]
@@ -308,6 +326,18 @@ class Diagnoser:
         return calc.message if isinstance(calc, Invalid) else calc
 
 
+def _remembered(blocks: BlocksOf) -> BlocksOf:
+    """``blocks`` asked once per digest in a call (every feature of a group asks)."""
+    known: dict[str, BlockDigests | None] = {}
+
+    def lookup(digest: str) -> BlockDigests | None:
+        if digest not in known:
+            known[digest] = blocks(digest)
+        return known[digest]
+
+    return lookup
+
+
 def _within_source(row: Row) -> tuple[str, str, str, str]:
     k = row.key
     return (k.feature, k.calculator, k.profile, k.params)
@@ -319,6 +349,7 @@ def diagnose(
     sources: Mapping[str, SourceStatus],
     entries: Iterable[StoredEntry],
     jobs: Iterable[JobRecord] = (),
+    blocks: BlocksOf | None = None,
 ) -> Diagnosis:
     """From scratch, no memory: the reference the incremental :class:`Diagnoser` must equal."""
-    return Diagnoser(registry).diagnose(project, sources, entries, jobs)
+    return Diagnoser(registry).diagnose(project, sources, entries, jobs, blocks)

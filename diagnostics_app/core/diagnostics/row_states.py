@@ -4,14 +4,23 @@ fingerprints (documented in docs/design.md), and the rows of cached features nob
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.calculators.base import declared_reach
 from diagnostics_app.core.diagnostics.evaluation import Group
 from diagnostics_app.core.diagnostics.job_index import GroupKey, JobView
 from diagnostics_app.core.diagnostics.rows import Row, RowKey
 from diagnostics_app.core.fingerprint import Reason
+from diagnostics_app.core.ranges import (
+    BlockDigests,
+    affected_frames,
+    changed_ranges,
+    frame_count,
+    seconds,
+)
 from diagnostics_app.core.states import State
 from diagnostics_app.core.store import StoredEntry
 
@@ -53,6 +62,7 @@ def feature_row(
     problem: tuple[State, str] | None,
     jv: JobView | None,
     overrides: dict[str, Any],
+    blocks: BlocksOf | None = None,
 ) -> Row:
     """The state of one requested feature; the precedence is documented in docs/design.md.
     ``overrides`` is the group's parameter overrides as a dict (each row gets a copy)."""
@@ -122,6 +132,8 @@ def feature_row(
             else:
                 stored = cached.fingerprint
                 reasons = fpr.diff(stored, current)
+                if blocks is not None:
+                    reasons = with_ranges(reasons, group, blocks)
             if stored_feature is not None and stored_feature.problem is not None:
                 state, message = "failed", stored_feature.problem  # its files fail verification
             elif not reasons and cached.environment is not None:
@@ -172,6 +184,39 @@ def environment_reason(detail: str) -> Reason:
         return ", ".join(f"{n} {versions[n]}" for n in names if n in versions) or "not recorded"
 
     return Reason(ENVIRONMENT, text(old), text(new))
+
+
+# (content digest) -> the block digests of that audio version, or None; the current version's
+# when the digest is the source's current one
+BlocksOf = Callable[[str], "BlockDigests | None"]
+
+
+def with_ranges(reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf) -> tuple[Reason, ...]:
+    """``reasons`` with the ``audio.content`` reason given its changed time ranges and the
+    frames of ``group``'s calculator they affect, when both versions' blocks are known and
+    comparable (same rate, channels and block size); a whole-file change keeps none."""
+    out = list(reasons)
+    for i, reason in enumerate(out):
+        if reason.input != fpr.AUDIO_CONTENT or not isinstance(reason.old, str):
+            continue
+        if not isinstance(reason.new, str):
+            continue
+        old = blocks(reason.old)
+        new = blocks(reason.new) if old is not None else None  # the current one may decode
+        if old is None or new is None:
+            continue
+        spans = changed_ranges(old, new)
+        if spans is None:
+            continue
+        reach = declared_reach(group.calc, group.params, new.sample_rate)
+        frames: tuple[tuple[int, int], ...] | str
+        if reach is None:
+            frames = "all" if spans else ()  # unbounded: any change may change any frame
+        else:
+            n_frames = max(frame_count(reach, old.frames), frame_count(reach, new.frames))
+            frames = affected_frames(spans, reach, n_frames)
+        out[i] = replace(reason, ranges=seconds(spans, new.sample_rate), affected_frames=frames)
+    return tuple(out)
 
 
 def _stale_message(reasons: Sequence[Reason]) -> str:

@@ -68,7 +68,8 @@ from diagnostics_app.core.store.verify import Verifier
 from diagnostics_app.core.store.writing import PassWriter, stage_import
 
 if TYPE_CHECKING:
-    from diagnostics_app.core.audio import DigestCache, FileStamp
+    from diagnostics_app.core.audio import BlockCache, DigestCache, FileStamp
+    from diagnostics_app.core.ranges import BlockDigests
 
 
 class FeatureStore:
@@ -418,6 +419,14 @@ class FeatureStore:
     def put_digest(self, path: str, stamp: FileStamp, digest: str) -> None:
         digests.put_digest(self._db, path, stamp, digest)
 
+    # -- block digests (the BlockCache protocol of core.audio), by content digest ------------
+
+    def get_blocks(self, digest: str) -> BlockDigests | None:
+        return digests.get_blocks(self._db, digest)
+
+    def put_blocks(self, digest: str, blocks: BlockDigests) -> None:
+        digests.put_blocks(self._db, digest, blocks)
+
     # -- jobs ---------------------------------------------------------------------------------
 
     def add_job(self, record: JobRecord) -> None:
@@ -493,4 +502,7 @@ def _refuse_emptied_index(root: Path) -> None:
 if TYPE_CHECKING:  # the protocol it implements, checked by mypy
 
     def _is_digest_cache(store: FeatureStore) -> DigestCache:
+        return store
+
+    def _is_block_cache(store: FeatureStore) -> BlockCache:
         return store

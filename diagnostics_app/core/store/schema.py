@@ -18,8 +18,9 @@ from diagnostics_app.core.store.connection import IndexConnection
 # each file's stamp and checksum (see .verify); 4: owners (leases, see .lease), and the place
 # (host, boot, PID namespace) of each job's owner and each writer; 5: previous versions
 # (the ``previous`` table), each entry's provenance, each feature's ``regenerated`` verdict; 6:
-# environment_marks (entries verify --repair found drifted, see .marks)
-SCHEMA_VERSION: Final = 6
+# environment_marks (entries verify --repair found drifted, see .marks); 7: audio_blocks
+# (block digests of each audio version, by content digest: core.ranges)
+SCHEMA_VERSION: Final = 7
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -81,6 +82,9 @@ CREATE TABLE IF NOT EXISTS owners (
 CREATE TABLE IF NOT EXISTS digests (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audio_blocks (
+    digest TEXT PRIMARY KEY, sample_rate INTEGER NOT NULL, channels INTEGER NOT NULL,
+    frames INTEGER NOT NULL, block_frames INTEGER NOT NULL, blocks BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS cancel_requests (job_id TEXT PRIMARY KEY, requested REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, source_id TEXT NOT NULL, calculator_ids TEXT NOT NULL,
@@ -120,7 +124,9 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
             # 3 -> 4: owners and places, NULL for jobs and writers already there: judged by
             # their pid, as the program that wrote them did; 4 -> 5: previous versions, none
             # for the entries already there, and no provenance or verdict recorded for them;
-            # 5 -> 6: environment_marks, empty: nothing is marked until verify --repair)
+            # 5 -> 6: environment_marks, empty: nothing is marked until verify --repair;
+            # 6 -> 7: audio_blocks, empty: an entry whose audio has no block digests yet is
+            # diagnosed whole-file, as before, until its file is next digested)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)

@@ -18,6 +18,7 @@ from PySide6.QtGui import QFont
 from diagnostics_app.core.diagnostics import Row, RowKey
 from diagnostics_app.core.explain import format_value
 from diagnostics_app.core.explain import profile_text as _profile_text
+from diagnostics_app.core.fingerprint import ranges_text
 from diagnostics_app.core.states import STATES, severity_rank
 from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data, update_rows
 from diagnostics_app.qt.models.roles import KeyRole, ProgressRole, RowRole, SortRole, StateRole
@@ -98,7 +99,13 @@ def state_text(row: Row) -> str:
 
 def reason_text(row: Row) -> str:
     if row.state == "stale" and row.reasons:
-        return ", ".join(r.input for r in row.reasons) + " changed"
+        if not any(r.ranges for r in row.reasons):
+            return ", ".join(r.input for r in row.reasons) + " changed"
+        # where the audio changed, when known (core.ranges): "audio.content: changed 1:02.300–…"
+        return "; ".join(
+            f"{r.input}: {ranges_text(r.ranges)}" if r.ranges else f"{r.input} changed"
+            for r in row.reasons
+        )
     if row.state == "extraneous":
         return "requested by no track"
     if row.state == "running":

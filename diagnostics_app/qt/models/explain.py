@@ -12,6 +12,8 @@ from PySide6.QtGui import QColor, QFont
 
 from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.explain import compare, format_value
+from diagnostics_app.core.fingerprint import frames_text
+from diagnostics_app.core.timefmt import format_time
 
 Index = QModelIndex | QPersistentModelIndex
 _DIFF_BG = QColor(255, 224, 178)  # light orange: a field that differs
@@ -100,3 +102,26 @@ class FingerprintModel(_Table):
     def set_row(self, row: Row | None) -> None:
         fields = compare(row.stored, row.current) if row is not None else ()
         self._set([(f.input, f.stored, f.current, f.differs) for f in fields])
+
+
+RANGES_SHOWN = 20  # ranges the panel lists (the JSON has them all)
+
+
+def ranges_lines(row: Row | None) -> tuple[str, ...]:
+    """Where the audio changed, for the panel: one line per changed time range of the row's
+    ``audio.content`` reason, then the frames they affect; none when no range is known (or a
+    whole-file change: another sample rate or channel count)."""
+    reason = next((r for r in (row.reasons if row else ()) if r.ranges is not None), None)
+    if reason is None or reason.ranges is None:
+        return ()
+    if not reason.ranges:
+        return ("no decoded sample changed (only the file's bytes)",)
+    lines = [f"changed {format_time(a)}–{format_time(b)}" for a, b in reason.ranges[:RANGES_SHOWN]]
+    if len(reason.ranges) > RANGES_SHOWN:
+        lines.append(f"+{len(reason.ranges) - RANGES_SHOWN} more")
+    frames = reason.affected_frames
+    if frames == "all":
+        lines.append("affects every frame (this calculator's reach is unbounded)")
+    elif isinstance(frames, tuple):
+        lines.append(frames_text(frames))
+    return tuple(lines)

@@ -20,7 +20,7 @@ from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.explain import format_value
 from diagnostics_app.core.states import ACTIVE_JOB
 from diagnostics_app.qt.models.descriptors import profile_text, version_text
-from diagnostics_app.qt.models.explain import FingerprintModel, ReasonsModel
+from diagnostics_app.qt.models.explain import FingerprintModel, ReasonsModel, ranges_lines
 from diagnostics_app.qt.theme import STATE_COLORS, STATE_HELP
 
 
@@ -55,6 +55,11 @@ class ExplainPanel(QWidget):
         self.fingerprint_view = _table(self.fingerprint_model, self)
         self.fingerprint_view.setObjectName("explainFingerprints")
         self.reasons_caption = QLabel("<b>What changed</b>", self)
+        # where the audio changed (core.ranges): the changed time ranges, the frames touched
+        self.ranges_label = QLabel(self)
+        self.ranges_label.setObjectName("explainRanges")
+        self.ranges_label.setWordWrap(True)
+        self.ranges_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fp_caption = QLabel("<b>Fingerprints</b> (inputs of the cached data vs. now)", self)
         split = QSplitter(Qt.Orientation.Vertical, self)
         top = QWidget(split)
@@ -62,6 +67,7 @@ class ExplainPanel(QWidget):
         tl.setContentsMargins(0, 0, 0, 0)
         tl.addWidget(self.reasons_caption)
         tl.addWidget(self.reasons_view)
+        tl.addWidget(self.ranges_label)
         bottom = QWidget(split)
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
@@ -88,6 +94,9 @@ class ExplainPanel(QWidget):
         self.reasons_model.set_row(row)
         self.fingerprint_model.set_row(row)
         has_reasons = bool(row and row.reasons)
+        lines = ranges_lines(row)
+        self.ranges_label.setText("<br>".join(html.escape(line) for line in lines))
+        self.ranges_label.setVisible(bool(lines))
         self.reasons_caption.setVisible(has_reasons)
         self.reasons_view.setVisible(has_reasons)
         if has_reasons:
@@ -127,4 +136,5 @@ class ExplainPanel(QWidget):
             f"{name} {format_value(old)} → {format_value(new)}"
             for name, old, new, _ in self.reasons_model.items()
         ]
+        parts += ranges_lines(self.row)
         return "\n".join(parts)
