@@ -221,6 +221,23 @@ def test_highlight_scrolls_a_lane_into_view_and_frames_it(area: PlotArea, qtbot:
     assert not last.highlighted
 
 
+def test_a_row_selected_before_its_lane_is_built_is_scrolled_to_when_it_comes(
+    area: PlotArea,
+) -> None:
+    """The window selects the first issue as the rows arrive, before the plots load: the
+    lane is marked and scrolled into view when it is built."""
+    assert area.highlight_lanes([("centroid",)]) == []  # no lanes yet
+    show_many(area)
+    area.refresh()
+    last = area.lanes()[-1]
+    assert last.highlighted
+    viewport = area._scroll.viewport()
+    rect = canvas(area).mapFromScene(last.plot.sceneBoundingRect()).boundingRect()
+    top = canvas(area).mapTo(viewport, rect.topLeft()).y()
+    bottom = canvas(area).mapTo(viewport, rect.bottomLeft()).y()
+    assert top >= 0 and bottom <= viewport.height() + 1  # all of it in view
+
+
 def test_playhead_marker_on_the_ruler(area: PlotArea) -> None:
     show_many(area)
     area.set_playhead(12.0)

@@ -370,11 +370,11 @@ class Lane:
     highlighted = False  # the lane's row is selected in the table
     _frame: QGraphicsRectItem | None = None
 
-    def set_highlight(self, on: bool) -> None:
+    def set_highlight(self, on: bool) -> bool:
         """Mark the lane as its row's (selected in the table): a tinted view and an accent
-        frame around the whole lane, title and axis included."""
+        frame around the whole lane, title and axis included. Returns ``on``."""
         if on == self.highlighted:
-            return
+            return on
         self.highlighted = on
         self.vb.setBackgroundColor(HIGHLIGHT_BACKGROUND if on else None)
         if self._frame is None:
@@ -384,6 +384,7 @@ class Lane:
             self.plot.geometryChanged.connect(self._fit_frame)
         self._fit_frame()
         self._frame.setVisible(on)
+        return on
 
     def _fit_frame(self) -> None:
         if self._frame is not None:

@@ -127,6 +127,7 @@ class PlotArea(QWidget):
         self._hover_text = ""
         self._meanings: dict[tuple[object, ...], LaneMeaning] = {}  # feature lanes' units
         self._highlight: frozenset[tuple[object, ...]] = frozenset()  # lane key prefixes
+        self._scroll_to_mark = False
         self._selection = TimeSelection(self)  # drawn in every lane (Shift+drag selects)
         self._selection.changed.connect(self.selectionChanged)
         self._pyramid: PeaksPyramid | None = None
@@ -456,8 +457,12 @@ class PlotArea(QWidget):
 
     def _relayout(self) -> None:
         self._stack.relayout(self._wave_lanes + self._feature_lanes, self._duration, self._playhead)
-        for lane in self._stack.placed:
-            lane.set_highlight(self._matches(lane, self._highlight))
+        marked = [
+            ln for ln in self._stack.placed if ln.set_highlight(self._matches(ln, self._highlight))
+        ]
+        if marked and self._scroll_to_mark:  # rows selected before their lanes were built
+            self._scroll_to_mark = False
+            self.scroll_to_lane(marked[0])
         self._selection.attach(self._stack.placed, self._duration)
         self._hover.attach(self._stack.placed)
 
@@ -568,12 +573,8 @@ class PlotArea(QWidget):
         """Mark the lanes whose key starts with one of ``prefixes`` (the selected rows'; kept
         for lanes built later) and scroll the first of them into view; returns them."""
         self._highlight = frozenset(prefixes)
-        marked = []
-        for lane in self._stack.placed:
-            on = self._matches(lane, self._highlight)
-            lane.set_highlight(on)
-            if on:
-                marked.append(lane)
+        marked = [ln for ln in self._stack.placed if ln.set_highlight(self._matches(ln, prefixes))]
+        self._scroll_to_mark = not marked  # not built yet: scrolled to when they are
         if marked:
             self.scroll_to_lane(marked[0])
         return marked
