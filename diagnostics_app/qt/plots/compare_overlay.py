@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QAction, QActionGroup, QColor, QFont
-from PySide6.QtWidgets import QGraphicsSimpleTextItem, QMenu
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem, QMenu
 
 from diagnostics_app.qt.plots.features import make_line_curve
 from diagnostics_app.qt.plots.images import ImageView, color_map, show_image
@@ -46,6 +47,7 @@ MODE_TITLES: Final = {
 GHOST_COLOR = (175, 175, 175, 200)
 SHADE_BRUSH = pg.mkBrush(255, 70, 60, 38)  # light: the data stays readable through it
 LABEL_COLOR = QColor(255, 205, 120)
+LABEL_PLATE = QColor(20, 20, 24, 200)
 
 
 @dataclass
@@ -168,20 +170,28 @@ class CompareOverlay:
             shade.setZValue(50 if lane.kind == "image" else -10)  # over an opaque picture
             lane.vb.addItem(shade, ignoreBounds=True)
             marks.shade = shade
-        label = QGraphicsSimpleTextItem(lane.vb)
+        # a dark plate under the text: readable over any picture (a white difference too)
+        plate = QGraphicsRectItem(lane.vb)
+        plate.setBrush(LABEL_PLATE)
+        plate.setPen(QPen(Qt.PenStyle.NoPen))
+        plate.setZValue(210)
+        label = QGraphicsSimpleTextItem(plate)
         font = QFont()
         font.setPointSizeF(8.0)
         label.setFont(font)
         label.setBrush(LABEL_COLOR)
-        label.setZValue(210)
         marks.label = label
         ref = weakref.ref(label)
         vb_ref = weakref.ref(lane.vb)
 
         def place() -> None:
             item, vb = ref(), vb_ref()
-            if item is not None and vb is not None:
-                item.setPos(vb.rect().right() - item.boundingRect().width() - 6, 2)
+            box = item.parentItem() if item is not None else None
+            if item is not None and vb is not None and isinstance(box, QGraphicsRectItem):
+                text = item.boundingRect()
+                box.setRect(0, 0, text.width() + 8, text.height() + 2)
+                item.setPos(4, 1)
+                box.setPos(vb.rect().right() - text.width() - 12, 2)
 
         lane.vb.sigResized.connect(place)
         marks.place = place
@@ -216,6 +226,8 @@ class CompareOverlay:
             # a lane handed newer data since keeps it (the comparison is of the old data)
             if current.version is not None and current.version == lane.version:
                 view = current.image
+        if marks.shade is not None:  # over a difference picture white must read "equal"
+            marks.shade.setVisible(self.image_mode != DIFFERENCE)
         if view is not None:
             if lane.color_bar is not None and view.cmap != lane.image.cmap_name:
                 lane.color_bar.setColorMap(color_map(view.cmap))
@@ -262,8 +274,9 @@ class CompareOverlay:
             if marks.place is not None:
                 with contextlib.suppress(RuntimeError, TypeError):
                     lane.vb.sigResized.disconnect(marks.place)
-            scene = marks.label.scene()
-            if scene is not None:
-                scene.removeItem(marks.label)
+            plate = marks.label.parentItem()
+            scene = plate.scene() if plate is not None else None
+            if plate is not None and scene is not None:
+                scene.removeItem(plate)
         if getattr(lane.view_box.menu_for, "compare_overlay", None) is self:
             lane.view_box.menu_for = marks.menu_for
