@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QMenu
 
 from diagnostics_app.core.compare_text import summary_line
 from diagnostics_app.core.diagnostics import Row
-from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.qt.compare_mode import CompareLoader, CompareResult
 from diagnostics_app.qt.diff_playback import DiffPlayback
 from diagnostics_app.qt.plots.compare_overlay import IMAGE_MODES, MODE_TITLES, CompareOverlay
@@ -36,14 +35,12 @@ class CompareMixin(WindowHost):
     diff_playback: DiffPlayback
     compare_result: CompareResult | None
     _compare_row: Row | None
-    _previous_known: dict[object, bool]
     _image_mode_actions: dict[str, QAction]
 
     def _init_compare(self, analysis_menu: QMenu) -> None:
         """The loader, the overlay and A/B playback; the image views in the Analysis menu."""
         self.compare_result = None
         self._compare_row = None
-        self._previous_known = {}
         self.compare_overlay = CompareOverlay()
         self.compare_loader = CompareLoader(
             self.controller.session, self.controller.plot_pool, self
@@ -74,21 +71,10 @@ class CompareMixin(WindowHost):
     # -- enablement ------------------------------------------------------------------------
 
     def has_previous(self, row: Row | None) -> bool:
-        """The row keeps a previous version (asked of the store once per row and update)."""
-        if row is None or row.updated is None:
-            return False
-        key = (row.key, row.updated)
-        known = self._previous_known.get(key)
-        if known is None:
-            try:
-                store = self.controller.session.store
-                known = store.previous(row.key.entry_key, row.key.feature) is not None
-            except DiagnosticsError:
-                known = False
-            if len(self._previous_known) > 4096:
-                self._previous_known.clear()
-            self._previous_known[key] = known
-        return known
+        """The row keeps a previous version: its regeneration was compared with it (the
+        verdict comes with the row, derived off the GUI thread: no SQL here). One evicted
+        since is said by the comparison's worker."""
+        return row is not None and row.updated is not None and row.regenerated is not None
 
     def _update_compare_actions(self) -> None:
         result = self.compare_result

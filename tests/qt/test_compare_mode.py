@@ -298,3 +298,25 @@ def test_play_differences_plays_each_range_from_its_pre_roll(
     assert not player.is_playing()
     assert seen[-1] == pytest.approx(hi, abs=1.0 / SR)  # stopped at the range's end
     assert all(lo - PRE_ROLL_S - 1.0 / SR <= p <= hi + 1.0 / SR for p in seen)
+
+
+def test_an_identical_regeneration_is_said_in_the_why_panel(
+    make_window: Callable[..., MainWindow],
+    qtbot: QtBot,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plugins = project.parent.parent / "plugins"
+    monkeypatch.setenv(PLUGIN_PATH_ENV, str(install(plugins, 3, 1.5, 6.0)))  # = version 2
+    assert cli_main(["analyze", str(project)]) == 0
+    window = make_window(project)
+    window.select(("source", "a"))
+    select_row(window, "level")
+    window.explain.set_row(window.table.current_row())
+    assert "regenerated — identical to the previous version" in window.explain.text()
+    window.actionCompareWithPrevious.trigger()
+    qtbot.waitUntil(lambda: window.compare_result is not None, timeout=WAIT_MS)
+    assert window.compare_result is not None
+    assert window.compare_result.comparison.verdict == "identical"
+    assert window.plot_area.ruler.marks == ()
+    assert not window.actionPlayDifferences.isEnabled()  # nothing differs: nothing to play
