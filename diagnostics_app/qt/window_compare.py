@@ -48,6 +48,10 @@ class CompareMixin(WindowHost):
         self.compare_loader.loaded.connect(self._on_compare_loaded)
         self.compare_loader.failed.connect(self._on_compare_failed)
         self.diff_playback = DiffPlayback(self.player, self)
+        # each span scrolled into view as it starts (the playhead then follows it)
+        self.diff_playback.spanStarted.connect(
+            lambda _i, start, _end: self.plot_area.show_time(start)
+        )
         self.controller.plotLoaded.connect(self._reapply_compare)  # after _on_plot_loaded
         self.table.currentRowChanged.connect(lambda _rows: self._sync_compare_action())
         self.player.stateChanged.connect(lambda _playing: self._update_compare_actions())
@@ -177,5 +181,3 @@ class CompareMixin(WindowHost):
         if not self.diff_playback.start(result.comparison.ranges):
             self.statusBar().showMessage("Play Differences: nothing could be played", MESSAGE_MS)
             return
-        start = self.diff_playback.spans[0][0]
-        self.plot_area.show_time(start)

@@ -21,6 +21,7 @@ from pytestqt.qtbot import QtBot
 from diagnostics_app.cli import main as cli_main
 from diagnostics_app.core.calculators.registry import PLUGIN_PATH_ENV
 from diagnostics_app.core.compare import clock
+from diagnostics_app.qt.compare_mode import signed_pool
 from diagnostics_app.qt.diff_playback import PRE_ROLL_S, play_spans
 from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.plots.compare_overlay import DIFFERENCE, PREVIOUS
@@ -320,3 +321,35 @@ def test_an_identical_regeneration_is_said_in_the_why_panel(
     assert window.compare_result.comparison.verdict == "identical"
     assert window.plot_area.ruler.marks == ()
     assert not window.actionPlayDifferences.isEnabled()  # nothing differs: nothing to play
+
+
+def test_the_image_lane_menu_offers_the_three_views_while_comparing(
+    make_window: Callable[..., MainWindow], qtbot: QtBot, project: Path
+) -> None:
+    window = open_compared(make_window, qtbot, project, "grid")
+    (lane,) = lanes_of(window, "grid")
+    assert lane.view_box.menu_for is not None
+    menu = lane.view_box.menu_for()
+    assert menu is not None
+    names = {a.objectName(): a for a in menu.actions()}
+    assert names["laneCompareCurrent"].isChecked()
+    assert "Log frequency" in {a.text() for a in menu.actions()}  # the lane's own entries
+    names["laneCompareDifference"].trigger()
+    assert window.compare_overlay.image_mode == DIFFERENCE
+    assert lane.image is not None and lane.image.cmap_name == "CET-D1"
+    menu.deleteLater()
+    window.leave_compare()
+    after = lane.view_box.menu_for()
+    assert after is not None  # the lane's own menu (scale, colours) again, without the views
+    assert not [a for a in after.actions() if a.objectName().startswith("laneCompare")]
+    assert "Log frequency" in {a.text() for a in after.actions()}
+    after.deleteLater()
+
+
+def test_signed_pool_keeps_the_largest_change_with_its_sign() -> None:
+    values = np.zeros((10, 2), np.float32)
+    values[1, 0], values[2, 0] = 0.5, -2.0  # pool 0: the decrease is the larger
+    values[6, 1] = 3.0
+    pooled, k = signed_pool(values, max_columns=2)
+    assert k == 5
+    assert pooled.tolist() == [[-2.0, 0.0], [0.0, 3.0]]
