@@ -42,6 +42,7 @@ class CompareMixin(WindowHost):
         self.compare_result = None
         self._compare_row = None
         self.compare_overlay = CompareOverlay()
+        self.compare_overlay.on_restyle(self._recompare)
         self.compare_loader = CompareLoader(
             self.controller.session, self.controller.plot_pool, self
         )
@@ -115,6 +116,11 @@ class CompareMixin(WindowHost):
         self._sync_compare_action()
         self.statusBar().showMessage(f"Comparing {row.key.feature} with its previous version…")
         self.compare_loader.request(row, self.plot_area.duration())
+
+    def _recompare(self) -> None:
+        """The compared row's views again (another style of its image lanes), same mode."""
+        if self._compare_row is not None:
+            self.compare_loader.request(self._compare_row, self.plot_area.duration())
 
     def leave_compare(self) -> None:
         """Out of compare mode: the lanes, the ruler and the Why panel as they were."""

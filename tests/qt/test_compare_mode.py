@@ -25,6 +25,7 @@ from diagnostics_app.qt.compare_mode import signed_pool
 from diagnostics_app.qt.diff_playback import PRE_ROLL_S, play_spans
 from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.plots.compare_overlay import DIFFERENCE, PREVIOUS
+from diagnostics_app.qt.plots.lane_style import LaneStyle, book
 from diagnostics_app.qt.plots.lanes import Lane
 from tests.core.project_factory import SR, write_project, write_tone
 from tests.qt.test_playback import WAIT_MS, alsa_null
@@ -353,3 +354,22 @@ def test_signed_pool_keeps_the_largest_change_with_its_sign() -> None:
     pooled, k = signed_pool(values, max_columns=2)
     assert k == 5
     assert pooled.tolist() == [[-2.0, 0.0], [0.0, 3.0]]
+
+
+def test_another_style_while_comparing_prepares_the_views_again(
+    make_window: Callable[..., MainWindow], qtbot: QtBot, project: Path
+) -> None:
+    window = open_compared(make_window, qtbot, project, "grid")
+    (lane,) = lanes_of(window, "grid")
+    window.set_compare_image_mode(PREVIOUS)
+    first = window.compare_result
+    assert lane.image is not None and lane.image.scale == "log"
+    book().set(lane.style_key, LaneStyle(scale="linear"))  # the lane menu's "Linear frequency"
+    qtbot.waitUntil(lambda: window.compare_result is not first, timeout=WAIT_MS)
+    assert window.compare_overlay.image_mode == PREVIOUS  # the view chosen is kept
+    assert lane.image.scale == "linear"
+    result = window.compare_result
+    assert result is not None
+    view = result.previous[lane.key].image
+    assert view is not None and np.array_equal(np.array(lane.image.image), view.image)
+    assert "previous" in window.compare_overlay.label_text(lane)

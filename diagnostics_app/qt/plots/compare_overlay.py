@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem, QMenu
 from diagnostics_app.qt.plots.features import make_line_curve
 from diagnostics_app.qt.plots.images import ImageView, color_map, show_image
 from diagnostics_app.qt.plots.lane_menu import lane_menu
+from diagnostics_app.qt.plots.lane_style import book
 
 if TYPE_CHECKING:
     from diagnostics_app.qt.compare_mode import CompareResult
@@ -79,6 +80,15 @@ class CompareOverlay:
         self.result: CompareResult | None = None
         self.image_mode = CURRENT
         self._marks: dict[int, _Marks] = {}  # by id of the lane
+        # called when a compared image lane's style changes: its views were prepared in the
+        # old one (the window prepares them again; the plot area already redrew the lane)
+        # (held weakly: the window holds the overlay, and Qt's wrappers break no cycles)
+        self._restyled: weakref.WeakMethod[Callable[[], None]] | None = None
+        book().listen(self._on_style_changed)
+
+    def on_restyle(self, method: Callable[[], None]) -> None:
+        """Call the bound ``method`` when a compared image lane's style changes."""
+        self._restyled = weakref.WeakMethod(method)
 
     # --- state --------------------------------------------------------------------------
 
@@ -108,8 +118,10 @@ class CompareOverlay:
         """Mark the lanes of ``result``'s row among ``lanes`` (the plot area's now); lanes
         marked before and gone are forgotten. Returns the row's lanes."""
         if self.result is not result:
+            mode = self.image_mode  # a new result for the same row keeps the view chosen
             self.clear()
             self.result = result
+            self.image_mode = mode if result.current else CURRENT
         prefix = result.prefix
         mine = [ln for ln in lanes if ln.key[: len(prefix)] == prefix]
         alive = {id(ln) for ln in mine}
@@ -147,6 +159,13 @@ class CompareOverlay:
             lane = marks.lane()
             if lane is not None and lane.kind == "image":
                 self._show_mode(lane, marks)
+
+    def _on_style_changed(self, key: str) -> None:
+        method = self._restyled() if self._restyled is not None else None
+        if method is None or self.result is None or not self.result.current:
+            return
+        if any(lane.style_key == key and lane.kind == "image" for lane in self.lanes()):
+            method()
 
     def _add(self, lane: Lane, result: CompareResult) -> _Marks:
         marks = _Marks(weakref.ref(lane))
