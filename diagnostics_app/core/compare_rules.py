@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.timefmt import format_time
 
 Verdict = Literal["identical", "within tolerance", "differs"]
 Measure = Literal["abs", "rel", "cents"]
@@ -138,12 +139,6 @@ def tolerance_text(rules: Sequence[Tolerance], meta: OutputMeta) -> str:
 
 
 def clock(seconds: float) -> str:
-    """``m:ss.mmm`` (``h:mm:ss.mmm`` from an hour): how times of a comparison are written."""
-    sign = "-" if seconds < 0 else ""
-    ms = round(abs(seconds) * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    if h:
-        return f"{sign}{h}:{m:02d}:{s:02d}.{ms:03d}"
-    return f"{sign}{m}:{s:02d}.{ms:03d}"
+    """How times of a comparison are written: ``m:ss.mmm``, the app's one time format
+    (:func:`~diagnostics_app.core.timefmt.format_time`, as on the ruler and in reasons)."""
+    return format_time(seconds)

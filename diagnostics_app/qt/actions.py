@@ -44,6 +44,7 @@ class ActionContext:
     current: Row | None  # the table's current row
     busy: bool  # this window has passes queued or running
     track_selected: bool  # a track (not a source) is selected in the tree
+    has_previous: bool = False  # the current row keeps a previous version (compare mode)
 
 
 Predicate = Callable[[ActionContext], bool]
@@ -90,6 +91,10 @@ def rows_selected(c: ActionContext) -> bool:
 
 def track_selected(c: ActionContext) -> bool:
     return c.track_selected
+
+
+def current_has_previous(c: ActionContext) -> bool:
+    return c.current is not None and c.has_previous
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -161,6 +166,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("actionCancelAll", "&Cancel All Jobs", "controller.cancel_all", ANALYSIS,
                icon=SP.SP_BrowserStop, enabled=busy, separator=True,
                tip="Cancel every queued and running job of this window"),
+    ActionSpec("actionCompareWithPrevious", "Compare with &Previous", "_toggle_compare",
+               ANALYSIS, enabled=current_has_previous, separator=True, checkable=True,
+               tip="Overlay the row's previous version on its lanes and mark what differs"),
     # Playback (the window enables these itself: they follow the player and the selection)
     ActionSpec("actionPlay", "&Play / Pause", "_toggle_play", PLAYBACK, shortcut="Space",
                icon=SP.SP_MediaPlay, tip="Play the selected source from the playhead"),
@@ -176,6 +184,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                tip="Loop the selected time range while playing"),
     ActionSpec("actionClearSelection", "&Clear Selection", "_clear_selection", PLAYBACK,
                shortcut="Escape", plot_only=True, tip="Clear the time-range selection"),
+    ActionSpec("actionPlayDifferences", "Play &Differences", "_play_differences", PLAYBACK,
+               separator=True, tip="Compare mode: play each range that differs from the "
+               "previous version, with a short pre-roll"),
     # Help, and the table's context menu only
     ActionSpec("actionAbout", "&About", "_about", HELP),
     ActionSpec("actionExplain", "&Explain", "_explain_current", None, enabled=current_row,
@@ -202,6 +213,7 @@ TOOLBAR: tuple[str | None, ...] = (
 TABLE_MENU: tuple[str | None, ...] = (
     "actionRegenerateSelected",
     "actionExplain",
+    "actionCompareWithPrevious",
     "actionExport",
     "actionPruneSelected",
     None,

@@ -38,6 +38,7 @@ from diagnostics_app.core.project import Project
 from diagnostics_app.core.states import ACTIVE_JOB, ISSUES, SEVERITY
 from diagnostics_app.qt.actions import (
     ACTIONS,
+    ANALYSIS,
     MENUS,
     PLAYBACK,
     TOOLBAR,
@@ -55,6 +56,7 @@ from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
 from diagnostics_app.qt.widgets.source_tree import SourceTreePanel, local_paths
 from diagnostics_app.qt.window_channels import ChannelsMixin
+from diagnostics_app.qt.window_compare import CompareMixin
 from diagnostics_app.qt.window_dialogs import EditDialogsMixin
 from diagnostics_app.qt.window_files import ProjectFilesMixin
 from diagnostics_app.qt.window_playback import PlaybackMixin
@@ -78,6 +80,7 @@ class MainWindow(
     PlotsMixin,
     PlaybackMixin,
     ChannelsMixin,
+    CompareMixin,
     QMainWindow,
 ):
     """The window of one project. File handling, the edit dialogs, the row actions, plots and
@@ -203,6 +206,7 @@ class MainWindow(
         self._init_channels(self._playback_menu)
         self._init_plots(self._view_menu)
         self._init_lane_links()
+        self._init_compare(self._analysis_menu)
 
         # The window's own layout must not push size constraints to the platform window:
         # platforms without size hints (offscreen, used by tests and screenshots) warn.
@@ -259,6 +263,7 @@ class MainWindow(
                     menus[spec.menu].addSeparator()
                 menus[spec.menu].addAction(action)
         self._view_menu = menus[VIEW]
+        self._analysis_menu = menus[ANALYSIS]
         self._playback_menu = menus[PLAYBACK]
 
     def _make_toolbar(self) -> None:
@@ -442,6 +447,7 @@ class MainWindow(
             current=self.table.current_row(),
             busy=c.busy,
             track_selected=self._selection is not None and self._selection[0] == "track",
+            has_previous=self.has_previous(self.table.current_row()),
         )
         for spec in ACTIONS:
             if spec.enabled is not None:

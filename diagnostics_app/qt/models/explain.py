@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
+from diagnostics_app.core.compare_rules import Comparison, clock
 from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.explain import compare, format_value
 from diagnostics_app.core.fingerprint import frames_text
@@ -125,3 +126,39 @@ def ranges_lines(row: Row | None) -> tuple[str, ...]:
     elif isinstance(frames, tuple):
         lines.append(frames_text(frames))
     return tuple(lines)
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def comparison_lines(c: Comparison) -> list[tuple[str, str]]:
+    """The statistics of a comparison with the previous version, as (name, value) lines for
+    the Why panel: the verdict, what was compared, the differences and where they are."""
+    lines = [
+        ("verdict", c.verdict),
+        ("frames compared", str(c.frames_compared)),
+        ("max abs diff", _number(c.max_abs_diff)),
+        ("RMS abs diff", _number(c.rms_abs_diff)),
+    ]
+    if c.max_rel_diff is not None:
+        lines.append(("max rel diff", _number(c.max_rel_diff)))
+    if c.correlation is not None:
+        lines.append(("correlation", f"{c.correlation:.6f}"))
+    lines.append(
+        ("beyond tolerance", f"{c.frames_beyond} frames ({c.share_beyond:.1%}), {c.tolerance}")
+    )
+    if c.first_diff_s is not None:
+        lines.append(("first differs at", clock(c.first_diff_s)))
+    if c.worst_diff_s is not None:
+        lines.append(("worst at", clock(c.worst_diff_s)))
+    if c.ranges:
+        shown = [f"{clock(a)}–{clock(b)}" for a, b in c.ranges[:RANGES_SHOWN]]
+        more = c.ranges_total - len(shown)
+        text = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+        lines.append((f"ranges ({c.ranges_total})", text))
+    if c.nonfinite_mismatches:
+        lines.append(("NaN/inf on one side", str(c.nonfinite_mismatches)))
+    if c.note:
+        lines.append(("note", c.note))
+    return lines

@@ -13,7 +13,7 @@ A left click asks to seek there; the context menu switches the mode (:attr:`mode
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -43,6 +43,7 @@ TICK_COLOR = QColor(150, 150, 155)
 LABEL_COLOR = QColor(215, 215, 215)
 PLAYHEAD_COLOR = QColor(255, 80, 70)
 HOVER_COLOR = QColor(255, 255, 255, 140)
+MARK_COLOR = QColor(235, 60, 50, 170)  # marked time ranges (compare mode: what differs)
 TIME, BARS = "time", "bars"
 
 
@@ -67,6 +68,7 @@ class TimeRuler(QWidget):
         self._hover: float | None = None
         self.bars_enabled = True  # the project has a tempo map: bars.beats may be chosen
         self.ticks: list[tuple[float, str]] = []
+        self.marks: tuple[tuple[float, float], ...] = ()  # (start, end) s, drawn as red bands
 
     # --- state ---------------------------------------------------------------------------
 
@@ -113,6 +115,29 @@ class TimeRuler(QWidget):
         if seconds != self._hover:
             self._hover = seconds
             self.update()
+
+    def set_marks(self, ranges: tuple[tuple[float, float], ...]) -> None:
+        """Time ranges to mark (red bands under the ticks); empty: none."""
+        ranges = tuple((float(a), float(b)) for a, b in ranges)
+        if ranges != self.marks:
+            self.marks = ranges
+            self.update()
+
+    def mark_spans(self) -> list[tuple[float, float]]:
+        """The x spans (in this widget) of the marks in view, at least 2 px wide each."""
+        if self._view is None:
+            return []
+        px0, px1 = self._view[2], self._view[3]
+        spans = []
+        for start, end in self.marks:
+            a, b = self.x_of(start), self.x_of(end)
+            if a is None or b is None or b < px0 or a > px1:
+                continue
+            a, b = max(a, px0), min(b, px1)
+            if b - a < 2.0:
+                a, b = (a + b) / 2 - 1.0, (a + b) / 2 + 1.0
+            spans.append((a, b))
+        return spans
 
     def x_of(self, seconds: float) -> float | None:
         if self._view is None:
@@ -186,6 +211,8 @@ class TimeRuler(QWidget):
             self.ticks = self.labelled_ticks()
             if self._view is None:
                 return
+            for a, b in self.mark_spans():
+                painter.fillRect(QRectF(a, h / 2, b - a, h / 2 - 1), MARK_COLOR)
             for t in self._minor_ticks():
                 x = self.x_of(float(t))
                 if x is not None:

@@ -16,11 +16,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diagnostics_app.core.diagnostics import Row
+from diagnostics_app.core.compare_rules import Comparison
+from diagnostics_app.core.diagnostics import Row, RowKey
 from diagnostics_app.core.explain import format_value
 from diagnostics_app.core.states import ACTIVE_JOB
 from diagnostics_app.qt.models.descriptors import profile_text, version_text
-from diagnostics_app.qt.models.explain import FingerprintModel, ReasonsModel, ranges_lines
+from diagnostics_app.qt.models.explain import (
+    FingerprintModel,
+    ReasonsModel,
+    comparison_lines,
+    ranges_lines,
+)
 from diagnostics_app.qt.theme import STATE_COLORS, STATE_HELP
 
 
@@ -48,6 +54,13 @@ class ExplainPanel(QWidget):
         self.state_label.setObjectName("explainState")
         self.state_label.setWordWrap(True)
         self.state_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # compare mode: the row compared with its previous version (shown while it is current)
+        self.compare_label = QLabel(self)
+        self.compare_label.setObjectName("explainCompare")
+        self.compare_label.setWordWrap(True)
+        self.compare_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.compare_label.hide()
+        self._comparison: tuple[RowKey, Comparison] | None = None
         self.reasons_model = ReasonsModel(self)
         self.fingerprint_model = FingerprintModel(self)
         self.reasons_view = _table(self.reasons_model, self)
@@ -81,6 +94,7 @@ class ExplainPanel(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.title)
         layout.addWidget(self.state_label)
+        layout.addWidget(self.compare_label)
         layout.addWidget(split, 1)
         self.row: Row | None = None
         self._shown = False
@@ -91,6 +105,7 @@ class ExplainPanel(QWidget):
             return  # the same row again (the table re-announces its current row on updates)
         self._shown = True
         self.row = row
+        self._show_comparison()
         self.reasons_model.set_row(row)
         self.fingerprint_model.set_row(row)
         has_reasons = bool(row and row.reasons)
@@ -126,12 +141,37 @@ class ExplainPanel(QWidget):
             text += f"<br>job: {html.escape(row.message)}"
         elif row.message:
             text += f"<br>{html.escape(row.message)}"
+        if row.note:  # e.g. "regenerated — identical to the previous version"
+            text += f"<br><i>{html.escape(row.note)}</i>"
         text += f"<br><small>tracks: {html.escape(', '.join(row.tracks) or 'none')}</small>"
         self.state_label.setText(text)
+
+    def set_comparison(self, key: RowKey | None, comparison: Comparison | None = None) -> None:
+        """The row ``key`` compared with its previous version (shown while it is the panel's
+        row); None: no comparison."""
+        self._comparison = None if key is None or comparison is None else (key, comparison)
+        self._show_comparison()
+
+    def _show_comparison(self) -> None:
+        shown = self._comparison
+        if shown is None or self.row is None or self.row.key != shown[0]:
+            self.compare_label.hide()
+            self.compare_label.setText("")
+            return
+        cells = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>&nbsp;<b>{html.escape(value)}</b></td></tr>"
+            for name, value in comparison_lines(shown[1])
+        )
+        self.compare_label.setText(
+            f"<b>Compared with the previous version</b><table>{cells}</table>"
+        )
+        self.compare_label.show()
 
     def text(self) -> str:
         """Everything the panel says, as plain text (for QA scripts and tests)."""
         parts = [self.title.text(), self.state_label.text()]
+        if self.compare_label.isVisibleTo(self):
+            parts.append(self.compare_label.text())
         parts += [
             f"{name} {format_value(old)} → {format_value(new)}"
             for name, old, new, _ in self.reasons_model.items()
