@@ -120,6 +120,13 @@ class _FilteredSink:
             {f: t for f, t in times.items() if f in keep},
         )
 
+    def expect(self, calculator_id: str, metas: Mapping[str, OutputMeta]) -> None:
+        """Passes the layout told at a run's start on (see ``PassWriter.expect``)."""
+        keep = self.wanted.get(calculator_id, set())
+        expect = getattr(self.inner, "expect", None)
+        if expect is not None:
+            expect(calculator_id, {f: m for f, m in metas.items() if f in keep})
+
     def abort(self) -> None:
         self.inner.abort()
 
