@@ -30,7 +30,7 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.compare import record_regenerations
-from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
+from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_source_passes
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
 from diagnostics_app.core.params import Params
@@ -258,21 +258,46 @@ class JobRunner:
                     return batch
         return None
 
+    def take_group(self) -> list[Batch]:
+        """The next queued pass and every other queued pass of the same source (whatever its
+        priority or parameters): they run over one decode (:meth:`execute_group`)."""
+        with self._lock:
+            while self._heap and not self._stopping:
+                _, _, first = heapq.heappop(self._heap)
+                if self._queued.pop(first.job_id, None) is None:
+                    continue  # cancelled while queued, or taken with an earlier group
+                group = [first]
+                for job_id, batch in list(self._queued.items()):
+                    if batch.source == first.source:
+                        del self._queued[job_id]  # its heap item is skipped when popped
+                        group.append(batch)
+                for batch in group:
+                    self._running[batch.job_id] = batch
+                self._in_flight += len(group)
+                return group
+        return []
+
     def run_next(self) -> BatchResult | None:
         batch = self.take()
         return None if batch is None else self.execute(batch)
 
+    def run_next_group(self) -> list[BatchResult]:
+        return self.execute_group(self.take_group())
+
     def run_all(self, workers: int = 0) -> list[BatchResult]:
-        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads."""
+        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads; the
+        passes of one source run together, over one decode (:meth:`take_group`)."""
         if workers <= 1:
             results = []
-            while (result := self.run_next()) is not None:
-                results.append(result)
+            while group := self.take_group():
+                results.extend(self.execute_group(group))
             return results
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         try:
-            futures = [pool.submit(self.run_next) for _ in range(self.pending())]
-            return [r for f in futures if (r := f.result()) is not None]
+            # a task per queued pass, though one takes every queued pass of its source: the
+            # surplus tasks find the queue empty and return nothing
+            futures = [pool.submit(self.run_next_group) for _ in range(self.pending())]
+            return [r for f in futures for r in f.result()]
         except BaseException:
             # Ctrl+C (or any error) while waiting: nothing more is taken, the queued passes
             # are cancelled and the running ones stop at their next block, instead of the
@@ -305,31 +330,74 @@ class JobRunner:
                 self._in_flight = max(0, self._in_flight - 1)
                 self._ended.notify_all()
 
+    def execute_group(self, batches: Sequence[Batch]) -> list[BatchResult]:
+        """Run passes of one source (from :meth:`take_group`) over one decode, in this thread,
+        and commit each one's entries; one :class:`BatchResult` per pass, in order. Each pass
+        keeps its own record, progress and token: a pass cancelled or failing ends alone."""
+        results: dict[str, BatchResult] = {}
+        try:
+            starts = {b.job_id: time.perf_counter() for b in batches}
+            ready: list[tuple[Batch, PassWork]] = []
+            for batch in batches:
+                try:
+                    ready.append((batch, self._start(batch)))
+                except Exception as exc:
+                    results[batch.job_id] = self._failed(batch, starts[batch.job_id], exc)
+            reports = [self._reporter(batch) for batch, _ in ready]
+            errors = run_works(
+                self.store,
+                self.registry,
+                [w for _, w in ready],
+                reports,
+                [b.cancel for b, _ in ready],
+            )
+            for (batch, _), error in zip(ready, errors, strict=True):
+                start = starts[batch.job_id]
+                results[batch.job_id] = (
+                    self._finish(batch, "done", start, None)
+                    if error is None
+                    else self._failed(batch, start, error)
+                )
+        finally:
+            with self._ended:
+                self._in_flight = max(0, self._in_flight - len(batches))
+                self._ended.notify_all()
+        return [results[b.job_id] for b in batches]
+
+    def _start(self, batch: Batch) -> PassWork:
+        """Marks the pass running and prepares it; raises Cancelled when it was cancelled."""
+        self._mark(batch, "running", 0.0, "starting")
+        if self.store.cancel_requested(batch.job_id):  # cancelled by another process
+            batch.cancel.cancel()
+        batch.cancel.raise_if_cancelled()
+        return self._work(batch)
+
+    def _reporter(self, batch: Batch) -> Report:
+        def report(fraction: float, label: str) -> None:
+            self._mark(batch, "running", fraction, label)
+
+        return report
+
+    def _failed(self, batch: Batch, start: float, exc: Exception) -> BatchResult:
+        """The final record of a pass that raised: cancelled, failed, or failed by a bug."""
+        if isinstance(exc, Cancelled):
+            return self._finish(batch, "cancelled", start, "cancelled")
+        if isinstance(exc, DiagnosticsError):
+            return self._finish(batch, "failed", start, str(exc))
+        # a bug must reach the UI as a failed row, not a hung job
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return self._finish(batch, "failed", start, message)
+
     def _execute(self, batch: Batch, run: PassRun | None) -> BatchResult:
         start = time.perf_counter()
-        job_id = batch.job_id
         try:
-            self._mark(batch, "running", 0.0, "starting")
-            if self.store.cancel_requested(job_id):  # cancelled by another process while queued
-                batch.cancel.cancel()
-            batch.cancel.raise_if_cancelled()
-            work = self._work(batch)
-
-            def report(fraction: float, label: str) -> None:
-                self._mark(batch, "running", fraction, label)
-
+            work = self._start(batch)
             if run is None:
-                run_work(self.store, self.registry, work, report, batch.cancel)
+                run_work(self.store, self.registry, work, self._reporter(batch), batch.cancel)
             else:
-                run(work, report, batch.cancel)
-        except Cancelled:
-            return self._finish(batch, "cancelled", start, "cancelled")
-        except DiagnosticsError as exc:
-            return self._finish(batch, "failed", start, str(exc))
-        except Exception as exc:  # a bug must reach the UI as a failed row, not a hung job
-            return self._finish(
-                batch, "failed", start, f"internal error: {type(exc).__name__}: {exc}"
-            )
+                run(work, self._reporter(batch), batch.cancel)
+        except Exception as exc:
+            return self._failed(batch, start, exc)
         return self._finish(batch, "done", start, None)
 
     def _work(self, batch: Batch) -> PassWork:
@@ -439,9 +507,62 @@ def run_work(
     most every ``work.progress_interval`` s (and at the end); a cancel request in the store
     (another process, or the process that handed this pass to a worker process) is checked
     per block. Raises :class:`Cancelled` or the pass's error."""
-    sink = store.pass_writer(
-        work.source, work.profile, work.params_key, work.fingerprints, work.versions
-    )
+    error = run_works(store, registry, [work], [report], [cancel])[0]
+    if error is not None:
+        raise error
+
+
+def run_works(
+    store: FeatureStore,
+    registry: Registry,
+    works: Sequence[PassWork],
+    reports: Sequence[Report],
+    cancels: Sequence[CancelToken],
+) -> list[Exception | None]:
+    """:func:`run_work` for several passes, with one decode per source: the passes reading
+    the same file run together (:func:`~core.engine.run_source_passes`). Per pass, None when it
+    committed, or the error that ended it (:class:`Cancelled` for a cancelled one); a pass
+    failing or cancelled never ends another."""
+    errors: list[Exception | None] = [None] * len(works)
+    by_path: dict[str, list[int]] = {}
+    for i, work in enumerate(works):
+        by_path.setdefault(work.path, []).append(i)
+    for path, indices in by_path.items():
+        sinks, plans, progress, tokens, kept = [], [], [], [], []
+        for i in indices:
+            work = works[i]
+            try:
+                calcs = tuple(registry.get(c) for c in work.calculators)
+            except Exception as exc:
+                errors[i] = exc
+                continue
+            sink = store.pass_writer(
+                work.source, work.profile, work.params_key, work.fingerprints, work.versions
+            )
+            wanted = {c: set(f) for c, f in work.wanted.items()}
+            sinks.append(sink)
+            plans.append(PassPlan(path, work.params, work.tempo, calcs))
+            progress.append(_progress(store, work, reports[i], cancels[i]))
+            tokens.append(cancels[i])
+            kept.append((i, sink, _FilteredSink(sink, wanted)))
+        if not kept:
+            continue
+        done = run_source_passes(path, plans, [f for _, _, f in kept], progress, tokens)
+        for (i, sink, _), error in zip(kept, done.errors, strict=True):
+            errors[i] = error
+            if error is None:
+                try:
+                    record_regenerations(store, sink.committed)  # see core.compare
+                except Exception as exc:
+                    errors[i] = exc
+    return errors
+
+
+def _progress(
+    store: FeatureStore, work: PassWork, report: Report, cancel: CancelToken
+) -> Callable[[float, str], None]:
+    """A pass's progress callback: reports at most every ``work.progress_interval`` s, and
+    checks (per block) for a cancel asked by another process."""
     last_write = [0.0]
 
     def progress(fraction: float, label: str) -> None:
@@ -457,11 +578,7 @@ def run_work(
             cancel.cancel()
         cancel.raise_if_cancelled()
 
-    calcs = tuple(registry.get(c) for c in work.calculators)
-    plan = PassPlan(work.path, work.params, work.tempo, calcs)
-    wanted = {c: set(f) for c, f in work.wanted.items()}
-    run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=cancel)
-    record_regenerations(store, sink.committed)  # "regenerated — identical": see core.compare
+    return progress
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:
