@@ -111,7 +111,7 @@ def project(folder: Path, broken: bool = False) -> Path:
 
 
 @pytest.fixture
-def decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+def decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How many times the engine opened each file for decoding (by file name)."""
     counts: Counter[str] = Counter()
     real = engine.iter_blocks
@@ -121,7 +121,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
         return real(path, block_frames)
 
     monkeypatch.setattr(engine, "iter_blocks", counting)
-    yield counts
+    return counts
 
 
 def analyse_all(session: Session) -> list[BatchResult]:
