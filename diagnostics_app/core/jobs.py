@@ -13,6 +13,7 @@ it runs, the result shows as ``stale`` with reasons, never ``ok``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import os
@@ -335,8 +336,9 @@ class JobRunner:
         and commit each one's entries; one :class:`BatchResult` per pass, in order. Each pass
         keeps its own record, progress and token: a pass cancelled or failing ends alone."""
         results: dict[str, BatchResult] = {}
+        group_start = time.perf_counter()
         try:
-            starts = {b.job_id: time.perf_counter() for b in batches}
+            starts = {b.job_id: group_start for b in batches}
             ready: list[tuple[Batch, PassWork]] = []
             for batch in batches:
                 try:
@@ -344,13 +346,17 @@ class JobRunner:
                 except Exception as exc:
                     results[batch.job_id] = self._failed(batch, starts[batch.job_id], exc)
             reports = [self._reporter(batch) for batch, _ in ready]
-            errors = run_works(
-                self.store,
-                self.registry,
-                [w for _, w in ready],
-                reports,
-                [b.cancel for b, _ in ready],
-            )
+            errors: list[Exception | None]
+            try:
+                errors = run_works(
+                    self.store,
+                    self.registry,
+                    [w for _, w in ready],
+                    reports,
+                    [b.cancel for b, _ in ready],
+                )
+            except Exception as exc:  # a bug must reach the UI as failed rows, not hung jobs
+                errors = [exc] * len(ready)
             for (batch, _), error in zip(ready, errors, strict=True):
                 start = starts[batch.job_id]
                 results[batch.job_id] = (
@@ -362,7 +368,10 @@ class JobRunner:
             with self._ended:
                 self._in_flight = max(0, self._in_flight - len(batches))
                 self._ended.notify_all()
-        return [results[b.job_id] for b in batches]
+        # the passes ran together, so their own times overlap: each gets an even share of
+        # the group's time, and a sum over passes counts nothing twice (``analyze --json``)
+        share = (time.perf_counter() - group_start) / max(1, len(batches))
+        return [dataclasses.replace(results[b.job_id], seconds=share) for b in batches]
 
     def _start(self, batch: Batch) -> PassWork:
         """Marks the pass running and prepares it; raises Cancelled when it was cancelled."""
@@ -528,19 +537,18 @@ def run_works(
     for i, work in enumerate(works):
         by_path.setdefault(work.path, []).append(i)
     for path, indices in by_path.items():
-        sinks, plans, progress, tokens, kept = [], [], [], [], []
+        plans, progress, tokens, kept = [], [], [], []
         for i in indices:
             work = works[i]
             try:
                 calcs = tuple(registry.get(c) for c in work.calculators)
+                sink = store.pass_writer(
+                    work.source, work.profile, work.params_key, work.fingerprints, work.versions
+                )
             except Exception as exc:
                 errors[i] = exc
                 continue
-            sink = store.pass_writer(
-                work.source, work.profile, work.params_key, work.fingerprints, work.versions
-            )
             wanted = {c: set(f) for c, f in work.wanted.items()}
-            sinks.append(sink)
             plans.append(PassPlan(path, work.params, work.tempo, calcs))
             progress.append(_progress(store, work, reports[i], cancels[i]))
             tokens.append(cancels[i])
