@@ -30,13 +30,17 @@ from diagnostics_app.core.calculators.base import (
     uniform_meta,
 )
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.errors import AudioError
 from diagnostics_app.core.events import JobUpdated
 from diagnostics_app.core.jobs import BatchResult
+from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.project import DEFAULT_CACHE_DIR
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.store import FeatureStore
 from diagnostics_app.core.store import writing as store_writing
 from diagnostics_app.core.store.writing import PassWriter
+from diagnostics_app.core.tempo import TempoMap
+from tests.core.audio_factory import truncate
 from tests.core.project_factory import write_project, write_tone
 
 SECONDS = 14.0  # 308,700 frames at 22.05 kHz: three engine blocks of 131,072
@@ -261,3 +265,44 @@ def test_stored_arrays_are_byte_equal_to_one_pass_at_a_time_with_transcoding(
     for key, value in want.items():
         assert got[key] == value, key
     assert {k[-1] for k, v in got.items() if v[0] == "u16db"} == {"spectrogram"}
+
+
+# --- the engine alone ------------------------------------------------------------------------
+
+
+def engine_plans(path: Path) -> list[engine.PassPlan]:
+    builtins = tuple(Registry.builtin())
+    pitch = tuple(c for c in builtins if c.id == "core.pitch")
+    fine = resolve_params({"window_size": 1024, "hop_size": 256, "channel_mode": "per_channel"})
+    return [
+        engine.PassPlan(str(path), resolve_params(), TempoMap(), builtins),
+        engine.PassPlan(str(path), resolve_params(None, {"fmin": 60.0}), TempoMap(), pitch),
+        engine.PassPlan(str(path), fine, TempoMap(), builtins[:3]),
+    ]
+
+
+def test_run_source_passes_gives_each_pass_what_run_pass_gives_it(tmp_path: Path) -> None:
+    path = write_tone(tmp_path / "a.wav", 3.0, 330.0, channels=2)
+    plans = engine_plans(path)
+    together = [engine.MemorySink() for _ in plans]
+    done = engine.run_source_passes(str(path), plans, together, block_frames=20000)
+    assert done.errors == (None, None, None)
+    for plan, sink in zip(plans, together, strict=True):
+        alone = engine.MemorySink()
+        engine.run_pass(plan, alone, block_frames=20000)
+        assert sink.results.keys() == alone.results.keys()
+        for calc, features in alone.results.items():
+            for name, result in features.items():
+                got = sink.results[calc][name]
+                assert got.meta == result.meta
+                assert got.data.tobytes() == result.data.tobytes(), (calc, name)
+
+
+def test_a_decoding_error_fails_every_pass_of_the_source(tmp_path: Path) -> None:
+    path = truncate(write_tone(tmp_path / "a.wav", 3.0, 330.0, channels=2), 0.5)
+    plans = engine_plans(path)
+    sinks = [engine.MemorySink() for _ in plans]
+    done = engine.run_source_passes(str(path), plans, sinks, block_frames=20000)
+    assert all(isinstance(e, AudioError) for e in done.errors)
+    assert "truncated" in str(done.errors[0])
+    assert all(s.aborted and not s.results for s in sinks)
