@@ -1,6 +1,7 @@
 """Benchmark: the analysis engine against the equivalent librosa calls, and its memory.
 
     .venv/bin/python bench/analysis.py [--runs 5] [--minutes 10] [--long-minutes 60]
+        [--music-minutes 10] [--runs-music 3] [--skip-music] [--skip-speed] [--skip-memory]
 
 1. Generates music-like stereo 44.1 kHz 16-bit WAVs (chords of harmonics, a lead line with
    vibrato, clicks on every beat, noise) into bench/out/ (gitignored; reused by later runs).
@@ -15,6 +16,11 @@
 3. Memory and scaling: peak RSS (VmHWM) and time of one pass over the short and the long
    file, each in a fresh subprocess (after a 3 s warm-up pass), alternating the files
    ``--runs-scaling`` times; outputs are discarded (``--sink disk`` writes them instead).
+
+4. Real music (``bench/_music.py``, first): 48 kHz stereo Ogg Vorbis songs concatenated to
+   ``--music-minutes``; the nine built-ins plus pitch with its own fmin/fmax (two passes over
+   one source). Prints end-to-end ``analyze`` on a fresh store / engine only (one decode per
+   source), the engine pass by pass (a decode each) and librosa / ours, wall and CPU times.
 
 The machine is described at the top (CPU, cores, versions, BLAS) with its load average: on a
 shared machine, other processes' load shows up in the wall times (CPU times are also given).
