@@ -1,6 +1,7 @@
 """Benchmark: the analysis engine against the equivalent librosa calls, and its memory.
 
     .venv/bin/python bench/analysis.py [--runs 5] [--minutes 10] [--long-minutes 60]
+        [--music-minutes 10] [--runs-music 3] [--skip-music] [--skip-speed] [--skip-memory]
 
 1. Generates music-like stereo 44.1 kHz 16-bit WAVs (chords of harmonics, a lead line with
    vibrato, clicks on every beat, noise) into bench/out/ (gitignored; reused by later runs).
@@ -15,6 +16,11 @@
 3. Memory and scaling: peak RSS (VmHWM) and time of one pass over the short and the long
    file, each in a fresh subprocess (after a 3 s warm-up pass), alternating the files
    ``--runs-scaling`` times; outputs are discarded (``--sink disk`` writes them instead).
+
+4. Real music (``bench/_music.py``, first): 48 kHz stereo Ogg Vorbis songs concatenated to
+   ``--music-minutes``; the nine built-ins plus pitch with its own fmin/fmax (two passes over
+   one source). Prints end-to-end ``analyze`` on a fresh store / engine only (one decode per
+   source), the engine pass by pass (a decode each) and librosa / ours, wall and CPU times.
 
 The machine is described at the top (CPU, cores, versions, BLAS) with its load average: on a
 shared machine, other processes' load shows up in the wall times (CPU times are also given).
@@ -42,6 +48,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _music
 import _util
 
 from diagnostics_app.core.calculators.base import OutputMeta
@@ -137,8 +144,11 @@ def run_ours(path: Path, sink_kind: str) -> int:
 # --- the librosa side ------------------------------------------------------------------------
 
 
-def run_librosa(path: Path) -> dict[str, np.ndarray]:
-    """What a user would write with librosa (and numpy) for the same nine features."""
+def run_librosa(
+    path: Path, extra_pitch: Mapping[str, float] | None = None
+) -> dict[str, np.ndarray]:
+    """What a user would write with librosa (and numpy) for the same nine features (and, with
+    ``extra_pitch``, pitch again with those fmin/fmax on the same signal)."""
     claim_numba_cache()  # librosa's numba cache: never shared with a live suite (docs/testing.md)
     import librosa
 
@@ -173,6 +183,16 @@ def run_librosa(path: Path) -> dict[str, np.ndarray]:
         center=True,
         pad_mode="constant",
     )
+    if extra_pitch is not None:
+        out["pitch_2"] = librosa.yin(
+            y,
+            sr=sr,
+            frame_length=N_FFT,
+            hop_length=HOP,
+            center=True,
+            pad_mode="constant",
+            **extra_pitch,
+        )
     # min/max per 64 samples per channel (the last, partial block padded with its last sample)
     n = audio.shape[0]
     pad = -n % PEAKS_BLOCK
@@ -309,6 +329,9 @@ def main() -> None:
     ap.add_argument(
         "--runs-scaling", type=int, default=5, help="fresh subprocesses per file (memory part)"
     )
+    ap.add_argument("--music-minutes", type=float, default=10.0, help="real music, minutes")
+    ap.add_argument("--runs-music", type=int, default=3, help="timed runs per side (real music)")
+    ap.add_argument("--skip-music", action="store_true", help="skip the real-music part")
     ap.add_argument("--skip-speed", action="store_true", help="skip the librosa comparison")
     ap.add_argument("--skip-memory", action="store_true", help="skip the subprocess part")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -330,6 +353,8 @@ def main() -> None:
         f"{info.samplerate} Hz, {info.subtype} ({time.perf_counter() - t0:.1f} s to make or find)"
     )
 
+    if not args.skip_music:
+        music(args)
     if not args.skip_speed:
         speed(args, short)
     if not args.skip_memory:
@@ -399,6 +424,66 @@ def speed(args: argparse.Namespace, short: Path) -> None:
     print("\nparity with librosa on this audio (largest difference):")
     for key, value in diffs.items():
         print(f"  {key:36s} {value:.3g}")
+
+
+def music(args: argparse.Namespace) -> None:
+    """End to end / engine only and librosa / ours on real music (see ``_music``)."""
+    audio = _music.real_music(_util.OUT_DIR, args.music_minutes)
+    info = sf.info(audio)
+    print(
+        f"\nreal music: {audio.name}: {info.duration / 60:.1f} min, {info.channels} ch, "
+        f"{info.samplerate} Hz, {info.subtype}; nine built-ins + pitch with its own fmin/fmax"
+    )
+    project = _music.music_project(_util.OUT_DIR / "music-project", audio)
+    warm_up_librosa()
+    _music.end_to_end(project)  # warm: imports, pool threads, filterbank caches
+    sides = ("end-to-end", "engine-only", "pass-by-pass", "librosa")
+    runners = {
+        "end-to-end": lambda: _music.end_to_end(project),
+        "engine-only": lambda: _music.engine_only(audio, DiscardSink),
+        "pass-by-pass": lambda: _music.engine_pass_by_pass(audio, DiscardSink),
+        "librosa": lambda: _music.librosa_calls(audio, run_librosa)[0],
+    }
+    wall: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+    for i in range(args.runs_music):  # alternate, so machine noise hits every side alike
+        for side in sides:
+            c0 = time.process_time()  # every thread of this process: steadier under load
+            wall[side].append(runners[side]())
+            cpu[side].append(time.process_time() - c0)
+        print(
+            f"  run {i + 1}: "
+            + ", ".join(f"{side} {wall[side][-1]:.2f} s" for side in sides)
+            + f" (load {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
+    med = {side: statistics.median(wall[side]) for side in sides}
+    med_cpu = {side: statistics.median(cpu[side]) for side in sides}
+    rows = [("side", "wall s (median)", "runs, wall s", "CPU s (median)")]
+    names = {
+        "end-to-end": "analyze on a fresh store (digest, 2 passes, commit)",
+        "engine-only": "engine: run_source_passes, outputs discarded",
+        "pass-by-pass": "engine: run_pass per pass (a decode each), discarded",
+        "librosa": "librosa + numpy (outputs in memory)",
+    }
+    rows += [(names[k], f"{med[k]:.2f}", fmt_runs(wall[k]), f"{med_cpu[k]:.2f}") for k in sides]
+    print(table(rows))
+    print(
+        f"CPU end-to-end / engine-only: {med_cpu['end-to-end'] / med_cpu['engine-only']:.2f}x; "
+        f"CPU librosa / end-to-end: {med_cpu['librosa'] / med_cpu['end-to-end']:.2f}x"
+    )
+    e2e = med["end-to-end"] / med["engine-only"]
+    print(
+        f"end-to-end / engine-only: {e2e:.2f}x (target <= 1.3x: {'met' if e2e <= 1.3 else 'NOT met'})"
+    )
+    lib = med["librosa"] / med["end-to-end"]
+    print(
+        f"librosa / ours (end to end): {lib:.2f}x (target >= 8x: {'met' if lib >= 8 else 'NOT met'})"
+    )
+    lib_engine = med["librosa"] / med["engine-only"]
+    print(f"librosa / ours (engine only): {lib_engine:.2f}x")
+    shared = med["pass-by-pass"] / med["engine-only"]
+    print(f"engine, a decode per pass / one decode per source: {shared:.2f}x")
 
 
 def memory(args: argparse.Namespace, short: Path) -> None:

@@ -1,8 +1,9 @@
 """What ``analyze`` and ``prune`` print: the job listing with the pass each job shared, and
 plain text in aligned columns.
 
-Jobs of one pass (same source, profile and parameters) share one decode and one STFT, so the
-pass's time cannot be told apart per calculator. ``analyze --json`` says so instead of
+Jobs of one pass (same source, profile and parameters) share one STFT, and every pass of a
+source shares one decode (the passes of a source run together), so the pass's time cannot be
+told apart per calculator, and the passes of one source share their group's time evenly. ``analyze --json`` says so instead of
 repeating it: each job carries ``pass`` (the pass's number in this listing, from 1),
 ``pass_seconds`` (the pass's time, on the first job of the pass only; null on the others and
 when nothing ran) and ``seconds`` (the pass's time divided evenly among its jobs, so that a

@@ -12,15 +12,14 @@ Progress is reported per block; cancellation is checked per block and leaves not
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -28,14 +27,21 @@ from diagnostics_app.core.audio import DEFAULT_BLOCK_FRAMES, AudioInfo, iter_blo
 from diagnostics_app.core.axes import frame_times
 from diagnostics_app.core.calculators.base import (
     AnalysisContext,
-    Block,
     Calculator,
     CalculatorRun,
     OutputMeta,
 )
 from diagnostics_app.core.calculators.temporal import PEAKS, PeaksCalculator
-from diagnostics_app.core.dsp import stft_magnitude, stft_offset
-from diagnostics_app.core.errors import Cancelled, DiagnosticsError, ParamError
+from diagnostics_app.core.engine_blocks import (
+    FiniteGuard,
+    Framer,
+    Pending,
+    make_block,
+    quiet,
+    submit_block,
+)
+from diagnostics_app.core.engine_blocks import NonFiniteOutput as NonFiniteOutput
+from diagnostics_app.core.errors import Cancelled, ParamError
 from diagnostics_app.core.params import Params, resolve_params
 from diagnostics_app.core.resolve import check_rate
 from diagnostics_app.core.tempo import TempoMap
@@ -66,7 +72,10 @@ class CancelToken:
 
 
 class FeatureSink(Protocol):
-    """Receives a pass's outputs; the store's writer implements it."""
+    """Receives a pass's outputs; the store's writer implements it. A sink may also have
+    ``expect(calculator_id, metas)``: the engine then tells it, before the first frame, the
+    layout of every run that knows it at its start (so the store writes each feature in its
+    stored encoding directly); optional, so that any sink of three methods still serves."""
 
     def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None: ...
 
@@ -137,46 +146,13 @@ def worker_pool() -> ThreadPoolExecutor:
 # --- the pass --------------------------------------------------------------------------------
 
 
-class _Framer:
-    """Holds the signal around the current frames and cuts frames of any (length, offset)."""
-
-    def __init__(self, channels: int, hop: int, margin: int) -> None:
-        self.hop = hop
-        self.margin = margin
-        # buffer holds signal samples [start, start + buf.shape[1]); before 0 it is zeros
-        self.start = -margin
-        self.buf = np.zeros((channels, margin), np.float32)
-
-    def append(self, signal: np.ndarray) -> None:
-        self.buf = np.concatenate([self.buf, signal], axis=1) if self.buf.size else signal
-
-    @property
-    def end(self) -> int:
-        return self.start + self.buf.shape[1]
-
-    def ready_until(self, n_frames: int) -> int:
-        """Frames t < result have every sample they may need (t * hop + margin < end)."""
-        return min(n_frames, max(0, (self.end - self.margin) // self.hop + 1))
-
-    def frames(self, t0: int, count: int, length: int, offset: int) -> np.ndarray:
-        first = t0 * self.hop + offset - self.start
-        last = (t0 + count - 1) * self.hop + offset + length - self.start
-        assert first >= 0, "frame before the buffered signal"
-        assert last <= self.buf.shape[1], "frame past the buffered signal"
-        view = np.lib.stride_tricks.sliding_window_view(self.buf[:, first:last], length, axis=1)
-        return view[:, :: self.hop]
-
-    def drop_before(self, t: int) -> None:
-        keep_from = t * self.hop - self.margin - self.start
-        if keep_from > 0:
-            # a view: the next append() copies what is kept into a fresh buffer anyway
-            self.buf = self.buf[:, keep_from:]
-            self.start += keep_from
-
-
 def to_signal(samples: np.ndarray, params: Params) -> np.ndarray:
     """The signal the calculators see: the channel mean ("mix") or every channel."""
-    if params["channel_mode"] == "mix" and samples.shape[0] > 1:
+    return _signal(samples, str(params["channel_mode"]))
+
+
+def _signal(samples: np.ndarray, channel_mode: str) -> np.ndarray:
+    if channel_mode == "mix" and samples.shape[0] > 1:
         return samples.mean(axis=0, keepdims=True, dtype=np.float32)
     return samples
 
@@ -189,6 +165,15 @@ class PassPlan:
     params: Params
     tempo: TempoMap
     calculators: tuple[Calculator, ...]
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """What :func:`run_source_passes` did: the file's facts (None when they could not be
+    read) and, per pass, None when it committed or the error that ended it."""
+
+    info: AudioInfo | None
+    errors: tuple[Exception | None, ...]
 
 
 def run_pass(
@@ -204,9 +189,134 @@ def run_pass(
     Raises AudioError, ParamError or Cancelled; on any error (also one found before decoding,
     such as a missing file or a bad parameter) the sink is aborted.
     """
+    done = run_source_passes(
+        plan.path, [plan], [sink], [progress], [cancel or CancelToken()], block_frames, info
+    )
+    if done.errors[0] is not None:
+        raise done.errors[0]
+    assert done.info is not None
+    return done.info
+
+
+def run_source_passes(
+    path: str,
+    plans: Sequence[PassPlan],
+    sinks: Sequence[FeatureSink],
+    progress: Sequence[ProgressFn | None] | None = None,
+    cancel: Sequence[CancelToken] | None = None,
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
+    info: AudioInfo | None = None,
+) -> SourceRun:
+    """Run several passes over one source with ONE decode: each decoded block goes to every
+    pass (each keeps its own signal, framing, STFT and calculators; a block's work of all the
+    passes runs on the pool at once). Blocks are the same as for a pass alone, so every pass's
+    outputs are exactly those of :func:`run_pass` with its plan.
+
+    Passes end independently: a pass whose token is cancelled, whose calculator raises or whose
+    progress callback raises is aborted (its sink only) and the others go on; decoding stops
+    when no pass is left. A decoding error ends every pass still running. Only an interrupt
+    (KeyboardInterrupt and other non-``Exception``\\ s) aborts them all and is raised.
+    """
+    n = len(plans)
+    assert len(sinks) == n, "one sink per plan"
+    assert all(p.path == path for p in plans), "every plan reads this source"
+    progress = progress or [None] * n
+    cancel = cancel or [CancelToken() for _ in range(n)]
+    errors: list[Exception | None] = [None] * n
+    live: list[_Pass] = []
     reader: _Reader | None = None
     try:
-        info = info or read_info(plan.path)
+        try:
+            info = info or read_info(path)
+        except Exception as exc:
+            for sink in sinks:
+                sink.abort()
+            return SourceRun(None, tuple(exc for _ in plans))
+        for i, plan in enumerate(plans):
+            try:
+                live.append(_Pass(i, plan, sinks[i], progress[i], cancel[i], info))
+            except Exception as exc:
+                errors[i] = exc
+                sinks[i].abort()
+        pool = worker_pool()
+        if live:
+            reader = _Reader(path, block_frames, {p.mode for p in live})
+        decoded = 0
+        while live:
+            live = _each(live, errors, lambda p: p.cancel.raise_if_cancelled())
+            if not live:
+                break
+            assert reader is not None
+            try:
+                item = reader.next()  # decoded while the previous block was being analysed
+            except Exception as exc:
+                for p in live:
+                    errors[p.index] = exc
+                    p.sink.abort()
+                live = []
+                break
+            final = item is None
+            samples = np.zeros((info.channels, 0), np.float32) if item is None else item[0]
+            signals = {} if item is None else item[1]
+            step = partial(_Pass.submit, pool=pool, samples=samples, signals=signals, start=decoded)
+            live = _each(live, errors, step)
+            live = _each(live, errors, _Pass.collect)
+            decoded += samples.shape[1]
+            live = _each(live, errors, partial(_Pass.report, decoded=decoded, total=info.frames))
+            if final:
+                break
+        if reader is not None:
+            reader.close()
+        _each(live, errors, lambda p: p.finish())
+    except BaseException:
+        for p in live:
+            p.wait()
+        if reader is not None:
+            reader.close()
+        for p in live:
+            p.sink.abort()
+        raise
+    return SourceRun(info, tuple(errors))
+
+
+def _each(
+    passes: list[_Pass], errors: list[Exception | None], step: Callable[[_Pass], object]
+) -> list[_Pass]:
+    """``step`` on every pass; the passes it raised for are aborted (their error kept) and
+    left out of the result."""
+    out = []
+    for p in passes:
+        try:
+            step(p)
+        except Exception as exc:
+            errors[p.index] = exc
+            p.wait()  # none of its tasks may outlive it
+            p.sink.abort()
+            continue
+        out.append(p)
+    return out
+
+
+class _Pass:
+    """One pass's state while the shared decode runs: its calculators' runs, its framer, the
+    frames it has written."""
+
+    def __init__(
+        self,
+        index: int,
+        plan: PassPlan,
+        sink: FeatureSink,
+        progress: ProgressFn | None,
+        cancel: CancelToken,
+        info: AudioInfo,
+    ) -> None:
+        self.index, self.plan, self.sink, self.progress, self.cancel = (
+            index,
+            plan,
+            sink,
+            progress,
+            cancel,
+        )
         params = plan.params
         # the same checks as a row's (core.resolve); jobs make them before they get here, so
         # a job's message is its row's, and this is for any other caller of the engine
@@ -215,91 +325,122 @@ def run_pass(
         )
         if problem is not None:
             raise ParamError(problem.message)
-        cancel = cancel or CancelToken()
-        signal_channels = 1 if params["channel_mode"] == "mix" else info.channels
+        self.mode = str(params["channel_mode"])
+        self.signal_channels = 1 if self.mode == "mix" else info.channels
         ctx = AnalysisContext(
-            info.sample_rate, info.channels, signal_channels, info.frames, params, plan.tempo
+            info.sample_rate, info.channels, self.signal_channels, info.frames, params, plan.tempo
         )
-        guard = _FiniteGuard(plan.calculators, plan.path)
-        runs = [(c, c.start(ctx)) for c in plan.calculators]
-        spectral = [(c, r) for c, r in runs if c.uses_spectrum]
-        others = [(c, r) for c, r in runs if not c.uses_spectrum]
-        hop = ctx.hop
-        margin = max(params.n_fft, params.get_int("window_size")) + hop
-        framer = _Framer(signal_channels, hop, margin)
-        pool = worker_pool()
-        label = Path(plan.path).name
-        reader = _Reader(plan.path, block_frames, params)
-        next_frame = 0
-        n_frames = ctx.n_frames
-        decoded = 0
-        final = False
-        while not final:
-            cancel.raise_if_cancelled()
-            item = reader.next()  # decoded while the previous block was being analysed
-            if item is None:
-                final = True
-                samples = np.zeros((info.channels, 0), np.float32)
-                # frames past the end read zeros, as librosa's constant padding
-                n_frames = 1 + decoded // hop
-                framer.append(np.zeros((signal_channels, margin + hop), np.float32))
-                signal = samples[:signal_channels]
-            else:
-                samples, signal = item
-                framer.append(signal)
-            t_end = n_frames if final else min(framer.ready_until(n_frames), n_frames)
-            count = max(0, t_end - next_frame)
-            block = _make_block(samples, signal, decoded, next_frame, count, final, framer, params)
-            results = _process_block(pool, block, spectral, others)
-            for calc, outputs in results:
-                for feature, frames in outputs.items():
-                    guard.check(calc, feature, frames)
-                    sink.write(calc.id, feature, frames)
-            decoded += samples.shape[1]
-            next_frame += count
-            framer.drop_before(next_frame)
-            if progress is not None and info.frames:
-                progress(min(decoded / info.frames, 1.0) * 0.98, label)
-        reader.close()
-        for calc, run in runs:
-            cancel.raise_if_cancelled()
-            with _quiet():
+        self.guard = FiniteGuard(plan.calculators, plan.path)
+        self.runs = [(c, c.start(ctx)) for c in plan.calculators]
+        hint = getattr(sink, "expect", None)
+        if hint is not None:  # a writer that can store each feature in its final encoding
+            for calc, run in self.runs:
+                metas = _metas_at_start(run)
+                if metas is not None:
+                    hint(calc.id, metas)
+        self.spectral = [(c, r) for c, r in self.runs if c.uses_spectrum]
+        self.others = [(c, r) for c, r in self.runs if not c.uses_spectrum]
+        self.hop = ctx.hop
+        self.margin = max(params.n_fft, params.get_int("window_size")) + self.hop
+        self.framer = Framer(self.signal_channels, self.hop, self.margin)
+        self.n_frames = ctx.n_frames
+        self.next_frame = 0
+        self.label = Path(plan.path).name
+        self._pending: Pending | None = None
+
+    def submit(
+        self,
+        pool: ThreadPoolExecutor,
+        samples: np.ndarray,
+        signals: Mapping[str, np.ndarray],
+        start: int,
+    ) -> None:
+        """Hands the block's frames that became complete to its calculators on ``pool``; an
+        empty ``signals``: the end of the source."""
+        final = not signals
+        signal = signals.get(self.mode)
+        if signal is None:  # the end: frames past it read zeros, as librosa's constant padding
+            self.n_frames = 1 + start // self.hop
+            self.framer.append(np.zeros((self.signal_channels, self.margin + self.hop), np.float32))
+            signal = samples[: self.signal_channels]
+        else:
+            self.framer.append(signal)
+        t_end = (
+            self.n_frames if final else min(self.framer.ready_until(self.n_frames), self.n_frames)
+        )
+        count = max(0, t_end - self.next_frame)
+        block = make_block(
+            samples, signal, start, self.next_frame, count, final, self.framer, self.plan.params
+        )
+        self._pending = submit_block(pool, block, self.spectral, self.others)
+        self.next_frame += count
+
+    def collect(self) -> None:
+        assert self._pending is not None, "collect before submit"
+        for calc, outputs in self._pending.result():
+            for feature, frames in outputs.items():
+                self.guard.check(calc, feature, frames)
+                self.sink.write(calc.id, feature, frames)
+        self._pending = None
+        self.framer.drop_before(self.next_frame)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            wait(self._pending.futures)
+            self._pending = None
+
+    def report(self, decoded: int, total: int) -> None:
+        if self.progress is not None and total:
+            self.progress(min(decoded / total, 1.0) * 0.98, self.label)
+
+    def finish(self) -> None:
+        for calc, run in self.runs:
+            self.cancel.raise_if_cancelled()
+            with quiet():
                 finished = list(run.finish())
             for outputs in finished:
                 for feature, frames in outputs.items():
-                    guard.check(calc, feature, frames)
-                    sink.write(calc.id, feature, frames)
+                    self.guard.check(calc, feature, frames)
+                    self.sink.write(calc.id, feature, frames)
             metas = run.outputs()
-            sink.close(calc.id, metas, {f: run.times(f) for f in metas})
-        if progress is not None:
-            progress(1.0, label)
-    except BaseException:
-        if reader is not None:
-            reader.close()
-        sink.abort()
-        raise
-    return info
+            self.sink.close(calc.id, metas, {f: run.times(f) for f in metas})
+        if self.progress is not None:
+            self.progress(1.0, self.label)
+
+
+def _metas_at_start(run: CalculatorRun) -> Mapping[str, OutputMeta] | None:
+    """A run's output layout before its first block, when it can tell (the built-ins can);
+    None for a run that knows it only later (its outputs are then stored as before)."""
+    try:
+        with quiet():
+            return dict(run.outputs())
+    except Exception:
+        return None
 
 
 class _Reader:
     """Decodes the next block on a thread of its own while the current one is analysed
-    (libsndfile and numpy release the GIL). At most one block is read ahead."""
+    (libsndfile and numpy release the GIL), with the signal of each channel mode the passes
+    use. At most one block is read ahead."""
 
-    def __init__(self, path: str, block_frames: int, params: Params) -> None:
+    def __init__(self, path: str, block_frames: int, modes: set[str]) -> None:
         self._blocks = iter_blocks(path, block_frames)
-        self._params = params
+        self._modes = sorted(modes)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
-        self._ahead: Future[tuple[np.ndarray, np.ndarray] | None] | None = self._submit()
+        self._ahead: Future[tuple[np.ndarray, dict[str, np.ndarray]] | None] | None = self._submit()
 
-    def _read(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def _read(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         samples = next(self._blocks, None)
-        return None if samples is None else (samples, to_signal(samples, self._params))
+        if samples is None:
+            return None
+        return samples, {mode: _signal(samples, mode) for mode in self._modes}
 
-    def _submit(self) -> Future[tuple[np.ndarray, np.ndarray] | None]:
+    def _submit(self) -> Future[tuple[np.ndarray, dict[str, np.ndarray]] | None]:
         return self._thread.submit(self._read)
 
-    def next(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The next (samples, signal), or None at the end; raises what decoding raised."""
+    def next(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The next (samples, signal per channel mode), or None at the end; raises what
+        decoding raised."""
         assert self._ahead is not None, "read past the end"
         item = self._ahead.result()
         self._ahead = self._submit() if item is not None else None
@@ -314,155 +455,6 @@ class _Reader:
         if close is not None:
             close()
         self._thread.shutdown(wait=True)
-
-
-def _make_block(
-    samples: np.ndarray,
-    signal: np.ndarray,
-    sample_start: int,
-    frame_start: int,
-    count: int,
-    final: bool,
-    framer: _Framer,
-    params: Params,
-) -> Block:
-    def frames(length: int, offset: int) -> np.ndarray:
-        if count == 0:
-            return np.zeros((framer.buf.shape[0], 0, length), np.float32)
-        return framer.frames(frame_start, count, length, offset)
-
-    def spectrum() -> np.ndarray:
-        return stft_magnitude(frames(params.get_int("window_size"), stft_offset(params)), params)
-
-    return Block(samples, signal, sample_start, frame_start, count, final, frames, spectrum)
-
-
-def _sub_block(block: Block, first: int, count: int) -> Block:
-    """Frames [first, first + count) of ``block`` (relative), for frame-independent runs. The
-    samples are the whole block's: such a run reads only ``frames()``."""
-
-    def frames(length: int, offset: int) -> np.ndarray:
-        return block.frames(length, offset)[:, first : first + count]
-
-    def spectrum() -> np.ndarray:
-        return block.magnitude[:, first : first + count]
-
-    return Block(
-        block.samples,
-        block.signal,
-        block.sample_start,
-        block.frame_start + first,
-        count,
-        block.final,
-        frames,
-        spectrum,
-    )
-
-
-# A run whose class sets ``frames_independent = True`` computes each output frame from its own
-# input frame only (YIN): the engine may cut a block's frames into pieces, process them on
-# several workers at once and concatenate the outputs in order. Such a run must read nothing
-# but ``Block.frames()`` and keep no state between blocks.
-_MIN_PIECE = 32  # frames: below this, splitting costs more than it saves
-
-
-def _pieces(count: int, workers: int) -> list[tuple[int, int]]:
-    n = max(1, min(2 * workers, count // _MIN_PIECE))
-    bounds = [count * i // n for i in range(n + 1)]
-    return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def _process_block(
-    pool: ThreadPoolExecutor,
-    block: Block,
-    spectral: Sequence[tuple[Calculator, CalculatorRun]],
-    others: Sequence[tuple[Calculator, CalculatorRun]],
-) -> list[tuple[Calculator, Mapping[str, np.ndarray]]]:
-    """Spectral calculators run one after another on one worker (they share the STFT);
-    frame-independent runs are cut into pieces that fill the other workers; every other
-    calculator gets a worker of its own. Results come back in calculator order.
-
-    Submission order is longest first (the spectral group, then the pieces, then the rest), so
-    the workers finish a block together."""
-
-    def run_group(
-        group: Sequence[tuple[Calculator, CalculatorRun]],
-    ) -> list[Mapping[str, np.ndarray]]:
-        with _quiet():
-            return [run.process(block) for _, run in group]
-
-    def run_piece(run: CalculatorRun, piece: Block) -> Mapping[str, np.ndarray]:
-        with _quiet():
-            return run.process(piece)
-
-    workers = getattr(pool, "_max_workers", os.cpu_count() or 2)
-    submitted: list[Future[Any]] = []
-    spectral_future = pool.submit(run_group, spectral) if spectral else None
-    split: dict[int, list[Future[Mapping[str, np.ndarray]]]] = {}
-    for i, (_, run) in enumerate(others):
-        if getattr(run, "frames_independent", False) and block.frame_count >= 2 * _MIN_PIECE:
-            split[i] = [
-                pool.submit(run_piece, run, _sub_block(block, first, n))
-                for first, n in _pieces(block.frame_count, workers)
-            ]
-            submitted.extend(split[i])
-    single = {i: pool.submit(run_group, [item]) for i, item in enumerate(others) if i not in split}
-    submitted.extend(single.values())
-    if spectral_future is not None:
-        submitted.append(spectral_future)
-    # wait for every task even when one fails: no task may outlive the block (they read the
-    # framer's buffer, and a failed pass must leave no calculator running)
-    wait(submitted)
-    out: list[tuple[Calculator, Mapping[str, np.ndarray]]] = []
-    if spectral_future is not None:
-        out.extend(zip((c for c, _ in spectral), spectral_future.result(), strict=True))
-    for i, (calc, _) in enumerate(others):
-        if i in split:
-            parts = [f.result() for f in split[i]]
-            out.append((calc, {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}))
-        else:
-            out.append((calc, single[i].result()[0]))
-    return out
-
-
-def _quiet() -> Any:
-    """Overflow and invalid-value warnings of numpy inside a calculator: not printed (and not
-    raised where warnings are errors). Their result, a non-finite value, is what matters,
-    and :class:`_FiniteGuard` reports it with the frames it is in. Per thread: numpy's error
-    state does not follow work into the pool's threads, so each task sets it."""
-    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
-
-
-class NonFiniteOutput(DiagnosticsError):
-    """A calculator produced NaN or infinity where its feature declares no meaning for it."""
-
-
-class _FiniteGuard:
-    """Checks every block a calculator writes: NaN or infinity in a feature that does not
-    declare what they mean (``FeatureSpec.nonfinite``) fails the pass, naming the feature,
-    the frames and the file, so that nothing non-finite is ever committed under ``ok``. One
-    ``isfinite`` per block (a fraction of the block's computation)."""
-
-    def __init__(self, calculators: Iterable[Calculator], path: str) -> None:
-        self._allowed = {(c.id, f.name) for c in calculators for f in c.features if f.nonfinite}
-        self._name = Path(path).name
-        self._written: dict[tuple[str, str], int] = {}
-
-    def check(self, calc: Calculator, feature: str, frames: np.ndarray) -> None:
-        key = (calc.id, feature)
-        first = self._written.get(key, 0)
-        self._written[key] = first + len(frames)
-        if key in self._allowed or frames.dtype.kind not in "fc":
-            return
-        finite = np.isfinite(frames)
-        if finite.all():
-            return
-        bad = np.flatnonzero(~finite.reshape(len(frames), -1).all(axis=1)) + first
-        where = f"frame {bad[0]}" if len(bad) == 1 else f"frames {bad[0]}–{bad[-1]}"
-        raise NonFiniteOutput(
-            f"{self._name}: {calc.id} produced non-finite values (NaN or infinity) in "
-            f"{feature!r} at {where} ({len(bad)} frame{'s' if len(bad) != 1 else ''})"
-        )
 
 
 def analyse(

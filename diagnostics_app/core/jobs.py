@@ -13,32 +13,34 @@ it runs, the result shows as ``stale`` with reasons, never ``ok``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from diagnostics_app.core import fingerprint as fpr
-from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
-from diagnostics_app.core.compare import record_regenerations
-from diagnostics_app.core.engine import CancelToken, FeatureSink, PassPlan, run_pass
+from diagnostics_app.core.engine import CancelToken
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
-from diagnostics_app.core.params import Params
+from diagnostics_app.core.pass_work import PassRun as PassRun
+from diagnostics_app.core.pass_work import PassRunner as PassRunner
+from diagnostics_app.core.pass_work import PassWork as PassWork
+from diagnostics_app.core.pass_work import Report as Report
+from diagnostics_app.core.pass_work import compute_work as compute_work
+from diagnostics_app.core.pass_work import run_work as run_work
+from diagnostics_app.core.pass_work import run_works as run_works
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.resolve import Invalid, check_rate
 from diagnostics_app.core.store import EntryKey, FeatureStore, JobRecord, process_start_token
-from diagnostics_app.core.tempo import TempoMap
 
 PRIORITY_USER = 0  # regenerate selected: first
 PRIORITY_BATCH = 10  # calculate missing / regenerate stale / CLI
@@ -93,35 +95,6 @@ class BatchResult:
             }
             for job in self.batch.jobs
         ]
-
-
-class _FilteredSink:
-    """Passes on only the features the jobs asked for: a run replaces an entry with exactly its
-    requested features, so it never leaves unrequested (extraneous) outputs behind."""
-
-    def __init__(self, inner: FeatureSink, wanted: Mapping[str, set[str]]) -> None:
-        self.inner = inner
-        self.wanted = wanted
-
-    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
-        if feature in self.wanted.get(calculator_id, ()):
-            self.inner.write(calculator_id, feature, frames)
-
-    def close(
-        self,
-        calculator_id: str,
-        metas: Mapping[str, OutputMeta],
-        times: Mapping[str, np.ndarray | None],
-    ) -> None:
-        keep = self.wanted.get(calculator_id, set())
-        self.inner.close(
-            calculator_id,
-            {f: m for f, m in metas.items() if f in keep},
-            {f: t for f, t in times.items() if f in keep},
-        )
-
-    def abort(self) -> None:
-        self.inner.abort()
 
 
 class JobRunner:
@@ -251,23 +224,55 @@ class JobRunner:
                     return batch
         return None
 
+    def take_group(self) -> list[Batch]:
+        """The next queued pass and every other queued pass of the same source (whatever its
+        priority or parameters): they run over one decode (:meth:`execute_group`)."""
+        with self._lock:
+            while self._heap and not self._stopping:
+                _, _, first = heapq.heappop(self._heap)
+                if self._queued.pop(first.job_id, None) is None:
+                    continue  # cancelled while queued, or taken with an earlier group
+                group = [first]
+                for job_id, batch in list(self._queued.items()):
+                    if batch.source == first.source:
+                        del self._queued[job_id]  # its heap item is skipped when popped
+                        group.append(batch)
+                for batch in group:
+                    self._running[batch.job_id] = batch
+                self._in_flight += len(group)
+                return group
+        return []
+
     def run_next(self, run: PassRun | None = None) -> BatchResult | None:
         batch = self.take()
         return None if batch is None else self.execute(batch, run)
 
+    def run_next_group(self) -> list[BatchResult]:
+        return self.execute_group(self.take_group())
+
     def run_all(self, workers: int = 0, run: PassRun | None = None) -> list[BatchResult]:
-        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads;
-        ``run``: where each pass's work runs (see :meth:`execute`; a cluster's passes are
-        handed out by ``workers`` threads, which bounds the passes in flight)."""
+        """Run every queued pass: in this thread (``workers=0``) or on a pool of threads. Here
+        the passes of one source run together, over one decode (:meth:`take_group`); handed
+        to ``run`` (a cluster: see :meth:`execute`), each pass runs on its own, and the
+        ``workers`` threads bound the passes in flight."""
         if workers <= 1:
             results = []
-            while (result := self.run_next(run)) is not None:
-                results.append(result)
+            if run is not None:
+                while (result := self.run_next(run)) is not None:
+                    results.append(result)
+                return results
+            while group := self.take_group():
+                results.extend(self.execute_group(group))
             return results
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         try:
-            futures = [pool.submit(self.run_next, run) for _ in range(self.pending())]
-            return [r for f in futures if (r := f.result()) is not None]
+            if run is not None:
+                futures = [pool.submit(self.run_next, run) for _ in range(self.pending())]
+                return [r for f in futures if (r := f.result()) is not None]
+            # a task per queued pass, though one takes every queued pass of its source: the
+            # surplus tasks find the queue empty and return nothing
+            grouped = [pool.submit(self.run_next_group) for _ in range(self.pending())]
+            return [r for f in grouped for r in f.result()]
         except BaseException:
             # Ctrl+C (or any error) while waiting: nothing more is taken, the queued passes
             # are cancelled and the running ones stop at their next block, instead of the
@@ -300,31 +305,82 @@ class JobRunner:
                 self._in_flight = max(0, self._in_flight - 1)
                 self._ended.notify_all()
 
+    def execute_group(self, batches: Sequence[Batch]) -> list[BatchResult]:
+        """Run passes of one source (from :meth:`take_group`) over one decode, in this thread,
+        and commit each one's entries; one :class:`BatchResult` per pass, in order. Each pass
+        keeps its own record, progress and token: a pass cancelled or failing ends alone."""
+        results: dict[str, BatchResult] = {}
+        group_start = time.perf_counter()
+        try:
+            starts = {b.job_id: group_start for b in batches}
+            ready: list[tuple[Batch, PassWork]] = []
+            for batch in batches:
+                try:
+                    ready.append((batch, self._start(batch)))
+                except Exception as exc:
+                    results[batch.job_id] = self._failed(batch, starts[batch.job_id], exc)
+            reports = [self._reporter(batch) for batch, _ in ready]
+            errors: list[Exception | None]
+            try:
+                errors = run_works(
+                    self.store,
+                    self.registry,
+                    [w for _, w in ready],
+                    reports,
+                    [b.cancel for b, _ in ready],
+                )
+            except Exception as exc:  # a bug must reach the UI as failed rows, not hung jobs
+                errors = [exc] * len(ready)
+            for (batch, _), error in zip(ready, errors, strict=True):
+                start = starts[batch.job_id]
+                results[batch.job_id] = (
+                    self._finish(batch, "done", start, None)
+                    if error is None
+                    else self._failed(batch, start, error)
+                )
+        finally:
+            with self._ended:
+                self._in_flight = max(0, self._in_flight - len(batches))
+                self._ended.notify_all()
+        # the passes ran together, so their own times overlap: each gets an even share of
+        # the group's time, and a sum over passes counts nothing twice (``analyze --json``)
+        share = (time.perf_counter() - group_start) / max(1, len(batches))
+        return [dataclasses.replace(results[b.job_id], seconds=share) for b in batches]
+
+    def _start(self, batch: Batch) -> PassWork:
+        """Marks the pass running and prepares it; raises Cancelled when it was cancelled."""
+        self._mark(batch, "running", 0.0, "starting")
+        if self.store.cancel_requested(batch.job_id):  # cancelled by another process
+            batch.cancel.cancel()
+        batch.cancel.raise_if_cancelled()
+        return self._work(batch)
+
+    def _reporter(self, batch: Batch) -> Report:
+        def report(fraction: float, label: str) -> None:
+            self._mark(batch, "running", fraction, label)
+
+        return report
+
+    def _failed(self, batch: Batch, start: float, exc: Exception) -> BatchResult:
+        """The final record of a pass that raised: cancelled, failed, or failed by a bug."""
+        if isinstance(exc, Cancelled):
+            return self._finish(batch, "cancelled", start, "cancelled")
+        if isinstance(exc, DiagnosticsError):
+            return self._finish(batch, "failed", start, str(exc))
+        # a bug must reach the UI as a failed row, not a hung job
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return self._finish(batch, "failed", start, message)
+
     def _execute(self, batch: Batch, run: PassRun | None) -> BatchResult:
         start = time.perf_counter()
-        job_id = batch.job_id
         try:
-            self._mark(batch, "running", 0.0, "starting")
-            if self.store.cancel_requested(job_id):  # cancelled by another process while queued
-                batch.cancel.cancel()
-            batch.cancel.raise_if_cancelled()
-            work = self._work(batch)
-
-            def report(fraction: float, label: str) -> None:
-                self._mark(batch, "running", fraction, label)
-
+            work = self._start(batch)
             if run is None:
-                run_work(self.store, self.registry, work, report, batch.cancel)
+                run_work(self.store, self.registry, work, self._reporter(batch), batch.cancel)
             else:
-                run(work, report, batch.cancel)
-        except Cancelled:
-            return self._finish(batch, "cancelled", start, "cancelled")
-        except DiagnosticsError as exc:
-            return self._finish(batch, "failed", start, str(exc))
-        except Exception as exc:  # a bug must reach the UI as a failed row, not a hung job
-            return self._finish(
-                batch, "failed", start, f"internal error: {type(exc).__name__}: {exc}"
-            )
+                run(work, self._reporter(batch), batch.cancel)
+        except Exception as exc:
+            return self._failed(batch, start, exc)
         return self._finish(batch, "done", start, None)
 
     def _work(self, batch: Batch) -> PassWork:
@@ -401,83 +457,6 @@ class JobRunner:
         self.events.job_updated.emit(
             JobUpdated(batch.job_id, batch.keys, state, progress, label, message)
         )
-
-
-@dataclass(frozen=True)
-class PassWork:
-    """One pass, prepared (fingerprints from the project snapshot taken when it started): all
-    :func:`run_work` needs besides a store and a registry. A plain value, so it can be sent to
-    another process."""
-
-    job_id: str
-    source: str
-    profile: str
-    params_key: str
-    fingerprints: Mapping[str, Mapping[str, Any]]
-    versions: Mapping[str, int]
-    wanted: Mapping[str, frozenset[str]]  # features kept, per calculator
-    path: str
-    params: Params
-    tempo: TempoMap
-    calculators: tuple[str, ...]
-    progress_interval: float
-
-
-Report = Callable[[float, str], None]  # a running pass's progress: fraction, label
-PassRun = Callable[[PassWork, Report, CancelToken], None]
-
-
-class PassRunner(Protocol):
-    """A :data:`PassRun` that holds resources (worker processes, a cluster's client)."""
-
-    def __call__(self, work: PassWork, report: Report, cancel: CancelToken) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def run_work(
-    store: FeatureStore, registry: Registry, work: PassWork, report: Report, cancel: CancelToken
-) -> None:
-    """Compute ``work`` and commit its entries into ``store``. Progress goes to ``report`` at
-    most every ``work.progress_interval`` s (and at the end); a cancel request in the store
-    (another process, or the process that handed this pass to a worker process) is checked
-    per block. Raises :class:`Cancelled` or the pass's error."""
-    sink = store.pass_writer(
-        work.source, work.profile, work.params_key, work.fingerprints, work.versions
-    )
-    compute_work(registry, work, sink, report, cancel, lambda: store.cancel_requested(work.job_id))
-    record_regenerations(store, sink.committed)  # "regenerated — identical": see core.compare
-
-
-def compute_work(
-    registry: Registry,
-    work: PassWork,
-    sink: FeatureSink,
-    report: Report,
-    cancel: CancelToken,
-    asked: Callable[[], bool],
-) -> None:
-    """:func:`run_work` with any sink (a cluster worker stages into the store's staging area
-    instead of committing) and any source of cancel requests ``asked`` (checked per block)."""
-    last_write = [0.0]
-
-    def progress(fraction: float, label: str) -> None:
-        now = time.perf_counter()
-        if now - last_write[0] >= work.progress_interval or fraction >= 1.0:
-            last_write[0] = now
-            report(fraction, label)
-        if fraction >= 1.0:
-            # the end: every entry is committed, so a cancel arriving now is too late, and
-            # the pass is done (raising would call a committed pass "cancelled")
-            return
-        if asked():  # asked by another process (per block)
-            cancel.cancel()
-        cancel.raise_if_cancelled()
-
-    calcs = tuple(registry.get(c) for c in work.calculators)
-    plan = PassPlan(work.path, work.params, work.tempo, calcs)
-    wanted = {c: set(f) for c, f in work.wanted.items()}
-    run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=cancel)
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:

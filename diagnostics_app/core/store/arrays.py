@@ -13,9 +13,11 @@ Storage ``"u16db"``
     ``q = round((clip(x, lo, hi) - lo) / step)`` with ``step = (hi - lo) / 65535``, decoded as
     ``lo + q * step``; the error is at most ``step / 2`` (0.00061 dB for a -80..0 dB range).
     NaN is stored as ``lo``. A u16db feature without a value range is stored as float32.
-    *Deviation:* the sink learns a feature's storage only from the metas handed to ``close``
-    (the ``FeatureSink`` protocol), so frames are streamed as float32 and transcoded at ``close``
-    in chunks of 1 MiB (memory stays flat; one extra pass over the data, from the page cache).
+    The pass writer encodes frames as they come when the engine told it a feature's layout
+    before the first frame (``PassWriter.expect``: every run that knows its outputs at its
+    start, all the built-ins); for a run that knows them only at the end, frames are streamed as
+    float32 and transcoded at ``close`` in chunks of 1 MiB (:func:`transcode_u16`). Both give
+    the same bytes: the encoding is element-wise.
     The file's real encoding is a column of the feature row, so metas round-trip unchanged.
 
 Checksums and stamps

@@ -2,7 +2,9 @@
 
 Writing (:meth:`FeatureStore.pass_writer`, the engine's ``FeatureSink``)
     ``write`` streams frames to a temporary ``.npy`` per (calculator, feature) in ``tmp/``,
-    memory staying flat whatever the length of the source. ``close(calculator)`` commits:
+    memory staying flat whatever the length of the source, in the feature's stored encoding
+    when ``expect`` told it before the first frame (the engine does, for every run that knows
+    its outputs' layout at its start: all the built-ins), else as float32, transcoded at close. ``close(calculator)`` commits:
     every file is finished and fsynced, renamed into ``data/``, the directory fsynced, then
     ONE SQLite transaction replaces the entry (see :mod:`.index`). ``abort`` deletes the
     temporary files of calculators not closed, and so does closing the store. A writer serves
@@ -81,6 +83,7 @@ class PassWriter:
         self._fingerprints = dict(fingerprints)
         self._versions = dict(versions)
         self._open: dict[tuple[str, str], ArrayWriter] = {}
+        self._ranges: dict[tuple[str, str], tuple[float, float]] = {}  # u16db, told by expect()
         self._closed: set[str] = set()
         self._aborted = False
         self.committed: list[StoredEntry] = []
@@ -96,13 +99,22 @@ class PassWriter:
         if calculator_id in self._closed:
             raise ValueError(f"calculator {calculator_id!r} was already committed")
 
+    def expect(self, calculator_id: str, metas: Mapping[str, OutputMeta]) -> None:
+        """The layout a calculator's outputs will have, told before its first frame: a u16db
+        feature's frames are then encoded as they come (no float32 file transcoded at close).
+        :meth:`close` checks that the final metas keep the range (else the pass fails)."""
+        for feature, meta in metas.items():
+            value_range = u16_range(meta)
+            if value_range is not None and (calculator_id, feature) not in self._open:
+                self._ranges[(calculator_id, feature)] = value_range
+
     def _temp(self, calculator_id: str, feature: str, channels: int, width: int) -> ArrayWriter:
         arr = self._open.get((calculator_id, feature))
         if arr is None:
             path = self._root / TMP_DIR / new_name(".npy")
             try:
-                # float32 whatever the meta says: the sink learns the storage only at close
-                arr = ArrayWriter(path, channels, width, None)
+                # in the encoding expect() told, else float32 (transcoded at close if need be)
+                arr = ArrayWriter(path, channels, width, self._ranges.get((calculator_id, feature)))
             except OSError as exc:
                 raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
             self._open[(calculator_id, feature)] = arr
@@ -170,7 +182,12 @@ class PassWriter:
             arr.finish()
             item.checksums[0] = arr.checksum
             value_range = u16_range(meta)
-            if value_range is not None:
+            if arr.value_range is not None and arr.value_range != value_range:
+                raise ValueError(
+                    f"{what}: stored as u16db over {arr.value_range} as its run declared at its "
+                    f"start, but its final meta says {value_range or 'float32'}"
+                )
+            if value_range is not None and arr.value_range is None:
                 path = self._root / TMP_DIR / new_name(".npy")
                 item.paths[0] = path
                 item.checksums[0] = transcode_u16(arr.path, path, value_range)

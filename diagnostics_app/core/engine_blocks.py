@@ -1,0 +1,229 @@
+"""The engine's block machinery: framing the signal, a block's tasks on the worker pool, and
+the check that no non-finite value is written where a feature does not declare one.
+
+Split from :mod:`.engine` (which drives passes over a decode) so that each stays readable; a
+pass's blocks are built, run and checked here exactly as they were there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diagnostics_app.core.calculators.base import Block, Calculator, CalculatorRun
+from diagnostics_app.core.dsp import stft_magnitude, stft_offset
+from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.params import Params
+
+
+class Framer:
+    """Holds the signal around the current frames and cuts frames of any (length, offset)."""
+
+    def __init__(self, channels: int, hop: int, margin: int) -> None:
+        self.hop = hop
+        self.margin = margin
+        # buffer holds signal samples [start, start + buf.shape[1]); before 0 it is zeros
+        self.start = -margin
+        self.buf = np.zeros((channels, margin), np.float32)
+
+    def append(self, signal: np.ndarray) -> None:
+        self.buf = np.concatenate([self.buf, signal], axis=1) if self.buf.size else signal
+
+    @property
+    def end(self) -> int:
+        return self.start + self.buf.shape[1]
+
+    def ready_until(self, n_frames: int) -> int:
+        """Frames t < result have every sample they may need (t * hop + margin < end)."""
+        return min(n_frames, max(0, (self.end - self.margin) // self.hop + 1))
+
+    def frames(self, t0: int, count: int, length: int, offset: int) -> np.ndarray:
+        first = t0 * self.hop + offset - self.start
+        last = (t0 + count - 1) * self.hop + offset + length - self.start
+        assert first >= 0, "frame before the buffered signal"
+        assert last <= self.buf.shape[1], "frame past the buffered signal"
+        view = np.lib.stride_tricks.sliding_window_view(self.buf[:, first:last], length, axis=1)
+        return view[:, :: self.hop]
+
+    def drop_before(self, t: int) -> None:
+        keep_from = t * self.hop - self.margin - self.start
+        if keep_from > 0:
+            # a view: the next append() copies what is kept into a fresh buffer anyway
+            self.buf = self.buf[:, keep_from:]
+            self.start += keep_from
+
+
+def make_block(
+    samples: np.ndarray,
+    signal: np.ndarray,
+    sample_start: int,
+    frame_start: int,
+    count: int,
+    final: bool,
+    framer: Framer,
+    params: Params,
+) -> Block:
+    def frames(length: int, offset: int) -> np.ndarray:
+        if count == 0:
+            return np.zeros((framer.buf.shape[0], 0, length), np.float32)
+        return framer.frames(frame_start, count, length, offset)
+
+    def spectrum() -> np.ndarray:
+        return stft_magnitude(frames(params.get_int("window_size"), stft_offset(params)), params)
+
+    return Block(samples, signal, sample_start, frame_start, count, final, frames, spectrum)
+
+
+def _sub_block(block: Block, first: int, count: int) -> Block:
+    """Frames [first, first + count) of ``block`` (relative), for frame-independent runs. The
+    samples are the whole block's: such a run reads only ``frames()``."""
+
+    def frames(length: int, offset: int) -> np.ndarray:
+        return block.frames(length, offset)[:, first : first + count]
+
+    def spectrum() -> np.ndarray:
+        return block.magnitude[:, first : first + count]
+
+    return Block(
+        block.samples,
+        block.signal,
+        block.sample_start,
+        block.frame_start + first,
+        count,
+        block.final,
+        frames,
+        spectrum,
+    )
+
+
+# A run whose class sets ``frames_independent = True`` computes each output frame from its own
+# input frame only (YIN): the engine may cut a block's frames into pieces, process them on
+# several workers at once and concatenate the outputs in order. Such a run must read nothing
+# but ``Block.frames()`` and keep no state between blocks.
+_MIN_PIECE = 32  # frames: below this, splitting costs more than it saves
+
+
+def _pieces(count: int, workers: int) -> list[tuple[int, int]]:
+    n = max(1, min(2 * workers, count // _MIN_PIECE))
+    bounds = [count * i // n for i in range(n + 1)]
+    return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+class Pending:
+    """A block's tasks of one pass on the pool; :meth:`result` waits for all of them and
+    gives the outputs in calculator order."""
+
+    def __init__(self, futures: list[Future[Any]], assemble: Callable[[], BlockOutputs]) -> None:
+        self.futures = futures
+        self._assemble = assemble
+
+    def result(self) -> BlockOutputs:
+        # wait for every task even when one fails: no task may outlive the block (they read
+        # the framer's buffer, and a failed pass must leave no calculator running)
+        wait(self.futures)
+        return self._assemble()
+
+
+BlockOutputs = list[tuple[Calculator, Mapping[str, np.ndarray]]]
+
+
+def submit_block(
+    pool: ThreadPoolExecutor,
+    block: Block,
+    spectral: Sequence[tuple[Calculator, CalculatorRun]],
+    others: Sequence[tuple[Calculator, CalculatorRun]],
+) -> Pending:
+    """Spectral calculators run one after another on one worker (they share the STFT);
+    frame-independent runs are cut into pieces that fill the other workers; every other
+    calculator gets a worker of its own. Results come back in calculator order.
+
+    Submission order is longest first (the spectral group, then the pieces, then the rest), so
+    the workers finish a block together."""
+
+    def run_group(
+        group: Sequence[tuple[Calculator, CalculatorRun]],
+    ) -> list[Mapping[str, np.ndarray]]:
+        with quiet():
+            return [run.process(block) for _, run in group]
+
+    def run_piece(run: CalculatorRun, piece: Block) -> Mapping[str, np.ndarray]:
+        with quiet():
+            return run.process(piece)
+
+    workers = getattr(pool, "_max_workers", os.cpu_count() or 2)
+    submitted: list[Future[Any]] = []
+    spectral_future = pool.submit(run_group, spectral) if spectral else None
+    split: dict[int, list[Future[Mapping[str, np.ndarray]]]] = {}
+    for i, (_, run) in enumerate(others):
+        if getattr(run, "frames_independent", False) and block.frame_count >= 2 * _MIN_PIECE:
+            split[i] = [
+                pool.submit(run_piece, run, _sub_block(block, first, n))
+                for first, n in _pieces(block.frame_count, workers)
+            ]
+            submitted.extend(split[i])
+    single = {i: pool.submit(run_group, [item]) for i, item in enumerate(others) if i not in split}
+    submitted.extend(single.values())
+    if spectral_future is not None:
+        submitted.append(spectral_future)
+
+    def assemble() -> BlockOutputs:
+        out: BlockOutputs = []
+        if spectral_future is not None:
+            out.extend(zip((c for c, _ in spectral), spectral_future.result(), strict=True))
+        for i, (calc, _) in enumerate(others):
+            if i in split:
+                parts = [f.result() for f in split[i]]
+                out.append(
+                    (calc, {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]})
+                )
+            else:
+                out.append((calc, single[i].result()[0]))
+        return out
+
+    return Pending(submitted, assemble)
+
+
+def quiet() -> Any:
+    """Overflow and invalid-value warnings of numpy inside a calculator: not printed (and not
+    raised where warnings are errors). Their result, a non-finite value, is what matters,
+    and :class:`FiniteGuard` reports it with the frames it is in. Per thread: numpy's error
+    state does not follow work into the pool's threads, so each task sets it."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+class NonFiniteOutput(DiagnosticsError):
+    """A calculator produced NaN or infinity where its feature declares no meaning for it."""
+
+
+class FiniteGuard:
+    """Checks every block a calculator writes: NaN or infinity in a feature that does not
+    declare what they mean (``FeatureSpec.nonfinite``) fails the pass, naming the feature,
+    the frames and the file, so that nothing non-finite is ever committed under ``ok``. One
+    ``isfinite`` per block (a fraction of the block's computation)."""
+
+    def __init__(self, calculators: Iterable[Calculator], path: str) -> None:
+        self._allowed = {(c.id, f.name) for c in calculators for f in c.features if f.nonfinite}
+        self._name = Path(path).name
+        self._written: dict[tuple[str, str], int] = {}
+
+    def check(self, calc: Calculator, feature: str, frames: np.ndarray) -> None:
+        key = (calc.id, feature)
+        first = self._written.get(key, 0)
+        self._written[key] = first + len(frames)
+        if key in self._allowed or frames.dtype.kind not in "fc":
+            return
+        finite = np.isfinite(frames)
+        if finite.all():
+            return
+        bad = np.flatnonzero(~finite.reshape(len(frames), -1).all(axis=1)) + first
+        where = f"frame {bad[0]}" if len(bad) == 1 else f"frames {bad[0]}–{bad[-1]}"
+        raise NonFiniteOutput(
+            f"{self._name}: {calc.id} produced non-finite values (NaN or infinity) in "
+            f"{feature!r} at {where} ({len(bad)} frame{'s' if len(bad) != 1 else ''})"
+        )

@@ -1,0 +1,197 @@
+"""One analysis pass as a value (:class:`PassWork`), and running passes into a store:
+:func:`run_work` (one), :func:`run_works` (several, one decode per source) and
+:func:`compute_work` (into any sink: a cluster worker stages instead of committing). The job
+runner (:mod:`~diagnostics_app.core.jobs`) prepares the values and keeps the records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from diagnostics_app.core.calculators.base import OutputMeta
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.compare import record_regenerations
+from diagnostics_app.core.engine import (
+    CancelToken,
+    FeatureSink,
+    PassPlan,
+    run_pass,
+    run_source_passes,
+)
+from diagnostics_app.core.params import Params
+from diagnostics_app.core.store import FeatureStore
+from diagnostics_app.core.tempo import TempoMap
+
+
+class _FilteredSink:
+    """Passes on only the features the jobs asked for: a run replaces an entry with exactly its
+    requested features, so it never leaves unrequested (extraneous) outputs behind."""
+
+    def __init__(self, inner: FeatureSink, wanted: Mapping[str, set[str]]) -> None:
+        self.inner = inner
+        self.wanted = wanted
+
+    def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
+        if feature in self.wanted.get(calculator_id, ()):
+            self.inner.write(calculator_id, feature, frames)
+
+    def close(
+        self,
+        calculator_id: str,
+        metas: Mapping[str, OutputMeta],
+        times: Mapping[str, np.ndarray | None],
+    ) -> None:
+        keep = self.wanted.get(calculator_id, set())
+        self.inner.close(
+            calculator_id,
+            {f: m for f, m in metas.items() if f in keep},
+            {f: t for f, t in times.items() if f in keep},
+        )
+
+    def expect(self, calculator_id: str, metas: Mapping[str, OutputMeta]) -> None:
+        """Passes the layout told at a run's start on (see ``PassWriter.expect``)."""
+        keep = self.wanted.get(calculator_id, set())
+        expect = getattr(self.inner, "expect", None)
+        if expect is not None:
+            expect(calculator_id, {f: m for f, m in metas.items() if f in keep})
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+@dataclass(frozen=True)
+class PassWork:
+    """One pass, prepared (fingerprints from the project snapshot taken when it started): all
+    :func:`run_work` needs besides a store and a registry. A plain value, so it can be sent to
+    another process."""
+
+    job_id: str
+    source: str
+    profile: str
+    params_key: str
+    fingerprints: Mapping[str, Mapping[str, Any]]
+    versions: Mapping[str, int]
+    wanted: Mapping[str, frozenset[str]]  # features kept, per calculator
+    path: str
+    params: Params
+    tempo: TempoMap
+    calculators: tuple[str, ...]
+    progress_interval: float
+
+
+Report = Callable[[float, str], None]  # a running pass's progress: fraction, label
+PassRun = Callable[[PassWork, Report, CancelToken], None]
+
+
+class PassRunner(Protocol):
+    """A :data:`PassRun` that holds resources (worker processes, a cluster's client)."""
+
+    def __call__(self, work: PassWork, report: Report, cancel: CancelToken) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_work(
+    store: FeatureStore, registry: Registry, work: PassWork, report: Report, cancel: CancelToken
+) -> None:
+    """Compute ``work`` and commit its entries into ``store``. Progress goes to ``report`` at
+    most every ``work.progress_interval`` s (and at the end); a cancel request in the store
+    (another process, or the process that handed this pass to a worker process) is checked
+    per block. Raises :class:`Cancelled` or the pass's error."""
+    error = run_works(store, registry, [work], [report], [cancel])[0]
+    if error is not None:
+        raise error
+
+
+def run_works(
+    store: FeatureStore,
+    registry: Registry,
+    works: Sequence[PassWork],
+    reports: Sequence[Report],
+    cancels: Sequence[CancelToken],
+) -> list[Exception | None]:
+    """:func:`run_work` for several passes, with one decode per source: the passes reading
+    the same file run together (:func:`~core.engine.run_source_passes`). Per pass, None when it
+    committed, or the error that ended it (:class:`Cancelled` for a cancelled one); a pass
+    failing or cancelled never ends another."""
+    errors: list[Exception | None] = [None] * len(works)
+    by_path: dict[str, list[int]] = {}
+    for i, work in enumerate(works):
+        by_path.setdefault(work.path, []).append(i)
+    for path, indices in by_path.items():
+        plans, progress, tokens, kept = [], [], [], []
+        for i in indices:
+            work = works[i]
+            try:
+                calcs = tuple(registry.get(c) for c in work.calculators)
+                sink = store.pass_writer(
+                    work.source, work.profile, work.params_key, work.fingerprints, work.versions
+                )
+            except Exception as exc:
+                errors[i] = exc
+                continue
+            wanted = {c: set(f) for c, f in work.wanted.items()}
+            plans.append(PassPlan(path, work.params, work.tempo, calcs))
+            asked = _asked_of(store, work.job_id)
+            progress.append(_progress(work, reports[i], cancels[i], asked))
+            tokens.append(cancels[i])
+            kept.append((i, sink, _FilteredSink(sink, wanted)))
+        if not kept:
+            continue
+        done = run_source_passes(path, plans, [f for _, _, f in kept], progress, tokens)
+        for (i, sink, _), error in zip(kept, done.errors, strict=True):
+            errors[i] = error
+            if error is None:
+                try:
+                    record_regenerations(store, sink.committed)  # see core.compare
+                except Exception as exc:
+                    errors[i] = exc
+    return errors
+
+
+def _asked_of(store: FeatureStore, job_id: str) -> Callable[[], bool]:
+    return lambda: store.cancel_requested(job_id)
+
+
+def compute_work(
+    registry: Registry,
+    work: PassWork,
+    sink: FeatureSink,
+    report: Report,
+    cancel: CancelToken,
+    asked: Callable[[], bool],
+) -> None:
+    """One pass into any sink (a cluster worker stages into the store's staging area instead
+    of committing), with any source of cancel requests ``asked`` (checked per block)."""
+    calcs = tuple(registry.get(c) for c in work.calculators)
+    plan = PassPlan(work.path, work.params, work.tempo, calcs)
+    wanted = {c: set(f) for c, f in work.wanted.items()}
+    progress = _progress(work, report, cancel, asked)
+    run_pass(plan, _FilteredSink(sink, wanted), progress=progress, cancel=cancel)
+
+
+def _progress(
+    work: PassWork, report: Report, cancel: CancelToken, asked: Callable[[], bool]
+) -> Callable[[float, str], None]:
+    """A pass's progress callback: reports at most every ``work.progress_interval`` s, and
+    checks (per block) for a cancel asked by another process (``asked``)."""
+    last_write = [0.0]
+
+    def progress(fraction: float, label: str) -> None:
+        now = time.perf_counter()
+        if now - last_write[0] >= work.progress_interval or fraction >= 1.0:
+            last_write[0] = now
+            report(fraction, label)
+        if fraction >= 1.0:
+            # the end: every entry is committed, so a cancel arriving now is too late, and
+            # the pass is done (raising would call a committed pass "cancelled")
+            return
+        if asked():  # asked by another process (per block)
+            cancel.cancel()
+        cancel.raise_if_cancelled()
+
+    return progress
