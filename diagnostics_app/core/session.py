@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -306,18 +306,26 @@ class Session:
             project = self._project
             self.store.reap_dead_jobs()
             statuses = {s.id: self.source_status(s.id) for s in project.sources}
-            paths = {
-                status.facts.digest: project.audio_path(src)
-                for src, status in statuses.items()
-                if status.facts is not None
-            }
             return self.diagnoser.diagnose(
                 project,
                 statuses,
                 self.store.entries(),
                 self.store.jobs(),
-                lambda digest: self._blocks_of(digest, paths),
+                self.blocks_lookup(project, statuses),
             )
+
+    def blocks_lookup(
+        self, project: Project, statuses: Mapping[str, SourceStatus]
+    ) -> Callable[[str], BlockDigests | None]:
+        """The block digests of an audio version, by content digest, as a diagnosis asks for
+        them (see :meth:`_blocks_of`): what a from-scratch diagnosis must be handed to equal
+        :meth:`diagnose`."""
+        paths = {
+            status.facts.digest: project.audio_path(src)
+            for src, status in statuses.items()
+            if status.facts is not None
+        }
+        return lambda digest: self._blocks_of(digest, paths)
 
     def _blocks_of(self, digest: str, paths: dict[str, Path]) -> BlockDigests | None:
         """The block digests of an audio version: stored ones, or, for a source's current

@@ -112,6 +112,7 @@ class CacheMachine(RuleBasedStateMachine):
             statuses,
             self.session.store.entries(),
             self.session.store.jobs(),
+            self.session.blocks_lookup(self.session.project, statuses),  # changed ranges
         )
         assert incremental == fresh
         for row in incremental.rows:
