@@ -987,7 +987,7 @@ def insert_entries(cache: Path, count: int, spec: str) -> None:
 
 
 def test_listing_cost_does_not_grow_with_the_entries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """entries() on the hot path of ``check``, counted instead of timed (tests never assert
     wall-clock times): the same few queries for 10 entries as for 3,000 (one joined query, no
@@ -998,6 +998,9 @@ def test_listing_cost_does_not_grow_with_the_entries(
     from diagnostics_app.core.store import index as index_module
     from diagnostics_app.core.store.index import ENTRY_SQL
 
+    if not gc.isenabled():  # an in-process CLI command earlier in this worker turned it off
+        gc.enable()
+        request.addfinalizer(gc.disable)
     parsed: list[str] = []
     real_parse = index_module.meta_from_json
     monkeypatch.setattr(
