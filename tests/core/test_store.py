@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import random
+import re
 import resource
 import signal
 import sqlite3
@@ -946,20 +948,14 @@ def test_reap_jobs_of_dead_owners(tmp_path: Path) -> None:
         assert {j.id for j in s.jobs(active_only=True)} == {"mine"}
 
 
-# --- speed -----------------------------------------------------------------------------------
+# --- listing cost (its speed is measured in bench/store_listing.py) ------------------------
 
 
-def test_listing_100k_entries_is_fast(tmp_path: Path) -> None:
-    """entries() on the hot path of ``check``: one query, metas parsed once, results reused.
-    The rows are inserted with SQL (100,000 real commits would take minutes of fsyncs), so
-    they have no files: the listing is timed without verification (test_store_verify.py
-    counts what verification reads)."""
-    cache = tmp_path / "c"
+def insert_entries(cache: Path, count: int, spec: str) -> None:
+    """``count`` entries of one spectrogram feature each, all with the meta ``spec``, inserted
+    with SQL (100,000 real commits would take minutes of fsyncs): they have no files, so they
+    are listed without verification (test_store_verify.py counts what verification reads)."""
     FeatureStore.open(cache).close()
-    bins = tuple(float(b) for b in range(1025))
-    spec = meta_to_json(
-        meta("spectrogram", 1, 1025, bins=bins, storage="u16db", value_range=(-80.0, 0.0))
-    )
     with sqlite3.connect(cache / INDEX_NAME) as db:
         db.execute("INSERT INTO metas (json) VALUES (?)", (spec,))
         db.executemany(
@@ -978,35 +974,92 @@ def test_listing_100k_entries_is_fast(tmp_path: Path) -> None:
                     1.0,
                     1.0,
                 )
-                for i in range(1, 100_001)
+                for i in range(1, count + 1)
             ),
         )
         db.executemany(
             "INSERT INTO features (entry_id, feature, path, times_path, meta_id, encoding, "
             "frames, channels, width, nbytes, stamp, checksum) VALUES "
             "(?, 'spectrogram', ?, NULL, 1, 'u16db', 100, 1, 1025, 1000, NULL, NULL)",
-            ((i, f"data/{i}.npy") for i in range(1, 100_001)),
+            ((i, f"data/{i}.npy") for i in range(1, count + 1)),
         )
         db.execute("UPDATE counters SET value = 1 WHERE name = 'entries'")
-    with FeatureStore.open(cache) as s:
-        t0 = time.perf_counter()
-        listed = s.entries(verify=False)
-        cold = time.perf_counter() - t0
-        assert len(listed) == 100_000
-        assert listed[0].features["spectrogram"].meta.bins == bins
-        t0 = time.perf_counter()
-        assert len(s.entries(verify=False)) == 100_000
-        warm = time.perf_counter() - t0
-        commit(s, "new", "c", {"a": frames(1)})
-        t0 = time.perf_counter()
-        assert len(s.entries(verify=False)) == 100_001
-        incremental = time.perf_counter() - t0
-    print(
-        f"entries(): cold {cold:.3f} s, unchanged {warm:.4f} s, after a commit {incremental:.3f} s"
+
+
+def test_listing_cost_does_not_grow_with_the_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """entries() on the hot path of ``check``, counted instead of timed (tests never assert
+    wall-clock times): the same few queries for 10 entries as for 3,000 (one joined query, no
+    query per row), each distinct meta parsed once per store instance (a spectrogram's holds
+    1025 bins), the cyclic GC paused while the objects are built, an unchanged store answered
+    from the kept listing (the same objects, no entry row read), and after a commit only the
+    entries with a newer ``seq`` read again."""
+    from diagnostics_app.core.store import index as index_module
+    from diagnostics_app.core.store.index import ENTRY_SQL
+
+    if not gc.isenabled():  # an in-process CLI command earlier in this worker turned it off
+        gc.enable()
+        request.addfinalizer(gc.disable)
+    parsed: list[str] = []
+    real_parse = index_module.meta_from_json
+    monkeypatch.setattr(
+        index_module, "meta_from_json", lambda text: parsed.append(text) or real_parse(text)
     )
-    assert cold < 5.0
-    assert warm < 0.1
-    assert incremental < 1.0
+    built: list[tuple[int, bool]] = []  # (rows, whether the GC was on) per building pass
+    real_build = index_module._entries_from_rows
+
+    def build(rows: Any, metas: Any) -> list[StoredEntry]:
+        built.append((len(rows), gc.isenabled()))
+        return real_build(rows, metas)
+
+    monkeypatch.setattr(index_module, "_entries_from_rows", build)
+    bins = tuple(float(b) for b in range(1025))
+    spec = meta_to_json(
+        meta("spectrogram", 1, 1025, bins=bins, storage="u16db", value_range=(-80.0, 0.0))
+    )
+    queries: dict[int, tuple[list[str], list[str]]] = {}
+    for count in (10, 3000):
+        cache = tmp_path / str(count)
+        insert_entries(cache, count, spec)
+        sql: list[str] = []
+
+        def trace(q: str, sql: list[str] = sql) -> None:
+            # only what reads entries: a lease heartbeat on this connection is not counted
+            if re.search(r"\b(entries|features|metas)\b", q):
+                sql.append(q)
+
+        with FeatureStore.open(cache) as s:
+            s._db.live().set_trace_callback(trace)
+            parsed.clear()
+            built.clear()
+            listed = s.entries(verify=False)
+            cold = sql.copy()
+            assert len(listed) == count
+            assert listed[0].features["spectrogram"].meta.bins == bins
+            assert (parsed, built) == ([spec], [(count, False)])
+            assert gc.isenabled()
+
+            sql.clear()
+            again = s.entries(verify=False)
+            assert all(a is b for a, b in zip(again, listed, strict=True))
+            assert not [q for q in sql if q.startswith(ENTRY_SQL)], "unchanged, yet rows read"
+            assert built == [(count, False)]
+
+            parsed.clear()
+            new = commit(s, "new", "c", {"a": frames(1)})
+            sql.clear()
+            after = s.entries(verify=False)
+            incremental = sql.copy()
+            assert len(after) == count + 1
+            assert all(a is b for a, b in zip(after[:-1], listed, strict=True))  # kept
+            assert after[-1].entry_id == new.entry_id
+            assert built[-1] == (1, False)  # only the new entry's row was read
+            assert len(parsed) == 1  # only its meta (a new one), and once
+            s._db.live().set_trace_callback(None)
+        queries[count] = (cold, incremental)
+    assert queries[10] == queries[3000]
+    assert sum(q.startswith(ENTRY_SQL) for q in queries[10][0]) == 1
 
 
 if __name__ == "__main__":
