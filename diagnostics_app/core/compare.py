@@ -475,21 +475,30 @@ def record_regenerations(store: FeatureStore, committed: Sequence[StoredEntry]) 
     unset (``compare`` still answers, on demand)."""
     for entry in committed:
         for feature in entry.features:
-            version = store.previous(entry.key, feature)
-            if version is None or version.replaced_by != entry.commit_id:
-                continue
             try:
-                store.load_previous(version, frames=slice(0, 1))  # header and size checked
-            except StoreError:
-                store.drop_previous([(entry.key, feature)])
-                continue
-            try:
-                result = compare_sides(
-                    side_of_previous(store, version), side_of_entry(store, entry, feature)
-                )
+                _record_one(store, entry, feature)
             except DiagnosticsError:
+                # the index is busy or read-only now: the entries are committed all the same,
+                # so the pass is done (its callers report what raises here as the pass failing)
                 continue
-            store.set_regenerated(entry.key, feature, entry.commit_id, result.verdict)
+
+
+def _record_one(store: FeatureStore, entry: StoredEntry, feature: str) -> None:
+    version = store.previous(entry.key, feature)
+    if version is None or version.replaced_by != entry.commit_id:
+        return
+    try:
+        store.load_previous(version, frames=slice(0, 1))  # header and size checked
+    except StoreError:
+        store.drop_previous([(entry.key, feature)])
+        return
+    try:
+        result = compare_sides(
+            side_of_previous(store, version), side_of_entry(store, entry, feature)
+        )
+    except DiagnosticsError:
+        return
+    store.set_regenerated(entry.key, feature, entry.commit_id, result.verdict)
 
 
 __all__ = [

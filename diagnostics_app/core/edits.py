@@ -49,14 +49,7 @@ def add_source(project: Project, path: str, source_id: str | None = None) -> Pro
 
 
 def remove_source(project: Project, source_id: str) -> Project:
-    project.source(source_id)
-    return _validated(
-        replace(
-            project,
-            sources=tuple(s for s in project.sources if s.id != source_id),
-            tracks=tuple(t for t in project.tracks if t.source != source_id),
-        )
-    )
+    return remove_sources(project, (source_id,))  # one rule for what goes with a source
 
 
 def add_track(

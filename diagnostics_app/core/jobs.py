@@ -261,8 +261,12 @@ class JobRunner:
                 while (result := self.run_next(run)) is not None:
                     results.append(result)
                 return results
-            while group := self.take_group():
-                results.extend(self.execute_group(group))
+            try:
+                while group := self.take_group():
+                    results.extend(self.execute_group(group))
+            except BaseException:
+                self.cancel_all()  # Ctrl+C: the queued passes too, as on threads (below)
+                raise
             return results
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         try:
@@ -319,7 +323,8 @@ class JobRunner:
                     ready.append((batch, self._start(batch)))
                 except Exception as exc:
                     results[batch.job_id] = self._failed(batch, starts[batch.job_id], exc)
-            reports = [self._reporter(batch) for batch, _ in ready]
+            at_end: set[str] = set()  # passes that reported their end: all committed
+            reports = [self._reporter(batch, at_end) for batch, _ in ready]
             errors: list[Exception | None]
             try:
                 errors = run_works(
@@ -331,6 +336,17 @@ class JobRunner:
                 )
             except Exception as exc:  # a bug must reach the UI as failed rows, not hung jobs
                 errors = [exc] * len(ready)
+            except BaseException:
+                # Ctrl+C in this thread (analyze without --jobs): the engine aborted the passes
+                # still running; their records end now, as on threads, not "running" until
+                # another open reaps them as failed (a pass that reported its end is done)
+                for batch, _ in ready:
+                    start = starts[batch.job_id]
+                    if batch.job_id in at_end:
+                        self._finish(batch, "done", start, None)
+                    else:
+                        self._failed(batch, start, Cancelled())
+                raise
             for (batch, _), error in zip(ready, errors, strict=True):
                 start = starts[batch.job_id]
                 results[batch.job_id] = (
@@ -355,8 +371,13 @@ class JobRunner:
         batch.cancel.raise_if_cancelled()
         return self._work(batch)
 
-    def _reporter(self, batch: Batch) -> Report:
+    def _reporter(self, batch: Batch, ended: set[str] | None = None) -> Report:
+        """Progress into the pass's record; ``ended`` collects the passes that reported their
+        end (every entry committed: see ``pass_work._progress``)."""
+
         def report(fraction: float, label: str) -> None:
+            if ended is not None and fraction >= 1.0:
+                ended.add(batch.job_id)
             self._mark(batch, "running", fraction, label)
 
         return report

@@ -316,6 +316,31 @@ def test_a_staged_file_that_does_not_match_its_manifest_is_not_committed(tmp_pat
         assert _staged_left(session) == []
 
 
+def test_a_staged_entry_records_the_environment_of_the_worker_that_computed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Provenance says what computed the data (core.store.provenance): for a pass staged on
+    a worker with another numpy, that is the worker's record, not the committing client's."""
+    from diagnostics_app.core.store import current_provenance
+    from diagnostics_app.core.store import staged as staged_mod
+
+    client = current_provenance()
+    worker = {**client, "numpy": "0.0.worker"}
+    with Session.open(_one_source(tmp_path)) as session:
+        store = session.store
+        area = store.staging_area()
+        monkeypatch.setattr(staged_mod, "current_provenance", lambda: dict(worker))
+        sink = StagingSink(area, "ef" * 16)  # as on the worker
+        meta = OutputMeta(feature="x", channels=1, width=1, frame_step=0.01)
+        sink.write("c", "x", np.ones((10, 1, 1), np.float32))
+        sink.close("c", {"x": meta}, {"x": None})
+        manifest = sink.manifest()
+        monkeypatch.undo()  # back on the client
+        (entry,) = store.commit_staged(area, manifest, "a", "default", None, {"c": {}}, {"c": 1})
+        assert entry.provenance == worker
+        assert store.entries()[0].provenance["numpy"] == "0.0.worker"
+
+
 def test_what_a_dead_client_left_staged_is_swept_by_the_stores_recovery(tmp_path: Path) -> None:
     """Staged files carry the client's owner tag: once that process is gone (pid 0 never
     runs), the sweep at the next open deletes them, finished files and parts alike."""

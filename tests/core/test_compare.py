@@ -378,3 +378,26 @@ def test_check_json_writes_regenerated_as_the_encoder_does() -> None:
         "regenerated — identical to the previous version",
         "regenerated — differs from the previous version",
     ]
+
+
+def test_a_verdict_that_cannot_be_written_leaves_the_commit_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """record_regenerations runs after a pass committed: a store error while recording (index
+    busy or read-only) must not reach the pass, which would then be reported as failed."""
+    from diagnostics_app.core.compare import record_regenerations
+    from diagnostics_app.core.errors import StoreError
+
+    with FeatureStore.open(tmp_path / "cache") as store:
+        imp(store, ramp(), 1)
+        second = imp(store, ramp(), 2)
+
+        def refuse(*_: Any) -> bool:
+            raise StoreError("index: database is locked")
+
+        monkeypatch.setattr(store, "set_regenerated", refuse)
+        record_regenerations(store, [second])  # no error
+        assert store.entries()[0].features["f"].regenerated is None
+        monkeypatch.undo()
+        record_regenerations(store, [second])
+        assert store.entries()[0].features["f"].regenerated == "identical"

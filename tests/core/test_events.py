@@ -303,3 +303,35 @@ def test_ctrl_c_while_passes_run_on_threads_cancels_them(
         assert "cancelled" in states.values(), states
         assert not {"queued", "running"} & set(states.values()), states
         assert session.runner.pending() == 0
+
+
+def test_ctrl_c_in_a_serial_analyze_ends_the_running_passes_as_cancelled(
+    tmp_path: Path,
+) -> None:
+    """``analyze`` without ``--jobs``: the passes of a source run in this thread, so Ctrl+C
+    lands inside one of them. Their records end as ``cancelled`` then, as with threads,
+    instead of staying ``running`` until another open reaps them as failed; a pass that had
+    committed everything (it reported its end) stays ``done``."""
+    project = shared_source_project(tmp_path)
+    with Session.open(project, Registry.builtin()) as session:
+        batches = session.enqueue(session.plan())
+        assert len(batches) >= 2
+        once = threading.Lock()
+
+        def on_first_block(event: JobUpdated) -> None:
+            if event.state == "running" and event.progress and once.acquire(blocking=False):
+                # Ctrl+C lands in this thread, which runs the passes (raised, not signalled:
+                # another test's library may have replaced the SIGINT handler in this worker)
+                raise KeyboardInterrupt
+
+        session.events.job_updated.connect(on_first_block)
+        with pytest.raises(KeyboardInterrupt):
+            session.runner.run_all(workers=0)
+        assert once.locked()
+        states = {b.job_id: session.store.job(b.job_id).state for b in batches}  # type: ignore[union-attr]
+        assert "cancelled" in states.values(), states
+        assert not {"queued", "running"} & set(states.values()), states
+        ok = {k for r in session.diagnose().rows if r.state == "ok" for k in [r.key.entry_key]}
+        for b in batches:  # done passes are those whose entries are all committed
+            committed = set(b.keys) <= ok
+            assert (states[b.job_id] == "done") == committed, (b.job_id, states)

@@ -293,9 +293,12 @@ def commit_files(
     version: int,
     staged: Sequence[StagedFeature],
     committed: list[StoredEntry],
+    provenance: str | None = None,
 ) -> None:
     """Rename a pass writer's fsynced files from ``tmp/`` into ``data/``, fsync the folder,
-    then replace ``key``'s entry in one durable transaction; the entry goes to ``committed``."""
+    then replace ``key``'s entry in one durable transaction; the entry goes to ``committed``.
+    ``provenance``: the text of what computed the data when another process did (a cluster
+    worker), else this process's."""
     data = root / DATA_DIR
     renamed: list[Path] = []
     try:
@@ -313,7 +316,7 @@ def commit_files(
         root,
         f"cannot commit entry {key}",
         True,
-        [(key, fingerprint, version, rows, provenance_text())],
+        [(key, fingerprint, version, rows, provenance or provenance_text())],
         renamed,
         committed,
     )

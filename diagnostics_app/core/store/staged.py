@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -57,6 +57,7 @@ from diagnostics_app.core.store.arrays import (
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.index import commit_files
+from diagnostics_app.core.store.provenance import current_provenance, provenance_text
 from diagnostics_app.core.store.records import EntryKey, StoredEntry
 
 if TYPE_CHECKING:
@@ -108,6 +109,9 @@ class StagedPass:
 
     stage_id: str
     entries: Mapping[str, tuple[StagedOutput, ...]]
+    # what computed the data: the worker's provenance record, not the committing client's
+    # (their numpy, scipy or libsndfile may differ: that is what the record is for)
+    provenance: Mapping[str, Any] | None = None
 
 
 class StagingSink:
@@ -214,7 +218,7 @@ class StagingSink:
         self._open.clear()
 
     def manifest(self) -> StagedPass:
-        return StagedPass(self._stage_id, dict(self.entries))
+        return StagedPass(self._stage_id, dict(self.entries), current_provenance())
 
 
 def staging_area(root: Path, owner_tag: str) -> StagingArea:
@@ -271,6 +275,7 @@ def commit_staged(
             items.append(item)
         ready.append((calculator, items))
     committed: list[StoredEntry] = []
+    made_by = None if staged.provenance is None else provenance_text(staged.provenance)
     for calculator, items in ready:
         commit_files(
             db,
@@ -280,6 +285,7 @@ def commit_staged(
             int(versions.get(calculator, 0)),
             items,
             committed,
+            made_by,
         )
     return committed
 

@@ -108,10 +108,6 @@ class CompareOverlay:
         marks = self._marks.get(id(lane))
         return marks.label.text() if marks is not None and marks.label is not None else ""
 
-    @property
-    def has_images(self) -> bool:
-        return self.result is not None and bool(self.result.current)
-
     # --- marks ----------------------------------------------------------------------------
 
     def apply(self, lanes: Sequence[Lane], result: CompareResult) -> list[Lane]:
