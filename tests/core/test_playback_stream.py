@@ -210,6 +210,7 @@ def test_heard_position_lags_by_the_output_latency(streams: list[PlaybackStream]
     assert stream.heard_frame(100.40, 0.0) == 8_000 + 4 * 800 - round(0.05 * RATE)
     assert stream.heard_frame(200.0, 0.0) == 12_000  # never past what was handed over
     # no DAC time from the device: the stream's stated latency behind what was handed over
+    wait_until(lambda: stream.buffered_frames() >= 800)  # a whole buffer (not an underrun)
     stream.render(out, 0.0, 0.0)
     assert stream.heard_frame(None, 0.025) == 12_800 - 200
     # after a new start (the device dropped its buffers), only new output counts
