@@ -115,6 +115,22 @@ def read_regular_stat(path: str | os.PathLike[str], limit: int) -> tuple[os.stat
     return st, data
 
 
+def read_head(path: str | os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes (fewer if the file is shorter) of a regular file, for a magic
+    number check before handing the path to a library that would block on a FIFO or read a
+    device forever; :class:`FileRefused` for anything else (OSError is left to the caller)."""
+    check_path(path)
+    reason = non_regular_reason(os.stat(path).st_mode)
+    if reason is not None:
+        raise FileRefused(path, reason)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        reason = non_regular_reason(os.fstat(fd).st_mode)  # replaced between stat and open
+        if reason is not None:
+            raise FileRefused(path, reason)
+        return f.read(size)
+
+
 def temp_path(target: Path) -> Path:
     # the name shortened so that the temporary name fits where the target's own does (255
     # bytes on most file systems)
