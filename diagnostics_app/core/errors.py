@@ -7,9 +7,30 @@ and never a traceback.
 
 from __future__ import annotations
 
+# A message quotes what was wrong (a value, a key, a name) and a project file can hold a value of
+# megabytes: past this length the middle of a message is cut, so a row's reason or an error
+# line stays readable while its start (the culprit's path) and its end (the hint) remain.
+MAX_MESSAGE = 1000
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text``, or its start and end around a ``…[N characters cut]…`` marker when it is
+    longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit // 4
+    return f"{text[:head]}…[{len(text) - head - tail} characters cut]…{text[len(text) - tail :]}"
+
 
 class DiagnosticsError(Exception):
-    """Base of every user-facing error: ``str(err)`` is a one-line message naming the culprit."""
+    """Base of every user-facing error: ``str(err)`` is a one-line message naming the culprit,
+    at most about :data:`MAX_MESSAGE` characters long (see :func:`bounded`)."""
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (bounded(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class AudioError(DiagnosticsError):

@@ -5,17 +5,22 @@ possible the CLI runs in a fresh process with a hang guard (``fresh``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
+from diagnostics_app.core.errors import MAX_MESSAGE, bounded
 from tests.core.test_cli import (  # the helpers and fixtures of the CLI tests
     Cli,
     _no_plugins,  # noqa: F401  (autouse fixture)
     analysed,  # noqa: F401  (fixture)
     assert_bad_input,
     cli,  # noqa: F401  (fixture)
+    edit_project,
     project,  # noqa: F401  (fixture)
 )
 from tests.core.test_hostile_input import fresh, needs_dev, needs_fifo
@@ -61,3 +66,55 @@ def test_against_a_truncated_npy_names_it(analysed: Path, tmp_path: Path, cli: C
     cut = tmp_path / "cut.npy"
     cut.write_bytes(whole.read_bytes()[:100])
     assert_bad_input(cli("compare", analysed, *ROW, "--against", cut), str(cut))
+
+
+# --- values of megabytes in the project file -------------------------------------------------
+
+HUGE = "x" * 3_000_000
+
+
+def _messages(cli: Cli, project: Path) -> tuple[list[str], list[str]]:  # noqa: F811
+    """The invalid rows' messages and the warnings of ``check --json``."""
+    result = cli("check", project, "--json")
+    assert result.code in (0, 1), result.err[:500]
+    doc = json.loads(result.out)
+    return [r["message"] for r in doc["rows"] if r["state"] == "invalid"], doc["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda d: d["tracks"][2]["requests"][0].update(params={"fmin": HUGE}), "params.fmin"),
+        (lambda d: d["tracks"][2]["requests"][0].update(params={HUGE: 1}), "unknown parameter"),
+        (lambda d: d["tracks"][2]["requests"][0].update(profile=HUGE), "unknown profile"),
+        (lambda d: d["tracks"][2]["requests"][0].update({HUGE: 1}), "unknown key"),
+        (lambda d: d["profiles"]["fine"].update(window_size=HUGE), "profiles.fine.window_size"),
+    ],
+    ids=["param-value", "param-key", "profile-name", "request-key", "profile-value"],
+)
+def test_a_huge_value_gives_a_short_invalid_row(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+    change: Any,
+    needle: str,
+) -> None:
+    edit_project(project, change)
+    messages, _ = _messages(cli, project)
+    assert len(messages) == 1 and needle in messages[0], messages[0][:300]
+    assert len(messages[0]) <= 2 * MAX_MESSAGE and "characters cut" in messages[0]
+    assert "\n" not in messages[0]
+
+
+def test_a_huge_unknown_top_key_gives_a_short_warning(cli: Cli, project: Path) -> None:  # noqa: F811
+    edit_project(project, lambda d: d.update({HUGE: 1}))
+    _, warnings = _messages(cli, project)
+    assert len(warnings) == 1 and "unknown key" in warnings[0]
+    assert len(warnings[0]) <= 2 * MAX_MESSAGE
+
+
+def test_bounded_keeps_the_start_and_the_end() -> None:
+    assert bounded("short") == "short"
+    text = "culprit: " + "y" * 5000 + " (hint)"
+    cut = bounded(text, 300)
+    assert cut.startswith("culprit: ") and cut.endswith(" (hint)") and len(cut) < 330
+    assert f"[{len(text) - 200 - 75} characters cut]" in cut
