@@ -11,8 +11,6 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from diagnostics_app.core.errors import bounded
-
 # Keys starting with this are notes for people (or other tools): never flagged, kept on save.
 NOTE_PREFIX = "_"
 
@@ -42,5 +40,5 @@ def unknown_keys(obj: Mapping[str, Any], known: Iterable[str], where: str) -> li
             continue
         best = suggestion(key, absent)
         hint = f' — did you mean "{best}"?' if best else f" (known: {', '.join(names)})"
-        out.append(bounded(f"{f'{where}.' if where else ''}{key}: unknown key{hint}"))
+        out.append(f"{f'{where}.' if where else ''}{key}: unknown key{hint}")
     return out
