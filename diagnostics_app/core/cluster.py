@@ -280,6 +280,24 @@ def check_address(scheduler: str) -> None:
         raise ClusterError(f"{scheduler!r}: not a scheduler address (expected tcp://HOST:PORT)")
 
 
+# A local cluster of more processes than this only fights over the CPUs (and asking for a
+# billion, a typo, would fork until the machine gives out); more needs a real cluster.
+LOCAL_WORKERS_PER_CPU: Final = 4
+
+
+def check_local_workers(workers: int) -> None:
+    """Refuse a local cluster size below 1 or above :data:`LOCAL_WORKERS_PER_CPU` per CPU;
+    the message starts with the number (front ends put their flag's name before it)."""
+    limit = LOCAL_WORKERS_PER_CPU * (os.cpu_count() or 1)
+    if workers < 1:
+        raise ClusterError(f"{workers}: must be at least 1")
+    if workers > limit:
+        raise ClusterError(
+            f"{workers}: at most {limit} local worker processes ({LOCAL_WORKERS_PER_CPU} per "
+            "CPU of this machine); for more, start a Dask cluster and give its scheduler"
+        )
+
+
 def connect(scheduler: str, timeout: float = CONNECT_S) -> Any:
     """A ``distributed.Client`` of the scheduler at ``scheduler``; ClusterError if Dask is
     missing or the scheduler cannot be reached within ``timeout`` s."""
@@ -341,6 +359,7 @@ def open_cluster(scheduler: str | None = None, workers: int | None = None) -> It
     if scheduler is not None:
         client = connect(scheduler)
     else:
+        check_local_workers(workers or 1)
         try:
             local = LocalCluster(
                 n_workers=max(1, workers or 1),

@@ -118,3 +118,24 @@ def test_bounded_keeps_the_start_and_the_end() -> None:
     cut = bounded(text, 300)
     assert cut.startswith("culprit: ") and cut.endswith(" (hint)") and len(cut) < 330
     assert f"[{len(text) - 200 - 75} characters cut]" in cut
+
+
+# --- analyze --workers -----------------------------------------------------------------------
+
+
+def test_a_huge_local_cluster_is_refused_before_anything_starts(project: Path) -> None:  # noqa: F811
+    # fresh: a regression forks worker processes until the hang guard fires
+    line = assert_bad_input(fresh("analyze", project, "--workers", 10**9), "--workers 1000000000")
+    assert "per CPU" in line
+    assert not (project.parent / ".featurecache").exists()  # nothing was computed or opened
+
+
+def test_the_local_cluster_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from diagnostics_app.core.cluster import ClusterError, check_local_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    check_local_workers(12)
+    with pytest.raises(ClusterError, match="at most 12 local worker processes"):
+        check_local_workers(13)
+    with pytest.raises(ClusterError, match="must be at least 1"):
+        check_local_workers(0)
