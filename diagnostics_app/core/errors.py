@@ -23,13 +23,23 @@ def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
     return f"{text[:head]}…[{len(text) - head - tail} characters cut]…{text[len(text) - tail :]}"
 
 
+def escaped(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a tab, a null byte, a
+    lone surrogate from an undecodable file name) written as its Python escape, e.g. ``\\n``:
+    a file name or a value quoted in a message can never break it into lines."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class DiagnosticsError(Exception):
     """Base of every user-facing error: ``str(err)`` is a one-line message naming the culprit,
-    at most about :data:`MAX_MESSAGE` characters long (see :func:`bounded`)."""
+    at most about :data:`MAX_MESSAGE` characters long (see :func:`bounded` and
+    :func:`escaped`)."""
 
     def __init__(self, *args: object) -> None:
         if args and isinstance(args[0], str):
-            args = (bounded(args[0]), *args[1:])
+            args = (escaped(bounded(args[0])), *args[1:])
         super().__init__(*args)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.errors import DiagnosticsError, escaped
 
 # Project files are a few MB even at 100,000 tracks; the cap keeps a wrong path (a disk image,
 # a sparse file) from being read into memory whole.
@@ -43,8 +43,9 @@ class FileRefused(DiagnosticsError):
 
 
 def printable(path: str | os.PathLike[str]) -> str:
-    """A path for a one-line message: a null byte is shown as ``\\x00``, not written raw."""
-    return os.fspath(path).replace("\x00", "\\x00")
+    """A path for a one-line message: a null byte is shown as ``\\x00``, a newline as ``\\n``
+    (:func:`~diagnostics_app.core.errors.escaped`), not written raw."""
+    return escaped(os.fspath(path))
 
 
 _KINDS = (

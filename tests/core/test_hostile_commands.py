@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from diagnostics_app.core.errors import MAX_MESSAGE, bounded
+from diagnostics_app.core.errors import MAX_MESSAGE, DiagnosticsError, bounded, escaped
+from tests.core.project_factory import write_tone
 from tests.core.test_cli import (  # the helpers and fixtures of the CLI tests
     Cli,
     _no_plugins,  # noqa: F401  (autouse fixture)
@@ -139,3 +140,42 @@ def test_the_local_cluster_limit_follows_the_cpus(monkeypatch: pytest.MonkeyPatc
         check_local_workers(13)
     with pytest.raises(ClusterError, match="must be at least 1"):
         check_local_workers(0)
+
+
+# --- file names with a newline ---------------------------------------------------------------
+
+
+def _newline_wav(folder: Path) -> Path:
+    audio = folder / "in" / "a\nb.wav"
+    write_tone(audio)
+    return audio
+
+
+def test_add_and_remove_print_a_newline_name_on_one_line(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    audio = _newline_wav(tmp_path)
+    target = tmp_path / "p" / "project.json"
+    added = cli("add", target, audio.parent)
+    assert added.code == 0, added
+    assert added.out.splitlines()[1] == f"add a_b  {tmp_path}/in/a\\nb.wav"
+    stored = json.loads(target.read_text(encoding="utf-8"))["sources"][0]["path"]
+    assert stored == str(audio)  # the target keeps the real name; only the display escapes
+    again = cli("add", target, audio.parent)
+    assert again.out.splitlines()[0] == f"already {tmp_path}/in/a\\nb.wav  (source a_b)"
+    removed = cli("remove", target, "a_b", "--dry-run")
+    assert removed.out.splitlines()[0] == f"would remove source a_b  {tmp_path}/in/a\\nb.wav"
+
+
+def test_a_missing_newline_name_is_one_line_in_the_row_reason(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    audio = _newline_wav(tmp_path)
+    target = tmp_path / "p" / "project.json"
+    assert cli("add", target, audio, "--track-per-source").code == 0
+    audio.unlink()
+    result = cli("check", target)
+    rows = [line for line in result.out.splitlines() if line.startswith("a_b ")]
+    assert len(rows) == 3 and all("a\\nb.wav: file not found" in r for r in rows), result.out
+
+
+def test_escaped_writes_what_is_not_printable_as_its_escape() -> None:
+    assert escaped("plain é ü") == "plain é ü"
+    assert escaped("a\nb\tc\x00d\udcff") == "a\\nb\\tc\\x00d\\udcff"
+    assert str(DiagnosticsError("x\ny")) == "x\\ny"
