@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,28 @@ def test_escaped_writes_what_is_not_printable_as_its_escape() -> None:
     assert escaped("plain é ü") == "plain é ü"
     assert escaped("a\nb\tc\x00d\udcff") == "a\\nb\\tc\\x00d\\udcff"
     assert str(DiagnosticsError("x\ny")) == "x\\ny"
+
+
+# --- a store on a read-only file system ------------------------------------------------------
+
+
+class _ReadOnlyFs:
+    """What ``os.statvfs`` says of a read-only mount (only the flag is read)."""
+
+    f_flag = os.ST_RDONLY
+
+
+def test_a_store_on_a_read_only_file_system_says_so(
+    cli: Cli,  # noqa: F811
+    analysed: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SQLite's own words for an index it cannot open on a read-only mount (no mount in a test)
+    def refuse(*_: object, **__: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    cache = analysed.parent / ".featurecache"
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+    monkeypatch.setattr(os, "statvfs", lambda _: _ReadOnlyFs())
+    line = assert_bad_input(cli("check", analysed), str(cache / "index.sqlite"))
+    assert line.endswith(f"unable to open database file ({cache} is on a read-only file system)")
