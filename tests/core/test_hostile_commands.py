@@ -5,9 +5,11 @@ possible the CLI runs in a fresh process with a hang guard (``fresh``)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,24 @@ def test_a_store_on_a_read_only_file_system_says_so(
     monkeypatch.setattr(os, "statvfs", lambda _: _ReadOnlyFs())
     line = assert_bad_input(cli("check", analysed), str(cache / "index.sqlite"))
     assert line.endswith(f"unable to open database file ({cache} is on a read-only file system)")
+
+
+def test_verify_scratch_on_a_read_only_folder_names_that_folder(
+    cli: Cli,  # noqa: F811
+    analysed: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+
+    def read_only(*_: object, dir: str | None = None, **__: object) -> str:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), f"{dir}/diagnostics-verify-x1y2")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)  # what a read-only mount does to it
+    line = assert_bad_input(cli("verify", analysed, "--all", "--scratch", scratch))
+    assert line == (
+        f"diagnostics-app: {scratch}: cannot make the scratch store here "
+        f"({os.strerror(errno.EROFS)})"
+    )
+    assert list(scratch.iterdir()) == []
