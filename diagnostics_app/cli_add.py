@@ -165,7 +165,7 @@ def _report_add(
         return
     would = "would " if args.dry_run else ""
     if created:
-        print(f"{would}create {project.path}")
+        print(f"{would}create {printable(project.path)}")
     out = sys.stdout
     for s in addition.sources:
         track = tracks.get(s.id)
@@ -204,6 +204,12 @@ def run_remove(args: argparse.Namespace) -> int:
     known = {s.id for s in project.sources}
     for sid in args.sources:
         if sid not in known:
+            track = next((t for t in project.tracks if t.id == sid), None)
+            if track is not None:  # the likeliest mix-up: ids of tracks and sources look alike
+                raise UsageError(
+                    f"diagnostics-app: {sid!r} is a track, not a source (remove takes source "
+                    f"ids; track {sid!r} reads source {track.source!r})"
+                )
             shown = ", ".join(s.id for s in project.sources[:_KNOWN_SHOWN])
             more = ", ..." if len(project.sources) > _KNOWN_SHOWN else ""
             raise UsageError(

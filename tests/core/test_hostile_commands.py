@@ -228,3 +228,25 @@ def test_verify_scratch_on_a_read_only_folder_names_that_folder(
         f"({os.strerror(errno.EROFS)})"
     )
     assert list(scratch.iterdir()) == []
+
+
+# --- add / remove ----------------------------------------------------------------------------
+
+
+def test_remove_given_a_track_id_says_it_is_a_track(cli: Cli, project: Path) -> None:  # noqa: F811
+    before = project.read_bytes()
+    assert_bad_input(
+        cli("remove", project, "kick"),
+        "'kick' is a track, not a source",
+        "reads source 'drums'",
+    )
+    assert project.read_bytes() == before
+
+
+def test_add_creating_a_project_with_a_control_character_prints_one_line(
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    audio = write_tone(tmp_path / "in" / "a.wav")
+    result = cli("add", tmp_path / "p\x01.json", audio, "--dry-run")
+    assert result.out.splitlines()[0] == f"would create {tmp_path}/p\\x01.json", result.out
