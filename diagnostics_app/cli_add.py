@@ -165,7 +165,7 @@ def _report_add(
         return
     would = "would " if args.dry_run else ""
     if created:
-        print(f"{would}create {printable(project.path)}")
+        print(f"{would}create {printable(str(project.path))}")
     out = sys.stdout
     for s in addition.sources:
         track = tracks.get(s.id)
