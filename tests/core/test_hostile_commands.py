@@ -250,3 +250,22 @@ def test_add_creating_a_project_with_a_control_character_prints_one_line(
     audio = write_tone(tmp_path / "in" / "a.wav")
     result = cli("add", tmp_path / "p\x01.json", audio, "--dry-run")
     assert result.out.splitlines()[0] == f"would create {tmp_path}/p\\x01.json", result.out
+
+
+# --- a tampered store ------------------------------------------------------------------------
+
+
+def test_a_tampered_frame_count_of_a_previous_version_is_a_row_error(
+    cli: Cli,  # noqa: F811
+    analysed: Path,  # noqa: F811
+) -> None:
+    write_tone(analysed.parent / "audio" / "bass.wav", 1.0, 60.0, seed=5)  # new audio: rerun
+    assert cli("analyze", analysed).code == 0
+    index = analysed.parent / ".featurecache" / "index.sqlite"
+    with sqlite3.connect(index) as db:  # a trillion frames: an axis of 7 TiB if believed
+        assert db.execute("UPDATE previous SET frames = 1000000000000").rowcount == 2
+    db.close()
+    result = cli("compare", analysed, *ROW)
+    assert result.code == 1 and result.err == "", result
+    assert result.out.splitlines()[0].startswith("error")
+    assert "corrupt array file" in result.out and "(1000000000000, 1, 1)" in result.out
