@@ -209,6 +209,8 @@ class _Walker:
                 first = files.printable(self._folders[ident])
                 if ident in above:
                     self.skip(folder, f"symbolic link loop (leads back to {first})", True)
+                elif folder == self._folders[ident]:
+                    self.skip(folder, "given more than once (scanned once)", False)
                 else:
                     self.skip(folder, f"already scanned as {first} (a link to it)", False)
                 continue

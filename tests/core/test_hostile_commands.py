@@ -269,3 +269,11 @@ def test_a_tampered_frame_count_of_a_previous_version_is_a_row_error(
     assert result.code == 1 and result.err == "", result
     assert result.out.splitlines()[0].startswith("error")
     assert "corrupt array file" in result.out and "(1000000000000, 1, 1)" in result.out
+
+
+def test_add_given_the_same_folder_twice_says_so(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    audio = write_tone(tmp_path / "in" / "a.wav")
+    result = cli("add", tmp_path / "p.json", audio.parent, audio.parent, "--dry-run")
+    assert result.code == 0, result
+    assert f"skipped {audio.parent}: given more than once (scanned once)" in result.out.splitlines()
+    assert "would add a  " in result.out and "a link" not in result.out
