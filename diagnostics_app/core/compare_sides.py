@@ -121,6 +121,8 @@ def side_of_npy(path: str | Path, like: Side, label: str | None = None) -> Side:
             f"channel(s) x {like.width} column(s)"
         )
     n = int(data.shape[0])
+    if n == 0 and like.frames:  # else "within tolerance": nothing differs in no frames
+        raise DiagnosticsError(f"{path}: holds no frames, the row has {like.frames}")
     if n == like.frames:
         times = np.asarray(like.times, dtype=np.float64)
     elif like.meta.frame_step:

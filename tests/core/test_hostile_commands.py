@@ -277,3 +277,15 @@ def test_add_given_the_same_folder_twice_says_so(cli: Cli, tmp_path: Path) -> No
     assert result.code == 0, result
     assert f"skipped {audio.parent}: given more than once (scanned once)" in result.out.splitlines()
     assert "would add a  " in result.out and "a link" not in result.out
+
+
+def test_against_an_empty_array_is_refused_not_within_tolerance(
+    analysed: Path,  # noqa: F811
+    tmp_path: Path,
+    cli: Cli,  # noqa: F811
+) -> None:
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros(0, np.float32))
+    assert_bad_input(
+        cli("compare", analysed, *ROW, "--against", empty), str(empty), "holds no frames"
+    )
