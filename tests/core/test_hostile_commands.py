@@ -289,3 +289,19 @@ def test_against_an_empty_array_is_refused_not_within_tolerance(
     assert_bad_input(
         cli("compare", analysed, *ROW, "--against", empty), str(empty), "holds no frames"
     )
+
+
+@pytest.mark.parametrize(
+    ("cache_dir", "what"),
+    [("project.json", "a file is there"), ("project.json/cache", "a folder above it is a file")],
+)
+def test_a_cache_dir_that_is_a_file_says_so(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+    cache_dir: str,
+    what: str,
+) -> None:
+    edit_project(project, lambda d: d.update(cache_dir=cache_dir))
+    before = project.read_bytes()
+    assert_bad_input(cli("check", project), str(project.parent / cache_dir), f"({what})")
+    assert project.read_bytes() == before

@@ -143,8 +143,12 @@ def check_cache_dir(root: Path) -> None:
         names = os.listdir(root)
     except FileNotFoundError:
         return  # created by the caller
-    except NotADirectoryError:
-        return  # the caller's mkdir says so, in its own words
+    except NotADirectoryError:  # mkdir would say "File exists", which does not explain it
+        what = "a file is there" if os.path.lexists(root) else "a folder above it is a file"
+        raise StoreError(
+            f"{root}: the feature cache folder cannot be made ({what}); set the project's "
+            "cache_dir to a folder"
+        ) from None
     except OSError as exc:
         raise StoreError(f"{root}: cannot list the feature cache folder: {os_cause(exc)}") from None
     foreign = sorted(n for n in names if n not in STORE_NAMES)
