@@ -530,6 +530,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from diagnostics_app.core import files
     from diagnostics_app.core.export import export_row
 
     session = _session(args.project)
@@ -541,7 +542,7 @@ def _export(args: argparse.Namespace) -> int:
                 + (f" ({row.message})" if row.message else "")
             )
         out = export_row(session, row, args.format, Path(args.output))
-        print(out, file=sys.stderr)
+        print(files.printable(out), file=sys.stderr)  # one line, whatever the name holds
         return EXIT_OK
     finally:
         session.close()

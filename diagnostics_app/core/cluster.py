@@ -58,6 +58,9 @@ STOP_WAIT_S: Final = 30.0  # how long a cancelled pass waits for its worker to s
 CONNECT_S: Final = 10.0  # how long to try reaching a scheduler
 RETRIES: Final = 1  # a task that raised (e.g. shared storage hiccup) runs once more
 INSTALL_HINT: Final = "pip install 'diagnostics-app[cluster]'"
+_MAX_PORT: Final = 65535
+_MAX_HOST: Final = 253  # characters of a DNS name
+_MAX_LABEL: Final = 63  # characters between two dots of one
 _ADDRESS: Final = re.compile(r"(?:(?:tcp|tls|ws|wss)://)?(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d{1,5}")
 
 
@@ -278,6 +281,18 @@ def check_address(scheduler: str) -> None:
     fails again at exit with a traceback)."""
     if _ADDRESS.fullmatch(scheduler) is None:
         raise ClusterError(f"{scheduler!r}: not a scheduler address (expected tcp://HOST:PORT)")
+    host, _, port = scheduler.split("://")[-1].rpartition(":")
+    if int(port) > _MAX_PORT:
+        raise ClusterError(f"{scheduler!r}: port {port} is above {_MAX_PORT}")
+    # what DNS allows; a longer name fails deep in Dask, whose client then times out again at
+    # exit with a traceback
+    if not host.startswith("[") and (
+        len(host) > _MAX_HOST or any(len(label) > _MAX_LABEL for label in host.split("."))
+    ):
+        raise ClusterError(
+            f"{scheduler!r}: not a host name (at most {_MAX_HOST} characters, "
+            f"{_MAX_LABEL} between dots)"
+        )
 
 
 # A local cluster of more processes than this only fights over the CPUs (and asking for a

@@ -305,3 +305,39 @@ def test_a_cache_dir_that_is_a_file_says_so(
     before = project.read_bytes()
     assert_bad_input(cli("check", project), str(project.parent / cache_dir), f"({what})")
     assert project.read_bytes() == before
+
+
+# --- written file names and scheduler addresses ----------------------------------------------
+
+
+def test_report_and_export_name_a_newline_output_on_one_line(
+    cli: Cli,  # noqa: F811
+    analysed: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "r\n1.html"
+    result = cli("report", analysed, "-o", report)
+    assert result.code == 0 and result.err == f"{tmp_path}/r\\n1.html\n", result
+    assert report.is_file()
+    export = tmp_path / "e\n1.csv"
+    result = cli("export", analysed, *ROW, "--format", "csv", "-o", export)
+    assert result.code == 0 and result.err == f"{tmp_path}/e\\n1.csv\n", result
+
+
+@pytest.mark.parametrize(
+    ("address", "needle"),
+    [
+        ("tcp://h:99999", "port 99999 is above 65535"),
+        ("tcp://" + "a" * 300 + ":8786", "not a host name"),
+        ("tcp://" + "a" * 64 + ".example:8786", "63 between dots"),
+    ],
+    ids=["port", "long-name", "long-label"],
+)
+def test_an_impossible_scheduler_address_is_refused_before_dask(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+    address: str,
+    needle: str,
+) -> None:
+    # before: Dask tried it, failed, and its client timed out again at exit with a traceback
+    assert_bad_input(cli("analyze", project, "--scheduler", address), needle)
