@@ -341,3 +341,45 @@ def test_an_impossible_scheduler_address_is_refused_before_dask(
 ) -> None:
     # before: Dask tried it, failed, and its client timed out again at exit with a traceback
     assert_bad_input(cli("analyze", project, "--scheduler", address), needle)
+
+
+def _with_audio_in_its_store(cli: Cli, project: Path) -> Path:  # noqa: F811
+    """An analysed project whose cache folder holds a .wav (as a crafted or stray file)."""
+    assert cli("analyze", project).code == 0
+    cache = project.parent / ".featurecache"
+    write_tone(cache / "tmp" / "sneaky.wav")
+    return cache
+
+
+def test_add_never_takes_audio_from_the_store_reached_through_a_link(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cache = _with_audio_in_its_store(cli, project)
+    library = tmp_path / "library"
+    write_tone(library / "song.wav")
+    (library / "cache").symlink_to(cache)  # inside a folder that is added
+    (tmp_path / "cachelink").symlink_to(cache)  # given itself
+    before = project.read_bytes()
+    result = cli("add", project, library, tmp_path / "cachelink", "--recursive")
+    assert result.code == 0, result
+    assert "sneaky" not in project.read_text(encoding="utf-8") and "song" in project.read_text(
+        encoding="utf-8"
+    )
+    assert f"skipped {tmp_path}/cachelink: the project file or its feature cache folder" in (
+        result.out
+    )
+    assert project.read_bytes() != before
+
+
+def test_add_refuses_a_file_inside_the_store_given_directly(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+) -> None:
+    cache = _with_audio_in_its_store(cli, project)
+    before = project.read_bytes()
+    result = cli("add", project, cache / "tmp" / "sneaky.wav", project)
+    assert result.code == 0, result
+    assert result.out.count("the project file or its feature cache folder (not audio)") == 2
+    assert project.read_bytes() == before
