@@ -383,3 +383,17 @@ def test_add_refuses_a_file_inside_the_store_given_directly(
     assert result.code == 0, result
     assert result.out.count("the project file or its feature cache folder (not audio)") == 2
     assert project.read_bytes() == before
+
+
+def test_a_huge_param_does_not_make_a_huge_report_or_explain(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    edit_project(project, lambda d: d["tracks"][2]["requests"][0].update(params={"fmin": HUGE}))
+    report = tmp_path / "r.html"
+    assert cli("report", project, "-o", report).code == 0
+    assert report.stat().st_size < 200_000  # the value is 3 MB; only its start is shown
+    assert "characters cut" in report.read_text(encoding="utf-8")
+    result = cli("explain", project, "--source", "bass", "--feature", "pitch")
+    assert len(result.out) < 20_000, len(result.out)
