@@ -210,12 +210,13 @@ def _require_file(path: str) -> None:
 
 
 def _session(path: str, registry: Any = None) -> Any:
+    from diagnostics_app.core.files import printable
     from diagnostics_app.core.session import Session
 
     session = Session.open(path, registry)
     _warn_plugins(session.registry)
     for warning in session.project.warnings:  # unknown keys that change nothing (README)
-        print(f"warning: {path}: {warning}", file=sys.stderr)
+        print(f"warning: {printable(path)}: {warning}", file=sys.stderr)
     return session
 
 

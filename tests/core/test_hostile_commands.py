@@ -397,3 +397,15 @@ def test_a_huge_param_does_not_make_a_huge_report_or_explain(
     assert "characters cut" in report.read_text(encoding="utf-8")
     result = cli("explain", project, "--source", "bass", "--feature", "pitch")
     assert len(result.out) < 20_000, len(result.out)
+
+
+def test_a_warning_about_a_project_with_a_newline_in_its_name_is_one_line(
+    cli: Cli,  # noqa: F811
+    project: Path,  # noqa: F811
+) -> None:
+    edit_project(project, lambda d: d.update(colour="blue"))  # an unknown key: a warning
+    odd = project.rename(project.with_name("p\nq.json"))
+    result = cli("check", odd)
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith(f"warning: {project.parent}/p\\nq.json: colour: unknown key")
