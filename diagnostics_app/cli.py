@@ -210,12 +210,13 @@ def _require_file(path: str) -> None:
 
 
 def _session(path: str, registry: Any = None) -> Any:
+    from diagnostics_app.core.files import printable
     from diagnostics_app.core.session import Session
 
     session = Session.open(path, registry)
     _warn_plugins(session.registry)
     for warning in session.project.warnings:  # unknown keys that change nothing (README)
-        print(f"warning: {path}: {warning}", file=sys.stderr)
+        print(f"warning: {printable(path)}: {warning}", file=sys.stderr)
     return session
 
 
@@ -530,6 +531,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from diagnostics_app.core import files
     from diagnostics_app.core.export import export_row
 
     session = _session(args.project)
@@ -541,7 +543,7 @@ def _export(args: argparse.Namespace) -> int:
                 + (f" ({row.message})" if row.message else "")
             )
         out = export_row(session, row, args.format, Path(args.output))
-        print(out, file=sys.stderr)
+        print(files.printable(out), file=sys.stderr)  # one line, whatever the name holds
         return EXIT_OK
     finally:
         session.close()

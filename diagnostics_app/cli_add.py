@@ -11,9 +11,10 @@ tracks that read them (a track reads exactly one source); their cached features 
 extraneous, for ``prune``.
 
 Text output: one line per source added or removed, per file already present, per file skipped
-(with the reason), then a summary. Exit 0; 1 when something was wrong with a file or folder
-(broken audio, an unreadable folder, a link loop: not for files that are simply not audio); 2
-for bad input, with nothing written.
+(with the reason), then a summary; file names are escaped (``\\n`` for a newline) so that each
+stays on its line. Exit 0; 1 when something was wrong with a file or folder (broken audio, an
+unreadable folder, a link loop: not for files that are simply not audio); 2 for bad input, with
+nothing written.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from diagnostics_app.cli import (
     _warn_plugins,
 )
 from diagnostics_app.core import edits, library
+from diagnostics_app.core.errors import escaped
+from diagnostics_app.core.files import printable
 from diagnostics_app.core.project import DEFAULT_PROFILE, Project, Request, load_project
 
 _KNOWN_SHOWN = 8  # ids listed in an "unknown source" message
@@ -162,7 +165,7 @@ def _report_add(
         return
     would = "would " if args.dry_run else ""
     if created:
-        print(f"{would}create {project.path}")
+        print(f"{would}create {printable(str(project.path))}")
     out = sys.stdout
     for s in addition.sources:
         track = tracks.get(s.id)
@@ -171,11 +174,11 @@ def _report_add(
             if track
             else ""
         )
-        out.write(f"{would}add {s.id}  {s.path}{extra}\n")
+        out.write(f"{would}add {s.id}  {printable(s.path)}{extra}\n")
     for p in addition.present:
-        out.write(f"already {p.path}  (source {p.source_id})\n")
+        out.write(f"already {printable(p.path)}  (source {p.source_id})\n")
     for skip in addition.skipped:
-        out.write(f"skipped {skip.line()}\n")
+        out.write(f"skipped {escaped(skip.line())}\n")
     problems = sum(s.problem for s in addition.skipped)
     summary = (
         f"{len(addition.sources)} source(s) {'would be ' if args.dry_run else ''}added, "
@@ -201,6 +204,12 @@ def run_remove(args: argparse.Namespace) -> int:
     known = {s.id for s in project.sources}
     for sid in args.sources:
         if sid not in known:
+            track = next((t for t in project.tracks if t.id == sid), None)
+            if track is not None:  # the likeliest mix-up: ids of tracks and sources look alike
+                raise UsageError(
+                    f"diagnostics-app: {sid!r} is a track, not a source (remove takes source "
+                    f"ids; track {sid!r} reads source {track.source!r})"
+                )
             shown = ", ".join(s.id for s in project.sources[:_KNOWN_SHOWN])
             more = ", ..." if len(project.sources) > _KNOWN_SHOWN else ""
             raise UsageError(
@@ -227,7 +236,7 @@ def run_remove(args: argparse.Namespace) -> int:
         return EXIT_OK
     would = "would " if args.dry_run else ""
     for sid in ids:
-        print(f"{would}remove source {sid}  {project.source(sid).path}")
+        print(f"{would}remove source {sid}  {printable(project.source(sid).path)}")
     for t in tracks:
         print(f"{would}remove track {t.id}  (reads source {t.source})")
     print(

@@ -77,13 +77,18 @@ def add_cluster_flags(p: argparse.ArgumentParser) -> None:
 
 def cluster_flags_problem(args: argparse.Namespace) -> str | None:
     """The one-line usage error of the cluster flags, if any (nothing of Dask imported)."""
-    if args.workers is not None and args.workers < 1:
-        return "diagnostics-app: --workers must be at least 1"
+    if args.workers is None and args.scheduler is None:
+        return None
+    from diagnostics_app.core.cluster import ClusterError, check_address, check_local_workers
+
+    if args.workers is not None:
+        try:
+            check_local_workers(args.workers)
+        except ClusterError as exc:
+            return f"diagnostics-app: --workers {exc}"
     if args.workers is not None and args.scheduler is not None:
         return "diagnostics-app: --scheduler and --workers exclude each other"
     if args.scheduler is not None:
-        from diagnostics_app.core.cluster import ClusterError, check_address
-
         try:
             check_address(args.scheduler)
         except ClusterError as exc:

@@ -54,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"diagnostics-app: -o {args.output!r}: cannot write ({exc.strerror or exc})"
         ) from None
-    print(out, file=sys.stderr)
+    print(files.printable(out), file=sys.stderr)  # one line, whatever the name holds
     return EXIT_OK

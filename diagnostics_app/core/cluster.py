@@ -58,6 +58,9 @@ STOP_WAIT_S: Final = 30.0  # how long a cancelled pass waits for its worker to s
 CONNECT_S: Final = 10.0  # how long to try reaching a scheduler
 RETRIES: Final = 1  # a task that raised (e.g. shared storage hiccup) runs once more
 INSTALL_HINT: Final = "pip install 'diagnostics-app[cluster]'"
+_MAX_PORT: Final = 65535
+_MAX_HOST: Final = 253  # characters of a DNS name
+_MAX_LABEL: Final = 63  # characters between two dots of one
 _ADDRESS: Final = re.compile(r"(?:(?:tcp|tls|ws|wss)://)?(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d{1,5}")
 
 
@@ -278,6 +281,36 @@ def check_address(scheduler: str) -> None:
     fails again at exit with a traceback)."""
     if _ADDRESS.fullmatch(scheduler) is None:
         raise ClusterError(f"{scheduler!r}: not a scheduler address (expected tcp://HOST:PORT)")
+    host, _, port = scheduler.split("://")[-1].rpartition(":")
+    if int(port) > _MAX_PORT:
+        raise ClusterError(f"{scheduler!r}: port {port} is above {_MAX_PORT}")
+    # what DNS allows; a longer name fails deep in Dask, whose client then times out again at
+    # exit with a traceback
+    if not host.startswith("[") and (
+        len(host) > _MAX_HOST or any(len(label) > _MAX_LABEL for label in host.split("."))
+    ):
+        raise ClusterError(
+            f"{scheduler!r}: not a host name (at most {_MAX_HOST} characters, "
+            f"{_MAX_LABEL} between dots)"
+        )
+
+
+# A local cluster of more processes than this only fights over the CPUs (and asking for a
+# billion, a typo, would fork until the machine gives out); more needs a real cluster.
+LOCAL_WORKERS_PER_CPU: Final = 4
+
+
+def check_local_workers(workers: int) -> None:
+    """Refuse a local cluster size below 1 or above :data:`LOCAL_WORKERS_PER_CPU` per CPU;
+    the message starts with the number (front ends put their flag's name before it)."""
+    limit = LOCAL_WORKERS_PER_CPU * (os.cpu_count() or 1)
+    if workers < 1:
+        raise ClusterError(f"{workers}: must be at least 1")
+    if workers > limit:
+        raise ClusterError(
+            f"{workers}: at most {limit} local worker processes ({LOCAL_WORKERS_PER_CPU} per "
+            "CPU of this machine); for more, start a Dask cluster and give its scheduler"
+        )
 
 
 def connect(scheduler: str, timeout: float = CONNECT_S) -> Any:
@@ -341,6 +374,7 @@ def open_cluster(scheduler: str | None = None, workers: int | None = None) -> It
     if scheduler is not None:
         client = connect(scheduler)
     else:
+        check_local_workers(workers or 1)
         try:
             local = LocalCluster(
                 n_workers=max(1, workers or 1),

@@ -12,6 +12,7 @@ import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.files import printable, read_head
 from diagnostics_app.core.store import FeatureStore, PreviousVersion, StoredEntry
 
 
@@ -78,6 +79,9 @@ def side_of_array(
     return Side(label, meta, n, int(data.shape[1]), int(data.shape[2]), times, read)
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def side_of_npy(path: str | Path, like: Side, label: str | None = None) -> Side:
     """A ``.npy`` file of numbers compared against ``like`` (a row's data): shaped
     ``(frames, channels, width)``, or ``(frames, width)`` / ``(frames,)`` when ``like`` has
@@ -85,9 +89,17 @@ def side_of_npy(path: str | Path, like: Side, label: str | None = None) -> Side:
     counts match, else on ``like``'s uniform frame step. One-line errors name the file."""
     name = label or str(path)
     try:
+        # checked first: np.load would block on a FIFO, read a device, or call any other file
+        # "pickled data" (its guess when the magic bytes are missing)
+        if read_head(path, len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise DiagnosticsError(
+                f"{printable(path)}: not a readable .npy array: no NumPy header (not a .npy file)"
+            )
         raw = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
-        raise DiagnosticsError(f"{path}: no such file") from None
+        raise DiagnosticsError(f"{printable(path)}: no such file") from None
+    except NotADirectoryError:
+        raise DiagnosticsError(f"{printable(path)}: no such file (a parent is a file)") from None
     except (OSError, ValueError, EOFError) as exc:
         cause = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise DiagnosticsError(f"{path}: not a readable .npy array: {cause}") from None
@@ -109,6 +121,8 @@ def side_of_npy(path: str | Path, like: Side, label: str | None = None) -> Side:
             f"channel(s) x {like.width} column(s)"
         )
     n = int(data.shape[0])
+    if n == 0 and like.frames:  # else "within tolerance": nothing differs in no frames
+        raise DiagnosticsError(f"{path}: holds no frames, the row has {like.frames}")
     if n == like.frames:
         times = np.asarray(like.times, dtype=np.float64)
     elif like.meta.frame_step:

@@ -7,9 +7,21 @@ and never a traceback.
 
 from __future__ import annotations
 
+# the rules every message follows, re-exported for the code that prints messages of its own
+from diagnostics_app.core.text import MAX_MESSAGE as MAX_MESSAGE
+from diagnostics_app.core.text import bounded as bounded
+from diagnostics_app.core.text import escaped as escaped
+
 
 class DiagnosticsError(Exception):
-    """Base of every user-facing error: ``str(err)`` is a one-line message naming the culprit."""
+    """Base of every user-facing error: ``str(err)`` is a one-line message naming the culprit,
+    at most about :data:`MAX_MESSAGE` characters long (see :func:`bounded` and
+    :func:`escaped`)."""
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (escaped(bounded(args[0])), *args[1:])
+        super().__init__(*args)
 
 
 class AudioError(DiagnosticsError):

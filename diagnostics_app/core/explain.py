@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from diagnostics_app.core.text import bounded
+
 
 class Absent(enum.Enum):
     """The value of a field that one fingerprint does not have (an enum: one instance,
@@ -111,6 +113,13 @@ def _is_tempo_map(value: Any) -> bool:
     )
 
 
+PROFILE_TEXT_MAX = 300
+
+
 def profile_text(profile: str, params: Mapping[str, Any]) -> str:
-    """A row's profile and its request's own parameters, e.g. ``fine {"fmin": 80.0}``."""
-    return f"{profile} {format_value(dict(params))}" if params else profile
+    """A row's profile and its request's own parameters, e.g. ``fine {"fmin": 80.0}``; at most
+    about :data:`PROFILE_TEXT_MAX` characters (an invalid request may hold a value of megabytes,
+    shown in a table cell, a report, a panel)."""
+    return (
+        bounded(f"{profile} {format_value(dict(params))}", PROFILE_TEXT_MAX) if params else profile
+    )

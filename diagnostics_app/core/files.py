@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.errors import DiagnosticsError, escaped
 
 # Project files are a few MB even at 100,000 tracks; the cap keeps a wrong path (a disk image,
 # a sparse file) from being read into memory whole.
@@ -43,8 +43,9 @@ class FileRefused(DiagnosticsError):
 
 
 def printable(path: str | os.PathLike[str]) -> str:
-    """A path for a one-line message: a null byte is shown as ``\\x00``, not written raw."""
-    return os.fspath(path).replace("\x00", "\\x00")
+    """A path for a one-line message: a null byte is shown as ``\\x00``, a newline as ``\\n``
+    (:func:`~diagnostics_app.core.errors.escaped`), not written raw."""
+    return escaped(os.fspath(path))
 
 
 _KINDS = (
@@ -113,6 +114,22 @@ def read_regular_stat(path: str | os.PathLike[str], limit: int) -> tuple[os.stat
     if len(data) > limit:
         raise FileRefused(path, f"too large (more than {limit} bytes)")
     return st, data
+
+
+def read_head(path: str | os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes (fewer if the file is shorter) of a regular file, for a magic
+    number check before handing the path to a library that would block on a FIFO or read a
+    device forever; :class:`FileRefused` for anything else (OSError is left to the caller)."""
+    check_path(path)
+    reason = non_regular_reason(os.stat(path).st_mode)
+    if reason is not None:
+        raise FileRefused(path, reason)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        reason = non_regular_reason(os.fstat(fd).st_mode)  # replaced between stat and open
+        if reason is not None:
+            raise FileRefused(path, reason)
+        return f.read(size)
 
 
 def temp_path(target: Path) -> Path:

@@ -28,6 +28,7 @@ Qt-free, so the CLI's ``add``/``remove`` and the GUI's drop share every rule her
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -153,16 +154,24 @@ def scan(
     ignore: Collection[str | os.PathLike[str]] = (),
 ) -> Scan:
     """The audio files under ``paths`` (files or folders), and why anything else was left."""
-    walker = _Walker(recursive, {os.path.abspath(p) for p in ignore})
+    walker = _Walker(recursive, [os.fspath(p) for p in ignore])
     for p in paths:
         walker.root(os.path.normpath(os.fspath(p)))
     return Scan(tuple(walker.found), tuple(walker.skipped), walker.hidden)
 
 
 class _Walker:
-    def __init__(self, recursive: bool, ignore: set[str]) -> None:
+    def __init__(self, recursive: bool, ignore: list[str]) -> None:
         self.recursive = recursive
-        self.ignore = ignore
+        self.ignore = {os.path.abspath(p) for p in ignore}
+        # the same things reached another way (a link to the cache folder): by identity in a
+        # walk, and by real path for what is given (a file inside the cache folder)
+        self._ignore_real = [os.path.realpath(p) for p in ignore]
+        self._ignore_ids: set[tuple[int, int]] = set()
+        for p in ignore:
+            with contextlib.suppress(OSError):
+                st = os.stat(p)
+                self._ignore_ids.add((st.st_dev, st.st_ino))
         self.found: list[Found] = []
         self.skipped: list[Skip] = []
         self.hidden = 0
@@ -173,6 +182,10 @@ class _Walker:
         self.skipped.append(Skip(files.printable(path), reason, problem))
 
     def root(self, path: str) -> None:
+        real = os.path.realpath(path)
+        if any(real == i or real.startswith(i.rstrip(os.sep) + os.sep) for i in self._ignore_real):
+            self.skip(path, "the project file or its feature cache folder (not audio)", False)
+            return
         st = self._stat(path)
         if st is None:
             return
@@ -209,6 +222,8 @@ class _Walker:
                 first = files.printable(self._folders[ident])
                 if ident in above:
                     self.skip(folder, f"symbolic link loop (leads back to {first})", True)
+                elif folder == self._folders[ident]:
+                    self.skip(folder, "given more than once (scanned once)", False)
                 else:
                     self.skip(folder, f"already scanned as {first} (a link to it)", False)
                 continue
@@ -229,7 +244,7 @@ class _Walker:
                 if os.path.abspath(path) in self.ignore:
                     continue
                 entry_st = self._stat(path)
-                if entry_st is None:
+                if entry_st is None or (entry_st.st_dev, entry_st.st_ino) in self._ignore_ids:
                     continue
                 if stat.S_ISDIR(entry_st.st_mode):
                     if self.recursive:

@@ -38,7 +38,7 @@ from typing import Any
 from diagnostics_app.core import files
 from diagnostics_app.core._gc import gc_paused
 from diagnostics_app.core.canonical import canonical_json
-from diagnostics_app.core.errors import ParamError, ProjectError
+from diagnostics_app.core.errors import ParamError, ProjectError, bounded
 from diagnostics_app.core.params import ParamValue, check_overrides, resolve_params
 from diagnostics_app.core.suggest import did_you_mean, unknown_keys
 from diagnostics_app.core.tempo import TempoMap
@@ -366,7 +366,7 @@ def _project_from_json(data: Any, path: Path | None) -> Project:
         tempo_map_given="tempo_map" in data,
         path=path,
         profile_problems=freeze(profile_problems),
-        warnings=tuple(warnings),
+        warnings=tuple(bounded(w) for w in warnings),  # a key of megabytes: errors.bounded
     )
 
 

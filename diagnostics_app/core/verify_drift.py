@@ -36,10 +36,12 @@ from diagnostics_app.core.compare_rules import Comparison
 from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.events import SessionEvents
+from diagnostics_app.core.files import printable
 from diagnostics_app.core.jobs import JobRunner
 from diagnostics_app.core.planner import PlannedJob
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.store import EntryKey, FeatureStore, StoredEntry, current_provenance
+from diagnostics_app.core.store.causes import os_cause
 
 DEFAULT_FRACTION = 0.1
 DEFAULT_SEED = 0
@@ -163,9 +165,14 @@ def verify(
     eligible = [r for r in rows if r.state == "ok"]
     chosen = sample_rows(eligible, fraction, seed)
     current = current_provenance()
-    with tempfile.TemporaryDirectory(
-        prefix="diagnostics-verify-", dir=None if scratch_parent is None else str(scratch_parent)
-    ) as scratch_dir:
+    parent = tempfile.gettempdir() if scratch_parent is None else str(scratch_parent)
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="diagnostics-verify-", dir=parent)
+    except OSError as exc:  # a read-only or full disk: name the folder given, not the new name
+        raise DiagnosticsError(
+            f"{printable(parent)}: cannot make the scratch store here ({os_cause(exc)})"
+        ) from None
+    with scratch as scratch_dir:
         checks = _recompute_and_compare(session, chosen, Path(scratch_dir), progress)
     repaired: tuple[Row, ...] = ()
     if repair:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
 
 from diagnostics_app import APP_NAME, __version__
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.errors import DiagnosticsError, escaped
 from diagnostics_app.core.session import Session
 from diagnostics_app.qt.controller import Controller
 from diagnostics_app.qt.main_window import MainWindow
@@ -295,7 +295,7 @@ def screenshot(
         rows = [r for r in controller.diagnosis.rows if r.key.feature == row]
         if not any(window.table.select_key(r.key) for r in rows):  # the first in the table
             window.close()
-            print(f"diagnostics-app: --row {row}: no such row in view", file=sys.stderr)
+            print(f"diagnostics-app: --row {escaped(row)}: no such row in view", file=sys.stderr)
             return EXIT_BAD_INPUT
         wait_until_idle(window)
     if selection is not None:

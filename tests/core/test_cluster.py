@@ -419,7 +419,7 @@ def test_analyze_with_workers_runs_on_a_local_cluster(
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "0"], "--workers 0: must be at least 1"),
         (["--workers", "2", "--scheduler", "tcp://h:8786"], "exclude each other"),
         (["--scheduler", "nonsense"], "'nonsense': not a scheduler address"),
         (["--scheduler", "tcp://h:8786; rm"], "not a scheduler address (expected tcp://HOST:PORT)"),

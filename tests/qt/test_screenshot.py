@@ -142,3 +142,11 @@ def test_cli_screenshot_row_marks_its_lane(demo_project: Path, tmp_path: Path) -
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["diagnostics-app: --row nosuch: no such row in view"]
     assert not bad_png.exists()
+
+
+def test_cli_screenshot_row_with_a_newline_is_one_line(demo_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.png"
+    bad = _run_cli("screenshot", str(demo_project), "-o", str(out), "--row", "rm\ns")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["diagnostics-app: --row rm\\ns: no such row in view"]
+    assert not out.exists()

@@ -364,6 +364,11 @@ def load_times(
     """A feature's frame times alone, float64 ``(frames,)``: a read-only memory map of its
     times file, or the uniform axis computed (its values are never read)."""
     if stored.times_path is None:
+        # the frame count is the index's word, checked against the data file's header first:
+        # a tampered count is a corrupt entry, not an axis of a trillion frames to allocate
+        dtype = U16 if stored.encoding == "u16db" else F32
+        shape = (stored.frames, stored.channels, stored.width)
+        _read_array(root, stored.path, dtype, shape, True, what, why_missing)
         step = stored.meta.frame_step or 0.0
         return stored.meta.frame_start + step * np.arange(stored.frames, dtype=np.float64)
     return _read_array(root, stored.times_path, F64, (stored.frames,), True, what, why_missing)

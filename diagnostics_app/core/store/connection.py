@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store.causes import db_cause
+from diagnostics_app.core.store.causes import db_cause, unwritable_hint
 from diagnostics_app.core.store.records import StoreVersion
 
 INDEX_NAME: Final = "index.sqlite"
 DEFAULT_BUSY_TIMEOUT: Final = 30.0  # seconds a writer waits for another process's transaction
 
 log = logging.getLogger("diagnostics_app.store")
+# SQLite's words when it cannot create or write the index, its journal or its WAL files
+_CANNOT_WRITE = ("unable to open database file", "readonly database")
 
 
 def connect(index: Path, busy_timeout: float) -> sqlite3.Connection:
@@ -41,7 +43,9 @@ def connect(index: Path, busy_timeout: float) -> sqlite3.Connection:
             str(index), timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
-        raise StoreError(f"{index}: cannot open the feature index: {db_cause(exc)}") from None
+        raise StoreError(
+            f"{index}: cannot open the feature index: {db_cause(exc)}{unwritable_hint(index)}"
+        ) from None
 
 
 class IndexConnection:
@@ -81,7 +85,8 @@ class IndexConnection:
         return self._conn
 
     def error(self, what: str, exc: sqlite3.Error) -> StoreError:
-        return StoreError(f"{self.path}: {what}: {db_cause(exc)}")
+        hint = unwritable_hint(self.path) if any(w in str(exc) for w in _CANNOT_WRITE) else ""
+        return StoreError(f"{self.path}: {what}: {db_cause(exc)}{hint}")
 
     @contextlib.contextmanager
     def write(self, what: str, durable: bool = False) -> Iterator[sqlite3.Connection]:

@@ -143,8 +143,11 @@ def check_cache_dir(root: Path) -> None:
         names = os.listdir(root)
     except FileNotFoundError:
         return  # created by the caller
-    except NotADirectoryError:
-        return  # the caller's mkdir says so, in its own words
+    except NotADirectoryError as exc:  # mkdir would say "File exists", which explains little
+        what = "a file is there" if os.path.lexists(root) else "a folder above it is a file"
+        raise StoreError(
+            f"{root}: cannot create the feature store folder: {os_cause(exc)} ({what})"
+        ) from None
     except OSError as exc:
         raise StoreError(f"{root}: cannot list the feature cache folder: {os_cause(exc)}") from None
     foreign = sorted(n for n in names if n not in STORE_NAMES)
