@@ -5,6 +5,7 @@ runner (:mod:`~diagnostics_app.core.jobs`) prepares the values and keeps the rec
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from diagnostics_app.core.audio import content_blocks
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.compare import record_regenerations
@@ -22,6 +24,7 @@ from diagnostics_app.core.engine import (
     run_pass,
     run_source_passes,
 )
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.store import FeatureStore
 from diagnostics_app.core.tempo import TempoMap
@@ -150,7 +153,22 @@ def run_works(
                     record_regenerations(store, sink.committed)  # see core.compare
                 except Exception as exc:
                     errors[i] = exc
+        if any(errors[i] is None for i, _, _ in kept):
+            _remember_blocks(store, works[kept[0][0]])
     return errors
+
+
+def _remember_blocks(store: FeatureStore, work: PassWork) -> None:
+    """The block digests of the audio the pass read (core.ranges: when the file changes
+    later, its rows name the changed ranges), once per version of the file. Here, where the
+    pass runs (a worker process for the desktop app), not in the process that queued it:
+    the decode never competes with a GUI thread. Without them only the ranges go unreported."""
+    digest = next(iter(work.fingerprints.values()), {}).get("audio.content")
+    if not isinstance(digest, str):
+        return
+    # undecodable, or the store refused: the rows are still right
+    with contextlib.suppress(DiagnosticsError):
+        content_blocks(work.path, digest, store)
 
 
 def _asked_of(store: FeatureStore, job_id: str) -> Callable[[], bool]:

@@ -291,9 +291,7 @@ class Session:
         status = self.source_status(source_id)
         if status.facts is None:
             raise DiagnosticsError(status.error or f"source {source_id!r}: audio unavailable")
-        # the entry about to be computed must find its audio's block digests when the file
-        # changes later (core.ranges): digested now, once per version (the pass decodes anyway)
-        _blocks_or_none(self._project.audio_path(source_id), status.facts.digest, self.store)
+        # (the block digests of this audio version are remembered by the pass: pass_work)
         return status.facts
 
     # -- diagnostics, planning, jobs --------------------------------------------------------

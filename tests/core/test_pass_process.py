@@ -162,3 +162,28 @@ def test_a_cancel_after_the_last_block_leaves_the_pass_done(
     assert not session.store.cancel_requested(batch.job_id)
     [job] = [j for j in session.store.jobs() if j.id == batch.job_id]
     assert job.state == "done"
+
+
+def test_a_process_pass_remembers_its_audio_blocks_in_the_worker(
+    tmp_path: Path, sessions: list[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The block digests (changed ranges, core.ranges) cost a decode of the file: the worker
+    process that runs the pass makes them, never the process that queued it (the GUI's, where
+    a decode on a thread competes with the GUI thread)."""
+    from diagnostics_app.core import audio
+
+    session = _open(_project(tmp_path, 2.0), sessions)
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the audio was decoded for block digests in the queueing process")
+
+    monkeypatch.setattr(audio, "block_digests", not_here)
+    passes = ProcessPasses(session.store, 1)
+    try:
+        result = _run_one(session, passes)
+    finally:
+        passes.close()
+    assert result.status == "done", result.message
+    facts = session.source_status("a").facts
+    assert facts is not None
+    assert session.store.get_blocks(facts.digest) is not None  # made in the worker
