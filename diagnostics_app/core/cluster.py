@@ -49,6 +49,7 @@ from diagnostics_app.core.compare import record_regenerations
 from diagnostics_app.core.engine import CancelToken
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError
 from diagnostics_app.core.jobs import PassWork, Report, compute_work
+from diagnostics_app.core.pass_work import remember_blocks
 from diagnostics_app.core.store import FeatureStore
 from diagnostics_app.core.store.staged import StagedPass, StagingArea, StagingSink
 
@@ -202,6 +203,7 @@ class ClusterPasses:
                 work.versions,
             )
             record_regenerations(self._store, committed)  # as a local pass does (run_work)
+            remember_blocks(self._store, work)  # its decode was on a worker: one here
         finally:
             # what was not committed, and the parts a killed attempt left (after a retry)
             self._store.discard_staged(self._area, stage_id, wanted)

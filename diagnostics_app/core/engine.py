@@ -174,6 +174,7 @@ class SourceRun:
 
     info: AudioInfo | None
     errors: tuple[Exception | None, ...]
+    complete: bool = False  # the whole file was decoded (every block went to ``on_block``)
 
 
 def run_pass(
@@ -206,6 +207,7 @@ def run_source_passes(
     cancel: Sequence[CancelToken] | None = None,
     block_frames: int = DEFAULT_BLOCK_FRAMES,
     info: AudioInfo | None = None,
+    on_block: Callable[[np.ndarray], None] | None = None,
 ) -> SourceRun:
     """Run several passes over one source with ONE decode: each decoded block goes to every
     pass (each keeps its own signal, framing, STFT and calculators; a block's work of all the
@@ -216,6 +218,8 @@ def run_source_passes(
     progress callback raises is aborted (its sink only) and the others go on; decoding stops
     when no pass is left. A decoding error ends every pass still running. Only an interrupt
     (KeyboardInterrupt and other non-``Exception``\\ s) aborts them all and is raised.
+    ``on_block`` sees every decoded block (channels, n), on the decode thread: core.ranges'
+    block digests come from the same decode.
     """
     n = len(plans)
     assert len(sinks) == n, "one sink per plan"
@@ -240,8 +244,9 @@ def run_source_passes(
                 sinks[i].abort()
         pool = worker_pool()
         if live:
-            reader = _Reader(path, block_frames, {p.mode for p in live})
+            reader = _Reader(path, block_frames, {p.mode for p in live}, on_block)
         decoded = 0
+        complete = False
         while live:
             live = _each(live, errors, lambda p: p.cancel.raise_if_cancelled())
             if not live:
@@ -264,6 +269,7 @@ def run_source_passes(
             decoded += samples.shape[1]
             live = _each(live, errors, partial(_Pass.report, decoded=decoded, total=info.frames))
             if final:
+                complete = True
                 break
         if reader is not None:
             reader.close()
@@ -276,7 +282,7 @@ def run_source_passes(
         for p in live:
             p.sink.abort()
         raise
-    return SourceRun(info, tuple(errors))
+    return SourceRun(info, tuple(errors), complete)
 
 
 def _each(
@@ -423,9 +429,16 @@ class _Reader:
     (libsndfile and numpy release the GIL), with the signal of each channel mode the passes
     use. At most one block is read ahead."""
 
-    def __init__(self, path: str, block_frames: int, modes: set[str]) -> None:
+    def __init__(
+        self,
+        path: str,
+        block_frames: int,
+        modes: set[str],
+        on_block: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
         self._blocks = iter_blocks(path, block_frames)
         self._modes = sorted(modes)
+        self._on_block = on_block
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._ahead: Future[tuple[np.ndarray, dict[str, np.ndarray]] | None] | None = self._submit()
 
@@ -433,6 +446,8 @@ class _Reader:
         samples = next(self._blocks, None)
         if samples is None:
             return None
+        if self._on_block is not None:
+            self._on_block(samples)
         return samples, {mode: _signal(samples, mode) for mode in self._modes}
 
     def _submit(self) -> Future[tuple[np.ndarray, dict[str, np.ndarray]] | None]:

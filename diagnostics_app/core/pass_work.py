@@ -26,6 +26,7 @@ from diagnostics_app.core.engine import (
 )
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.params import Params
+from diagnostics_app.core.ranges import BlockHasher
 from diagnostics_app.core.store import FeatureStore
 from diagnostics_app.core.tempo import TempoMap
 
@@ -145,7 +146,15 @@ def run_works(
             kept.append((i, sink, _FilteredSink(sink, wanted)))
         if not kept:
             continue
-        done = run_source_passes(path, plans, [f for _, _, f in kept], progress, tokens)
+        hasher = _block_hasher(store, works[kept[0][0]])
+        done = run_source_passes(
+            path,
+            plans,
+            [f for _, _, f in kept],
+            progress,
+            tokens,
+            on_block=hasher.feed if hasher is not None else None,
+        )
         for (i, sink, _), error in zip(kept, done.errors, strict=True):
             errors[i] = error
             if error is None:
@@ -153,18 +162,41 @@ def run_works(
                     record_regenerations(store, sink.committed)  # see core.compare
                 except Exception as exc:
                     errors[i] = exc
-        if any(errors[i] is None for i, _, _ in kept):
-            _remember_blocks(store, works[kept[0][0]])
+        if hasher is not None and done.complete:
+            digest = _content_digest(works[kept[0][0]])
+            with contextlib.suppress(DiagnosticsError):  # only the ranges go unreported
+                if digest is not None:
+                    store.put_blocks(digest, hasher.result())
     return errors
 
 
-def _remember_blocks(store: FeatureStore, work: PassWork) -> None:
-    """The block digests of the audio the pass read (core.ranges: when the file changes
-    later, its rows name the changed ranges), once per version of the file. Here, where the
-    pass runs (a worker process for the desktop app), not in the process that queued it:
-    the decode never competes with a GUI thread. Without them only the ranges go unreported."""
+def _content_digest(work: PassWork) -> str | None:
     digest = next(iter(work.fingerprints.values()), {}).get("audio.content")
-    if not isinstance(digest, str):
+    return digest if isinstance(digest, str) else None
+
+
+def _block_hasher(store: FeatureStore, work: PassWork) -> BlockHasher | None:
+    """The block digests of the audio the passes read (core.ranges: when the file changes
+    later, its rows name the changed ranges), fed by the passes' own decode: None when this
+    version of the file has them already (or its facts are not in the fingerprints)."""
+    digest = _content_digest(work)
+    fp = next(iter(work.fingerprints.values()), {})
+    rate, channels = fp.get("audio.sample_rate"), fp.get("audio.channels")
+    if digest is None or not isinstance(rate, int) or not isinstance(channels, int):
+        return None
+    try:
+        if store.get_blocks(digest) is not None:
+            return None
+    except DiagnosticsError:
+        return None
+    return BlockHasher(rate, channels)
+
+
+def remember_blocks(store: FeatureStore, work: PassWork) -> None:
+    """The block digests of ``work``'s audio by a decode of their own, once per version of
+    the file: for passes whose decode was elsewhere (a cluster's workers)."""
+    digest = _content_digest(work)
+    if digest is None:
         return
     # undecodable, or the store refused: the rows are still right
     with contextlib.suppress(DiagnosticsError):
