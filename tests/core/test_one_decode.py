@@ -37,7 +37,7 @@ from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.project import DEFAULT_CACHE_DIR
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.store import FeatureStore
-from diagnostics_app.core.store import writing as store_writing
+from diagnostics_app.core.store import arrays as store_arrays  # where stored data is finished
 from diagnostics_app.core.store.writing import PassWriter
 from diagnostics_app.core.tempo import TempoMap
 from tests.core.audio_factory import truncate
@@ -241,7 +241,7 @@ def test_stored_arrays_are_byte_equal_to_one_pass_at_a_time_with_transcoding(
         raise AssertionError("u16db transcoded at close instead of encoded as written")
 
     with monkeypatch.context() as m:
-        m.setattr(store_writing, "transcode_u16", no_transcode)
+        m.setattr(store_arrays, "transcode_u16", no_transcode)
         with Session.open(grouped / "project.json") as session:
             assert {r.status for r in analyse_all(session)} == {"done"}
     assert decodes["song.wav"] == 1

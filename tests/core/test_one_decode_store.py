@@ -27,7 +27,7 @@ from diagnostics_app.core.calculators.base import (
 from diagnostics_app.core.engine import PassPlan, run_pass
 from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.store import FeatureStore
-from diagnostics_app.core.store import writing as store_writing
+from diagnostics_app.core.store import arrays as store_arrays  # where stored data is finished
 from diagnostics_app.core.tempo import TempoMap
 from tests.core.project_factory import write_tone
 
@@ -93,13 +93,13 @@ def test_a_range_known_at_the_start_is_encoded_as_written_and_equals_the_transco
     with FeatureStore.open(tmp_path / "late") as late:
         late_bytes = data_bytes(run(tmp_path, "end", late))
     calls: list[object] = []
-    real = store_writing.transcode_u16
+    real = store_arrays.transcode_u16
 
     def counting(*args: object) -> str:
         calls.append(args)
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_writing, "transcode_u16", counting)
+    monkeypatch.setattr(store_arrays, "transcode_u16", counting)
     with FeatureStore.open(tmp_path / "early") as early:
         early_bytes = data_bytes(run(tmp_path, "start", early))
     assert calls == []  # no float32 file transcoded
@@ -111,13 +111,13 @@ def test_a_range_known_only_at_the_end_is_still_stored_u16db(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[object] = []
-    real = store_writing.transcode_u16
+    real = store_arrays.transcode_u16
 
     def counting(*args: object) -> str:
         calls.append(args)
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_writing, "transcode_u16", counting)
+    monkeypatch.setattr(store_arrays, "transcode_u16", counting)
     with FeatureStore.open(tmp_path / "s") as store:
         encoding, _ = data_bytes(run(tmp_path, "end", store))
     assert encoding == "u16db"

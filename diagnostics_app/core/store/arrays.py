@@ -45,7 +45,7 @@ import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store.causes import one_line
+from diagnostics_app.core.store.causes import one_line, os_cause
 from diagnostics_app.core.store.paths import (
     DATA_DIR,
     TMP_DIR,
@@ -420,3 +420,52 @@ def _read_array(
             raise StoreError(
                 f"{path}: corrupt array file of {what}: {one_line(str(exc))[:200]}"
             ) from None
+
+
+def finish_feature(
+    arr: ArrayWriter,
+    calculator: str,
+    feature: str,
+    meta: OutputMeta,
+    times: np.ndarray | None,
+    new_path: Callable[[str], Path],
+    verb: str,
+) -> StagedFeature:
+    """A written feature's files as they are stored: the data in its stored encoding (a
+    float32 run that should be u16db is transcoded into ``new_path(".npy")``), then its frame
+    times (``new_path(".times.npy")``), each fsynced, with their checksums (sizes and stamps
+    not measured yet). The one rule for a store's pass writer and a cluster worker's staging
+    sink. On failure nothing it wrote is left; an OSError is a StoreError naming the file
+    (``verb``: what the caller does, "write" or "stage")."""
+    what = f"{calculator}/{feature}"
+    item = StagedFeature(feature, meta, arr.encoding, 0, [arr.path], [""])
+    path = arr.path
+    try:
+        check_layout(what, arr.channels, arr.width, meta)
+        arr.finish()
+        item.frames = arr.frames
+        item.checksums[0] = arr.checksum
+        value_range = u16_range(meta)
+        if arr.value_range is not None and arr.value_range != value_range:
+            raise ValueError(
+                f"{what}: stored as u16db over {arr.value_range} as its run declared at its "
+                f"start, but its final meta says {value_range or 'float32'}"
+            )
+        if value_range is not None and arr.value_range is None:
+            path = new_path(".npy")
+            item.paths[0] = path
+            item.checksums[0] = transcode_u16(arr.path, path, value_range)
+            unlink(arr.path)
+            item.encoding = "u16db"
+        t = frame_times(times, arr.frames, what)
+        if t is not None:
+            path = new_path(".times.npy")
+            item.paths.append(path)
+            item.checksums.append(write_times(path, t, durable=True))
+    except BaseException as exc:
+        arr.discard()
+        unlink_all(item.paths)
+        if isinstance(exc, OSError):
+            raise StoreError(f"{path}: cannot {verb} feature data: {os_cause(exc)}") from None
+        raise
+    return item

@@ -45,14 +45,11 @@ from diagnostics_app.core.store.arrays import (
     U16,
     ArrayWriter,
     StagedFeature,
-    check_layout,
     expected_size,
-    frame_times,
+    finish_feature,
     read_npy_header,
-    transcode_u16,
-    u16_range,
     unlink,
-    write_times,
+    unlink_all,
 )
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import IndexConnection
@@ -170,39 +167,20 @@ class StagingSink:
         if arr is None:  # declared but no frame written: an empty feature
             arr = self._writer(calculator, feature, meta.channels, meta.width)
             del self._open[(calculator, feature)]
-        what = f"{calculator}/{feature}"
-        parts = [arr.path]
-        try:
-            check_layout(what, arr.channels, arr.width, meta)
-            arr.finish()
-            data_part, checksum, encoding = arr.path, arr.checksum, arr.encoding
-            value_range = u16_range(meta)
-            if value_range is not None:  # the pass writer's transcode, for the same bytes
-                data_part = self._part()
-                parts.append(data_part)
-                checksum = transcode_u16(arr.path, data_part, value_range)
-                unlink(arr.path)
-                encoding = "u16db"
-            data = self._publish(data_part, checksum, calculator, feature, "npy")
+        item = finish_feature(
+            arr, calculator, feature, meta, times, lambda _: self._part(), "stage"
+        )
+        try:  # the pass writer's files, under their staged names
+            data = self._publish(item.paths[0], item.checksums[0], calculator, feature, "npy")
             staged_times = None
-            t = frame_times(times, arr.frames, what)
-            if t is not None:
-                times_part = self._part()
-                parts.append(times_part)
-                times_sum = write_times(times_part, t, durable=True)
+            if len(item.paths) > 1:
                 staged_times = self._publish(
-                    times_part, times_sum, calculator, feature, "times.npy"
+                    item.paths[1], item.checksums[1], calculator, feature, "times.npy"
                 )
-        except BaseException as exc:
-            arr.discard()
-            for path in parts:
-                unlink(path)
-            if isinstance(exc, OSError):
-                raise StoreError(
-                    f"{arr.path}: cannot stage feature data: {os_cause(exc)}"
-                ) from None
-            raise
-        return StagedOutput(feature, meta, encoding, arr.frames, data, staged_times)
+        except OSError as exc:
+            unlink_all(item.paths)
+            raise StoreError(f"{arr.path}: cannot stage feature data: {os_cause(exc)}") from None
+        return StagedOutput(feature, meta, item.encoding, item.frames, data, staged_times)
 
     def _publish(
         self, part: Path, checksum: str, calculator: str, feature: str, kind: str

@@ -36,11 +36,10 @@ from diagnostics_app.core.store.arrays import (
     ArrayWriter,
     StagedFeature,
     check_layout,
+    finish_feature,
     frame_times,
     fsync_dir,
-    transcode_u16,
     u16_range,
-    unlink,
     unlink_all,
     write_array,
     write_times,
@@ -111,7 +110,7 @@ class PassWriter:
     def _temp(self, calculator_id: str, feature: str, channels: int, width: int) -> ArrayWriter:
         arr = self._open.get((calculator_id, feature))
         if arr is None:
-            path = self._root / TMP_DIR / new_name(".npy")
+            path = self._tmp_path(".npy")
             try:
                 # in the encoding expect() told, else float32 (transcoded at close if need be)
                 arr = ArrayWriter(path, channels, width, self._ranges.get((calculator_id, feature)))
@@ -167,6 +166,9 @@ class PassWriter:
                     del self._open[(calc, feature)]
         self._closed.add(calculator_id)
 
+    def _tmp_path(self, suffix: str) -> Path:
+        return self._root / TMP_DIR / new_name(suffix)
+
     def _stage(
         self, calculator_id: str, feature: str, meta: OutputMeta, times: np.ndarray | None
     ) -> StagedFeature:
@@ -174,37 +176,14 @@ class PassWriter:
         if arr is None:  # declared but no frame written: an empty feature
             arr = self._temp(calculator_id, feature, meta.channels, meta.width)
             del self._open[(calculator_id, feature)]
-        what = f"{calculator_id}/{feature}"
-        item = StagedFeature(feature, meta, arr.encoding, arr.frames, [arr.path], [""])
-        path = arr.path
+        item = finish_feature(arr, calculator_id, feature, meta, times, self._tmp_path, "write")
         try:
-            check_layout(what, arr.channels, arr.width, meta)
-            arr.finish()
-            item.checksums[0] = arr.checksum
-            value_range = u16_range(meta)
-            if arr.value_range is not None and arr.value_range != value_range:
-                raise ValueError(
-                    f"{what}: stored as u16db over {arr.value_range} as its run declared at its "
-                    f"start, but its final meta says {value_range or 'float32'}"
-                )
-            if value_range is not None and arr.value_range is None:
-                path = self._root / TMP_DIR / new_name(".npy")
-                item.paths[0] = path
-                item.checksums[0] = transcode_u16(arr.path, path, value_range)
-                unlink(arr.path)
-                item.encoding = "u16db"
-            t = frame_times(times, arr.frames, what)
-            if t is not None:
-                path = self._root / TMP_DIR / new_name(".times.npy")
-                item.paths.append(path)
-                item.checksums.append(write_times(path, t, durable=True))
             item.measure()
-        except BaseException as exc:
-            arr.discard()
+        except OSError as exc:
             unlink_all(item.paths)
-            if isinstance(exc, OSError):
-                raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
-            raise
+            raise StoreError(
+                f"{item.paths[-1]}: cannot write feature data: {os_cause(exc)}"
+            ) from None
         return item
 
     def abort(self) -> None:
