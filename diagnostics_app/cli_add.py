@@ -218,7 +218,7 @@ def run_remove(args: argparse.Namespace) -> int:
     ids = list(dict.fromkeys(args.sources))
     if args.missing:
         ids.extend(sid for sid in library.missing_sources(project) if sid not in ids)
-    tracks = library.tracks_using(project, set(ids))
+    tracks = edits.tracks_removed_with(project, *ids)
     if ids and not args.dry_run:
         from diagnostics_app.core.project import save_project
 

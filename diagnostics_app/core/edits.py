@@ -152,8 +152,7 @@ def add_sources(
 def remove_sources(project: Project, source_ids: tuple[str, ...]) -> Project:
     """Sources and every track that reads one of them (a track reads exactly one source, so
     it cannot outlive it), as one edit."""
-    for sid in source_ids:
-        project.source(sid)
+    taken = {t.id for t in tracks_removed_with(project, *source_ids)}  # checks the ids too
     if not source_ids:
         return project
     gone = set(source_ids)
@@ -161,7 +160,7 @@ def remove_sources(project: Project, source_ids: tuple[str, ...]) -> Project:
         replace(
             project,
             sources=tuple(s for s in project.sources if s.id not in gone),
-            tracks=tuple(t for t in project.tracks if t.source not in gone),
+            tracks=tuple(t for t in project.tracks if t.id not in taken),
         )
     )
 
@@ -340,7 +339,10 @@ def relink_source(project: Project, source_id: str, path: str) -> Project:
     )
 
 
-def tracks_removed_with(project: Project, source_id: str) -> tuple[Track, ...]:
-    """The tracks :func:`remove_source` removes with the source: every track that uses it."""
-    project.source(source_id)
-    return project.tracks_of(source_id)
+def tracks_removed_with(project: Project, *source_ids: str) -> tuple[Track, ...]:
+    """The tracks :func:`remove_sources` removes with the sources: every track that reads one
+    of them (a track reads exactly one source), in file order."""
+    for sid in source_ids:
+        project.source(sid)
+    gone = set(source_ids)
+    return tuple(t for t in project.tracks if t.source in gone)

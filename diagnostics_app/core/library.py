@@ -425,8 +425,3 @@ def missing_sources(project: Project) -> list[str]:
         if not exists:
             out.append(s.id)
     return out
-
-
-def tracks_using(project: Project, source_ids: Collection[str]) -> list[Track]:
-    """The tracks that read any of these sources (a track reads exactly one)."""
-    return [t for t in project.tracks if t.source in source_ids]
