@@ -54,7 +54,7 @@ from diagnostics_app.qt.theme import STATE_COLORS, app_icon
 from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
 from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
-from diagnostics_app.qt.widgets.source_tree import SourceTreePanel, local_paths
+from diagnostics_app.qt.widgets.source_tree import SourceTreePanel, take_dropped_paths
 from diagnostics_app.qt.window_channels import ChannelsMixin
 from diagnostics_app.qt.window_compare import CompareMixin
 from diagnostics_app.qt.window_dialogs import EditDialogsMixin
@@ -533,28 +533,13 @@ class MainWindow(
 
     # -- files and folders dropped on the window (the source tree takes its own) ----------
 
-    def _dropped(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
-        mime = event.mimeData()
-        if not mime.hasUrls():
-            return []
-        return local_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._dropped(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        take_dropped_paths(event)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if self._dropped(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        take_dropped_paths(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = self._dropped(event)
+        paths = take_dropped_paths(event)
         if paths:
-            event.acceptProposedAction()
             self._on_files_dropped(paths)
-        else:
-            event.ignore()

@@ -62,31 +62,29 @@ class SourceTreeView(QTreeView):
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
 
-    def _local_audio(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
-        mime = event.mimeData()
-        if not mime.hasUrls():
-            return []
-        return local_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._local_audio(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        take_dropped_paths(event)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if self._local_audio(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        take_dropped_paths(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = self._local_audio(event)
+        paths = take_dropped_paths(event)
         if paths:
-            event.acceptProposedAction()
             self.filesDropped.emit(paths)
-        else:
-            event.ignore()
+
+
+def take_dropped_paths(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
+    """The local files and folders a drag carries (those that exist), the event accepted when
+    there are some and ignored otherwise: the drop rule of the tree and of the window."""
+    mime = event.mimeData()
+    urls = mime.urls() if mime.hasUrls() else []
+    paths = local_paths([u.toLocalFile() for u in urls if u.isLocalFile()])
+    if paths:
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+    return paths
 
 
 class SourceTreePanel(QWidget):
