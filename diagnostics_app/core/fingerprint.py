@@ -155,6 +155,25 @@ def _rank(name: str) -> tuple[int, str]:
     return len(_ORDER) + 1, name
 
 
+def partial_kind(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> str | None:
+    """Which partial recomputation could bring data of fingerprint ``stored`` to ``current``
+    (core.partial_work): "audio" when only the audio content differs, "tempo" when only the
+    tempo map does; None when there is no stored fingerprint, or nothing or anything else
+    differs (the calculator runs whole)."""
+    if stored is None:
+        return None
+    changed = {
+        name
+        for name in set(stored) | set(current)
+        if not same_value(stored.get(name), current.get(name))
+    }
+    if changed == {AUDIO_CONTENT}:
+        return "audio"
+    if changed == {TEMPO}:
+        return "tempo"
+    return None
+
+
 def diff(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[Reason, ...]:
     """Every input whose value differs, in a stable order (audio, calculator, profile, tempo).
     An input present on one side only shows ``None`` on the other, and counts as changed only

@@ -37,6 +37,7 @@ from diagnostics_app.core.pass_work import Report as Report
 from diagnostics_app.core.pass_work import compute_work as compute_work
 from diagnostics_app.core.pass_work import run_work as run_work
 from diagnostics_app.core.pass_work import run_works as run_works
+from diagnostics_app.core.partial_work import is_note
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.resolve import Invalid, check_rate
@@ -59,6 +60,9 @@ class Batch:
     priority: int
     origin: str
     cancel: CancelToken = field(default_factory=CancelToken)
+    # what a partial attempt did ("partial: 0:01.200 of 60:00.000 recomputed"), reported as
+    # a progress label (core.partial_work.is_note) and kept as the done job's message
+    note: str | None = None
 
     @property
     def source(self) -> str:
@@ -126,6 +130,9 @@ class JobRunner:
         self._in_flight = 0  # batches taken whose execute() has not returned yet
         self._ended = threading.Condition(self._lock)  # notified when one returns
         self._stopping = False  # run_all is being interrupted: take() hands out nothing
+        # recompute only the frames an edit touches where possible (core.partial_work);
+        # False: every pass whole (the other side of bench/partial.py)
+        self.partial = True
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -333,6 +340,7 @@ class JobRunner:
                     [w for _, w in ready],
                     reports,
                     [b.cancel for b, _ in ready],
+                    partial=self.partial,
                 )
             except Exception as exc:  # a bug must reach the UI as failed rows, not hung jobs
                 errors = [exc] * len(ready)
@@ -350,7 +358,7 @@ class JobRunner:
             for (batch, _), error in zip(ready, errors, strict=True):
                 start = starts[batch.job_id]
                 results[batch.job_id] = (
-                    self._finish(batch, "done", start, None)
+                    self._finish(batch, "done", start, batch.note)
                     if error is None
                     else self._failed(batch, start, error)
                 )
@@ -378,6 +386,8 @@ class JobRunner:
         def report(fraction: float, label: str) -> None:
             if ended is not None and fraction >= 1.0:
                 ended.add(batch.job_id)
+            if is_note(label):
+                batch.note = label
             self._mark(batch, "running", fraction, label)
 
         return report
@@ -397,12 +407,19 @@ class JobRunner:
         try:
             work = self._start(batch)
             if run is None:
-                run_work(self.store, self.registry, work, self._reporter(batch), batch.cancel)
+                run_work(
+                    self.store,
+                    self.registry,
+                    work,
+                    self._reporter(batch),
+                    batch.cancel,
+                    partial=self.partial,
+                )
             else:
                 run(work, self._reporter(batch), batch.cancel)
         except Exception as exc:
             return self._failed(batch, start, exc)
-        return self._finish(batch, "done", start, None)
+        return self._finish(batch, "done", start, batch.note)
 
     def _work(self, batch: Batch) -> PassWork:
         """The pass as a value, from the project as it is now (the snapshot it computes from).

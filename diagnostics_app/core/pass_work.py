@@ -25,10 +25,10 @@ from diagnostics_app.core.engine import (
     run_source_passes,
 )
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.params import Params
 from diagnostics_app.core.ranges import BlockHasher
+from diagnostics_app.core.pass_spec import PassWork as PassWork
+from diagnostics_app.core.partial_work import run_partial
 from diagnostics_app.core.store import FeatureStore
-from diagnostics_app.core.tempo import TempoMap
 
 
 class _FilteredSink:
@@ -67,26 +67,6 @@ class _FilteredSink:
         self.inner.abort()
 
 
-@dataclass(frozen=True)
-class PassWork:
-    """One pass, prepared (fingerprints from the project snapshot taken when it started): all
-    :func:`run_work` needs besides a store and a registry. A plain value, so it can be sent to
-    another process."""
-
-    job_id: str
-    source: str
-    profile: str
-    params_key: str
-    fingerprints: Mapping[str, Mapping[str, Any]]
-    versions: Mapping[str, int]
-    wanted: Mapping[str, frozenset[str]]  # features kept, per calculator
-    path: str
-    params: Params
-    tempo: TempoMap
-    calculators: tuple[str, ...]
-    progress_interval: float
-
-
 Report = Callable[[float, str], None]  # a running pass's progress: fraction, label
 PassRun = Callable[[PassWork, Report, CancelToken], None]
 
@@ -100,13 +80,18 @@ class PassRunner(Protocol):
 
 
 def run_work(
-    store: FeatureStore, registry: Registry, work: PassWork, report: Report, cancel: CancelToken
+    store: FeatureStore,
+    registry: Registry,
+    work: PassWork,
+    report: Report,
+    cancel: CancelToken,
+    partial: bool = True,
 ) -> None:
     """Compute ``work`` and commit its entries into ``store``. Progress goes to ``report`` at
     most every ``work.progress_interval`` s (and at the end); a cancel request in the store
     (another process, or the process that handed this pass to a worker process) is checked
     per block. Raises :class:`Cancelled` or the pass's error."""
-    error = run_works(store, registry, [work], [report], [cancel])[0]
+    error = run_works(store, registry, [work], [report], [cancel], partial=partial)[0]
     if error is not None:
         raise error
 
@@ -117,19 +102,46 @@ def run_works(
     works: Sequence[PassWork],
     reports: Sequence[Report],
     cancels: Sequence[CancelToken],
+    notes: list[str | None] | None = None,
+    partial: bool = True,
 ) -> list[Exception | None]:
     """:func:`run_work` for several passes, with one decode per source: the passes reading
     the same file run together (:func:`~core.engine.run_source_passes`). Per pass, None when it
     committed, or the error that ended it (:class:`Cancelled` for a cancelled one); a pass
-    failing or cancelled never ends another."""
+    failing or cancelled never ends another.
+
+    Each pass is first offered to :func:`~core.partial_work.run_partial`: the calculators
+    whose entries need only the frames an edit touches are recomputed and spliced there, and
+    only the rest of the pass decodes the whole file. ``notes`` (when given) receives, per
+    pass, what the partial attempt did ("partial: 0:01.200 of 60:00.000 recomputed"), or
+    None; ``partial=False`` recomputes everything whole (a benchmark's other side). (A
+    partial commit records no regeneration verdict: comparing two hour-long
+    versions whole would cost more than the recomputation; ``compare`` answers on demand.)"""
     errors: list[Exception | None] = [None] * len(works)
+    if notes is not None:
+        notes[:] = [None] * len(works)
+    rest: list[PassWork | None] = list(works)
+    for i, work in enumerate(works if partial else ()):
+        progress = _progress(work, reports[i], cancels[i], _asked_of(store, work.job_id))
+        try:
+            done = run_partial(store, registry, work, progress, cancels[i])
+        except Exception as exc:  # Cancelled, or the store refused the commit
+            errors[i], rest[i] = exc, None
+            continue
+        rest[i] = done.rest
+        if notes is not None:
+            notes[i] = done.note
+        if done.note is not None:  # the job's record says it (core.partial_work.is_note)
+            reports[i](1.0 if done.rest is None else 0.0, done.note)
     by_path: dict[str, list[int]] = {}
-    for i, work in enumerate(works):
-        by_path.setdefault(work.path, []).append(i)
+    for i, left in enumerate(rest):
+        if left is not None:
+            by_path.setdefault(left.path, []).append(i)
     for path, indices in by_path.items():
-        plans, progress, tokens, kept = [], [], [], []
+        plans, progresses, tokens, kept = [], [], [], []
         for i in indices:
-            work = works[i]
+            work = rest[i]
+            assert work is not None
             try:
                 calcs = tuple(registry.get(c) for c in work.calculators)
                 sink = store.pass_writer(
@@ -141,7 +153,7 @@ def run_works(
             wanted = {c: set(f) for c, f in work.wanted.items()}
             plans.append(PassPlan(path, work.params, work.tempo, calcs))
             asked = _asked_of(store, work.job_id)
-            progress.append(_progress(work, reports[i], cancels[i], asked))
+            progresses.append(_progress(work, reports[i], cancels[i], asked))
             tokens.append(cancels[i])
             kept.append((i, sink, _FilteredSink(sink, wanted)))
         if not kept:
@@ -151,7 +163,7 @@ def run_works(
             path,
             plans,
             [f for _, _, f in kept],
-            progress,
+            progresses,
             tokens,
             on_block=hasher.feed if hasher is not None else None,
         )

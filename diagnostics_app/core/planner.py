@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.diagnostics import Diagnosis, Row, RowKey
 from diagnostics_app.core.project import Project
@@ -96,6 +97,9 @@ class PlannedJob:
     params_key: str
     features: tuple[str, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
+    # only the frames an edit touches need recomputing (see :func:`partial_row`); the runner
+    # decides for good (core.partial_work), with the store at hand
+    partial: bool = False
 
     @property
     def entry_key(self) -> EntryKey:
@@ -121,6 +125,7 @@ class PlannedJob:
             "profile": self.profile,
             "params": dict(self.params),
             "features": list(self.features),
+            **({"partial": True} if self.partial else {}),
         }
 
 
@@ -159,9 +164,22 @@ def jobs_for_entries(rows: Sequence[Row], chosen: Mapping[EntryKey, Row]) -> lis
                 params_key=ek.params,
                 features=tuple(sorted(set(requested.get(ek, [row.key.feature])))),
                 params=dict(row.params),
+                partial=partial_row(row),
             )
         )
     return jobs
+
+
+def partial_row(row: Row) -> bool:
+    """Whether a stale row needs only the frames an edit touches: its stored data differs
+    from the current inputs only in the audio content or only in the tempo map
+    (:func:`core.fingerprint.partial_kind`), and the diagnosis knows which frames that
+    affects (the reason's ``affected_frames``, not "all")."""
+    if row.state != "stale" or row.current is None:
+        return False
+    if fpr.partial_kind(row.stored, row.current) is None:
+        return False
+    return all(isinstance(r.affected_frames, tuple) for r in row.reasons)
 
 
 def group_passes(jobs: Iterable[PlannedJob]) -> list[list[PlannedJob]]:

@@ -21,7 +21,10 @@ from diagnostics_app.core.ranges import (
     frame_count,
     seconds,
 )
+from diagnostics_app.core.engine_window import tempo_changed_from
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.states import State
+from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.core.store import StoredEntry
 
 # the staleness reason of an entry ``verify --repair`` found drifted: not a fingerprint input,
@@ -133,7 +136,9 @@ def feature_row(
                 stored = cached.fingerprint
                 reasons = fpr.diff(stored, current)
                 if blocks is not None:
-                    reasons = with_ranges(reasons, group, blocks)
+                    reasons = with_ranges(
+                        reasons, group, blocks, current.get(fpr.AUDIO_CONTENT)
+                    )
             if stored_feature is not None and stored_feature.problem is not None:
                 state, message = "failed", stored_feature.problem  # its files fail verification
             elif not reasons and cached.environment is not None:
@@ -191,12 +196,19 @@ def environment_reason(detail: str) -> Reason:
 BlocksOf = Callable[[str], "BlockDigests | None"]
 
 
-def with_ranges(reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf) -> tuple[Reason, ...]:
+def with_ranges(
+    reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf, current_digest: object = None
+) -> tuple[Reason, ...]:
     """``reasons`` with the ``audio.content`` reason given its changed time ranges and the
     frames of ``group``'s calculator they affect, when both versions' blocks are known and
-    comparable (same rate, channels and block size); a whole-file change keeps none."""
+    comparable (same rate, channels and block size); a whole-file change keeps none. A
+    tempo map changed alone (``current_digest``: the unchanged audio's content digest) gets
+    the time from which the calculator's frames are re-segmented, to the end."""
     out = list(reasons)
     for i, reason in enumerate(out):
+        if reason.input == fpr.TEMPO and len(out) == 1:
+            out[i] = _tempo_ranges(reason, group, blocks, current_digest)
+            continue
         if reason.input != fpr.AUDIO_CONTENT or not isinstance(reason.old, str):
             continue
         if not isinstance(reason.new, str):
@@ -217,6 +229,32 @@ def with_ranges(reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf) -> 
             frames = affected_frames(spans, reach, n_frames)
         out[i] = replace(reason, ranges=seconds(spans, new.sample_rate), affected_frames=frames)
     return tuple(out)
+
+
+def _tempo_ranges(reason: Reason, group: Group, blocks: BlocksOf, digest: object) -> Reason:
+    """A tempo reason with ``ranges`` [[T, end]] and ``affected_frames`` [[k, last]]: the
+    frames from the first re-segmented one (at T) to the end; unchanged without the audio's
+    length (its block digests) or a tempo reach (core.engine_window.tempo_changed_from)."""
+    audio = blocks(digest) if isinstance(digest, str) else None
+    if audio is None or not group.calc.uses_tempo:
+        return reason
+    try:
+        old = TempoMap.from_json(reason.old)
+        new = TempoMap.from_json(reason.new)
+    except DiagnosticsError:
+        return reason
+    first = tempo_changed_from(group.calc, group.params, audio.sample_rate, audio.frames, old, new)
+    if first is None:
+        return replace(reason, ranges=((0.0, round(audio.frames / audio.sample_rate, 6)),), affected_frames="all")
+    times = new.beat_times(audio.frames / audio.sample_rate, group.params.get_int("beat_subdivision"))
+    if first >= len(times):
+        return replace(reason, ranges=(), affected_frames=())
+    end = round(audio.frames / audio.sample_rate, 6)
+    return replace(
+        reason,
+        ranges=((round(float(times[first]), 6), end),),
+        affected_frames=((first, len(times) - 1),),
+    )
 
 
 def _stale_message(reasons: Sequence[Reason]) -> str:

@@ -1,0 +1,244 @@
+"""Partial recomputation of a pass: only the frames an edit touches (issue 13).
+
+A planned pass is first offered here (:func:`run_partial`): every calculator whose stored
+entry differs from what the pass would write *only* in where the audio changed (the
+``audio.content`` field, with both versions' block digests known and a bounded reach) or, for
+a tempo-reading calculator, only in the tempo map from some beat on, is recomputed over the
+frames that change (:func:`core.engine_window.recompute_frames`, one decode of the needed
+windows for all of them) and those frames are spliced into the entry
+(:meth:`FeatureStore.commit_splices`, atomic). What cannot be done partially — another
+changed input, no block digests, an unbounded reach, a decode that does not match the new
+version's digests, an entry that changed since it was read — is left to the full pass, which
+recomputes it whole: a partial result is either exact or not attempted.
+
+The rule deciding *whether* a calculator can be partial lives here once (:func:`_target`);
+its first half (which inputs differ) is :func:`core.fingerprint.partial_kind`, which the
+planner shows (``PlannedJob.partial``); the runner decides here, with the store at hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.calculators.base import Calculator, declared_reach
+from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.engine import CancelToken, PassPlan
+from diagnostics_app.core.engine_window import (
+    PartialResult,
+    PartialUnsupported,
+    WindowedFrames,
+    recompute_frames,
+    tempo_changed_from,
+    wanted_frames,
+)
+from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.ranges import BlockDigests, changed_ranges, frame_count, merge
+from diagnostics_app.core.splice import FrameSplice
+from diagnostics_app.core.store import EntryKey, FeatureStore, StaleBase, StoredEntry
+from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.core.timefmt import format_time
+
+Report = Callable[[float, str], None]
+
+# how a pass's note begins (a progress label that its job keeps as its final message)
+NOTE_PREFIXES = ("partial: ", "recomputed whole: ")
+
+
+def is_note(label: str) -> bool:
+    """Whether a progress label is a partial attempt's note (see :func:`run_partial`)."""
+    return label.startswith(NOTE_PREFIXES)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One calculator to recompute partially: its entry as read, and its wanted frames."""
+
+    calc: Calculator
+    entry: StoredEntry
+    wanted: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class PartialDone:
+    """What :func:`run_partial` did: the calculators committed partially, the work left for
+    the full pass (None: nothing), and the job's note ("partial: 0:01.2 of 60:00
+    recomputed"), or why the partial attempt fell back (None when none was attempted)."""
+
+    committed: tuple[str, ...]
+    rest: Any  # PassWork | None (typed loosely: pass_work imports this module)
+    note: str | None
+
+
+def run_partial(
+    store: FeatureStore,
+    registry: Registry,
+    work: Any,  # PassWork
+    report: Report,
+    cancel: CancelToken,
+) -> PartialDone:
+    """Recompute partially what can be (see the module), commit it, and return the rest of
+    ``work`` for the full pass. Raises Cancelled; any other failure of the partial attempt
+    leaves its calculators to the full pass (their note says why)."""
+    targets: list[_Target] = []
+    blocks: BlockDigests | None = None
+    for calc_id in work.calculators:
+        try:
+            target, new_blocks = _target(store, registry, work, calc_id)
+        except (DiagnosticsError, ValueError):
+            continue  # decided below by the full pass
+        if target is not None:
+            targets.append(target)
+            blocks = new_blocks or blocks
+    if not targets:
+        return PartialDone((), work, None)
+    plan = PassPlan(work.path, work.params, work.tempo, tuple(t.calc for t in targets))
+    wanted = {t.calc.id: t.wanted for t in targets}
+    try:
+        result = recompute_frames(
+            plan,
+            wanted,
+            expected=blocks,
+            progress=lambda f, label: report(f * 0.98, label),
+            cancel=cancel,
+        )
+    except PartialUnsupported as exc:
+        return PartialDone((), work, f"recomputed whole: {exc}")
+    committed: list[str] = []
+    why: list[str] = []
+    for t in targets:
+        try:
+            splices = _splices(t, work, result)
+            store.commit_splices(
+                t.entry.key,
+                work.fingerprints[t.calc.id],
+                work.versions[t.calc.id],
+                t.entry.commit_id,
+                splices,
+            )
+        except (StaleBase, PartialUnsupported) as exc:
+            why.append(f"{t.calc.id}: {exc}")
+            continue
+        committed.append(t.calc.id)
+    rest = _without(work, committed)
+    rate = int(work.fingerprints[committed[0]][fpr.AUDIO_RATE]) if committed else 0
+    note = _note(result, rate) if committed else None
+    if why:
+        note = "; ".join([*(n for n in [note] if n), f"recomputed whole: {'; '.join(why)}"])
+    return PartialDone(tuple(committed), rest, note)
+
+
+def _target(
+    store: FeatureStore, registry: Registry, work: Any, calc_id: str
+) -> tuple[_Target | None, BlockDigests | None]:
+    calc = registry.get(calc_id)
+    key = EntryKey(work.source, calc_id, work.profile, work.params_key)
+    entry = store.get(key)
+    if entry is None or entry.problems or entry.environment is not None:
+        return None, None
+    if set(entry.features) != set(work.wanted.get(calc_id, ())):
+        return None, None  # the entry must keep exactly its features
+    current = work.fingerprints[calc_id]
+    stored = entry.fingerprint
+    kind = fpr.partial_kind(stored, current)
+    rate = current.get(fpr.AUDIO_RATE)
+    if kind is None or not isinstance(rate, int):
+        return None, None
+    old_n = _frames_of(entry)
+    if old_n is None:
+        return None, None
+    if kind == "audio":
+        old = store.get_blocks(str(stored[fpr.AUDIO_CONTENT]))
+        new = store.get_blocks(str(current[fpr.AUDIO_CONTENT]))
+        if old is None or new is None:
+            return None, None
+        spans = changed_ranges(old, new)
+        reach = declared_reach(calc, work.params, rate)
+        if spans is None or reach is None:
+            return None, None
+        new_n = frame_count(reach, new.frames)
+        wanted = wanted_frames(calc, work.params, rate, spans, new_n)
+        if wanted is None:
+            return None, None
+        if new_n != old_n:  # the tail is replaced: old [a, old_n) by new [a, new_n)
+            tail = (max(0, min(old_n, new_n) - 1), new_n - 1)
+            wanted = tuple(merge([(a, b + 1) for a, b in (*wanted, tail)]))
+            wanted = tuple((a, b - 1) for a, b in wanted)
+        return (_Target(calc, entry, wanted), new) if wanted else (None, None)
+    # tempo: frames before the first re-segmented beat stay
+    old_tempo = TempoMap.from_json(stored.get(fpr.TEMPO))
+    new_blocks = store.get_blocks(str(current[fpr.AUDIO_CONTENT]))
+    if new_blocks is None:
+        return None, None
+    first = tempo_changed_from(
+        calc, work.params, rate, new_blocks.frames, old_tempo, work.tempo
+    )
+    if first is None:
+        return None, None
+    return _Target(calc, entry, ((first, _OPEN_END),)), new_blocks
+
+
+# a tempo change re-segments every beat from the first changed one to the end, however many
+# beats the new map has: the wanted range runs to the new data's end
+_OPEN_END = 1 << 62
+
+
+def _frames_of(entry: StoredEntry) -> int | None:
+    counts = {f.frames for f in entry.features.values()}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def _splices(t: _Target, work: Any, result: PartialResult) -> dict[str, list[FrameSplice]]:
+    """The splices of each feature of ``t``'s entry: each wanted range replaces the same
+    frames of the old data, except the last range reaching the new end, which replaces the
+    old data to its end (the length may have changed)."""
+    out: dict[str, list[FrameSplice]] = {}
+    metas = result.metas.get(t.calc.id, {})
+    for feature, stored in t.entry.features.items():
+        meta = metas.get(feature)
+        if meta is None or meta != stored.meta:
+            raise PartialUnsupported(f"{feature}: its layout changed")
+        old_n = stored.frames
+        new_n = result.n_frames[t.calc.id][feature]
+        pieces: Sequence[WindowedFrames] = result.frames[t.calc.id][feature]
+        splices = []
+        for piece in pieces:
+            last = piece.first + len(piece.data) - 1
+            if last >= new_n - 1:
+                removed = old_n - piece.first
+            elif last < old_n:
+                removed = len(piece.data)
+            else:
+                raise PartialUnsupported(f"{feature}: frames past the old end")
+            if removed < 0:
+                raise PartialUnsupported(f"{feature}: frames past the old end")
+            splices.append(FrameSplice(piece.first, removed, piece.data, piece.times))
+        out[feature] = splices
+    return out
+
+
+def _without(work: Any, done: Sequence[str]) -> Any:
+    """``work`` without the calculators ``done`` (None when none is left)."""
+    left = tuple(c for c in work.calculators if c not in done)
+    if not left:
+        return None
+    if len(left) == len(work.calculators):
+        return work
+    return dataclasses.replace(
+        work,
+        calculators=left,
+        fingerprints={c: work.fingerprints[c] for c in left},
+        versions={c: work.versions[c] for c in left},
+        wanted={c: f for c, f in work.wanted.items() if c in left},
+    )
+
+
+def _note(result: PartialResult, rate: int) -> str:
+    """ "partial: 0:01.200 of 60:00.000 recomputed": the audio decoded for it, of the file."""
+    return (
+        f"partial: {format_time(result.decoded / rate)} of {format_time(result.total / rate)} "
+        f"recomputed"
+    )
