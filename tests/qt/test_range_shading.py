@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QEvent, QPointF, QRectF
+from PySide6.QtGui import QHelpEvent, QImage
+from PySide6.QtWidgets import QApplication, QToolTip
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.core.calculators.registry import Registry
@@ -35,7 +36,10 @@ SR = 22050
 SECONDS = 12.0
 EDIT = (6.2, 7.2)  # seconds rewritten: inside the third 65536-frame block (5.944–8.916 s)
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+# the offscreen platform cannot raise the tooltip's window (it is shown all the same)
+pytestmark = pytest.mark.qt_log_ignore(
+    "This plugin does not support propagateSizeHints", "This plugin does not support raise"
+)
 
 
 # --- the rules, without a window ------------------------------------------------------------
@@ -198,6 +202,17 @@ def test_changed_ranges_are_shaded_on_stale_lanes_until_regenerated(
         inside = amber_share(image, window, lane, expected[0][0] + 0.3, expected[0][1] - 0.3)
         outside = amber_share(image, window, lane, 1.0, 5.0)
         assert inside > 0.05 and outside < 0.01, (lane.key, inside, outside)
+    # the tooltip, where the mouse rests over the range (under the rms curve's lane)
+    canvas = area._canvas
+    y = sum(rms.y_range) / 2
+    pos = canvas.mapFromScene(rms.vb.mapViewToScene(QPointF(sum(expected[0]) / 2, y)))
+    viewport = canvas.viewport()
+    QApplication.sendEvent(
+        viewport, QHelpEvent(QEvent.Type.ToolTip, pos, viewport.mapToGlobal(pos))
+    )
+    qtbot.waitUntil(QToolTip.isVisible)
+    assert QToolTip.text() == "audio changed 0:05.944–0:08.916 (stale)"
+    QToolTip.hideText()
 
     kept = list(area.lanes())
     window.controller.regenerate([row_of(window, f) for f in ("peaks", "rms", "spectrogram")])

@@ -24,6 +24,7 @@ items.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -206,7 +207,8 @@ class RangeShading(QObject):
             self._drawn.pop(key, None)
             for item in self._items.pop(key, []):
                 lane.vb.removeItem(item)
-            lane.vb.sigYRangeChanged.disconnect(self._schedule)
+            with contextlib.suppress(RuntimeError, TypeError):  # (not connected any more)
+                lane.vb.sigYRangeChanged.disconnect(self._schedule)
         for key, lane in wanted.items():
             if key not in self._lanes:
                 self._lanes[key] = lane
