@@ -43,6 +43,8 @@ from diagnostics_app.core.store.records import (
     StoredFeature,
     key_tuple,
     meta_from_json,
+    part_files,
+    splices_from_json,
 )
 from diagnostics_app.core.store.recovery import delete_garbage
 
@@ -51,7 +53,7 @@ _COLS: Final = (
     "p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.fingerprint, "
     "p.calculator_version, p.commit_id, p.updated, p.replaced, p.replaced_by, p.provenance, "
     "p.path, p.times_path, m.json, p.encoding, p.frames, p.channels, p.width, p.nbytes, "
-    "p.stamp, p.checksum"
+    "p.stamp, p.checksum, p.splices"
 )
 _SELECT: Final = f"SELECT {_COLS} FROM previous p JOIN metas m ON m.id = p.meta_id"
 
@@ -73,27 +75,31 @@ def keep_previous(
     ).fetchone()
     rows = c.execute(
         "SELECT feature, path, times_path, meta_id, encoding, frames, channels, width, nbytes, "
-        "stamp, checksum FROM features WHERE entry_id = ?",
+        "stamp, checksum, splices FROM features WHERE entry_id = ?",
         (entry_id,),
     ).fetchall()
     for row in rows:
-        if not all(index_path_ok(p) for p in row[1:3] if p):
+        files = [p for p in row[1:3] if p] + part_files(row[11])
+        if not all(index_path_ok(p) for p in files):
             # a path this store would refuse to read: never kept, listed as garbage (whose
             # clean-up refuses it again, once, and drops its row)
-            garbage.extend(p for p in row[1:3] if p)
+            garbage.extend(files)
             continue
         found = c.execute(
-            f"SELECT path, times_path FROM previous WHERE {_PREV_KEY} AND feature = ?",
+            f"SELECT path, times_path, splices FROM previous WHERE {_PREV_KEY} AND feature = ?",
             (*key_tuple(key), row[0]),
         ).fetchone()
         if found is not None:
-            garbage.extend(p for p in found if p)
+            # listed whatever they share with the current row: garbage is deleted only when
+            # no row references it (recovery.delete_garbage)
+            garbage.extend(_files(found))
         fingerprint, version, commit_id, updated, provenance = head
         c.execute(
             "INSERT OR REPLACE INTO previous (source_id, calculator_id, profile, params, "
             "feature, fingerprint, calculator_version, commit_id, updated, replaced, "
             "replaced_by, provenance, path, times_path, meta_id, encoding, frames, channels, "
-            "width, nbytes, stamp, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "width, nbytes, stamp, checksum, splices) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 *key_tuple(key),
                 row[0],
@@ -114,15 +120,33 @@ def drop_all_previous(c: sqlite3.Connection, key: EntryKey) -> list[str]:
     """Inside a transaction: delete every previous version of ``key``; their files (for the
     caller to list as garbage)."""
     found = c.execute(
-        f"SELECT path, times_path FROM previous WHERE {_PREV_KEY}", key_tuple(key)
+        f"SELECT path, times_path, splices FROM previous WHERE {_PREV_KEY}", key_tuple(key)
     ).fetchall()
     c.execute(f"DELETE FROM previous WHERE {_PREV_KEY}", key_tuple(key))
-    return [p for row in found for p in row if p]
+    return [p for row in found for p in _files(row)]
+
+
+def _files(row: Sequence[Any]) -> list[str]:
+    """The files of a (path, times_path, splices) row: base files, then parts."""
+    return [p for p in row[:2] if p] + part_files(row[2])
 
 
 def _version(row: Sequence[Any]) -> PreviousVersion:
     meta: OutputMeta = meta_from_json(row[14])
-    feature = StoredFeature(row[4], row[12], row[13], meta, *row[15:22])
+    feature = StoredFeature(
+        row[4],
+        row[12],
+        row[13],
+        meta,
+        row[15],
+        row[16],
+        row[17],
+        row[18],
+        row[19],
+        row[20],
+        row[21],
+        splices=splices_from_json(row[22]),
+    )
     return PreviousVersion(
         key=EntryKey(*row[:4]),
         feature=feature,
@@ -165,13 +189,14 @@ def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]])
     with db.write("cannot drop previous versions", durable=True) as c:
         for key, feature in dict.fromkeys(items):
             found = c.execute(
-                f"SELECT path, times_path, nbytes FROM previous WHERE {_PREV_KEY} AND feature = ?",
+                f"SELECT path, times_path, splices, nbytes FROM previous WHERE {_PREV_KEY} "
+                "AND feature = ?",
                 (*key_tuple(key), feature),
             ).fetchone()
             if found is None:
                 continue
-            paths.extend(p for p in found[:2] if p)
-            freed += int(found[2])
+            paths.extend(_files(found))
+            freed += int(found[3])
             c.execute(
                 f"DELETE FROM previous WHERE {_PREV_KEY} AND feature = ?",
                 (*key_tuple(key), feature),
@@ -185,10 +210,10 @@ def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]])
 
 def orphans(c: sqlite3.Connection) -> list[tuple[str, ...]]:
     """Inside a transaction: previous versions whose key has that feature neither as current
-    data nor in the trash (rows (key columns..., feature, path, times_path))."""
+    data nor in the trash (rows (key columns..., feature, path, times_path, splices))."""
     return c.execute(
         "SELECT p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.path, "
-        "p.times_path FROM previous p WHERE NOT EXISTS (SELECT 1 FROM entries e JOIN features f "
+        "p.times_path, p.splices FROM previous p WHERE NOT EXISTS (SELECT 1 FROM entries e JOIN features f "
         "ON f.entry_id = e.id WHERE e.source_id = p.source_id AND "
         "e.calculator_id = p.calculator_id AND e.profile = p.profile AND e.params = p.params "
         "AND f.feature = p.feature) AND NOT EXISTS (SELECT 1 FROM trash t WHERE "

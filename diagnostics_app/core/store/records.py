@@ -102,6 +102,51 @@ def key_tuple(key: EntryKey) -> tuple[str, str, str, str]:
 
 
 @dataclass(frozen=True)
+class SplicePart:
+    """One part of a spliced feature (see :mod:`.splicing`): frames ``[first, first +
+    removed)`` of the feature's *base* file are replaced by the ``frames`` frames of the file
+    ``path`` (stored in the feature's encoding; ``times_path``: their frame times for a timed
+    feature). A feature's parts are ascending and disjoint in base frame indices."""
+
+    first: int
+    removed: int
+    frames: int
+    path: str
+    times_path: str | None
+    nbytes: int  # bytes on disk, both files
+    stamp: str  # "size:mtime_ns:inode" of each file at commit ("data[,times]")
+    checksum: str  # "b2:..." of each file's values ("data[,times]")
+
+    @property
+    def stop(self) -> int:
+        return self.first + self.removed
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, self.times_path) if self.times_path else (self.path,)
+
+
+def splices_to_json(parts: Sequence[SplicePart]) -> str | None:
+    """The ``splices`` column of a feature row: None for an unspliced feature."""
+    if not parts:
+        return None
+    return json.dumps([dataclasses.astuple(p) for p in parts], separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def splices_from_json(text: str | None) -> tuple[SplicePart, ...]:
+    """The inverse of :func:`splices_to_json` (the column is written only by this store)."""
+    if not text:
+        return ()
+    return tuple(SplicePart(*item) for item in json.loads(text))
+
+
+def part_files(text: str | None) -> list[str]:
+    """Every file of the parts in a ``splices`` column."""
+    return [p for part in splices_from_json(text) for p in part.paths]
+
+
+@dataclass(frozen=True)
 class StoredFeature:
     """One feature of an entry: its files (relative to the cache folder) and layout."""
 
@@ -127,6 +172,24 @@ class StoredFeature:
     # "identical", "within tolerance" or "differs"), recorded after the commit that replaced
     # it; None for a first computation, or a replacement not compared (yet)
     regenerated: str | None = None
+    # the parts spliced over the base files ``path``/``times_path`` (see :mod:`.splicing`);
+    # ``frames`` and ``nbytes`` are those of the spliced feature, parts included
+    splices: tuple[SplicePart, ...] = ()
+
+    @property
+    def base_frames(self) -> int:
+        """The frames of the base files (``frames`` before the splices apply)."""
+        return self.frames - sum(p.frames - p.removed for p in self.splices)
+
+    @property
+    def base_nbytes(self) -> int:
+        return self.nbytes - sum(p.nbytes for p in self.splices)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file the feature's data is read from: base data, base times, parts."""
+        base = (self.path, self.times_path) if self.times_path else (self.path,)
+        return base + tuple(p for part in self.splices for p in part.paths)
 
 
 @dataclass(frozen=True)

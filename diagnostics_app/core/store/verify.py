@@ -124,7 +124,7 @@ class Verifier:
         for i, entry in enumerate(out):
             problems: list[tuple[str, str]] | None = None
             for name, sf in entry.features.items():
-                if sf.times_path is None and not content:
+                if sf.times_path is None and not content and not sf.splices:
                     # the common case, inline: a data file only, its stamp unchanged
                     path = sf.path
                     if ok_path(path):
@@ -192,21 +192,33 @@ class Verifier:
         verdict = sf.stamp[1:] if sf.stamp is not None and sf.stamp[:1] == VERDICT else None
         if verdict is not None and not content:
             return verdict
+        dtype = U16 if sf.encoding == "u16db" else F32
+        base = sf.base_frames
         files: list[tuple[str, _Layout]] = [
-            ("data file", (sf.path, U16 if sf.encoding == "u16db" else F32, _shape(sf)))
+            ("data file", (sf.path, dtype, (base, *_shape(sf)[1:])))
         ]
         if sf.times_path is not None:
-            files.append(("times file", (sf.times_path, F64, (sf.frames,))))
-        recorded = (sf.stamp or "").split(",")
-        checksums = sf.checksum.split(",") if sf.checksum else []
+            files.append(("times file", (sf.times_path, F64, (base,))))
+        n_base = len(files)
+        recorded = ((sf.stamp or "").split(",") + [""] * n_base)[:n_base]
+        checksums = ((sf.checksum.split(",") if sf.checksum else []) + [""] * n_base)[:n_base]
+        # the splice parts, each file with the stamp and checksum of its part (see .splicing)
+        for part in sf.splices:
+            files.append(("splice file", (part.path, dtype, (part.frames, *_shape(sf)[1:]))))
+            if part.times_path is not None:
+                files.append(("splice times file", (part.times_path, F64, (part.frames,))))
+            n = len(part.paths)
+            recorded.extend((part.stamp.split(",") + [""] * n)[:n])
+            checksums.extend((part.checksum.split(",") + [""] * n)[:n])
         stamps: list[str] = []
         for k, (kind, layout) in enumerate(files):
             problem, s = self._file(kind, layout, recorded[k] if k < len(recorded) else None)
             if problem is not None:
                 return problem
-            stamps.append(s)
+            if k < n_base:
+                stamps.append(s)  # the row's stamps are its base files' (parts keep theirs)
             if content:
-                if k < len(checksums):
+                if k < len(checksums) and checksums[k]:
                     problem = self._content(kind, layout, checksums[k])
                     if problem is not None:
                         self._good.pop((layout[0], layout[1].str, layout[2]), None)
