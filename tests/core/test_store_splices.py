@@ -410,7 +410,13 @@ def test_previous_version_shares_the_base_and_deletion_is_reference_aware(
     want = expected(store, v3, s3)
     v4 = store.commit_splices(KEY, {}, 1, v3.commit_id, s3)
     assert (store.root / p1).exists()  # the previous version (v3's data) still uses it
-    assert store.drop_previous([(KEY, "a")]) > 0
+    # what dropping it frees: p1 alone (the base and the second part are the current data's)
+    p1_bytes = os.stat(store.root / p1).st_size
+    prev = store.previous(KEY, "a")
+    assert prev is not None and prev.nbytes == p1_bytes == store.previous_bytes()
+    assert [v.nbytes for v in store.previous_versions()] == [p1_bytes]
+    assert store.total_bytes() == v4.nbytes + p1_bytes
+    assert store.drop_previous([(KEY, "a")]) == p1_bytes
     assert not (store.root / p1).exists()
     assert (store.root / base).exists()
     assert_reads(store, v4, want)
@@ -476,9 +482,13 @@ def test_killed_inside_commit_splices_leaves_old_or_new(
     plan = [(40 * k, 1, 2) for k in range(MAX_PARTS + 1)] if compacts else [(10, 1, 2), (80, 4, 0)]
     with FeatureStore.open(cache) as s:
         entry = put(s, base_arrays())
+        # an earlier splice: the killed commit replaces a spliced row (parts and base shared
+        # with its previous version)
+        entry = s.commit_splices(
+            KEY, {"gen": 1}, 1, entry.commit_id, same_for_all([(500, 2, 3)], 5)
+        )
         old = expected(s, entry, {n: [] for n in METAS})
         new = expected(s, entry, same_for_all(plan, 77))
-        # an earlier splice: the killed commit replaces a spliced row
         put(s, base_arrays(3), EntryKey("other", "core.test"))
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     if step is not None:

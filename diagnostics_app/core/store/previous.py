@@ -29,6 +29,7 @@ compared the new data with the previous version (:mod:`diagnostics_app.core.comp
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,12 +42,13 @@ from diagnostics_app.core.store.records import (
     EntryKey,
     PreviousVersion,
     StoredFeature,
+    file_sizes,
     key_tuple,
     meta_from_json,
     part_files,
     splices_from_json,
 )
-from diagnostics_app.core.store.recovery import delete_garbage
+from diagnostics_app.core.store.recovery import any_spliced, delete_garbage
 
 _PREV_KEY: Final = "source_id = ? AND calculator_id = ? AND profile = ? AND params = ?"
 _COLS: Final = (
@@ -160,25 +162,60 @@ def _version(row: Sequence[Any]) -> PreviousVersion:
     )
 
 
+def _shared_with_current(c: sqlite3.Connection) -> frozenset[tuple[str, str | None]]:
+    """The (data, times) file pairs of spliced rows of features and trash: the only files a
+    previous version can share with them (see :mod:`.splicing`); empty without splices."""
+    if not any_spliced(c):
+        return frozenset()
+    out: set[tuple[str, str | None]] = set()
+    for table in ("features", "trash"):
+        for path, times_path, splices in c.execute(
+            f"SELECT path, times_path, splices FROM {table} WHERE splices IS NOT NULL"
+        ):
+            out.add((path, times_path))
+            out.update((p.path, p.times_path) for p in splices_from_json(splices))
+    return frozenset(out)
+
+
+def _with_shared(
+    version: PreviousVersion, shared: frozenset[tuple[str, str | None]]
+) -> PreviousVersion:
+    if not shared:
+        return version
+    n = sum(b for pair, b in file_sizes(version.feature).items() if pair in shared)
+    return dataclasses.replace(version, shared_bytes=n) if n else version
+
+
+def get_in(c: sqlite3.Connection, key: EntryKey, feature: str) -> PreviousVersion | None:
+    """Inside a transaction: the previous version of (key, feature), shared bytes unset."""
+    row = c.execute(
+        f"{_SELECT} WHERE p.source_id = ? AND p.calculator_id = ? AND p.profile = ? "
+        "AND p.params = ? AND p.feature = ?",
+        (*key_tuple(key), feature),
+    ).fetchone()
+    return None if row is None else _version(row)
+
+
 def get(db: IndexConnection, key: EntryKey, feature: str) -> PreviousVersion | None:
     with db.read("cannot read the index") as c:
-        row = c.execute(
-            f"{_SELECT} WHERE p.source_id = ? AND p.calculator_id = ? AND p.profile = ? "
-            "AND p.params = ? AND p.feature = ?",
-            (*key_tuple(key), feature),
-        ).fetchone()
-    return None if row is None else _version(row)
+        found = get_in(c, key, feature)
+        return None if found is None else _with_shared(found, _shared_with_current(c))
 
 
 def listing(db: IndexConnection) -> list[PreviousVersion]:
     """Every previous version, the oldest replaced first (the order eviction drops them)."""
     with db.read("cannot read the index") as c:
         rows = c.execute(f"{_SELECT} ORDER BY p.replaced, p.rowid").fetchall()
-    return [_version(r) for r in rows]
+        shared = _shared_with_current(c)
+    return [_with_shared(_version(r), shared) for r in rows]
 
 
 def total_bytes(db: IndexConnection) -> int:
-    return db.scalar("SELECT COALESCE(SUM(nbytes), 0) FROM previous")
+    """The bytes dropping every previous version would free."""
+    with db.read("cannot read the index") as c:
+        if not any_spliced(c):
+            return int(c.execute("SELECT COALESCE(SUM(nbytes), 0) FROM previous").fetchone()[0])
+    return sum(v.nbytes for v in listing(db))
 
 
 def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]]) -> int:
@@ -186,6 +223,7 @@ def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]])
     freed. Missing ones are ignored."""
     paths: list[str] = []
     freed = 0
+    shared: frozenset[tuple[str, str | None]] | None = None
     with db.write("cannot drop previous versions", durable=True) as c:
         for key, feature in dict.fromkeys(items):
             found = c.execute(
@@ -197,6 +235,12 @@ def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]])
                 continue
             paths.extend(_files(found))
             freed += int(found[3])
+            if shared is None:
+                shared = _shared_with_current(c)
+            if shared:
+                version = get_in(c, key, feature)
+                if version is not None:
+                    freed -= _with_shared(version, shared).shared_bytes
             c.execute(
                 f"DELETE FROM previous WHERE {_PREV_KEY} AND feature = ?",
                 (*key_tuple(key), feature),

@@ -141,6 +141,14 @@ def splices_from_json(text: str | None) -> tuple[SplicePart, ...]:
     return tuple(SplicePart(*item) for item in json.loads(text))
 
 
+def file_sizes(sf: StoredFeature) -> dict[tuple[str, str | None], int]:
+    """The bytes of ``sf``'s files by (data, times) pair: its base files, then each part (the
+    unit in which files are shared between rows)."""
+    out = {(sf.path, sf.times_path): sf.base_nbytes}
+    out.update(((p.path, p.times_path), p.nbytes) for p in sf.splices)
+    return out
+
+
 def part_files(text: str | None) -> list[str]:
     """Every file of the parts in a ``splices`` column."""
     return [p for part in splices_from_json(text) for p in part.paths]
@@ -261,6 +269,10 @@ class PreviousVersion:
     replaced: float  # epoch seconds: when the commit ``replaced_by`` replaced it
     replaced_by: str  # commit id of the entry that replaced it
     provenance_json: str | None = None
+    # bytes of its files that current data or the trash also uses (a spliced row shares its
+    # base files with the version it was spliced from: see .splicing); dropping it frees the
+    # rest, :attr:`nbytes`
+    shared_bytes: int = 0
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -273,7 +285,8 @@ class PreviousVersion:
 
     @property
     def nbytes(self) -> int:
-        return self.feature.nbytes
+        """The bytes dropping it frees (shared files excluded)."""
+        return self.feature.nbytes - self.shared_bytes
 
 
 @dataclass(frozen=True)
