@@ -183,6 +183,29 @@ def test_u16db_splice_is_bit_identical_to_a_full_write(store: FeatureStore) -> N
     np.testing.assert_array_equal(raw_part, raw_full[300 - 0 + (4 - 4) : 300 + 40])
 
 
+def test_a_commit_reads_only_the_frames_it_rewrites(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No copy of the base: the frames read to plan a commit are those of the regions it
+    rewrites (the new splices and the parts they absorb), not the feature's."""
+    from diagnostics_app.core.store import spliced
+
+    entry = put(store, base_arrays())
+    entry = store.commit_splices(KEY, {}, 1, entry.commit_id, same_for_all([(300, 5, 6)], 1))
+    read: list[int] = []
+    real = spliced.Reader.raw
+
+    def counting(self: spliced.Reader, start: int, stop: int, times: bool = False) -> np.ndarray:
+        read.append(stop - start)
+        return real(self, start, stop, times)
+
+    monkeypatch.setattr(spliced.Reader, "raw", counting)
+    splices = same_for_all([(10, 2, 2), (303, 1, 1)], 2)
+    store.commit_splices(KEY, {}, 1, entry.commit_id, splices)
+    # per feature: 2 frames at 10, the 6-frame part at 300 (absorbed): times too for "t"
+    assert sorted(read) == sorted([2, 6] * 3 + [2, 6])
+
+
 def test_splices_over_splices_compose(store: FeatureStore) -> None:
     """Several commits, overlapping and touching earlier parts, equal the chain of
     apply_splices; untouched parts keep their files."""

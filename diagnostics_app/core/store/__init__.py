@@ -3,7 +3,8 @@
 Layout of a cache folder::
 
     index.sqlite (+ -wal, -shm)   the index, WAL mode, shared by every process (GUI, CLI)
-    data/                         committed array files, one per feature (+ one for its times)
+    data/                         committed array files, one per feature (+ one for its times),
+                                  and the splice parts of features recomputed in part
     tmp/                          array files being written
 
 An *entry* is what one calculator produced for one (source, profile, parameter overrides):
