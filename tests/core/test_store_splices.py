@@ -243,6 +243,25 @@ def test_touching_and_absorbing_parts(store: FeatureStore) -> None:
     assert {p.path for p in parts}.isdisjoint(p.path for p in old_parts)
 
 
+def test_unchanged_features_and_an_empty_feature(store: FeatureStore) -> None:
+    """An empty sequence leaves a feature as it was (its files shared with the previous
+    version, which dropping deletes nothing of); an empty feature grows by a splice."""
+    entry = put(store, {"a": values(1, N), "db": values(2, 0)})
+    splices = {"a": [], "db": [splice(0, 0, 5, 3)]}
+    want = expected(store, entry, splices)
+    new = store.commit_splices(KEY, {}, 1, entry.commit_id, splices)
+    assert new.features["a"] == entry.features["a"]
+    assert new.features["db"].frames == 5
+    assert_reads(store, new, want)
+    files = data_files(store.root)
+    store.drop_previous([(KEY, "a"), (KEY, "db")])
+    # "a"'s previous version shared every file; "db" was compacted (its parts would hold all
+    # its frames): its old, empty base file alone goes
+    assert new.features["db"].splices == () and new.features["db"].path != entry.features["db"].path
+    assert data_files(store.root) == files - {entry.features["db"].path}
+    assert_reads(store, new, want)
+
+
 def test_compaction_writes_one_full_file(store: FeatureStore) -> None:
     arrays = base_arrays()
     entry = put(store, arrays)

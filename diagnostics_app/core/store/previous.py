@@ -163,8 +163,9 @@ def _version(row: Sequence[Any]) -> PreviousVersion:
 
 
 def _shared_with_current(c: sqlite3.Connection) -> frozenset[tuple[str, str | None]]:
-    """The (data, times) file pairs of spliced rows of features and trash: the only files a
-    previous version can share with them (see :mod:`.splicing`); empty without splices."""
+    """The (data, times) file pairs of the rows of features and trash written by a commit of
+    splices (``splices`` not NULL): the only files a previous version can share with them
+    (see :mod:`.splicing`); empty without such rows."""
     if not any_spliced(c):
         return frozenset()
     out: set[tuple[str, str | None]] = set()

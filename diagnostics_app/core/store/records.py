@@ -127,7 +127,9 @@ class SplicePart:
 
 
 def splices_to_json(parts: Sequence[SplicePart]) -> str | None:
-    """The ``splices`` column of a feature row: None for an unspliced feature."""
+    """The ``splices`` column of a feature row: None for an unspliced feature. (A commit of
+    splices writes ``[]`` for a feature it leaves unchanged: no parts, but files shared with
+    the previous version; NULL is the promise that no other row uses the row's files.)"""
     if not parts:
         return None
     return json.dumps([dataclasses.astuple(p) for p in parts], separators=(",", ":"))

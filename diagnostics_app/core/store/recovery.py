@@ -107,8 +107,9 @@ def any_spliced(c: sqlite3.Connection) -> bool:
 
 def shared(db: IndexConnection, paths: Sequence[str]) -> set[str]:
     """Those of ``paths`` that a row still references. Files are shared between rows only
-    through splices (a spliced row and the previous version it was spliced from share the
-    base files, see :mod:`.splicing`), so a store without any spliced row answers with one
+    by a commit of splices (a row it writes and the previous version it replaced share the
+    base files, see :mod:`.splicing`; such a row's ``splices`` column is never NULL, ``[]``
+    when it has no parts), so a store without any such row answers with one
     lookup in a partial index per table (:func:`any_spliced`) and no scan; all of ``paths``
     when unsure (never delete a live file)."""
     try:

@@ -182,7 +182,7 @@ def plan_feature(reader: Reader, sf: StoredFeature, splices: Sequence[FrameSplic
         whole_times = None
         if sf.times_path is not None:
             whole_times = apply_times(reader.raw(0, sf.frames, times=True), enc)
-        plan.full = (whole, whole_times)
+        plan.full = (whole, whole_times)  # in memory once: compaction is the rare case
         plan.kept, plan.new = [], []
     return plan
 
@@ -202,6 +202,8 @@ class _Region:
 def _base_at(runs: Sequence[Run], x: int) -> int | None:
     """The base index of position ``x`` of the current data, if it lies in base frames (at
     an edge of them included); None inside a part."""
+    if not runs:  # an empty feature: position 0 of nothing
+        return 0
     for run in runs:
         if run.part is None and run.cur0 <= x <= run.cur1:
             return run.base0 + (x - run.cur0)
@@ -330,7 +332,9 @@ def _same_row(
         nbytes,
         sf.stamp,
         sf.checksum,
-        splices_to_json(parts),
+        # "[]" for no parts: the row shares its files with the previous version all the
+        # same, and a non-NULL column is what tells deletion to look (recovery.any_spliced)
+        splices_to_json(parts) or "[]",
     )
 
 
