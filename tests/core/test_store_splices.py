@@ -29,7 +29,7 @@ from diagnostics_app.core.store import (
     StaleBase,
     StoredEntry,
 )
-from diagnostics_app.core.store.splicing import CRASH_ENV, MAX_PARTS
+from diagnostics_app.core.store.splicing import MAX_PARTS
 
 CH, W = 2, 3
 N = 1200  # frames: big enough that a few small splices stay parts (no compaction)
@@ -309,6 +309,46 @@ def test_timed_feature_without_times_and_malformed_splices_are_refused(
     assert store.get(KEY) == entry
 
 
+def test_io_failures_are_one_line_and_leave_nothing(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from diagnostics_app.core.store import splicing
+
+    entry = put(store, base_arrays())
+    files = data_files(store.root)
+    splices = same_for_all([(10, 1, 2)], 1)
+
+    def full(path: Path, times: np.ndarray, *, durable: bool) -> str:
+        Path(path).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(splicing, "write_times", full)
+        with pytest.raises(StoreError, match="No space left") as err:
+            store.commit_splices(KEY, {}, 1, entry.commit_id, splices)
+    assert "\n" not in str(err.value) and ".times.npy" in str(err.value)
+    assert not isinstance(err.value, StaleBase)
+    assert data_files(store.root) == files and os.listdir(store.root / TMP_DIR) == []
+    real = os.replace
+    calls = []
+
+    def second_fails(a: Path, b: Path) -> None:
+        calls.append(a)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real(a, b)
+
+    with monkeypatch.context() as m:
+        m.setattr(splicing.os, "replace", second_fails)
+        with pytest.raises(StoreError, match="Input/output error") as err:
+            store.commit_splices(KEY, {}, 1, entry.commit_id, splices)
+    assert "\n" not in str(err.value) and DATA_DIR in str(err.value)
+    assert data_files(store.root) == files and os.listdir(store.root / TMP_DIR) == []
+    assert store.get(KEY) == entry
+
+
 def test_stale_base_cases(store: FeatureStore) -> None:
     entry = put(store, base_arrays())
     splices = same_for_all([(10, 1, 1)], 1)
@@ -505,9 +545,15 @@ def test_schema_7_store_is_migrated(tmp_path: Path) -> None:
 
 
 _CHILD = """
-import sys
-from diagnostics_app.core.store import FeatureStore, EntryKey
+import os, signal, sys
+from diagnostics_app.core.store import FeatureStore, splicing
 from tests.core.test_store_splices import KEY, same_for_all
+
+def step(name):  # killed exactly at the step asked for
+    if name == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+splicing._step = step
 s = FeatureStore.open(sys.argv[1])
 entry = s.get(KEY)
 s.commit_splices(KEY, {"gen": 2}, 1, entry.commit_id, same_for_all(%r, 77))
@@ -532,11 +578,10 @@ def test_killed_inside_commit_splices_leaves_old_or_new(
         old = expected(s, entry, {n: [] for n in METAS})
         new = expected(s, entry, same_for_all(plan, 77))
         put(s, base_arrays(3), EntryKey("other", "core.test"))
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    if step is not None:
-        env[CRASH_ENV] = step
+    repo = str(Path(__file__).resolve().parents[2])  # this checkout, for the child's imports
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD % (plan,), str(cache)],
+        [sys.executable, "-c", _CHILD % (plan,), str(cache), step or "none"],
         env=env,
         capture_output=True,
         text=True,

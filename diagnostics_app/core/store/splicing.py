@@ -32,7 +32,6 @@ Atomicity
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -76,10 +75,6 @@ MAX_PARTS: Final = 8  # more parts than this: the feature is compacted into one 
 MAX_PART_SHARE: Final = 0.25  # parts holding more than this share of the frames: compacted
 _CHUNK_BYTES: Final = 1 << 20
 
-# the crash tests stop a commit at its steps ("written", "renamed", "commit"): the name of the
-# step at which this process kills itself, from the environment (no sleeps, no races)
-CRASH_ENV: Final = "DIAGNOSTICS_APP_SPLICE_CRASH_AT"
-
 
 class StaleBase(StoreError):
     """The entry changed (recomputed, pruned, its files damaged) since the splices were
@@ -87,8 +82,9 @@ class StaleBase(StoreError):
 
 
 def _step(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Reached at each step of a commit ("written": parts in ``tmp/``; "renamed": in
+    ``data/``; "commit": the transaction written, not committed): nothing here; the crash
+    tests replace it in a child process to SIGKILL it exactly there (no sleeps, no races)."""
 
 
 @dataclass
