@@ -258,7 +258,8 @@ def orphans(c: sqlite3.Connection) -> list[tuple[str, ...]]:
     data nor in the trash (rows (key columns..., feature, path, times_path, splices))."""
     return c.execute(
         "SELECT p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.path, "
-        "p.times_path, p.splices FROM previous p WHERE NOT EXISTS (SELECT 1 FROM entries e JOIN features f "
+        "p.times_path, p.splices FROM previous p WHERE NOT EXISTS "
+        "(SELECT 1 FROM entries e JOIN features f "
         "ON f.entry_id = e.id WHERE e.source_id = p.source_id AND "
         "e.calculator_id = p.calculator_id AND e.profile = p.profile AND e.params = p.params "
         "AND f.feature = p.feature) AND NOT EXISTS (SELECT 1 FROM trash t WHERE "
