@@ -118,12 +118,22 @@ def shared(db: IndexConnection, paths: Sequence[str]) -> set[str]:
             if not any_spliced(c):
                 return set()
             wanted = set(paths)
+            listed = sorted(wanted)
             found: set[str] = set()
             for table in _FILE_TABLES:
-                for path, times_path, splices in c.execute(
-                    f"SELECT path, times_path, splices FROM {table}"
+                # base files: matched by SQLite (no row goes through Python), in batches
+                # below its limit on parameters
+                for k in range(0, len(listed), 500):
+                    batch = listed[k : k + 500]
+                    marks = ",".join("?" * len(batch))
+                    for column in ("path", "times_path"):
+                        sql = f"SELECT {column} FROM {table} WHERE {column} IN ({marks})"
+                        found.update(r[0] for r in c.execute(sql, batch))
+                # parts: only the rows that have some (the partial index)
+                for (splices,) in c.execute(
+                    f"SELECT splices FROM {table} WHERE splices IS NOT NULL"
                 ):
-                    found.update(p for p in (path, times_path, *part_files(splices)) if p in wanted)
+                    found.update(p for p in part_files(splices) if p in wanted)
             return found
     except (sqlite3.Error, StoreError):
         return set(paths)
