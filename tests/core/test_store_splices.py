@@ -159,6 +159,8 @@ def test_equal_growing_shrinking_splices_read_as_apply_splices(store: FeatureSto
         again = other.get(KEY)
         assert again is not None and again.features == new.features
         assert_reads(other, again, want)
+        assert other.entries()[0].problems == ()
+        assert other._verifier.headers_read == 0  # every part's stamp recorded at commit
 
 
 def test_u16db_splice_is_bit_identical_to_a_full_write(store: FeatureStore) -> None:
@@ -258,6 +260,22 @@ def test_unchanged_features_and_an_empty_feature(store: FeatureStore) -> None:
     assert new.features["db"].splices == () and new.features["db"].path != entry.features["db"].path
     assert data_files(store.root) == files - {entry.features["db"].path}
     assert_reads(store, new, want)
+
+
+def test_comparison_with_the_previous_version_reads_through_the_splices(
+    store: FeatureStore,
+) -> None:
+    """What reads through ``load`` (here the regeneration verdict of core.compare) works on
+    spliced data and on the previous version sharing its base."""
+    from diagnostics_app.core.compare import record_regenerations
+
+    entry = put(store, {"a": values(1, N), "t": values(2, N)})
+    new = store.commit_splices(KEY, {}, 1, entry.commit_id, {"a": [splice(9, 3, 3, 5)], "t": []})
+    record_regenerations(store, [new])
+    got = store.get(KEY)
+    assert got is not None
+    assert got.features["t"].regenerated == "identical"
+    assert got.features["a"].regenerated == "differs"
 
 
 def test_compaction_writes_one_full_file(store: FeatureStore) -> None:
