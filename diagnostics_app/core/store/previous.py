@@ -18,6 +18,10 @@ Crash safety is the store's: the rows referencing files are written in one trans
 the replacement, the sweep counts ``previous`` rows as references (:mod:`.recovery`), and
 dropped files are listed as garbage in the transaction that drops their rows.
 
+A commit of splices (:mod:`.splicing`) keeps the replaced version here too, sharing its base
+files (and untouched parts) with the new row: dropping it deletes only the files no other row
+references (:func:`~.recovery.shared`), and :attr:`PreviousVersion.nbytes` is what it frees.
+
 A replaced feature whose paths the store refuses (:mod:`.paths`) is not kept: its paths are
 listed as garbage, as before previous versions existed. A previous version whose files turn out
 damaged when the job compares it is dropped by that job.

@@ -23,7 +23,8 @@ Writers elsewhere
     files.
 
 Deleting only its own files
-    A path listed as garbage is deleted only if it names a file of this store (:mod:`.paths`);
+    A path listed as garbage is deleted only if it names a file of this store (:mod:`.paths`)
+    and no row references it (rows written by a commit of splices share files: :func:`shared`);
     any other is reported once as refused, and its row dropped, the file untouched. Files found
     by scanning ``tmp/`` and ``data/`` are deleted only when their name is one the writers give
     (``<random>.<pid>-<token>...``) and that process is dead; ``tmp/`` and ``data/`` are

@@ -10,6 +10,10 @@ those that fail. What a sound feature guarantees, file by file (data, and times 
   u16db, ``(frames, channels, width)``; ``float64 (frames,)`` for times);
 - its size is exactly what that header and shape imply.
 
+A spliced feature (:mod:`.splicing`) is checked file by file the same way: its base files
+against the base's frame count, each part's files against the part's, with the stamps and
+checksums each part recorded at commit (a part's stamp is not written back: parts are small).
+
 Cost: a file whose ``lstat`` gives the stamp (``size:mtime_ns:inode``) under which it was last
 found sound costs that ``lstat`` and nothing else. The stamp is recorded in the row at commit;
 after a header check passes under a new stamp (an index from an older version, a copied
