@@ -344,7 +344,9 @@ class FeatureStore:
     ) -> LoadedFeature:
         """A feature's values, decoded to float32 ``(frames, channels, width)``, and its frame
         times. With ``mmap`` a float32 feature is a read-only memory map (no copy); ``frames``
-        decodes only a range of frames (e.g. the visible part of a long spectrogram)."""
+        decodes only a range of frames (e.g. the visible part of a long spectrogram). A
+        spliced feature reads as ``apply_splices(base, parts)`` (:mod:`.spliced`: a range
+        composes only the parts it overlaps; a whole read is a new array, not a map)."""
         stored = entry.features.get(feature)
         if stored is None:
             raise StoreError(f"entry {entry.key}: has no feature {feature!r}")
