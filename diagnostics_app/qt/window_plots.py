@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QMenu
 from diagnostics_app.core.diagnostics import Row
 from diagnostics_app.core.states import PENDING, WITH_DATA
 from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.qt.plots.range_shading import row_changes
 from diagnostics_app.qt.plots.ruler import BARS
 from diagnostics_app.qt.window_host import WindowHost
 from diagnostics_app.qt.workers import PlotResult, feature_label
@@ -108,6 +109,7 @@ class PlotsMixin(WindowHost):
         # the lanes' state marks follow the rows now, not only when their data is reloaded
         # (a reload may be superseded, fail, or bring nothing new for a lane)
         self.plot_area.set_lane_marks({lane_prefix(r): (r.state == "stale", r.state) for r in rows})
+        self.plot_area.range_shading.set_changes({lane_prefix(r): row_changes(r) for r in rows})
         signature = (
             self._selection,
             tuple((r.key, r.updated, r.state) for r in rows),

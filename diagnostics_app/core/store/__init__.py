@@ -3,7 +3,8 @@
 Layout of a cache folder::
 
     index.sqlite (+ -wal, -shm)   the index, WAL mode, shared by every process (GUI, CLI)
-    data/                         committed array files, one per feature (+ one for its times)
+    data/                         committed array files, one per feature (+ one for its times),
+                                  and the splice parts of features recomputed in part
     tmp/                          array files being written
 
 An *entry* is what one calculator produced for one (source, profile, parameter overrides):
@@ -25,6 +26,7 @@ here; none of it needs SQLite. The parts, each documented in its module:
 - :mod:`.recovery`: what crashed processes left (garbage, orphans, dead writers);
 - :mod:`.owners`: process liveness that survives pid reuse, and where a pid means something;
 - :mod:`.lease`: liveness of owners elsewhere (another host or PID namespace): heartbeats;
+- :mod:`.splicing`, :mod:`.spliced`: frames replaced in place (splice parts), and reading them;
 - :mod:`.previous`: previous versions (the data an entry had before its last replacement);
 - :mod:`.provenance`: what produced an entry's data (library versions), recorded at commit;
 - :mod:`.trash`, :mod:`.digests`, :mod:`.jobs`: their tables.
@@ -56,6 +58,7 @@ from diagnostics_app.core.store.records import (
     JobRecord,
     LoadedFeature,
     PreviousVersion,
+    SplicePart,
     StoredEntry,
     StoredFeature,
     StoreVersion,
@@ -65,6 +68,7 @@ from diagnostics_app.core.store.records import (
     meta_to_json,
 )
 from diagnostics_app.core.store.schema import SCHEMA_VERSION
+from diagnostics_app.core.store.splicing import StaleBase
 from diagnostics_app.core.store.trash import TRASH_MAX_AGE
 from diagnostics_app.core.store.writing import PassWriter
 
@@ -86,6 +90,8 @@ __all__ = [
     "LoadedFeature",
     "PassWriter",
     "PreviousVersion",
+    "SplicePart",
+    "StaleBase",
     "StoreVersion",
     "StoredEntry",
     "StoredFeature",

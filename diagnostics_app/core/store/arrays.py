@@ -97,7 +97,7 @@ def _npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", room) + body
 
 
-def _encode_u16(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def encode_u16(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     span = hi - lo
     if span <= 0:
         return np.zeros(values.shape, U16)
@@ -110,7 +110,7 @@ def _encode_u16(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return x.astype(U16)
 
 
-def _decode_u16(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def decode_u16(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
     out = np.empty(raw.shape, np.float32)
     np.multiply(raw, np.float32((hi - lo) / U16_LEVELS), out=out)
     out += np.float32(lo)
@@ -189,7 +189,7 @@ class ArrayWriter:
                 f"(n, {self.channels}, {self.width})"
             )
         if self.value_range is not None:
-            data = _encode_u16(data, *self.value_range)
+            data = encode_u16(data, *self.value_range)
         if data.size:
             self._file.write(data.data)
             self._hash.update(data.data)
@@ -297,6 +297,7 @@ class StagedFeature:
             self.nbytes,
             self.stamps,
             ",".join(self.checksums),
+            None,  # no splices: a fresh file holds every frame
         )
 
 
@@ -337,18 +338,18 @@ def load_feature(
     meta = stored.meta
     dtype = U16 if stored.encoding == "u16db" else F32
     shape = (stored.frames, stored.channels, stored.width)
-    raw = _read_array(root, stored.path, dtype, shape, mmap, what, why_missing)
+    raw = read_array(root, stored.path, dtype, shape, mmap, what, why_missing)
     sel = frames if frames is not None else slice(None)
     part = raw[sel]
     if stored.encoding == "u16db":
         lo, hi = meta.value_range or (0.0, 0.0)
-        data = _decode_u16(part, lo, hi)
+        data = decode_u16(part, lo, hi)
     else:
         data = part
     if stored.times_path is not None:
-        times = _read_array(
-            root, stored.times_path, F64, (stored.frames,), mmap, what, why_missing
-        )[sel]
+        times = read_array(root, stored.times_path, F64, (stored.frames,), mmap, what, why_missing)[
+            sel
+        ]
     else:
         # only the frames asked for (a block of an export is no reason to build the whole
         # axis); element for element the same values as start + step * k over all frames
@@ -368,13 +369,13 @@ def load_times(
         # a tampered count is a corrupt entry, not an axis of a trillion frames to allocate
         dtype = U16 if stored.encoding == "u16db" else F32
         shape = (stored.frames, stored.channels, stored.width)
-        _read_array(root, stored.path, dtype, shape, True, what, why_missing)
+        read_array(root, stored.path, dtype, shape, True, what, why_missing)
         step = stored.meta.frame_step or 0.0
         return stored.meta.frame_start + step * np.arange(stored.frames, dtype=np.float64)
-    return _read_array(root, stored.times_path, F64, (stored.frames,), True, what, why_missing)
+    return read_array(root, stored.times_path, F64, (stored.frames,), True, what, why_missing)
 
 
-def _read_array(
+def read_array(
     root: Path,
     rel: str,
     dtype: np.dtype[Any],

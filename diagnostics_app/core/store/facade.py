@@ -23,6 +23,7 @@ import numpy as np
 
 from diagnostics_app.core.canonical import canonical_json
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.splice import FrameSplice
 from diagnostics_app.core.store import (
     digests,
     index,
@@ -32,10 +33,11 @@ from diagnostics_app.core.store import (
     previous,
     recovery,
     schema,
+    splicing,
 )
 from diagnostics_app.core.store import jobs as job_table
 from diagnostics_app.core.store import trash as trash_table
-from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR, load_feature, load_times
+from diagnostics_app.core.store.arrays import DATA_DIR, TMP_DIR
 from diagnostics_app.core.store.causes import os_cause
 from diagnostics_app.core.store.connection import (
     DEFAULT_BUSY_TIMEOUT,
@@ -45,6 +47,7 @@ from diagnostics_app.core.store.connection import (
 )
 from diagnostics_app.core.store.jobs import UNSET, Unset
 from diagnostics_app.core.store.owners import process_start_token, tag_of
+from diagnostics_app.core.store.provenance import provenance_text
 from diagnostics_app.core.store.records import (
     EntryImport,
     EntryKey,
@@ -56,6 +59,7 @@ from diagnostics_app.core.store.records import (
     TrashItem,
     canonical_params,
 )
+from diagnostics_app.core.store.spliced import load_any, load_any_times
 from diagnostics_app.core.store.staged import (
     StagedPass,
     StagingArea,
@@ -213,6 +217,46 @@ class FeatureStore:
         finally:
             self.lease.release()
 
+    def commit_splices(
+        self,
+        key: EntryKey,
+        fingerprint: Mapping[str, Any],
+        version: int,
+        base_commit_id: str,
+        splices: Mapping[str, Sequence[FrameSplice]],
+        provenance: str | None = None,
+    ) -> StoredEntry:
+        """Replace some frames of ``key``'s entry, committed as ``base_commit_id``, in one
+        durable transaction, at a cost proportional to the frames replaced (see
+        :mod:`.splicing`). ``splices``: per feature of the entry (every one; an empty sequence
+        leaves it unchanged), in the frame indices of its current data, float32 values (stored
+        in the feature's encoding, u16db over its own range). ``fingerprint`` and ``version``
+        are the entry's new ones; ``provenance`` the text of what computed the frames (None:
+        this process). The replaced data is kept as the key's previous version, as by a full
+        commit. Raises :class:`~.splicing.StaleBase` when the entry changed since (gone,
+        recomputed, other features, a feature with a ``problem``), ValueError for malformed
+        splices, StoreError on I/O failure; on any failure nothing changed."""
+        self._register()
+        fp = canonical_json(dict(fingerprint))
+        current = self.get(key)
+        if current is not None:  # its files checked as a listing checks them (problems)
+            current = self._verifier.listing([current], False)[0]
+        self.lease.hold()  # its files are live until the commit, whoever sweeps meanwhile
+        try:
+            return splicing.commit_splices(
+                self._db,
+                self.root,
+                key,
+                current,
+                fp,
+                version,
+                base_commit_id,
+                splices,
+                provenance or provenance_text(),
+            )
+        finally:
+            self.lease.release()
+
     # -- staged passes (written by cluster workers, committed here: see .staged) -------------
 
     def staging_area(self) -> StagingArea:
@@ -300,7 +344,9 @@ class FeatureStore:
     ) -> LoadedFeature:
         """A feature's values, decoded to float32 ``(frames, channels, width)``, and its frame
         times. With ``mmap`` a float32 feature is a read-only memory map (no copy); ``frames``
-        decodes only a range of frames (e.g. the visible part of a long spectrogram)."""
+        decodes only a range of frames (e.g. the visible part of a long spectrogram). A
+        spliced feature reads as ``apply_splices(base, parts)`` (:mod:`.spliced`: a range
+        composes only the parts it overlaps; a whole read is a new array, not a map)."""
         stored = entry.features.get(feature)
         if stored is None:
             raise StoreError(f"entry {entry.key}: has no feature {feature!r}")
@@ -314,7 +360,7 @@ class FeatureStore:
             return "missing"
 
         what = f"{entry.key} feature {stored.feature!r}"
-        return load_feature(self.root, stored, what, mmap, frames, why_missing)
+        return load_any(self.root, stored, what, mmap, frames, why_missing)
 
     def load_times(self, entry: StoredEntry, feature: str) -> np.ndarray:
         """A feature's frame times alone (float64; a memory map for explicit times): what a
@@ -323,7 +369,7 @@ class FeatureStore:
         if stored is None:
             raise StoreError(f"entry {entry.key}: has no feature {feature!r}")
         what = f"{entry.key} feature {stored.feature!r}"
-        return load_times(self.root, stored, what, lambda: "missing")
+        return load_any_times(self.root, stored, what, lambda: "missing")
 
     def total_bytes(self) -> int:
         """Bytes of the array files of every listed entry and of every previous version kept
@@ -351,7 +397,7 @@ class FeatureStore:
         self, version: PreviousVersion, mmap: bool = True, frames: slice | None = None
     ) -> LoadedFeature:
         """A previous version's values and frame times, as :meth:`load` reads current data."""
-        return load_feature(
+        return load_any(
             self.root,
             version.feature,
             self._previous_what(version),
@@ -361,7 +407,7 @@ class FeatureStore:
         )
 
     def load_previous_times(self, version: PreviousVersion) -> np.ndarray:
-        return load_times(
+        return load_any_times(
             self.root, version.feature, self._previous_what(version), lambda: "missing"
         )
 

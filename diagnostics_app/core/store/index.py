@@ -45,26 +45,29 @@ from diagnostics_app.core.store.records import (
     key_tuple,
     meta_from_json,
     meta_to_json,
+    part_files,
+    splices_from_json,
 )
-from diagnostics_app.core.store.recovery import delete_garbage, references
+from diagnostics_app.core.store.recovery import any_spliced, delete_garbage, references
 
 # the columns of a ``features`` row as a commit writes it (named: a migrated table has its
 # later columns at the end, in the order they were added)
 FEATURE_COLS: Final = (
     "entry_id, feature, path, times_path, meta_id, encoding, frames, channels, width, nbytes, "
-    "stamp, checksum"
+    "stamp, checksum, splices"
 )
 
 _ENTRY_COLS: Final = (
     "e.id, e.source_id, e.calculator_id, e.profile, e.params, e.fingerprint, "
     "e.calculator_version, e.commit_id, e.created, e.updated, f.feature, f.path, f.times_path, "
     "f.meta_id, f.encoding, f.frames, f.channels, f.width, f.nbytes, f.stamp, f.checksum, "
-    "e.provenance, f.regenerated"
+    "e.provenance, f.regenerated, f.splices"
 )
 ENTRY_SQL: Final = f"SELECT {_ENTRY_COLS} FROM entries e JOIN features f ON f.entry_id = e.id"
 KEY_WHERE: Final = "e.source_id = ? AND e.calculator_id = ? AND e.profile = ? AND e.params = ?"
 
-# (feature, path, times_path, meta, encoding, frames, channels, width, nbytes, stamp, checksum)
+# (feature, path, times_path, meta, encoding, frames, channels, width, nbytes, stamp, checksum,
+# splices JSON or None)
 FeatureRow = tuple[Any, ...]
 # what one transaction commits for one key: (key, fingerprint JSON, version, feature rows,
 # provenance JSON)
@@ -99,6 +102,7 @@ def _entries_from_rows(
             row[19],
             row[20],
             regenerated=row[22],
+            splices=splices_from_json(row[23]) if row[23] is not None else (),
         )
     if current is not None:
         out.append(_make_entry(current, features))
@@ -195,11 +199,26 @@ class EntryIndex:
 
 def total_bytes(db: IndexConnection) -> int:
     """Bytes of every listed entry's files and of the previous versions kept (both are the
-    cache's size: trash excluded)."""
-    return db.scalar(
-        "SELECT (SELECT COALESCE(SUM(nbytes), 0) FROM features) + "
-        "(SELECT COALESCE(SUM(nbytes), 0) FROM previous)"
-    )
+    cache's size: trash excluded). A file shared by a spliced row and a previous version
+    (see :mod:`.splicing`) counts once: then the sizes are summed per file."""
+    with db.read("cannot read the index") as c:
+        if not any_spliced(c):
+            return int(
+                c.execute(
+                    "SELECT (SELECT COALESCE(SUM(nbytes), 0) FROM features) + "
+                    "(SELECT COALESCE(SUM(nbytes), 0) FROM previous)"
+                ).fetchone()[0]
+            )
+        sizes: dict[tuple[str, str | None], int] = {}
+        for table in ("features", "previous"):
+            for path, times_path, nbytes, splices in c.execute(
+                f"SELECT path, times_path, nbytes, splices FROM {table}"
+            ):
+                parts = splices_from_json(splices)
+                # base files as a pair (their row records their size together), parts alone
+                sizes[(path, times_path)] = nbytes - sum(p.nbytes for p in parts)
+                sizes.update(((p.path, p.times_path), p.nbytes) for p in parts)
+    return sum(sizes.values())
 
 
 def _meta_id(c: sqlite3.Connection, meta: OutputMeta, known: dict[str, int]) -> int:
@@ -241,10 +260,11 @@ def _replace_in(
             old.extend(keep_previous(c, key, eid, commit_id, now))
         else:  # the entry goes, as after a full prune: nothing is left to compare with
             old.extend(drop_all_previous(c, key))
-            for path, times_path in c.execute(
-                "SELECT path, times_path FROM features WHERE entry_id = ?", (eid,)
+            for path, times_path, splices in c.execute(
+                "SELECT path, times_path, splices FROM features WHERE entry_id = ?", (eid,)
             ):
                 old.extend(p for p in (path, times_path) if p)
+                old.extend(part_files(splices))
         c.execute("DELETE FROM features WHERE entry_id = ?", (eid,))
         if rows:
             c.execute(
@@ -264,13 +284,29 @@ def _replace_in(
         )
         eid = cur.lastrowid
     c.executemany(
-        f"INSERT INTO features ({FEATURE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO features ({FEATURE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(eid, *r[:3], _meta_id(c, r[3], meta_ids), *r[4:]) for r in rows],
     )
     c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in old])
     if not rows:
         return None, old
-    features = {r[0]: StoredFeature(r[0], r[1], r[2], r[3], *r[4:]) for r in rows}
+    features = {
+        r[0]: StoredFeature(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            splices=splices_from_json(r[11]),
+        )
+        for r in rows
+    }
     entry = StoredEntry(
         key,
         int(eid),

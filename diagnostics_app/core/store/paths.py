@@ -4,7 +4,8 @@ A project folder is shared, and its ``.featurecache`` with it, so the index is *
 path read from it (a feature's or times file, a garbage or trash row) is never joined to the
 cache folder as it stands. It must name a file the store's own writer made, directly in
 ``data/``: ``data/<32 hex>.<pid>-<8 hex>.npy`` or ``.times.npy`` (the only names
-:func:`~.owners.new_name` gives, since the first version). That lexical rule is the
+:func:`~.owners.new_name` gives, since the first version; the splice parts of
+:mod:`.splicing` are named the same way, so the rule needs no other form). That lexical rule is the
 resolution: such a path has no ``..``, no separator inside the name and is not absolute, so it
 cannot leave ``data/``; ``data/`` and ``tmp/`` themselves must be real folders of the cache
 folder (not symbolic links, checked at open); and a file is opened with ``O_NOFOLLOW`` and

@@ -18,6 +18,10 @@ Crash safety is the store's: the rows referencing files are written in one trans
 the replacement, the sweep counts ``previous`` rows as references (:mod:`.recovery`), and
 dropped files are listed as garbage in the transaction that drops their rows.
 
+A commit of splices (:mod:`.splicing`) keeps the replaced version here too, sharing its base
+files (and untouched parts) with the new row: dropping it deletes only the files no other row
+references (:func:`~.recovery.shared`), and :attr:`PreviousVersion.nbytes` is what it frees.
+
 A replaced feature whose paths the store refuses (:mod:`.paths`) is not kept: its paths are
 listed as garbage, as before previous versions existed. A previous version whose files turn out
 damaged when the job compares it is dropped by that job.
@@ -29,6 +33,7 @@ compared the new data with the previous version (:mod:`diagnostics_app.core.comp
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,17 +46,20 @@ from diagnostics_app.core.store.records import (
     EntryKey,
     PreviousVersion,
     StoredFeature,
+    file_sizes,
     key_tuple,
     meta_from_json,
+    part_files,
+    splices_from_json,
 )
-from diagnostics_app.core.store.recovery import delete_garbage
+from diagnostics_app.core.store.recovery import any_spliced, delete_garbage
 
 _PREV_KEY: Final = "source_id = ? AND calculator_id = ? AND profile = ? AND params = ?"
 _COLS: Final = (
     "p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.fingerprint, "
     "p.calculator_version, p.commit_id, p.updated, p.replaced, p.replaced_by, p.provenance, "
     "p.path, p.times_path, m.json, p.encoding, p.frames, p.channels, p.width, p.nbytes, "
-    "p.stamp, p.checksum"
+    "p.stamp, p.checksum, p.splices"
 )
 _SELECT: Final = f"SELECT {_COLS} FROM previous p JOIN metas m ON m.id = p.meta_id"
 
@@ -73,27 +81,31 @@ def keep_previous(
     ).fetchone()
     rows = c.execute(
         "SELECT feature, path, times_path, meta_id, encoding, frames, channels, width, nbytes, "
-        "stamp, checksum FROM features WHERE entry_id = ?",
+        "stamp, checksum, splices FROM features WHERE entry_id = ?",
         (entry_id,),
     ).fetchall()
     for row in rows:
-        if not all(index_path_ok(p) for p in row[1:3] if p):
+        files = [p for p in row[1:3] if p] + part_files(row[11])
+        if not all(index_path_ok(p) for p in files):
             # a path this store would refuse to read: never kept, listed as garbage (whose
             # clean-up refuses it again, once, and drops its row)
-            garbage.extend(p for p in row[1:3] if p)
+            garbage.extend(files)
             continue
         found = c.execute(
-            f"SELECT path, times_path FROM previous WHERE {_PREV_KEY} AND feature = ?",
+            f"SELECT path, times_path, splices FROM previous WHERE {_PREV_KEY} AND feature = ?",
             (*key_tuple(key), row[0]),
         ).fetchone()
         if found is not None:
-            garbage.extend(p for p in found if p)
+            # listed whatever they share with the current row: garbage is deleted only when
+            # no row references it (recovery.delete_garbage)
+            garbage.extend(_files(found))
         fingerprint, version, commit_id, updated, provenance = head
         c.execute(
             "INSERT OR REPLACE INTO previous (source_id, calculator_id, profile, params, "
             "feature, fingerprint, calculator_version, commit_id, updated, replaced, "
             "replaced_by, provenance, path, times_path, meta_id, encoding, frames, channels, "
-            "width, nbytes, stamp, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "width, nbytes, stamp, checksum, splices) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 *key_tuple(key),
                 row[0],
@@ -114,15 +126,33 @@ def drop_all_previous(c: sqlite3.Connection, key: EntryKey) -> list[str]:
     """Inside a transaction: delete every previous version of ``key``; their files (for the
     caller to list as garbage)."""
     found = c.execute(
-        f"SELECT path, times_path FROM previous WHERE {_PREV_KEY}", key_tuple(key)
+        f"SELECT path, times_path, splices FROM previous WHERE {_PREV_KEY}", key_tuple(key)
     ).fetchall()
     c.execute(f"DELETE FROM previous WHERE {_PREV_KEY}", key_tuple(key))
-    return [p for row in found for p in row if p]
+    return [p for row in found for p in _files(row)]
+
+
+def _files(row: Sequence[Any]) -> list[str]:
+    """The files of a (path, times_path, splices) row: base files, then parts."""
+    return [p for p in row[:2] if p] + part_files(row[2])
 
 
 def _version(row: Sequence[Any]) -> PreviousVersion:
     meta: OutputMeta = meta_from_json(row[14])
-    feature = StoredFeature(row[4], row[12], row[13], meta, *row[15:22])
+    feature = StoredFeature(
+        row[4],
+        row[12],
+        row[13],
+        meta,
+        row[15],
+        row[16],
+        row[17],
+        row[18],
+        row[19],
+        row[20],
+        row[21],
+        splices=splices_from_json(row[22]),
+    )
     return PreviousVersion(
         key=EntryKey(*row[:4]),
         feature=feature,
@@ -136,25 +166,61 @@ def _version(row: Sequence[Any]) -> PreviousVersion:
     )
 
 
+def _shared_with_current(c: sqlite3.Connection) -> frozenset[tuple[str, str | None]]:
+    """The (data, times) file pairs of the rows of features and trash written by a commit of
+    splices (``splices`` not NULL): the only files a previous version can share with them
+    (see :mod:`.splicing`); empty without such rows."""
+    if not any_spliced(c):
+        return frozenset()
+    out: set[tuple[str, str | None]] = set()
+    for table in ("features", "trash"):
+        for path, times_path, splices in c.execute(
+            f"SELECT path, times_path, splices FROM {table} WHERE splices IS NOT NULL"
+        ):
+            out.add((path, times_path))
+            out.update((p.path, p.times_path) for p in splices_from_json(splices))
+    return frozenset(out)
+
+
+def _with_shared(
+    version: PreviousVersion, shared: frozenset[tuple[str, str | None]]
+) -> PreviousVersion:
+    if not shared:
+        return version
+    n = sum(b for pair, b in file_sizes(version.feature).items() if pair in shared)
+    return dataclasses.replace(version, shared_bytes=n) if n else version
+
+
+def get_in(c: sqlite3.Connection, key: EntryKey, feature: str) -> PreviousVersion | None:
+    """Inside a transaction: the previous version of (key, feature), shared bytes unset."""
+    row = c.execute(
+        f"{_SELECT} WHERE p.source_id = ? AND p.calculator_id = ? AND p.profile = ? "
+        "AND p.params = ? AND p.feature = ?",
+        (*key_tuple(key), feature),
+    ).fetchone()
+    return None if row is None else _version(row)
+
+
 def get(db: IndexConnection, key: EntryKey, feature: str) -> PreviousVersion | None:
     with db.read("cannot read the index") as c:
-        row = c.execute(
-            f"{_SELECT} WHERE p.source_id = ? AND p.calculator_id = ? AND p.profile = ? "
-            "AND p.params = ? AND p.feature = ?",
-            (*key_tuple(key), feature),
-        ).fetchone()
-    return None if row is None else _version(row)
+        found = get_in(c, key, feature)
+        return None if found is None else _with_shared(found, _shared_with_current(c))
 
 
 def listing(db: IndexConnection) -> list[PreviousVersion]:
     """Every previous version, the oldest replaced first (the order eviction drops them)."""
     with db.read("cannot read the index") as c:
         rows = c.execute(f"{_SELECT} ORDER BY p.replaced, p.rowid").fetchall()
-    return [_version(r) for r in rows]
+        shared = _shared_with_current(c)
+    return [_with_shared(_version(r), shared) for r in rows]
 
 
 def total_bytes(db: IndexConnection) -> int:
-    return db.scalar("SELECT COALESCE(SUM(nbytes), 0) FROM previous")
+    """The bytes dropping every previous version would free."""
+    with db.read("cannot read the index") as c:
+        if not any_spliced(c):
+            return int(c.execute("SELECT COALESCE(SUM(nbytes), 0) FROM previous").fetchone()[0])
+    return sum(v.nbytes for v in listing(db))
 
 
 def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]]) -> int:
@@ -162,16 +228,24 @@ def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]])
     freed. Missing ones are ignored."""
     paths: list[str] = []
     freed = 0
+    shared: frozenset[tuple[str, str | None]] | None = None
     with db.write("cannot drop previous versions", durable=True) as c:
         for key, feature in dict.fromkeys(items):
             found = c.execute(
-                f"SELECT path, times_path, nbytes FROM previous WHERE {_PREV_KEY} AND feature = ?",
+                f"SELECT path, times_path, splices, nbytes FROM previous WHERE {_PREV_KEY} "
+                "AND feature = ?",
                 (*key_tuple(key), feature),
             ).fetchone()
             if found is None:
                 continue
-            paths.extend(p for p in found[:2] if p)
-            freed += int(found[2])
+            paths.extend(_files(found))
+            freed += int(found[3])
+            if shared is None:
+                shared = _shared_with_current(c)
+            if shared:
+                version = get_in(c, key, feature)
+                if version is not None:
+                    freed -= _with_shared(version, shared).shared_bytes
             c.execute(
                 f"DELETE FROM previous WHERE {_PREV_KEY} AND feature = ?",
                 (*key_tuple(key), feature),
@@ -185,10 +259,11 @@ def drop(db: IndexConnection, root: Path, items: Sequence[tuple[EntryKey, str]])
 
 def orphans(c: sqlite3.Connection) -> list[tuple[str, ...]]:
     """Inside a transaction: previous versions whose key has that feature neither as current
-    data nor in the trash (rows (key columns..., feature, path, times_path))."""
+    data nor in the trash (rows (key columns..., feature, path, times_path, splices))."""
     return c.execute(
         "SELECT p.source_id, p.calculator_id, p.profile, p.params, p.feature, p.path, "
-        "p.times_path FROM previous p WHERE NOT EXISTS (SELECT 1 FROM entries e JOIN features f "
+        "p.times_path, p.splices FROM previous p WHERE NOT EXISTS "
+        "(SELECT 1 FROM entries e JOIN features f "
         "ON f.entry_id = e.id WHERE e.source_id = p.source_id AND "
         "e.calculator_id = p.calculator_id AND e.profile = p.profile AND e.params = p.params "
         "AND f.feature = p.feature) AND NOT EXISTS (SELECT 1 FROM trash t WHERE "

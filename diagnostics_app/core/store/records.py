@@ -102,6 +102,61 @@ def key_tuple(key: EntryKey) -> tuple[str, str, str, str]:
 
 
 @dataclass(frozen=True)
+class SplicePart:
+    """One part of a spliced feature (see :mod:`.splicing`): frames ``[first, first +
+    removed)`` of the feature's *base* file are replaced by the ``frames`` frames of the file
+    ``path`` (stored in the feature's encoding; ``times_path``: their frame times for a timed
+    feature). A feature's parts are ascending and disjoint in base frame indices."""
+
+    first: int
+    removed: int
+    frames: int
+    path: str
+    times_path: str | None
+    nbytes: int  # bytes on disk, both files
+    stamp: str  # "size:mtime_ns:inode" of each file at commit ("data[,times]")
+    checksum: str  # "b2:..." of each file's values ("data[,times]")
+
+    @property
+    def stop(self) -> int:
+        return self.first + self.removed
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, self.times_path) if self.times_path else (self.path,)
+
+
+def splices_to_json(parts: Sequence[SplicePart]) -> str | None:
+    """The ``splices`` column of a feature row: None for an unspliced feature. (A commit of
+    splices writes ``[]`` for a feature it leaves unchanged: no parts, but files shared with
+    the previous version; NULL is the promise that no other row uses the row's files.)"""
+    if not parts:
+        return None
+    return json.dumps([dataclasses.astuple(p) for p in parts], separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def splices_from_json(text: str | None) -> tuple[SplicePart, ...]:
+    """The inverse of :func:`splices_to_json` (the column is written only by this store)."""
+    if not text:
+        return ()
+    return tuple(SplicePart(*item) for item in json.loads(text))
+
+
+def file_sizes(sf: StoredFeature) -> dict[tuple[str, str | None], int]:
+    """The bytes of ``sf``'s files by (data, times) pair: its base files, then each part (the
+    unit in which files are shared between rows)."""
+    out = {(sf.path, sf.times_path): sf.base_nbytes}
+    out.update(((p.path, p.times_path), p.nbytes) for p in sf.splices)
+    return out
+
+
+def part_files(text: str | None) -> list[str]:
+    """Every file of the parts in a ``splices`` column."""
+    return [p for part in splices_from_json(text) for p in part.paths]
+
+
+@dataclass(frozen=True)
 class StoredFeature:
     """One feature of an entry: its files (relative to the cache folder) and layout."""
 
@@ -127,6 +182,24 @@ class StoredFeature:
     # "identical", "within tolerance" or "differs"), recorded after the commit that replaced
     # it; None for a first computation, or a replacement not compared (yet)
     regenerated: str | None = None
+    # the parts spliced over the base files ``path``/``times_path`` (see :mod:`.splicing`);
+    # ``frames`` and ``nbytes`` are those of the spliced feature, parts included
+    splices: tuple[SplicePart, ...] = ()
+
+    @property
+    def base_frames(self) -> int:
+        """The frames of the base files (``frames`` before the splices apply)."""
+        return self.frames - sum(p.frames - p.removed for p in self.splices)
+
+    @property
+    def base_nbytes(self) -> int:
+        return self.nbytes - sum(p.nbytes for p in self.splices)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file the feature's data is read from: base data, base times, parts."""
+        base = (self.path, self.times_path) if self.times_path else (self.path,)
+        return base + tuple(p for part in self.splices for p in part.paths)
 
 
 @dataclass(frozen=True)
@@ -198,6 +271,10 @@ class PreviousVersion:
     replaced: float  # epoch seconds: when the commit ``replaced_by`` replaced it
     replaced_by: str  # commit id of the entry that replaced it
     provenance_json: str | None = None
+    # bytes of its files that current data or the trash also uses (a spliced row shares its
+    # base files with the version it was spliced from: see .splicing); dropping it frees the
+    # rest, :attr:`nbytes`
+    shared_bytes: int = 0
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -210,7 +287,8 @@ class PreviousVersion:
 
     @property
     def nbytes(self) -> int:
-        return self.feature.nbytes
+        """The bytes dropping it frees (shared files excluded)."""
+        return self.feature.nbytes - self.shared_bytes
 
 
 @dataclass(frozen=True)

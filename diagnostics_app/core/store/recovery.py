@@ -23,7 +23,8 @@ Writers elsewhere
     files.
 
 Deleting only its own files
-    A path listed as garbage is deleted only if it names a file of this store (:mod:`.paths`);
+    A path listed as garbage is deleted only if it names a file of this store (:mod:`.paths`)
+    and no row references it (rows written by a commit of splices share files: :func:`shared`);
     any other is reported once as refused, and its row dropped, the file untouched. Files found
     by scanning ``tmp/`` and ``data/`` are deleted only when their name is one the writers give
     (``<random>.<pid>-<token>...``) and that process is dead; ``tmp/`` and ``data/`` are
@@ -53,6 +54,7 @@ from diagnostics_app.core.store.owners import (
     this_place,
 )
 from diagnostics_app.core.store.paths import index_path_ok, refusal
+from diagnostics_app.core.store.records import part_files
 
 
 def register(db: IndexConnection) -> str:
@@ -79,22 +81,74 @@ def references(db: IndexConnection, path: str) -> bool:
     """Whether a row references ``path`` (True when unsure: never delete a live file)."""
     try:
         with db.lock:
-            row = (
-                db.live()
-                .execute("SELECT 1 FROM features WHERE path = ? LIMIT 1", (path,))
-                .fetchone()
-            )
+            conn = db.live()
+            row = conn.execute("SELECT 1 FROM features WHERE path = ? LIMIT 1", (path,)).fetchone()
+            if row is None:  # a splice part (an error path only: the LIKE scans the rows)
+                row = conn.execute(
+                    "SELECT 1 FROM features WHERE splices LIKE ? LIMIT 1", (f'%"{path}"%',)
+                ).fetchone()
     except (sqlite3.Error, StoreError):
         return True
     return row is not None
 
 
+# the rows of these tables reference files (base files in path and times_path, parts in
+# splices); a file is garbage only when none does
+_FILE_TABLES = ("features", "trash", "previous")
+
+
+def any_spliced(c: sqlite3.Connection) -> bool:
+    """Whether any row of features, trash or previous has splice parts (the partial indexes
+    of the schema make this a lookup, not a scan)."""
+    return any(
+        c.execute(f"SELECT 1 FROM {t} WHERE splices IS NOT NULL LIMIT 1").fetchone()
+        for t in _FILE_TABLES
+    )
+
+
+def shared(db: IndexConnection, paths: Sequence[str]) -> set[str]:
+    """Those of ``paths`` that a row still references. Files are shared between rows only
+    by a commit of splices (a row it writes and the previous version it replaced share the
+    base files, see :mod:`.splicing`; such a row's ``splices`` column is never NULL, ``[]``
+    when it has no parts), so a store without any such row answers with one
+    lookup in a partial index per table (:func:`any_spliced`) and no scan; all of ``paths``
+    when unsure (never delete a live file)."""
+    try:
+        with db.lock:
+            c = db.live()
+            if not any_spliced(c):
+                return set()
+            wanted = set(paths)
+            listed = sorted(wanted)
+            found: set[str] = set()
+            for table in _FILE_TABLES:
+                # base files: matched by SQLite (no row goes through Python), in batches
+                # below its limit on parameters
+                for k in range(0, len(listed), 500):
+                    batch = listed[k : k + 500]
+                    marks = ",".join("?" * len(batch))
+                    for column in ("path", "times_path"):
+                        sql = f"SELECT {column} FROM {table} WHERE {column} IN ({marks})"
+                        found.update(r[0] for r in c.execute(sql, batch))
+                # parts: only the rows that have some (the partial index)
+                for (splices,) in c.execute(
+                    f"SELECT splices FROM {table} WHERE splices IS NOT NULL"
+                ):
+                    found.update(p for p in part_files(splices) if p in wanted)
+            return found
+    except (sqlite3.Error, StoreError):
+        return set(paths)
+
+
 def delete_garbage(db: IndexConnection, root: Path, paths: Sequence[str]) -> None:
     """Delete files listed in the garbage table, then their rows (best effort: whatever is
-    left is retried at the next open)."""
+    left is retried at the next open). A file a row still references (shared with a spliced
+    row) is not deleted, and its garbage row goes: the commit that removes its last
+    referencing row lists it again."""
     if not paths:
         return
-    done = [p for p in _own(db, paths) if unlink(root / p) or not (root / p).exists()]
+    keep = shared(db, paths)
+    done = [p for p in _own(db, paths) if p in keep or unlink(root / p) or not (root / p).exists()]
     done.extend(p for p in paths if not index_path_ok(p))  # their rows go, nothing else
     with contextlib.suppress(StoreError), db.write("cannot clear garbage") as c:
         c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in done])
@@ -167,11 +221,15 @@ def _own(db: IndexConnection, paths: Sequence[str]) -> list[str]:
 def _referenced(db: IndexConnection) -> set[str]:
     with db.read("cannot read the index") as c:
         out: set[str] = set()
-        for table in ("features", "trash", "previous"):
-            for path, times_path in c.execute(f"SELECT path, times_path FROM {table}"):
+        for table in _FILE_TABLES:
+            for path, times_path, splices in c.execute(
+                f"SELECT path, times_path, splices FROM {table}"
+            ):
                 out.add(path)
                 if times_path:
                     out.add(times_path)
+                if splices is not None:
+                    out.update(part_files(splices))
     return out
 
 

@@ -19,8 +19,9 @@ from diagnostics_app.core.store.connection import IndexConnection
 # (host, boot, PID namespace) of each job's owner and each writer; 5: previous versions
 # (the ``previous`` table), each entry's provenance, each feature's ``regenerated`` verdict; 6:
 # environment_marks (entries verify --repair found drifted, see .marks); 7: audio_blocks
-# (block digests of each audio version, by content digest: core.ranges)
-SCHEMA_VERSION: Final = 7
+# (block digests of each audio version, by content digest: core.ranges); 8: the ``splices``
+# column of features, trash and previous (frames replaced in place, see .splicing)
+SCHEMA_VERSION: Final = 8
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -34,6 +35,9 @@ _ADDED_COLUMNS: Final = (
     ("features", "regenerated", "TEXT"),
     ("trash", "provenance", "TEXT"),
     ("trash", "regenerated", "TEXT"),
+    ("features", "splices", "TEXT"),
+    ("trash", "splices", "TEXT"),
+    ("previous", "splices", "TEXT"),
 )
 
 _SCHEMA: Final = """
@@ -126,7 +130,8 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
             # for the entries already there, and no provenance or verdict recorded for them;
             # 5 -> 6: environment_marks, empty: nothing is marked until verify --repair;
             # 6 -> 7: audio_blocks, empty: an entry whose audio has no block digests yet is
-            # diagnosed whole-file, as before, until its file is next digested)
+            # diagnosed whole-file, as before, until its file is next digested; 7 -> 8: the
+            # splices columns, NULL (no parts) for every row already there)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
@@ -134,6 +139,12 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
                 have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            for table in ("features", "trash", "previous"):
+                # which rows have splices, without a scan (see recovery.any_spliced)
+                c.execute(
+                    f"CREATE INDEX IF NOT EXISTS {table}_spliced ON {table} (splices) "
+                    "WHERE splices IS NOT NULL"
+                )
             c.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),

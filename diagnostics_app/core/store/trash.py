@@ -21,7 +21,7 @@ from typing import Final
 from diagnostics_app.core.store import previous
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.index import ENTRY_SQL, FEATURE_COLS, KEY_WHERE
-from diagnostics_app.core.store.records import EntryKey, TrashItem, key_tuple
+from diagnostics_app.core.store.records import EntryKey, TrashItem, key_tuple, part_files
 from diagnostics_app.core.store.recovery import delete_garbage
 
 TRASH_MAX_AGE: Final = 7 * 24 * 3600.0  # trash older than this is purged at open
@@ -46,8 +46,8 @@ def prune(db: IndexConnection, items: Sequence[tuple[EntryKey, str]]) -> str:
                 "INSERT INTO trash (prune_id, pruned, entry_id, source_id, calculator_id, "
                 "profile, params, fingerprint, calculator_version, commit_id, created, "
                 "updated, feature, path, times_path, meta_id, encoding, frames, channels, width, "
-                "nbytes, stamp, checksum, provenance, regenerated) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "nbytes, stamp, checksum, provenance, regenerated, splices) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (prune_id, now, *row),
             )
             c.execute("DELETE FROM features WHERE entry_id = ? AND feature = ?", (eid, feature))
@@ -70,8 +70,8 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
         rows = c.execute(
             "SELECT entry_id, source_id, calculator_id, profile, params, fingerprint, "
             "calculator_version, commit_id, created, updated, feature, path, times_path, meta_id, "
-            "encoding, frames, channels, width, nbytes, stamp, checksum, provenance, regenerated "
-            "FROM trash "
+            "encoding, frames, channels, width, nbytes, stamp, checksum, provenance, regenerated, "
+            "splices FROM trash "
             "WHERE prune_id = ? "
             "ORDER BY entry_id, feature",
             (prune_id,),
@@ -99,8 +99,8 @@ def restore(db: IndexConnection, prune_id: str) -> list[tuple[EntryKey, str]]:
                 continue
             c.execute(
                 f"INSERT INTO features ({FEATURE_COLS}, regenerated) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (eid, *row[10:21], row[22]),
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (eid, *row[10:21], row[23], row[22]),
             )
             c.execute("UPDATE entries SET seq = ? WHERE id = ?", (seq, eid))
             c.execute(
@@ -125,7 +125,7 @@ def purge(db: IndexConnection, root: Path, prune_id: str | None, older_than: flo
     if not db.scalar(f"SELECT EXISTS (SELECT 1 FROM trash{clause})", args):
         return 0  # the common case at every open: no write transaction for nothing
     with db.write("cannot purge the trash", durable=True) as c:
-        rows = c.execute(f"SELECT path, times_path FROM trash{clause}", args).fetchall()
+        rows = c.execute(f"SELECT path, times_path, splices FROM trash{clause}", args).fetchall()
         c.execute(f"DELETE FROM trash{clause}", args)
         # previous versions of features that are gone for good go with them (see .previous)
         gone = previous.orphans(c)
@@ -139,8 +139,8 @@ def purge(db: IndexConnection, root: Path, prune_id: str | None, older_than: flo
             "AND id NOT IN (SELECT meta_id FROM trash) "
             "AND id NOT IN (SELECT meta_id FROM previous)"
         )
-        paths = [p for row in rows for p in row if p]
-        paths.extend(p for g in gone for p in g[5:] if p)
+        paths = [p for row in rows for p in [*row[:2], *part_files(row[2])] if p]
+        paths.extend(p for g in gone for p in [*g[5:7], *part_files(g[7])] if p)
         c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in paths])
     delete_garbage(db, root, paths)
     return len(rows)

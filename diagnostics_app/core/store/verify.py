@@ -10,6 +10,10 @@ those that fail. What a sound feature guarantees, file by file (data, and times 
   u16db, ``(frames, channels, width)``; ``float64 (frames,)`` for times);
 - its size is exactly what that header and shape imply.
 
+A spliced feature (:mod:`.splicing`) is checked file by file the same way: its base files
+against the base's frame count, each part's files against the part's, with the stamps and
+checksums each part recorded at commit (a part's stamp is not written back: parts are small).
+
 Cost: a file whose ``lstat`` gives the stamp (``size:mtime_ns:inode``) under which it was last
 found sound costs that ``lstat`` and nothing else. The stamp is recorded in the row at commit;
 after a header check passes under a new stamp (an index from an older version, a copied
@@ -124,7 +128,7 @@ class Verifier:
         for i, entry in enumerate(out):
             problems: list[tuple[str, str]] | None = None
             for name, sf in entry.features.items():
-                if sf.times_path is None and not content:
+                if sf.times_path is None and not content and not sf.splices:
                     # the common case, inline: a data file only, its stamp unchanged
                     path = sf.path
                     if ok_path(path):
@@ -192,21 +196,33 @@ class Verifier:
         verdict = sf.stamp[1:] if sf.stamp is not None and sf.stamp[:1] == VERDICT else None
         if verdict is not None and not content:
             return verdict
+        dtype = U16 if sf.encoding == "u16db" else F32
+        base = sf.base_frames
         files: list[tuple[str, _Layout]] = [
-            ("data file", (sf.path, U16 if sf.encoding == "u16db" else F32, _shape(sf)))
+            ("data file", (sf.path, dtype, (base, *_shape(sf)[1:])))
         ]
         if sf.times_path is not None:
-            files.append(("times file", (sf.times_path, F64, (sf.frames,))))
-        recorded = (sf.stamp or "").split(",")
-        checksums = sf.checksum.split(",") if sf.checksum else []
+            files.append(("times file", (sf.times_path, F64, (base,))))
+        n_base = len(files)
+        recorded = ((sf.stamp or "").split(",") + [""] * n_base)[:n_base]
+        checksums = ((sf.checksum.split(",") if sf.checksum else []) + [""] * n_base)[:n_base]
+        # the splice parts, each file with the stamp and checksum of its part (see .splicing)
+        for part in sf.splices:
+            files.append(("splice file", (part.path, dtype, (part.frames, *_shape(sf)[1:]))))
+            if part.times_path is not None:
+                files.append(("splice times file", (part.times_path, F64, (part.frames,))))
+            n = len(part.paths)
+            recorded.extend((part.stamp.split(",") + [""] * n)[:n])
+            checksums.extend((part.checksum.split(",") + [""] * n)[:n])
         stamps: list[str] = []
         for k, (kind, layout) in enumerate(files):
             problem, s = self._file(kind, layout, recorded[k] if k < len(recorded) else None)
             if problem is not None:
                 return problem
-            stamps.append(s)
+            if k < n_base:
+                stamps.append(s)  # the row's stamps are its base files' (parts keep theirs)
             if content:
-                if k < len(checksums):
+                if k < len(checksums) and checksums[k]:
                     problem = self._content(kind, layout, checksums[k])
                     if problem is not None:
                         self._good.pop((layout[0], layout[1].str, layout[2]), None)

@@ -50,6 +50,7 @@ from diagnostics_app.qt.plots.navigation import (
     clicked_time,
     key_time_range,
 )
+from diagnostics_app.qt.plots.range_shading import RangeShading
 from diagnostics_app.qt.plots.ruler import BARS, TIME, TimeRuler
 from diagnostics_app.qt.plots.selection import TimeSelection
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
@@ -123,6 +124,7 @@ class PlotArea(QWidget):
         self._stack = LaneStack(self._canvas, self)  # where the lanes sit in the canvas
         self._stack.viewChanged.connect(self._schedule_refresh)
         self._stack.viewChanged.connect(self._update_ruler)
+        self.range_shading = RangeShading(self._stack)  # the window hands it stale rows' ranges
         self._hover = HoverLines()  # the crosshair's line in every lane
         self._hover_text = ""
         self._meanings: dict[tuple[object, ...], LaneMeaning] = {}  # feature lanes' units
@@ -464,6 +466,7 @@ class PlotArea(QWidget):
             self._scroll_to_mark = False
             self.scroll_to_lane(marked[0])
         self._selection.attach(self._stack.placed, self._duration)
+        self.range_shading.attach(self._stack.placed)
         self._hover.attach(self._stack.placed)
 
     def _set_tempo(self, tempo: TempoMap | None) -> None:
