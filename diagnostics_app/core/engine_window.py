@@ -22,7 +22,7 @@ sample 0 gets the normal zero padding before it; one that reaches the end gets t
   exact when its segment ``[bounds[k], bounds[k + 1])`` lies in the window, so ``[a, b]`` needs
   ``[bounds[a], bounds[b + 1])``, the wanted frames are kept and the rest dropped.
 - any other run (unbounded reach: onset, plugins that declare none) is exact only over the
-  whole file: its window must cover ``[0, end)``.
+  whole file: any of its frames needs the window ``[0, end)``.
 
 Every run's output count is checked against its rule, and every wanted frame must be covered;
 anything else raises :class:`PartialUnsupported` (the caller recomputes whole: never a guess).
@@ -367,13 +367,12 @@ def _needs(
 
 
 def _check_starts(w: _Window, kinds: Mapping[str, _Kind]) -> None:
-    """Refuse, before decoding, a window a run cannot start at (see the frame-index rule)."""
+    """Refuse, before decoding, a window a run cannot start at (see the frame-index rule; an
+    unbounded run's window is the whole file, see ``_span``)."""
     for need in w.needs:
         kind = kinds[need.calc]
         if w.start == 0:
             continue
-        if kind.name == "whole":
-            raise PartialUnsupported(f"{need.calc}: unbounded reach, recomputed only whole")
         if kind.name == "blocked" and w.start % kind.step:
             raise PartialUnsupported(
                 f"{need.calc}: a window at sample {w.start} does not start on one of its "
@@ -487,8 +486,9 @@ def _output_start(
         if length != cut:
             raise PartialUnsupported(f"{cid}: {length} frames for the {cut} frames cut")
         return first_frame
-    end = total if w.stop == total else w.stop
-    blocks = -(-(end - w.start) // kind.step)
+    # full blocks only inside the file; the last, partial block at its end
+    span = w.stop - w.start
+    blocks = -(-span // kind.step) if w.stop == total else span // kind.step
     if length != blocks:
         raise PartialUnsupported(f"{cid}: {length} frames for {blocks} blocks of samples")
     return w.start // kind.step

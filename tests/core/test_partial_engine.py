@@ -7,6 +7,7 @@ edit needs are decoded; a decoded block that is not what the digests say is refu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from diagnostics_app.core import engine
 from diagnostics_app.core.audio import iter_blocks, read_info
 from diagnostics_app.core.calculators.base import Calculator, declared_reach
 from diagnostics_app.core.calculators.registry import Registry
-from diagnostics_app.core.engine import FeatureResult, MemorySink, PassPlan, run_pass
+from diagnostics_app.core.engine import CancelToken, FeatureResult, MemorySink, PassPlan, run_pass
 from diagnostics_app.core.engine_window import (
     PartialResult,
+    PartialUnsupported,
     WindowedFrames,
     recompute_frames,
     tempo_changed_from,
     wanted_frames,
 )
+from diagnostics_app.core.errors import Cancelled
 from diagnostics_app.core.params import Params, resolve_params
 from diagnostics_app.core.ranges import (
     BLOCK_FRAMES,
@@ -337,3 +341,166 @@ def test_tempo_reach_edges() -> None:
     (rms,) = calculators("core.rms")
     with pytest.raises(ValueError, match=r"core\.rms does not read the tempo map"):
         tempo_changed_from(rms, params, 8000, 8000, a, b)
+
+
+# --- what cannot be partial is refused -----------------------------------------------------------
+
+
+def test_a_corrupt_expected_digest_is_refused(long_pair: tuple[Path, Path, Path]) -> None:
+    old_path, new_path, _ = long_pair
+    params = resolve_params()
+    calcs = calculators("core.rms", "core.peaks")
+    old_d, new_d = digests(old_path, BLOCK_FRAMES), digests(new_path, BLOCK_FRAMES)
+    wanted = plan_wanted(calcs, params, old_d, new_d)
+    plan = PassPlan(str(new_path), params, TempoMap(), calcs)
+
+    def corrupt(block: int) -> BlockDigests:
+        raw = bytearray(new_d.digests)
+        raw[block * 16] ^= 1
+        return replace(new_d, digests=bytes(raw))
+
+    # a block outside the windows (blocks 7-9) is never decoded, so never checked
+    assert recompute_frames(plan, wanted, expected=corrupt(3)).decoded == 3 * BLOCK_FRAMES
+    for block in (7, 8, 9):
+        with pytest.raises(PartialUnsupported, match=r"block at \d+\.\d\d s differs"):
+            recompute_frames(plan, wanted, expected=corrupt(block))
+    with pytest.raises(PartialUnsupported, match="other audio"):
+        recompute_frames(plan, wanted, expected=replace(new_d, frames=new_d.frames - 1))
+
+
+def test_a_seek_that_is_not_sample_exact_is_caught(
+    long_pair: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder whose seek lands one sample late: the digests of the window's blocks differ,
+    so its frames are refused, never returned."""
+    old_path, new_path, _ = long_pair
+    params = resolve_params()
+    calcs = calculators("core.rms")
+    old_d, new_d = digests(old_path, BLOCK_FRAMES), digests(new_path, BLOCK_FRAMES)
+    wanted = plan_wanted(calcs, params, old_d, new_d)
+    real = engine.iter_blocks
+
+    def late(path: Any, block_frames: int, start: int = 0, stop: int | None = None) -> Any:
+        shift = 1 if start else 0
+        return real(
+            path, block_frames, start=start + shift, stop=None if stop is None else stop + shift
+        )
+
+    monkeypatch.setattr(engine, "iter_blocks", late)
+    with pytest.raises(PartialUnsupported, match="seek is not sample-exact"):
+        recompute_frames(PassPlan(str(new_path), params, TempoMap(), calcs), wanted, expected=new_d)
+
+
+def test_ogg_seeks_are_sample_exact_and_partial_equals_full(tmp_path: Path) -> None:
+    """libsndfile's Ogg Vorbis seek gives the full decode's samples (checked on the
+    singularity songs too, see core.engine_window); a partial recomputation of an Ogg file is
+    exact, verified block by block against the digests."""
+    rng = np.random.default_rng(3)
+    rate = 16_000
+    n = 9 * 4096 + 77
+    x = rng.uniform(-0.3, 0.3, (n, 2))
+    old_path = af.write(tmp_path / "old.ogg", x, rate)
+    x[5 * 4096 : 5 * 4096 + 300] = 0.0
+    new_path = af.write(tmp_path / "new.ogg", x, rate)
+    whole = np.concatenate(list(iter_blocks(new_path, 1000)), axis=1)
+    for start, stop in ((4096, 3 * 4096), (12_345, 20_000), (8 * 4096, None)):
+        part = np.concatenate(list(iter_blocks(new_path, 1000, start=start, stop=stop)), axis=1)
+        assert np.array_equal(part, whole[:, start:stop])
+    params = resolve_params({"window_size": 512, "hop_size": 128, "peaks_block": 256})
+    calcs = calculators(*BOUNDED)
+    old_d, new_d = digests(old_path, 4096), digests(new_path, 4096)
+    wanted = plan_wanted(calcs, params, old_d, new_d)
+    result = recompute_frames(
+        PassPlan(str(new_path), params, TempoMap(), calcs), wanted, expected=new_d
+    )
+    assert result.decoded < result.total
+    assert_spliced_equals_full(full(old_path, calcs, params), full(new_path, calcs, params), result)
+    with pytest.raises(PartialUnsupported, match="header length is an estimate"):
+        recompute_frames(PassPlan(str(new_path), params, TempoMap(), calcs), wanted)
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(11)
+    return af.write(
+        tmp_path_factory.mktemp("short") / "s.wav", rng.uniform(-0.5, 0.5, (50_000, 1)), 8000
+    )
+
+
+def test_runs_that_cannot_start_mid_file_are_refused(short_wav: Path) -> None:
+    info = read_info(short_wav)
+    d = digests(short_wav, 4096)
+    # peaks of 300 samples: a window at a multiple of 4096 is not on one of its blocks
+    params = resolve_params({"peaks_block": 300})
+    peaks = calculators("core.peaks")
+    with pytest.raises(PartialUnsupported, match="300-sample blocks"):
+        recompute_frames(
+            PassPlan(str(short_wav), params, TempoMap(), peaks),
+            {"core.peaks": ((100, 110),)},
+            expected=d,
+        )
+    # ... but from the start it can (the window starts at 0)
+    got = recompute_frames(
+        PassPlan(str(short_wav), params, TempoMap(), peaks), {"core.peaks": ((1, 3),)}, expected=d
+    )
+    ref = full(short_wav, peaks, params)["core.peaks"]["peaks"].data
+    np.testing.assert_array_equal(got.frames["core.peaks"]["peaks"][0].data, ref[1:4])
+    # onset (unbounded: the file's maximum clips every frame): any frame costs the whole file
+    params = resolve_params()
+    onset = calculators("core.onset")
+    plan = PassPlan(str(short_wav), params, TempoMap(), onset)
+    ref = full(short_wav, onset, params)["core.onset"]["onset"].data
+    some = recompute_frames(plan, {"core.onset": ((40, 50),)}, expected=d)
+    assert some.decoded == info.frames
+    np.testing.assert_array_equal(some.frames["core.onset"]["onset"][0].data, ref[40:51])
+    with pytest.raises(PartialUnsupported, match="unbounded reach"):
+        recompute_frames(plan, {"core.onset": ()}, expected=d)  # its frame count: only whole
+    with pytest.raises(ValueError, match=r"not in the plan: core\.rms"):
+        recompute_frames(plan, {"core.rms": ((0, 1),)})
+    with pytest.raises(ValueError, match="not ascending"):
+        recompute_frames(
+            PassPlan(str(short_wav), params, TempoMap(), calculators("core.rms")),
+            {"core.rms": ((5, 9), (8, 12))},
+        )
+
+
+def test_nothing_wanted_still_gives_layouts_and_counts(short_wav: Path) -> None:
+    params = resolve_params()
+    calcs = calculators("core.rms", "core.peaks")
+    result = recompute_frames(
+        PassPlan(str(short_wav), params, TempoMap(), calcs), {"core.rms": (), "core.peaks": ()}
+    )
+    ref = full(short_wav, calcs, params)
+    assert result.decoded == 0
+    assert result.frames == {"core.rms": {"rms": ()}, "core.peaks": {"peaks": ()}}
+    assert result.n_frames == {c: {f: len(r.data) for f, r in fs.items()} for c, fs in ref.items()}
+    assert result.metas == {c: {f: r.meta for f, r in fs.items()} for c, fs in ref.items()}
+
+
+def test_progress_and_cancel(long_pair: tuple[Path, Path, Path]) -> None:
+    old_path, _, new_path = long_pair
+    params = resolve_params()
+    calcs = calculators("core.rms")
+    wanted = plan_wanted(
+        calcs, params, digests(old_path, BLOCK_FRAMES), digests(new_path, BLOCK_FRAMES)
+    )
+    plan = PassPlan(str(new_path), params, TempoMap(), calcs)
+    seen: list[float] = []
+    recompute_frames(
+        plan, wanted, progress=lambda f, label: seen.append(f), block_frames=BLOCK_FRAMES
+    )
+    # one report per decoded block of the two 3-block windows, then done
+    assert (
+        len(seen) == 7
+        and seen == sorted(seen)
+        and seen[-1] == 1.0
+        and seen[-2] == pytest.approx(0.98)
+    )
+    token = CancelToken()
+
+    def cancel_at_half(fraction: float, label: str) -> None:
+        if fraction >= 0.45:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        recompute_frames(plan, wanted, progress=cancel_at_half, cancel=token)
