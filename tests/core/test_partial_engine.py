@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from diagnostics_app.core import engine
@@ -140,7 +140,7 @@ def plan_wanted(
     decode=st.sampled_from([1000, 4096, 1 << 17]),
 )
 @settings(
-    max_examples=30,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -260,7 +260,7 @@ def test_a_window_at_the_end_reaches_the_final_frames(long_pair: tuple[Path, Pat
 
 @given(
     seed=st.integers(0, 2**16),
-    change_at=st.floats(0.0, 4.0),
+    change_at=st.one_of(st.just(None), st.just(0.0), st.floats(0.3, 4.5)),
     bpm=st.floats(60.0, 200.0),
     subdivision=st.sampled_from([1, 2, 4]),
     kind=st.sampled_from(sorted(KINDS)),
@@ -268,14 +268,14 @@ def test_a_window_at_the_end_reaches_the_final_frames(long_pair: tuple[Path, Pat
     decode=st.sampled_from([1000, 4096, 1 << 17]),
 )
 @settings(
-    max_examples=20,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_a_tempo_edit_recomputes_the_beats_from_the_change(
     tmp_path: Path,
     seed: int,
-    change_at: float,
+    change_at: float | None,
     bpm: float,
     subdivision: int,
     kind: str,
@@ -290,16 +290,25 @@ def test_a_tempo_edit_recomputes_the_beats_from_the_change(
     params = resolve_params({"beat_subdivision": subdivision, "channel_mode": mode})
     (beats,) = calculators("core.beats")
     old_tempo = TempoMap((TempoSegment(0.0, 120.0), TempoSegment(2.5, 90.0)))
-    new_tempo = (
-        TempoMap((TempoSegment(0.0, bpm),))
-        if change_at == 0.0
-        else TempoMap((TempoSegment(0.0, 120.0), TempoSegment(change_at, bpm)))
-    )
+    if change_at is None:  # the same map: every frame kept
+        new_tempo = old_tempo
+    elif change_at == 0.0:
+        new_tempo = TempoMap((TempoSegment(0.0, bpm),))
+    else:
+        new_tempo = TempoMap((TempoSegment(0.0, 120.0), TempoSegment(change_at, bpm)))
     n = read_info(path).frames
     old = full(path, [beats], params, tempo=old_tempo, block_frames=decode)
     new = full(path, [beats], params, tempo=new_tempo, block_frames=decode)
     first = tempo_changed_from(beats, params, rate, n, old_tempo, new_tempo)
     n_new = len(new[beats.id]["beat_rms"].data)
+    kept = (
+        "none"
+        if first is None
+        else "all"
+        if first == len(old[beats.id]["beat_rms"].data)
+        else "some"
+    )
+    event(f"kept frames: {kept}")
     if first is None:  # nothing kept: the very first segment differs
         assert not np.array_equal(
             old[beats.id]["beat_rms"].times[:1], new[beats.id]["beat_rms"].times[:1]
@@ -504,3 +513,28 @@ def test_progress_and_cancel(long_pair: tuple[Path, Path, Path]) -> None:
 
     with pytest.raises(Cancelled):
         recompute_frames(plan, wanted, progress=cancel_at_half, cancel=token)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "blocks"),
+    [(1029, 1147, 1), (1028, 1147, 2), (1029, 1148, 2), (1028, 1148, 3)],
+)
+def test_a_window_is_the_fewest_blocks_the_frames_read(
+    long_pair: tuple[Path, Path, Path], first: int, last: int, blocks: int
+) -> None:
+    """rms at hop 512 reads up to 2,560 samples (2048 + 512) around a frame: frames 1029-1147
+    read exactly block 8, [524,288, 589,824); one frame more on either side needs the block
+    next to it."""
+    _, new_path, _ = long_pair
+    params = resolve_params()
+    calcs = calculators("core.rms")
+    result = recompute_frames(
+        PassPlan(str(new_path), params, TempoMap(), calcs),
+        {"core.rms": ((first, last),)},
+        expected=digests(new_path, BLOCK_FRAMES),
+    )
+    assert result.decoded == blocks * BLOCK_FRAMES
+    (win,) = result.frames["core.rms"]["rms"]
+    ref = full(new_path, calcs, params)["core.rms"]["rms"].data
+    assert win.first == first
+    np.testing.assert_array_equal(win.data, ref[first : last + 1])
