@@ -61,7 +61,8 @@ class Framer:
         return view[:, :: self.hop]
 
     def drop_before(self, t: int) -> None:
-        keep_from = t * self.hop - self.margin - self.start
+        # never past what is buffered: a window's first frame may lie beyond its first block
+        keep_from = min(t * self.hop - self.margin - self.start, self.buf.shape[1])
         if keep_from > 0:
             # a view: the next append() copies what is kept into a fresh buffer anyway
             self.buf = self.buf[:, keep_from:]

@@ -373,6 +373,8 @@ def _needs(
     end = -1
     for i, (first, last) in enumerate(ranges):
         if n is not None:
+            if first >= n:
+                raise ValueError(f"{cid}: wanted frame {first} is past the new data's {n} frames")
             last = min(last, n - 1)
         if first <= end or first > last:
             raise ValueError(f"{cid}: wanted frames [{first}, {last}] are not ascending ranges")

@@ -133,8 +133,9 @@ def plan_wanted(
     kind=st.sampled_from(sorted(KINDS)),
     channels=st.sampled_from([1, 2]),
     rate=st.sampled_from([8000, 11025, 16000]),
-    hop=st.sampled_from([64, 100, 128]),
+    hop=st.sampled_from([64, 100, 128, 700]),
     window=st.sampled_from([256, 512]),
+    fft=st.sampled_from([None, 1024]),
     mode=st.sampled_from(["mix", "per_channel"]),
     block=st.sampled_from([2048, 4096]),
     decode=st.sampled_from([1000, 4096, 1 << 17]),
@@ -153,6 +154,7 @@ def test_spliced_partial_equals_full_for_every_bounded_builtin(
     rate: int,
     hop: int,
     window: int,
+    fft: int | None,
     mode: str,
     block: int,
     decode: int,
@@ -165,7 +167,13 @@ def test_spliced_partial_equals_full_for_every_bounded_builtin(
     af.write(old_path, original, rate, *KINDS[kind])
     af.write(new_path, edited, rate, *KINDS[kind])
     params = resolve_params(
-        {"window_size": window, "hop_size": hop, "peaks_block": 256, "channel_mode": mode}
+        {
+            "window_size": window,
+            "hop_size": hop,
+            "fft_size": fft,
+            "peaks_block": 256,
+            "channel_mode": mode,
+        }
     )
     calcs = calculators(*BOUNDED)
     old_d, new_d = digests(old_path, block), digests(new_path, block)
@@ -466,6 +474,11 @@ def test_runs_that_cannot_start_mid_file_are_refused(short_wav: Path) -> None:
         recompute_frames(plan, {"core.onset": ()}, expected=d)  # its frame count: only whole
     with pytest.raises(ValueError, match=r"not in the plan: core\.rms"):
         recompute_frames(plan, {"core.rms": ((0, 1),)})
+    with pytest.raises(ValueError, match="wanted frame 99 is past the new data's 98 frames"):
+        recompute_frames(
+            PassPlan(str(short_wav), params, TempoMap(), calculators("core.rms")),
+            {"core.rms": ((99, 120),)},
+        )
     with pytest.raises(ValueError, match="not ascending"):
         recompute_frames(
             PassPlan(str(short_wav), params, TempoMap(), calculators("core.rms")),
@@ -538,3 +551,19 @@ def test_a_window_is_the_fewest_blocks_the_frames_read(
     ref = full(new_path, calcs, params)["core.rms"]["rms"].data
     assert win.first == first
     np.testing.assert_array_equal(win.data, ref[first : last + 1])
+
+
+def test_a_first_frame_beyond_the_first_decoded_block(short_wav: Path) -> None:
+    """Window at 18,432 (digest blocks of 2048), decode grid of 1000: its first decoded block
+    is [18,432, 19,000), but its first frame (hop 700, margin 1212) reads from 19,088: the
+    framer must keep the window's samples where they are, not drop past its buffer."""
+    params = resolve_params({"window_size": 512, "hop_size": 700})
+    calcs = calculators("core.rms", "core.spectrogram")
+    plan = PassPlan(str(short_wav), params, TempoMap(), calcs)
+    wanted = {c.id: ((29, 35),) for c in calcs}
+    result = recompute_frames(plan, wanted, expected=digests(short_wav, 2048), block_frames=1000)
+    assert result.decoded == 26_624 - 18_432
+    ref = full(short_wav, calcs, params, block_frames=1000)
+    for cid, fs in result.frames.items():
+        for feature, (win,) in fs.items():
+            np.testing.assert_array_equal(win.data, ref[cid][feature].data[29:36])
