@@ -519,13 +519,18 @@ def test_progress_and_cancel(long_pair: tuple[Path, Path, Path]) -> None:
         and seen[-2] == pytest.approx(0.98)
     )
     token = CancelToken()
+    after: list[float] = []
 
-    def cancel_at_half(fraction: float, label: str) -> None:
-        if fraction >= 0.45:
-            token.cancel()
+    def cancel_at_once(fraction: float, label: str) -> None:
+        after.append(fraction)
+        token.cancel()
 
+    # checked before every block: nothing more is decoded (or reported) once cancelled
     with pytest.raises(Cancelled):
-        recompute_frames(plan, wanted, progress=cancel_at_half, cancel=token)
+        recompute_frames(
+            plan, wanted, progress=cancel_at_once, cancel=token, block_frames=BLOCK_FRAMES
+        )
+    assert len(after) == 1
 
 
 @pytest.mark.parametrize(
