@@ -132,7 +132,8 @@ def tempo_changed_from(
     new_tempo: TempoMap,
 ) -> int | None:
     """For a tempo-reading calculator: the first frame whose segment differs between the two
-    tempo maps over the file (frames before it are bit-identical; the rest, to the new end,
+    tempo maps over the file's ``n_samples`` (the header's count, as the run's
+    ``AnalysisContext.n_samples``) (frames before it are bit-identical; the rest, to the new end,
     are wanted), the frame count when none differs, or None when nothing can be kept (frame
     0 differs, or the calculator declares no tempo reach: a plugin)."""
     if not calc.uses_tempo:
@@ -169,11 +170,11 @@ class _Need:
     unbounded: bool = False  # its frame count is known only from its run
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Window:
     start: int
     stop: int  # == total: reaches the end (decoded to the end of the file)
-    needs: list[_Need]
+    needs: tuple[_Need, ...]
 
 
 def _kind(calc: Calculator, plan: PassPlan, info: AudioInfo) -> _Kind:
@@ -227,10 +228,9 @@ def _windows(needs: Sequence[_Need], block: int, total: int) -> list[_Window]:
         start = need.start // block * block
         stop = min(total, -(-max(need.stop, start + 1) // block) * block)
         if out and start <= out[-1].stop:
-            out[-1].stop = max(out[-1].stop, stop)
-            out[-1].needs.append(need)
+            out[-1] = _Window(out[-1].start, max(out[-1].stop, stop), (*out[-1].needs, need))
         else:
-            out.append(_Window(start, stop, [need]))
+            out.append(_Window(start, stop, (need,)))
     return out
 
 
