@@ -113,10 +113,17 @@ def wanted_frames(
     sample_rate: int,
     spans: Sequence[SampleRange],
     n_frames_new: int,
+    *,
+    tempo: TempoMap | None = None,
+    n_samples: int | None = None,
 ) -> tuple[FrameRange, ...] | None:
     """The frames of the NEW data whose reads overlap the changed sample ``spans``
     (:func:`core.ranges.affected_frames` on the calculator's declared reach); None when the
-    reach is unbounded (recompute whole)."""
+    reach is unbounded (recompute whole). beat_rms, whose frames are the tempo map's
+    segments, is bounded given ``tempo`` and ``n_samples`` (the new file's header count, as
+    its run's ``AnalysisContext.n_samples``): ``BeatRmsCalculator.audio_reach``."""
+    if isinstance(calc, BeatRmsCalculator) and tempo is not None and n_samples is not None:
+        return calc.audio_reach(params, sample_rate, n_samples, tempo, spans)
     reach = declared_reach(calc, params, sample_rate)
     if reach is None:
         return None

@@ -6,123 +6,41 @@ edit needs are decoded; a decoded block that is not what the digests say is refu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diagnostics_app.core import engine
 from diagnostics_app.core.audio import iter_blocks, read_info
-from diagnostics_app.core.calculators.base import Calculator, declared_reach
-from diagnostics_app.core.calculators.registry import Registry
-from diagnostics_app.core.engine import CancelToken, FeatureResult, MemorySink, PassPlan, run_pass
+from diagnostics_app.core.engine import CancelToken, PassPlan
 from diagnostics_app.core.engine_window import (
-    PartialResult,
     PartialUnsupported,
-    WindowedFrames,
     recompute_frames,
-    tempo_changed_from,
-    wanted_frames,
 )
 from diagnostics_app.core.errors import Cancelled
-from diagnostics_app.core.params import Params, resolve_params
+from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.ranges import (
     BLOCK_FRAMES,
     BlockDigests,
     changed_ranges,
-    digest_blocks,
-    frame_count,
 )
-from diagnostics_app.core.splice import FrameSplice, apply_splices, apply_times
-from diagnostics_app.core.tempo import TempoMap, TempoSegment
+from diagnostics_app.core.tempo import TempoMap
 from tests.core import audio_factory as af
-from tests.core.ranges_edits import EDITS, apply_edit
-
-BOUNDED = (
-    "core.peaks",
-    "core.rms",
-    "core.spectrogram",
-    "core.mel",
-    "core.chroma",
-    "core.centroid",
-    "core.pitch",
+from tests.core.partial_support import (
+    BOUNDED,
+    KINDS,
+    assert_spliced_equals_full,
+    calculators,
+    digests,
+    full,
+    plan_wanted,
 )
-KINDS = {"wav": ("WAV", "PCM_16"), "float.wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_16")}
-Outputs = dict[str, dict[str, FeatureResult]]
-
-
-def calculators(*ids: str) -> tuple[Calculator, ...]:
-    registry = Registry.builtin()
-    return tuple(registry.get(i) for i in ids)
-
-
-def full(path: Path, calcs: Sequence[Calculator], params: Params, **kw: Any) -> Outputs:
-    sink = MemorySink()
-    tempo = kw.pop("tempo", TempoMap())
-    run_pass(PassPlan(str(path), params, tempo, tuple(calcs)), sink, **kw)
-    return sink.results
-
-
-def digests(path: Path, block: int) -> BlockDigests:
-    info = read_info(path)
-    return digest_blocks(iter_blocks(path), info.sample_rate, info.channels, block)
-
-
-def splices(wins: Sequence[WindowedFrames], old_len: int, new_len: int) -> list[FrameSplice]:
-    """The store's splices for recomputed ranges: each replaces the same frames of the old
-    data, the one that runs to the new end replaces the old data to its end (a length change);
-    a shorter file whose end no range reaches drops the old tail."""
-    out = [FrameSplice(w.first, len(w.data), w.data, w.times) for w in wins]
-    if old_len != new_len:
-        if out and out[-1].first + len(out[-1].data) == new_len:
-            last = out.pop()
-            out.append(FrameSplice(last.first, old_len - last.first, last.data, last.times))
-        else:
-            out.append(FrameSplice(new_len, old_len - new_len, np.zeros((0, 1, 1), np.float32)))
-    return out
-
-
-def assert_spliced_equals_full(old: Outputs, new: Outputs, result: PartialResult) -> None:
-    for cid, features in result.frames.items():
-        for feature, wins in features.items():
-            before, after = old[cid][feature], new[cid][feature]
-            assert result.n_frames[cid][feature] == len(after.data), (cid, feature)
-            assert result.metas[cid][feature] == after.meta, (cid, feature)
-            cut = splices(wins, len(before.data), len(after.data))
-            if cut and not cut[-1].data.size:  # a dropped tail: the width of the data
-                cut[-1] = FrameSplice(cut[-1].first, cut[-1].removed, before.data[:0])
-            got = apply_splices(before.data, cut)
-            assert got.shape == after.data.shape, (cid, feature, got.shape, after.data.shape)
-            assert np.array_equal(got, after.data, equal_nan=True), (
-                cid,
-                feature,
-                np.flatnonzero(~np.all((got == after.data) | np.isnan(after.data), axis=(1, 2))),
-            )
-            if wins and wins[0].times is not None:
-                np.testing.assert_array_equal(apply_times(before.times, cut), after.times)
-
-
-def plan_wanted(
-    calcs: Sequence[Calculator], params: Params, old_d: BlockDigests, new_d: BlockDigests
-) -> dict[str, tuple[tuple[int, int], ...]]:
-    """What the planner does: changed ranges -> wanted frames per calculator."""
-    spans = changed_ranges(old_d, new_d)
-    assert spans is not None
-    out = {}
-    for calc in calcs:
-        reach = declared_reach(calc, params, new_d.sample_rate)
-        assert reach is not None
-        n_new = frame_count(reach, new_d.frames)
-        ranges = wanted_frames(calc, params, new_d.sample_rate, spans, n_new)
-        assert ranges is not None
-        out[calc.id] = ranges
-    return out
-
+from tests.core.ranges_edits import EDITS, apply_edit
 
 # --- random signals, random edits --------------------------------------------------------------
 
@@ -261,103 +179,6 @@ def test_a_window_at_the_end_reaches_the_final_frames(long_pair: tuple[Path, Pat
     for cid, fs in result.frames.items():
         for feature, (win,) in fs.items():
             np.testing.assert_array_equal(win.data, new[cid][feature].data[-5:])
-
-
-# --- tempo edits (beat_rms) ----------------------------------------------------------------------
-
-
-@given(
-    seed=st.integers(0, 2**16),
-    change_at=st.one_of(st.just(None), st.just(0.0), st.floats(0.3, 4.5)),
-    bpm=st.floats(60.0, 200.0),
-    subdivision=st.sampled_from([1, 2, 4]),
-    kind=st.sampled_from(sorted(KINDS)),
-    mode=st.sampled_from(["mix", "per_channel"]),
-    decode=st.sampled_from([1000, 4096, 1 << 17]),
-)
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-def test_a_tempo_edit_recomputes_the_beats_from_the_change(
-    tmp_path: Path,
-    seed: int,
-    change_at: float | None,
-    bpm: float,
-    subdivision: int,
-    kind: str,
-    mode: str,
-    decode: int,
-) -> None:
-    rate = 16_000
-    rng = np.random.default_rng(seed)
-    path = af.write(
-        tmp_path / f"a.{kind}", rng.uniform(-0.5, 0.5, (5 * rate, 2)), rate, *KINDS[kind]
-    )
-    params = resolve_params({"beat_subdivision": subdivision, "channel_mode": mode})
-    (beats,) = calculators("core.beats")
-    old_tempo = TempoMap((TempoSegment(0.0, 120.0), TempoSegment(2.5, 90.0)))
-    if change_at is None:  # the same map: every frame kept
-        new_tempo = old_tempo
-    elif change_at == 0.0:
-        new_tempo = TempoMap((TempoSegment(0.0, bpm),))
-    else:
-        new_tempo = TempoMap((TempoSegment(0.0, 120.0), TempoSegment(change_at, bpm)))
-    n = read_info(path).frames
-    old = full(path, [beats], params, tempo=old_tempo, block_frames=decode)
-    new = full(path, [beats], params, tempo=new_tempo, block_frames=decode)
-    first = tempo_changed_from(beats, params, rate, n, old_tempo, new_tempo)
-    n_new = len(new[beats.id]["beat_rms"].data)
-    kept = (
-        "none"
-        if first is None
-        else "all"
-        if first == len(old[beats.id]["beat_rms"].data)
-        else "some"
-    )
-    event(f"kept frames: {kept}")
-    if first is None:  # nothing kept: the very first segment differs
-        assert not np.array_equal(
-            old[beats.id]["beat_rms"].times[:1], new[beats.id]["beat_rms"].times[:1]
-        ) or not np.array_equal(
-            old[beats.id]["beat_rms"].data[:1], new[beats.id]["beat_rms"].data[:1]
-        )
-        return
-    wanted = {beats.id: ((first, n_new - 1),) if first < n_new else ()}
-    block = 4096
-    result = recompute_frames(
-        PassPlan(str(path), params, new_tempo, (beats,)),
-        wanted,
-        expected=digests(path, block),
-        block_frames=decode,
-    )
-    assert result.n_frames[beats.id]["beat_rms"] == n_new
-    assert_spliced_equals_full(old, new, result)
-    starts = np.round(new[beats.id]["beat_rms"].times * rate).astype(int)
-    if first < n_new:  # decoded from the first recomputed segment's block on
-        assert result.decoded == n - starts[first] // block * block
-
-
-def test_tempo_reach_edges() -> None:
-    (beats,) = calculators("core.beats")
-    params = resolve_params({"beat_subdivision": 1})
-    a = TempoMap((TempoSegment(0.0, 120.0), TempoSegment(3.0, 100.0)))
-    b = TempoMap((TempoSegment(0.0, 120.0), TempoSegment(3.0, 140.0)))
-    n = 8000 * 10
-    # 120 BPM: beats every 0.5 s; 3.0 s is beat 6, whose segment [3.0, 3.6) becomes
-    # [3.0, 3.43): frames 0-5 are kept
-    assert tempo_changed_from(beats, params, 8000, n, a, b) == 6
-    assert tempo_changed_from(beats, params, 8000, n, a, TempoMap()) == 6
-    # unchanged: every frame is kept (the frame count)
-    assert tempo_changed_from(beats, params, 8000, n, a, a) == len(a.beat_times(10.0))
-    # the first segment already ends elsewhere: nothing kept
-    assert (
-        tempo_changed_from(beats, params, 8000, n, a, TempoMap((TempoSegment(0.0, 60.0),))) is None
-    )
-    (rms,) = calculators("core.rms")
-    with pytest.raises(ValueError, match=r"core\.rms does not read the tempo map"):
-        tempo_changed_from(rms, params, 8000, 8000, a, b)
 
 
 # --- what cannot be partial is refused -----------------------------------------------------------

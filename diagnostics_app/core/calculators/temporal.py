@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -195,11 +195,12 @@ class BeatRmsCalculator(Calculator):
     description = "RMS per beat subdivision of the tempo map"
 
     def reach(self, params: Params, sample_rate: int) -> Reach | None:
-        # Unbounded for audio edits: frames are beat subdivisions of the tempo map, not every
-        # ``step`` samples, and the grid's last segment depends on the file's length. A tempo
-        # edit has its own reach (:meth:`tempo_reach`): the frames before the first segment
-        # the edit moves stay; frame k reads exactly [bounds[k], bounds[k + 1]) of
-        # :meth:`segment_bounds` (core.engine_window recomputes a tail from there).
+        # No fixed Reach: frames are beat subdivisions of the tempo map, not every ``step``
+        # samples, and the grid's last segment depends on the file's length. Frame k reads
+        # exactly [bounds[k], bounds[k + 1]) of :meth:`segment_bounds`, so the reach of an
+        # audio edit is :meth:`audio_reach` (given the tempo map and the new length), and the
+        # reach of a tempo edit :meth:`tempo_reach` (the frames before the first segment it
+        # moves stay); core.engine_window recomputes those frames.
         return None
 
     def segment_bounds(
@@ -226,6 +227,36 @@ class BeatRmsCalculator(Calculator):
         if first == len(t_old) == len(t_new):
             return first
         return first or None
+
+    def audio_reach(
+        self,
+        params: Params,
+        sample_rate: int,
+        n_samples: int,
+        tempo: TempoMap,
+        spans: Sequence[tuple[int, int]],
+    ) -> tuple[tuple[int, int], ...]:
+        """The frames (inclusive ``[first, last]`` ranges, merged) of the grid over
+        ``n_samples`` (the new audio's) whose segments overlap the changed sample ``spans``:
+        frame k reads exactly ``[bounds[k], bounds[k + 1])``, and its time depends on the
+        tempo map alone (the grid of a longer file starts with the grid of a shorter one).
+        The last frame's segment ends at the file's end, which a length change moves: it
+        counts as reaching past the end (a span that starts at the new end, a truncation,
+        touches it)."""
+        _, bounds = self.segment_bounds(params, sample_rate, n_samples, tempo)
+        ends = bounds[1:].copy()
+        if len(ends):
+            ends[-1] = n_samples + 1
+        out: list[tuple[int, int]] = []
+        for a, b in spans:
+            first = int(np.searchsorted(ends, a, side="right"))  # first k: ends[k] > a
+            last = int(np.searchsorted(bounds[:-1], b, side="left")) - 1  # last k: start < b
+            if first <= last:
+                if out and first <= out[-1][1] + 1:
+                    out[-1] = (out[-1][0], max(out[-1][1], last))
+                else:
+                    out.append((first, last))
+        return tuple(out)
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _BeatRmsRun(ctx)
