@@ -45,6 +45,11 @@ class AudioInfo:
     def duration(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
+    @property
+    def length_is_estimate(self) -> bool:
+        """The header's frame count is an estimate of what decoding yields (lossy formats)."""
+        return self.format in _ESTIMATED_LENGTH
+
 
 def _stat(path: Path) -> os.stat_result:
     """Stat, and refuse what cannot be audio, before anything opens the file: opening a FIFO
@@ -188,37 +193,69 @@ def read_info(path: str | os.PathLike[str]) -> AudioInfo:
 
 
 def iter_blocks(
-    path: str | os.PathLike[str], block_frames: int = DEFAULT_BLOCK_FRAMES
+    path: str | os.PathLike[str],
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
+    *,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Decoded float32 blocks of shape (channels, frames), in order, never more than one block
-    in memory. Raises AudioError on corrupt data, NaN/Inf samples or a short read."""
+    in memory. Raises AudioError on corrupt data, NaN/Inf samples or a short read.
+
+    ``start``/``stop``: only frames ``[start, stop)`` (``stop`` None: to the end), reached by a
+    seek. Blocks keep the grid of a whole decode (each ends at a multiple of ``block_frames``
+    counted from the file's start, so the first may be shorter): a computation that
+    accumulates per block sees the same pieces as in a whole decode. The short-read check of
+    lossy formats (whose header length is an estimate) applies only when reading to the end."""
     p = Path(path)
     info = read_info(p)
+    if start < 0 or (stop is not None and stop < start):
+        raise ValueError(f"iter_blocks: frames [{start}, {stop}) of {p}")
+    if start > info.frames:
+        raise AudioError(p, f"cannot seek to frame {start}: the file has {info.frames}")
     done = 0
     with _open(p) as f:
-        while True:
+        if start:
             try:
-                block = f.read(block_frames, dtype="float32", always_2d=True)
+                f.seek(start)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioError(
-                    p, f"{_decode_cause(exc)} at {done / info.sample_rate:.2f} s"
+                    p, f"cannot seek to {start / info.sample_rate:.2f} s ({_libsndfile_text(exc)})"
+                ) from None
+        while True:
+            at = start + done
+            want = block_frames - at % block_frames
+            if stop is not None:
+                want = min(want, stop - at)
+                if want <= 0:
+                    break
+            try:
+                block = f.read(want, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(
+                    p, f"{_decode_cause(exc)} at {at / info.sample_rate:.2f} s"
                 ) from None
             if block.shape[0] == 0:
                 break
             if not np.isfinite(block).all():
                 bad = int(np.argmin(np.isfinite(block).all(axis=1)))
                 raise AudioError(
-                    p, f"non-finite sample (NaN or Inf) at {(done + bad) / info.sample_rate:.3f} s"
+                    p, f"non-finite sample (NaN or Inf) at {(at + bad) / info.sample_rate:.3f} s"
                 )
             done += block.shape[0]
             yield np.ascontiguousarray(block.T)
-    if done == 0:
+    if done == 0 and stop is None:
         raise AudioError(p, "no audio frames could be decoded")
     # Lossy formats report an estimate; a clear shortfall means the file was cut off. Other
-    # formats state the exact count, and any shortfall does.
-    expected = info.frames * 0.99 - 1 if info.format in _ESTIMATED_LENGTH else info.frames
-    if done < expected:
-        raise AudioError(p, f"truncated: header says {info.frames} frames, only {done} decoded")
+    # formats state the exact count, and any shortfall does (also before ``stop``).
+    if info.format in _ESTIMATED_LENGTH:
+        expected = info.frames * 0.99 - 1 if stop is None else 0
+    else:
+        expected = info.frames if stop is None else min(stop, info.frames)
+    if start + done < expected:
+        raise AudioError(
+            p, f"truncated: header says {info.frames} frames, only {start + done} decoded"
+        )
 
 
 def read_all(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:

@@ -36,6 +36,7 @@ from diagnostics_app.core.engine_blocks import (
     FiniteGuard,
     Framer,
     Pending,
+    frame_margin,
     make_block,
     quiet,
     submit_block,
@@ -315,7 +316,10 @@ class _Pass:
         progress: ProgressFn | None,
         cancel: CancelToken,
         info: AudioInfo,
+        window_start: int = 0,
     ) -> None:
+        # window_start > 0: the pass sees the file from that sample on (core.engine_window);
+        # its frames start at the framer's first frame whose reads all lie in the window
         self.index, self.plan, self.sink, self.progress, self.cancel = (
             index,
             plan,
@@ -347,10 +351,10 @@ class _Pass:
         self.spectral = [(c, r) for c, r in self.runs if c.uses_spectrum]
         self.others = [(c, r) for c, r in self.runs if not c.uses_spectrum]
         self.hop = ctx.hop
-        self.margin = max(params.n_fft, params.get_int("window_size")) + self.hop
-        self.framer = Framer(self.signal_channels, self.hop, self.margin)
+        self.margin = frame_margin(params)
+        self.framer = Framer(self.signal_channels, self.hop, self.margin, window_start)
         self.n_frames = ctx.n_frames
-        self.next_frame = 0
+        self.next_frame = self.framer.first_frame
         self.label = Path(plan.path).name
         self._pending: Pending | None = None
 
@@ -435,8 +439,15 @@ class _Reader:
         block_frames: int,
         modes: set[str],
         on_block: Callable[[np.ndarray], None] | None = None,
+        start: int = 0,
+        stop: int | None = None,
     ) -> None:
-        self._blocks = iter_blocks(path, block_frames)
+        whole = start == 0 and stop is None  # the plain call (tests wrap it to count decodes)
+        self._blocks = (
+            iter_blocks(path, block_frames)
+            if whole
+            else iter_blocks(path, block_frames, start=start, stop=stop)
+        )
         self._modes = sorted(modes)
         self._on_block = on_block
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")

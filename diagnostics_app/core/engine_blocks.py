@@ -25,12 +25,21 @@ from diagnostics_app.core.params import Params
 class Framer:
     """Holds the signal around the current frames and cuts frames of any (length, offset)."""
 
-    def __init__(self, channels: int, hop: int, margin: int) -> None:
+    def __init__(self, channels: int, hop: int, margin: int, start: int = 0) -> None:
         self.hop = hop
         self.margin = margin
         # buffer holds signal samples [start, start + buf.shape[1]); before 0 it is zeros
         self.start = -margin
         self.buf = np.zeros((channels, margin), np.float32)
+        # the first frame whose reads (within ``margin`` of its centre) all lie in the signal
+        # given: 0 from the file's start (zeros before it, librosa's padding); from a later
+        # ``start`` (a window of the file, core.engine_window) the samples before it are
+        # unknown, so the frames that would read them are never cut
+        self.first_frame = 0
+        if start > 0:
+            self.start = start
+            self.buf = np.zeros((channels, 0), np.float32)
+            self.first_frame = -(-(start + margin) // hop)
 
     def append(self, signal: np.ndarray) -> None:
         self.buf = np.concatenate([self.buf, signal], axis=1) if self.buf.size else signal
@@ -52,11 +61,18 @@ class Framer:
         return view[:, :: self.hop]
 
     def drop_before(self, t: int) -> None:
-        keep_from = t * self.hop - self.margin - self.start
+        # never past what is buffered: a window's first frame may lie beyond its first block
+        keep_from = min(t * self.hop - self.margin - self.start, self.buf.shape[1])
         if keep_from > 0:
             # a view: the next append() copies what is kept into a fresh buffer anyway
             self.buf = self.buf[:, keep_from:]
             self.start += keep_from
+
+
+def frame_margin(params: Params) -> int:
+    """Samples a frame may read on either side of its anchor ``t * hop``: the longest frame
+    any calculator cuts, plus a hop. What the framer keeps, and where a window's frames start."""
+    return max(params.n_fft, params.get_int("window_size")) + params.get_int("hop_size")
 
 
 def make_block(

@@ -469,3 +469,56 @@ def test_digest_of_a_missing_file_is_an_audio_error(tmp_path: Path) -> None:
     with pytest.raises(AudioError) as exc:
         content_digest(path, SpyCache())
     assert_audio_error(exc, path, "file not found")
+
+
+# --- windows of the decode (start/stop) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg"])
+@pytest.mark.parametrize(
+    ("start", "stop"), [(0, 2500), (1, 2), (999, 4001), (2500, None), (3999, None)]
+)
+def test_a_window_is_the_whole_decode_s_slice_on_its_block_grid(
+    ext: str, start: int, stop: int | None, tmp_path: Path
+) -> None:
+    path = af.write(tmp_path / f"w.{ext}", af.white_noise(0.5, SR, seed=4), SR)
+    whole = np.concatenate(list(iter_blocks(path, 1000)), axis=1)
+    blocks = list(iter_blocks(path, 1000, start=start, stop=stop))
+    np.testing.assert_array_equal(np.concatenate(blocks, axis=1), whole[:, start:stop])
+    # every block ends where a whole decode's block ends (or at stop / the file's end)
+    ends = np.cumsum([b.shape[1] for b in blocks]) + start
+    assert all(e % 1000 == 0 for e in ends[:-1])
+
+
+def test_a_window_past_the_end_or_backwards_is_refused(tmp_path: Path) -> None:
+    path = af.write(tmp_path / "w.wav", af.white_noise(0.5, SR), SR)
+    with pytest.raises(AudioError, match="cannot seek to frame 4001: the file has 4000"):
+        list(iter_blocks(path, start=4001))
+    with pytest.raises(ValueError, match=r"frames \[10, 5\)"):
+        list(iter_blocks(path, start=10, stop=5))
+    assert list(iter_blocks(path, start=10, stop=10)) == []
+
+
+def test_a_window_keeps_the_short_read_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that decodes fewer frames than its header says: a window to the end, or one
+    whose stop lies past what decodes, fails as the whole decode does; a window before the
+    shortfall reads fine. An Ogg window that stops early is not checked (its header length is
+    an estimate)."""
+    path = af.write(tmp_path / "w.wav", af.white_noise(0.5, SR), SR)
+    real = audio.read_info
+
+    def longer(p: Any) -> audio.AudioInfo:
+        info = real(p)
+        return audio.AudioInfo(
+            info.path, info.sample_rate, info.channels, 4100, info.format, info.subtype
+        )
+
+    monkeypatch.setattr(audio, "read_info", longer)
+    for start, stop in ((0, None), (3000, None), (3000, 4050)):
+        with pytest.raises(
+            AudioError, match="truncated: header says 4100 frames, only 4000 decoded"
+        ):
+            list(iter_blocks(path, 1000, start=start, stop=stop))
+    assert sum(b.shape[1] for b in iter_blocks(path, 1000, start=3000, stop=3990)) == 990

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from diagnostics_app.core.calculators.base import (
     uniform_meta,
 )
 from diagnostics_app.core.params import Params
+from diagnostics_app.core.tempo import TempoMap
 
 # --- peaks -----------------------------------------------------------------------------------
 
@@ -194,28 +195,91 @@ class BeatRmsCalculator(Calculator):
     description = "RMS per beat subdivision of the tempo map"
 
     def reach(self, params: Params, sample_rate: int) -> Reach | None:
-        # Unbounded here: frames are beat subdivisions of the tempo map, not every ``step``
-        # samples, and the number of beats depends on the file's length (a tempo-segment
-        # bound is the later refinement).
+        # No fixed Reach: frames are beat subdivisions of the tempo map, not every ``step``
+        # samples, and the grid's last segment depends on the file's length. Frame k reads
+        # exactly [bounds[k], bounds[k + 1]) of :meth:`segment_bounds`, so the reach of an
+        # audio edit is :meth:`audio_reach` (given the tempo map and the new length), and the
+        # reach of a tempo edit :meth:`tempo_reach` (the frames before the first segment it
+        # moves stay); core.engine_window recomputes those frames.
         return None
+
+    def segment_bounds(
+        self, params: Params, sample_rate: int, n_samples: int, tempo: TempoMap
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(frame times in s, sample bounds): frame k is the RMS of samples
+        ``[bounds[k], bounds[k + 1])``, the last bound is ``n_samples``; the one rule of the
+        run and of the reach."""
+        return beat_bounds(tempo, n_samples, sample_rate, params.get_int("beat_subdivision"))
+
+    def tempo_reach(
+        self, params: Params, sample_rate: int, n_samples: int, old: TempoMap, new: TempoMap
+    ) -> int | None:
+        """The first frame whose segment (start time or sample bounds) differs between the
+        grids of ``old`` and ``new`` over ``n_samples``: every frame before it reads the same
+        samples with the same time and is bit-identical; every frame from it to the end
+        (their number may change) is to recompute. The frame count when nothing differs;
+        None when frame 0 already differs (nothing can be kept)."""
+        t_old, b_old = self.segment_bounds(params, sample_rate, n_samples, old)
+        t_new, b_new = self.segment_bounds(params, sample_rate, n_samples, new)
+        n = min(len(t_old), len(t_new))
+        same = (t_old[:n] == t_new[:n]) & (b_old[1 : n + 1] == b_new[1 : n + 1])
+        first = n if same.all() else int(np.argmin(same))
+        if first == len(t_old) == len(t_new):
+            return first
+        return first or None
+
+    def audio_reach(
+        self,
+        params: Params,
+        sample_rate: int,
+        n_samples: int,
+        tempo: TempoMap,
+        spans: Sequence[tuple[int, int]],
+    ) -> tuple[tuple[int, int], ...]:
+        """The frames (inclusive ``[first, last]`` ranges, merged) of the grid over
+        ``n_samples`` (the new audio's) whose segments overlap the changed sample ``spans``:
+        frame k reads exactly ``[bounds[k], bounds[k + 1])``, and its time depends on the
+        tempo map alone (the grid of a longer file starts with the grid of a shorter one).
+        The last frame's segment ends at the file's end, which a length change moves: it
+        counts as reaching past the end (a span that starts at the new end, a truncation,
+        touches it)."""
+        _, bounds = self.segment_bounds(params, sample_rate, n_samples, tempo)
+        ends = bounds[1:].copy()
+        if len(ends):
+            ends[-1] = n_samples + 1
+        out: list[tuple[int, int]] = []
+        for a, b in spans:
+            first = int(np.searchsorted(ends, a, side="right"))  # first k: ends[k] > a
+            last = int(np.searchsorted(bounds[:-1], b, side="left")) - 1  # last k: start < b
+            if first <= last:
+                if out and first <= out[-1][1] + 1:
+                    out[-1] = (out[-1][0], max(out[-1][1], last))
+                else:
+                    out.append((first, last))
+        return tuple(out)
 
     def start(self, ctx: AnalysisContext) -> CalculatorRun:
         return _BeatRmsRun(ctx)
 
 
+def beat_bounds(
+    tempo: TempoMap, n_samples: int, sample_rate: int, subdivision: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The beat subdivisions of ``tempo`` over ``n_samples``: their start times (s) and the
+    sample bounds of their segments (``len(times) + 1`` values, the last ``n_samples``)."""
+    times = tempo.beat_times(n_samples / sample_rate, subdivision)
+    starts = np.round(times * sample_rate).astype(np.int64)
+    return times, np.append(starts, n_samples)
+
+
 class _BeatRmsRun(CalculatorRun):
     def __init__(self, ctx: AnalysisContext) -> None:
         self.ctx = ctx
-        self.beat_starts = ctx.tempo.beat_times(
-            ctx.n_samples / ctx.sample_rate, ctx.params.get_int("beat_subdivision")
+        self.beat_starts, self.bounds = beat_bounds(
+            ctx.tempo, ctx.n_samples, ctx.sample_rate, ctx.params.get_int("beat_subdivision")
         )
-        self._set_bounds(ctx.n_samples)
         self.sums = np.zeros((ctx.signal_channels, len(self.beat_starts)), np.float64)
         self.emitted = 0
-
-    def _set_bounds(self, n_samples: int) -> None:
-        starts = np.round(self.beat_starts * self.ctx.sample_rate).astype(np.int64)
-        self.bounds = np.append(starts, n_samples)
 
     def process(self, block: Block) -> Outputs:
         sig = block.signal
