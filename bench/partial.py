@@ -87,7 +87,9 @@ def long_music(minutes: float) -> Path:
     return out
 
 
-def project(folder: Path, audio: Path, features: Sequence[str], tempo: list[dict[str, float]]) -> Path:
+def project(
+    folder: Path, audio: Path, features: Sequence[str], tempo: list[dict[str, float]]
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "format": "diagnostics-app/project",
@@ -221,7 +223,9 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     audio = long_music(args.minutes)
     info = sf.info(audio)
-    print(f"audio: {audio.name}: {info.duration / 60:.1f} min, {info.channels} ch, {info.samplerate} Hz")
+    print(
+        f"audio: {audio.name}: {info.duration / 60:.1f} min, {info.channels} ch, {info.samplerate} Hz"
+    )
     base = _util.OUT_DIR / "partial-run"
 
     def audio_edit(pa: Path, pb: Path, path: Path) -> None:

@@ -30,6 +30,7 @@ from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.events import EntriesCommitted, JobUpdated, SessionEvents
+from diagnostics_app.core.partial_work import is_note
 from diagnostics_app.core.pass_work import PassRun as PassRun
 from diagnostics_app.core.pass_work import PassRunner as PassRunner
 from diagnostics_app.core.pass_work import PassWork as PassWork
@@ -37,7 +38,6 @@ from diagnostics_app.core.pass_work import Report as Report
 from diagnostics_app.core.pass_work import compute_work as compute_work
 from diagnostics_app.core.pass_work import run_work as run_work
 from diagnostics_app.core.pass_work import run_works as run_works
-from diagnostics_app.core.partial_work import is_note
 from diagnostics_app.core.planner import PlannedJob, group_passes
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.resolve import Invalid, check_rate

@@ -19,24 +19,26 @@ planner shows (``PlannedJob.partial``); the runner decides here, with the store 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+import numpy as np
 
 from diagnostics_app.core import fingerprint as fpr
+from diagnostics_app.core.audio import read_info
 from diagnostics_app.core.calculators.base import Calculator, declared_reach
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken, PassPlan
 from diagnostics_app.core.engine_window import (
     PartialResult,
     PartialUnsupported,
-    WindowedFrames,
     recompute_frames,
     tempo_changed_from,
     wanted_frames,
 )
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.ranges import BlockDigests, changed_ranges, frame_count, merge
+from diagnostics_app.core.pass_spec import PassWork
+from diagnostics_app.core.ranges import BlockDigests, changed_ranges, frame_count
 from diagnostics_app.core.splice import FrameSplice
 from diagnostics_app.core.store import EntryKey, FeatureStore, StaleBase, StoredEntry
 from diagnostics_app.core.tempo import TempoMap
@@ -69,14 +71,14 @@ class PartialDone:
     recomputed"), or why the partial attempt fell back (None when none was attempted)."""
 
     committed: tuple[str, ...]
-    rest: Any  # PassWork | None (typed loosely: pass_work imports this module)
+    rest: PassWork | None
     note: str | None
 
 
 def run_partial(
     store: FeatureStore,
     registry: Registry,
-    work: Any,  # PassWork
+    work: PassWork,
     report: Report,
     cancel: CancelToken,
 ) -> PartialDone:
@@ -111,7 +113,7 @@ def run_partial(
     why: list[str] = []
     for t in targets:
         try:
-            splices = _splices(t, work, result)
+            splices = _splices(t, result)
             store.commit_splices(
                 t.entry.key,
                 work.fingerprints[t.calc.id],
@@ -126,14 +128,17 @@ def run_partial(
     rest = _without(work, committed)
     rate = int(work.fingerprints[committed[0]][fpr.AUDIO_RATE]) if committed else 0
     note = _note(result, rate) if committed else None
-    if why:
-        note = "; ".join([*(n for n in [note] if n), f"recomputed whole: {'; '.join(why)}"])
+    if why:  # one line, however many calculators fell back
+        more = f" (+{len(why) - 1} more)" if len(why) > 1 else ""
+        note = "; ".join([*(n for n in [note] if n), f"recomputed whole: {why[0]}{more}"])
     return PartialDone(tuple(committed), rest, note)
 
 
 def _target(
-    store: FeatureStore, registry: Registry, work: Any, calc_id: str
+    store: FeatureStore, registry: Registry, work: PassWork, calc_id: str
 ) -> tuple[_Target | None, BlockDigests | None]:
+    """The calculator ``calc_id`` of ``work`` as a partial target (with the new audio's
+    block digests, which verify the windows' decode), or None: recompute it whole."""
     calc = registry.get(calc_id)
     key = EntryKey(work.source, calc_id, work.profile, work.params_key)
     entry = store.get(key)
@@ -145,44 +150,34 @@ def _target(
     stored = entry.fingerprint
     kind = fpr.partial_kind(stored, current)
     rate = current.get(fpr.AUDIO_RATE)
-    if kind is None or not isinstance(rate, int):
+    if kind is None or not isinstance(rate, int) or _frames_of(entry) is None:
         return None, None
-    old_n = _frames_of(entry)
-    if old_n is None:
+    new = store.get_blocks(str(current[fpr.AUDIO_CONTENT]))
+    if new is None:
         return None, None
+    n_samples = read_info(work.path).frames  # as the run's context counts them
+    wanted: tuple[tuple[int, int], ...] | None
     if kind == "audio":
         old = store.get_blocks(str(stored[fpr.AUDIO_CONTENT]))
-        new = store.get_blocks(str(current[fpr.AUDIO_CONTENT]))
-        if old is None or new is None:
+        spans = changed_ranges(old, new) if old is not None else None
+        if spans is None:
             return None, None
-        spans = changed_ranges(old, new)
         reach = declared_reach(calc, work.params, rate)
-        if spans is None or reach is None:
-            return None, None
-        new_n = frame_count(reach, new.frames)
-        wanted = wanted_frames(calc, work.params, rate, spans, new_n)
-        if wanted is None:
-            return None, None
-        if new_n != old_n:  # the tail is replaced: old [a, old_n) by new [a, new_n)
-            tail = (max(0, min(old_n, new_n) - 1), new_n - 1)
-            wanted = tuple(merge([(a, b + 1) for a, b in (*wanted, tail)]))
-            wanted = tuple((a, b - 1) for a, b in wanted)
-        return (_Target(calc, entry, wanted), new) if wanted else (None, None)
-    # tempo: frames before the first re-segmented beat stay
-    old_tempo = TempoMap.from_json(stored.get(fpr.TEMPO))
-    new_blocks = store.get_blocks(str(current[fpr.AUDIO_CONTENT]))
-    if new_blocks is None:
+        new_n = frame_count(reach, new.frames) if reach is not None else 0
+        wanted = wanted_frames(
+            calc, work.params, rate, spans, new_n, tempo=work.tempo, n_samples=n_samples
+        )
+    else:  # the tempo map alone: frames before the first re-segmented beat stay
+        old_tempo = TempoMap.from_json(stored.get(fpr.TEMPO))
+        first = tempo_changed_from(calc, work.params, rate, n_samples, old_tempo, work.tempo)
+        wanted = None if first is None else ((first, _OPEN_END),)
+    if wanted is None:
         return None, None
-    first = tempo_changed_from(
-        calc, work.params, rate, new_blocks.frames, old_tempo, work.tempo
-    )
-    if first is None:
-        return None, None
-    return _Target(calc, entry, ((first, _OPEN_END),)), new_blocks
+    return _Target(calc, entry, wanted), new
 
 
-# a tempo change re-segments every beat from the first changed one to the end, however many
-# beats the new map has: the wanted range runs to the new data's end
+# the last wanted range of a tempo change runs to the new data's end, however many frames the
+# new map gives (the engine cuts a range at the end)
 _OPEN_END = 1 << 62
 
 
@@ -191,36 +186,44 @@ def _frames_of(entry: StoredEntry) -> int | None:
     return counts.pop() if len(counts) == 1 else None
 
 
-def _splices(t: _Target, work: Any, result: PartialResult) -> dict[str, list[FrameSplice]]:
-    """The splices of each feature of ``t``'s entry: each wanted range replaces the same
-    frames of the old data, except the last range reaching the new end, which replaces the
-    old data to its end (the length may have changed)."""
+def _splices(t: _Target, result: PartialResult) -> dict[str, list[FrameSplice]]:
+    """The splices of each feature of ``t``'s entry: each recomputed range replaces the same
+    frames of the old data, except a range reaching the new end, which replaces the old data
+    to its end (the length may have changed). A shorter new data whose end no range reaches
+    (cut exactly at a frame's edge) drops the old tail."""
     out: dict[str, list[FrameSplice]] = {}
     metas = result.metas.get(t.calc.id, {})
     for feature, stored in t.entry.features.items():
-        meta = metas.get(feature)
-        if meta is None or meta != stored.meta:
+        if metas.get(feature) != stored.meta:
             raise PartialUnsupported(f"{feature}: its layout changed")
         old_n = stored.frames
         new_n = result.n_frames[t.calc.id][feature]
-        pieces: Sequence[WindowedFrames] = result.frames[t.calc.id][feature]
         splices = []
-        for piece in pieces:
+        for piece in result.frames[t.calc.id][feature]:
             last = piece.first + len(piece.data) - 1
-            if last >= new_n - 1:
+            if last >= new_n - 1 and piece.first <= old_n:
                 removed = old_n - piece.first
-            elif last < old_n:
+            elif last < min(old_n, new_n - 1):
                 removed = len(piece.data)
             else:
-                raise PartialUnsupported(f"{feature}: frames past the old end")
-            if removed < 0:
-                raise PartialUnsupported(f"{feature}: frames past the old end")
+                raise PartialUnsupported(f"{feature}: recomputed frames past the old end")
             splices.append(FrameSplice(piece.first, removed, piece.data, piece.times))
+        reaches_end = (
+            bool(splices)
+            and splices[-1].stop == old_n
+            and (splices[-1].first + len(splices[-1].data) == new_n)
+        )
+        if new_n != old_n and not reaches_end:
+            if new_n > old_n:
+                raise PartialUnsupported(f"{feature}: the new frames at the end were not computed")
+            empty = np.zeros((0, stored.channels, stored.width), np.float32)
+            times = np.zeros(0, np.float64) if stored.times_path is not None else None
+            splices.append(FrameSplice(new_n, old_n - new_n, empty, times))
         out[feature] = splices
     return out
 
 
-def _without(work: Any, done: Sequence[str]) -> Any:
+def _without(work: PassWork, done: Sequence[str]) -> PassWork | None:
     """``work`` without the calculators ``done`` (None when none is left)."""
     left = tuple(c for c in work.calculators if c not in done)
     if not left:

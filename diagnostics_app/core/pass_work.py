@@ -8,8 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -25,9 +24,9 @@ from diagnostics_app.core.engine import (
     run_source_passes,
 )
 from diagnostics_app.core.errors import DiagnosticsError
-from diagnostics_app.core.ranges import BlockHasher
-from diagnostics_app.core.pass_spec import PassWork as PassWork
 from diagnostics_app.core.partial_work import run_partial
+from diagnostics_app.core.pass_spec import PassWork as PassWork
+from diagnostics_app.core.ranges import BlockHasher
 from diagnostics_app.core.store import FeatureStore
 
 
@@ -124,15 +123,15 @@ def run_works(
     for i, work in enumerate(works if partial else ()):
         progress = _progress(work, reports[i], cancels[i], _asked_of(store, work.job_id))
         try:
-            done = run_partial(store, registry, work, progress, cancels[i])
+            tried = run_partial(store, registry, work, progress, cancels[i])
         except Exception as exc:  # Cancelled, or the store refused the commit
             errors[i], rest[i] = exc, None
             continue
-        rest[i] = done.rest
+        rest[i] = tried.rest
         if notes is not None:
-            notes[i] = done.note
-        if done.note is not None:  # the job's record says it (core.partial_work.is_note)
-            reports[i](1.0 if done.rest is None else 0.0, done.note)
+            notes[i] = tried.note
+        if tried.note is not None:  # the job's record says it (core.partial_work.is_note)
+            reports[i](1.0 if tried.rest is None else 0.0, tried.note)
     by_path: dict[str, list[int]] = {}
     for i, left in enumerate(rest):
         if left is not None:
@@ -140,20 +139,20 @@ def run_works(
     for path, indices in by_path.items():
         plans, progresses, tokens, kept = [], [], [], []
         for i in indices:
-            work = rest[i]
-            assert work is not None
+            left = rest[i]
+            assert left is not None
             try:
-                calcs = tuple(registry.get(c) for c in work.calculators)
+                calcs = tuple(registry.get(c) for c in left.calculators)
                 sink = store.pass_writer(
-                    work.source, work.profile, work.params_key, work.fingerprints, work.versions
+                    left.source, left.profile, left.params_key, left.fingerprints, left.versions
                 )
             except Exception as exc:
                 errors[i] = exc
                 continue
-            wanted = {c: set(f) for c, f in work.wanted.items()}
-            plans.append(PassPlan(path, work.params, work.tempo, calcs))
-            asked = _asked_of(store, work.job_id)
-            progresses.append(_progress(work, reports[i], cancels[i], asked))
+            wanted = {c: set(f) for c, f in left.wanted.items()}
+            plans.append(PassPlan(path, left.params, left.tempo, calcs))
+            asked = _asked_of(store, left.job_id)
+            progresses.append(_progress(left, reports[i], cancels[i], asked))
             tokens.append(cancels[i])
             kept.append((i, sink, _FilteredSink(sink, wanted)))
         if not kept:

@@ -150,6 +150,7 @@ def test_length_changes_are_spliced_to_the_new_end(tmp_path: Path, change: Any) 
         _edit(p, change)
     done = _analyse(a)
     assert all(job.partial for job, _ in done)
+    assert all((r.message or "").startswith("partial: ") for _, r in done)
     _analyse(b, partial=False)
     _assert_same(a, b)
 
@@ -159,7 +160,7 @@ def test_another_changed_input_recomputes_whole(tmp_path: Path) -> None:
     for p in (a, b):
         _edit(p, _middle)
         doc = json.loads(p.read_text(encoding="utf-8"))
-        doc["tracks"][0]["requests"] = [{"feature": "rms", "params": {"window_size": 1024}}]
+        doc["profiles"] = {"default": {"window_size": 1024}}  # the same entry, another input
         p.write_text(json.dumps(doc), encoding="utf-8")
     done = _analyse(a)
     assert not any(job.partial for job, _ in done)
@@ -209,15 +210,26 @@ def test_a_tempo_change_resegments_only_the_beats_after_it(
         doc = json.loads(p.read_text(encoding="utf-8"))
         doc["tempo_map"] = [{"time": 0.0, "bpm": 120.0}, {"time": 12.0, "bpm": 90.0}]
         p.write_text(json.dumps(doc), encoding="utf-8")
+    with Session.open(a, Registry.builtin()) as session:
+        (row,) = session.diagnose().rows
+    (reason,) = row.reasons
+    assert reason.input == "tempo_map"
+    # 120 BPM, 4 subdivisions: a frame every 0.125 s; from 12 s on, the frames are re-cut
+    assert reason.ranges == ((12.0, round(N / SR, 6)),)
+    assert isinstance(reason.affected_frames, tuple)
+    assert reason.affected_frames[0][0] == 96
     done = _analyse(a)
     assert all(job.partial for job, _ in done)
+    assert all((r.message or "").startswith("partial: ") for _, r in done)
     (seen,) = decoded
     assert seen[0] < N * 0.5  # the audio from the first changed beat on, not the file
     _analyse(b, partial=False)
     _assert_same(a, b)
 
 
-def test_analyze_json_reports_partial_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_json_reports_partial_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = _project(tmp_path / "a", ("rms",))
     _analyse(a)
     _edit(a, _middle)
@@ -227,3 +239,17 @@ def test_analyze_json_reports_partial_jobs(tmp_path: Path, capsys: pytest.Captur
     assert main(["analyze", str(a), "--json"]) == 0
     ran = json.loads(capsys.readouterr().out)
     assert ran["jobs"][0]["message"].startswith("partial: ")
+
+
+def test_an_audio_edit_recomputes_only_the_beats_it_overlaps(tmp_path: Path) -> None:
+    a, b = _twins(tmp_path, ("beat_rms", "rms"))
+    for p in (a, b):
+        _edit(p, _middle)
+    with Session.open(a, Registry.builtin()) as session:
+        rows = {r.key.feature: r for r in session.diagnose().rows}
+    assert isinstance(rows["beat_rms"].reasons[0].affected_frames, tuple)
+    done = _analyse(a)
+    assert all(job.partial for job, _ in done)
+    assert all((r.message or "").startswith("partial: ") for _, r in done)
+    _analyse(b, partial=False)
+    _assert_same(a, b)

@@ -13,6 +13,8 @@ from diagnostics_app.core.calculators.base import declared_reach
 from diagnostics_app.core.diagnostics.evaluation import Group
 from diagnostics_app.core.diagnostics.job_index import GroupKey, JobView
 from diagnostics_app.core.diagnostics.rows import Row, RowKey
+from diagnostics_app.core.engine_window import tempo_changed_from, wanted_frames
+from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.fingerprint import Reason
 from diagnostics_app.core.ranges import (
     BlockDigests,
@@ -21,11 +23,9 @@ from diagnostics_app.core.ranges import (
     frame_count,
     seconds,
 )
-from diagnostics_app.core.engine_window import tempo_changed_from
-from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.states import State
-from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.core.store import StoredEntry
+from diagnostics_app.core.tempo import TempoMap
 
 # the staleness reason of an entry ``verify --repair`` found drifted: not a fingerprint input,
 # the numeric libraries under the calculator (see core.store.marks)
@@ -136,9 +136,7 @@ def feature_row(
                 stored = cached.fingerprint
                 reasons = fpr.diff(stored, current)
                 if blocks is not None:
-                    reasons = with_ranges(
-                        reasons, group, blocks, current.get(fpr.AUDIO_CONTENT)
-                    )
+                    reasons = with_ranges(reasons, group, blocks, current)
             if stored_feature is not None and stored_feature.problem is not None:
                 state, message = "failed", stored_feature.problem  # its files fail verification
             elif not reasons and cached.environment is not None:
@@ -197,17 +195,22 @@ BlocksOf = Callable[[str], "BlockDigests | None"]
 
 
 def with_ranges(
-    reasons: tuple[Reason, ...], group: Group, blocks: BlocksOf, current_digest: object = None
+    reasons: tuple[Reason, ...],
+    group: Group,
+    blocks: BlocksOf,
+    current: Mapping[str, Any] | None = None,
 ) -> tuple[Reason, ...]:
     """``reasons`` with the ``audio.content`` reason given its changed time ranges and the
     frames of ``group``'s calculator they affect, when both versions' blocks are known and
     comparable (same rate, channels and block size); a whole-file change keeps none. A
-    tempo map changed alone (``current_digest``: the unchanged audio's content digest) gets
-    the time from which the calculator's frames are re-segmented, to the end."""
+    tempo map changed alone gets the time from which the calculator's frames are
+    re-segmented, to the end (``current``: the current fingerprint, for the audio's digest and
+    the tempo map)."""
+    current = current or {}
     out = list(reasons)
     for i, reason in enumerate(out):
         if reason.input == fpr.TEMPO and len(out) == 1:
-            out[i] = _tempo_ranges(reason, group, blocks, current_digest)
+            out[i] = _tempo_ranges(reason, group, blocks, current.get(fpr.AUDIO_CONTENT))
             continue
         if reason.input != fpr.AUDIO_CONTENT or not isinstance(reason.old, str):
             continue
@@ -222,7 +225,21 @@ def with_ranges(
             continue
         reach = declared_reach(group.calc, group.params, new.sample_rate)
         frames: tuple[tuple[int, int], ...] | str
-        if reach is None:
+        if reach is None and group.calc.uses_tempo and fpr.TEMPO in current:
+            # beat segments: bounded by the tempo map's grid over the new audio (as a partial
+            # recomputation bounds them, core.engine_window.wanted_frames)
+            tempo = TempoMap.from_json(current[fpr.TEMPO])
+            bounded = wanted_frames(
+                group.calc,
+                group.params,
+                new.sample_rate,
+                spans,
+                0,
+                tempo=tempo,
+                n_samples=new.frames,
+            )
+            frames = bounded if bounded is not None else ("all" if spans else ())
+        elif reach is None:
             frames = "all" if spans else ()  # unbounded: any change may change any frame
         else:
             n_frames = max(frame_count(reach, old.frames), frame_count(reach, new.frames))
@@ -245,8 +262,14 @@ def _tempo_ranges(reason: Reason, group: Group, blocks: BlocksOf, digest: object
         return reason
     first = tempo_changed_from(group.calc, group.params, audio.sample_rate, audio.frames, old, new)
     if first is None:
-        return replace(reason, ranges=((0.0, round(audio.frames / audio.sample_rate, 6)),), affected_frames="all")
-    times = new.beat_times(audio.frames / audio.sample_rate, group.params.get_int("beat_subdivision"))
+        return replace(
+            reason,
+            ranges=((0.0, round(audio.frames / audio.sample_rate, 6)),),
+            affected_frames="all",
+        )
+    times = new.beat_times(
+        audio.frames / audio.sample_rate, group.params.get_int("beat_subdivision")
+    )
     if first >= len(times):
         return replace(reason, ranges=(), affected_frames=())
     end = round(audio.frames / audio.sample_rate, 6)
