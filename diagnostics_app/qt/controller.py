@@ -54,6 +54,7 @@ from diagnostics_app.core.events import (
     StoreWatcher,
 )
 from diagnostics_app.core.jobs import BatchResult
+from diagnostics_app.core.partial_work import is_note
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.states import ACTIVE_JOB, extraneous
@@ -92,6 +93,9 @@ def derive_snapshot(session: Session, files: FileWatcher, generation: int) -> Di
 def _is_open(session: Session, snap: DiagnosisSnapshot) -> bool:
     """A snapshot of the project still open (not one replaced while it was derived)."""
     return snap.project is session.project
+
+
+PARTIAL_NOTE_MS = 8000  # how long the status bar says what a partial regeneration took
 
 
 class Controller(QObject):
@@ -187,6 +191,10 @@ class Controller(QObject):
             self.progressChanged.emit(event)
         else:
             self.schedule_refresh()
+        if event.state == "done" and event.message and is_note(event.message):
+            # "a: partial: 0:04.008 of 60:00.000 recomputed" (core.partial_work)
+            source = event.keys[0].source_id if event.keys else ""
+            self.message.emit(f"{source}: {event.message}", PARTIAL_NOTE_MS)
 
     @Slot(object)
     def _on_store_changed(self, event: StoreChanged) -> None:

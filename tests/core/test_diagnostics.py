@@ -478,7 +478,12 @@ def test_incremental_diagnosis_equals_from_scratch_and_touches_only_affected_row
     assert session.diagnoser.last_evaluated == 1  # only drums/beat_rms
     statuses = {s.id: session.source_status(s.id) for s in session.project.sources}
     fresh = diagnose(
-        session.project, session.registry, statuses, session.store.entries(), session.store.jobs()
+        session.project,
+        session.registry,
+        statuses,
+        session.store.entries(),
+        session.store.jobs(),
+        session.blocks_lookup(session.project, statuses),  # as the session's (tempo ranges)
     )
     assert fresh == d
 

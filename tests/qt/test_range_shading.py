@@ -215,8 +215,12 @@ def test_changed_ranges_are_shaded_on_stale_lanes_until_regenerated(
     QToolTip.hideText()
 
     kept = list(area.lanes())
+    said: list[str] = []
+    window.controller.message.connect(lambda text, _ms: said.append(text))
     window.controller.regenerate([row_of(window, f) for f in ("peaks", "rms", "spectrogram")])
     assert wait_until_idle(window)
+    # only the frames the edit touches were recomputed, and the status bar says so
+    assert any(t.startswith("a: partial: ") and t.endswith(" recomputed") for t in said), said
     assert {row_of(window, f).state for f in ("peaks", "rms", "spectrogram")} == {"ok"}
     assert list(area.lanes()) == kept  # the same lanes: only the shading went
     for lane in kept:
