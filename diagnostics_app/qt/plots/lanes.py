@@ -159,11 +159,17 @@ class Lane:
         self.vb.addItem(self.playhead, ignoreBounds=True)
 
     def _show_title(self) -> None:
-        color = STALE_COLOR if self.stale else TITLE_COLOR
-        if self.plot.titleLabel.isVisible():
-            # the label's text only: PlotItem.setTitle would reset the row to 30 px high
-            # (relayouting the lane) every time the state in the title changes
-            self.plot.titleLabel.setText(self.title, color=color, size="9pt", bold=self.stale)
+        color, label = (STALE_COLOR if self.stale else TITLE_COLOR), self.plot.titleLabel
+        if label.isVisible():
+            # the text only: PlotItem.setTitle resets the row to 30 px, LabelItem.setText sets a
+            # minimum size that relayouts the whole canvas, each time a state changes the title
+            label.text, weight = self.title, "bold" if self.stale else "normal"
+            label.opts.update(color=color, size="9pt", bold=self.stale)
+            argb = pg.mkColor(color).name(QColor.NameFormat.HexArgb)  # as LabelItem makes it
+            label.item.setHtml(
+                f"<span style='color: {argb}; font-size: 9pt; font-weight: {weight}'>"
+                f"{self.title}</span>"
+            )
         else:
             self.plot.setTitle(self.title, color=color, size="9pt", bold=self.stale)
 
