@@ -1,7 +1,7 @@
 """What keeps the GUI thread's turns short while sources are analysed (issue 8), asserted on
 what is called, not on time: a state change retitles a lane without a new layout of the
-canvas, and a reload's lanes take their data one per turn of the event loop, each repainted
-before the next."""
+canvas, a reload's lanes take their data one per turn of the event loop, each repainted
+before the next, and jobs moving on are re-derived less often than changes made here."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from PySide6.QtWidgets import QGraphicsView
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.qt.diagnosis_scheduler import (
+    JOB_REFRESH_DELAY_MS,
+    REFRESH_DELAY_MS,
+    DiagnosisScheduler,
+)
 from diagnostics_app.qt.plots import PlotArea
 from diagnostics_app.qt.plots import plot_area as plot_area_module
 from diagnostics_app.qt.plots.features import STALE_COLOR, pending_plot
@@ -87,3 +92,20 @@ def test_reload_updates_one_lane_per_turn_each_painted(
     updates = [i for i, entry in enumerate(log) if entry.startswith("update")]
     assert [log[i] for i in updates] == [f"update {n}" for n in names]
     assert all("paint" in log[a:b] for a, b in itertools.pairwise(updates))
+
+
+def test_job_state_changes_coalesce_longer_than_changes_made_here(qtbot: QtBot) -> None:
+    """Jobs moving on (queued, running, done) are re-derived after the longer delay, so an
+    analysis is re-derived about half as often; a change made here does not wait for it."""
+    scheduler = DiagnosisScheduler(lambda generation: pytest.fail("not run"), lambda s: True)
+    timer = scheduler._timer  # no event loop turn below: it cannot fire
+    scheduler.schedule()
+    assert timer.isActive() and timer.interval() == JOB_REFRESH_DELAY_MS > REFRESH_DELAY_MS
+    scheduler.schedule()  # a burst: still one wait
+    assert timer.interval() == JOB_REFRESH_DELAY_MS
+    scheduler.schedule(required=True)  # an edit, a prune: the short delay
+    assert timer.interval() == REFRESH_DELAY_MS  # restarted, with the short delay
+    scheduler.schedule()  # jobs meanwhile do not push it back
+    assert timer.interval() == REFRESH_DELAY_MS
+    scheduler.close()
+    assert not timer.isActive()
