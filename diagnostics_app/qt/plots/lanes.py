@@ -29,6 +29,7 @@ from diagnostics_app.qt.plots.features import (
     line_pen,
     make_line_curve,
     prepare_lanes,
+    title_html,
 )
 from diagnostics_app.qt.plots.images import (
     color_map,
@@ -163,13 +164,9 @@ class Lane:
         if label.isVisible():
             # the text only: PlotItem.setTitle resets the row to 30 px, LabelItem.setText sets a
             # minimum size that relayouts the whole canvas, each time a state changes the title
-            label.text, weight = self.title, "bold" if self.stale else "normal"
+            label.text = self.title
             label.opts.update(color=color, size="9pt", bold=self.stale)
-            argb = pg.mkColor(color).name(QColor.NameFormat.HexArgb)  # as LabelItem makes it
-            label.item.setHtml(
-                f"<span style='color: {argb}; font-size: 9pt; font-weight: {weight}'>"
-                f"{self.title}</span>"
-            )
+            label.item.setHtml(title_html(self.title, color, self.stale))
         else:
             self.plot.setTitle(self.title, color=color, size="9pt", bold=self.stale)
 
