@@ -1,7 +1,8 @@
 """What keeps the GUI thread's turns short while sources are analysed (issue 8), asserted on
 what is called, not on time: a state change retitles a lane without a new layout of the
 canvas, a reload's lanes take their data one per turn of the event loop, each repainted
-before the next, and jobs moving on are re-derived less often than changes made here."""
+before the next, jobs moving on are re-derived less often than changes made here, and a
+restyle reuses the pooled image."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dataclasses
 import itertools
 from typing import Any
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QGraphicsView
@@ -20,11 +22,13 @@ from diagnostics_app.qt.diagnosis_scheduler import (
     REFRESH_DELAY_MS,
     DiagnosisScheduler,
 )
-from diagnostics_app.qt.plots import PlotArea
+from diagnostics_app.qt.plots import PlotArea, images
 from diagnostics_app.qt.plots import plot_area as plot_area_module
 from diagnostics_app.qt.plots.features import STALE_COLOR, pending_plot
+from diagnostics_app.qt.plots.images import prepare_image
+from diagnostics_app.qt.plots.lane_style import LaneStyle
 from diagnostics_app.qt.window_plots import PLOT_UPDATE_BUDGET_MS
-from tests.qt.test_plots import STEP, area, line_item, synthetic_peaks
+from tests.qt.test_plots import STEP, area, line_item, spectrogram_item, synthetic_peaks
 
 __all__ = ["area"]  # the fixture, used by name
 
@@ -109,3 +113,26 @@ def test_job_state_changes_coalesce_longer_than_changes_made_here(qtbot: QtBot) 
     assert timer.interval() == REFRESH_DELAY_MS
     scheduler.close()
     assert not timer.isActive()
+
+
+def test_restyle_reuses_the_pooled_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lane's restyle prepares its image again from the same data: the pooling is not done
+    again, and the picture is the one a fresh preparation gives; data with NaN is not kept."""
+    item = spectrogram_item(5000)  # more frames than columns: max-pooled
+    prepare_image(item, 0)
+    pooled: list[int] = []
+    real = images.pool_columns
+    monkeypatch.setattr(images, "pool_columns", lambda *a, **k: pooled.append(1) or real(*a, **k))
+    linear = prepare_image(item, 0, style=LaneStyle("linear", floor=-60.0))
+    assert pooled == []
+    copy = dataclasses.replace(item, data=item.data.copy())  # new data: pooled again
+    fresh = prepare_image(copy, 0, style=LaneStyle("linear", floor=-60.0))
+    assert pooled == [1] and linear.levels == fresh.levels == (-60.0, 0.0)
+    assert linear.rgb is not None and fresh.rgb is not None
+    assert np.array_equal(linear.image, fresh.image) and np.array_equal(linear.rgb, fresh.rgb)
+    holes = item.data.copy()
+    holes[10, 0, 5] = np.nan
+    with_nan = dataclasses.replace(item, data=holes)
+    prepare_image(with_nan, 0)
+    prepare_image(with_nan, 0)
+    assert pooled == [1, 1, 1]
