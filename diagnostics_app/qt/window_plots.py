@@ -25,8 +25,10 @@ from diagnostics_app.qt.window_host import WindowHost
 from diagnostics_app.qt.workers import PlotResult, feature_label
 
 MAX_PLOTS = 8  # feature lanes shown at once
-# a reload hands kept lanes their data for about this long per turn of the event loop
-PLOT_UPDATE_BUDGET_MS = 4.0
+# a reload hands kept lanes their data for about this long per turn of the event loop; 0: one
+# lane per turn, so each lane is repainted on its own before the next one takes its data (a
+# 4 ms budget gave one turn several lanes, then one paint of all of them: 10-15 ms in a row)
+PLOT_UPDATE_BUDGET_MS = 0.0
 
 
 def lane_prefix(row: Row) -> tuple[object, ...]:

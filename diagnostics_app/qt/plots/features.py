@@ -407,6 +407,13 @@ def line_pen(color: tuple[int, ...], stale: bool, width: float = 1.2) -> pg.QtGu
     return pg.mkPen(color, width=width)
 
 
+def title_html(text: str, color: str, bold: bool) -> str:
+    """A lane title's rich text (9 pt), as ``pyqtgraph.LabelItem.setText`` makes it."""
+    argb = pg.mkColor(color).name(pg.QtGui.QColor.NameFormat.HexArgb)
+    weight = "bold" if bold else "normal"
+    return f"<span style='color: {argb}; font-size: 9pt; font-weight: {weight}'>{text}</span>"
+
+
 def make_line_curve(
     x: np.ndarray | None,
     y: np.ndarray | None,

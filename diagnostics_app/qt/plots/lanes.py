@@ -29,6 +29,7 @@ from diagnostics_app.qt.plots.features import (
     line_pen,
     make_line_curve,
     prepare_lanes,
+    title_html,
 )
 from diagnostics_app.qt.plots.images import (
     color_map,
@@ -159,11 +160,13 @@ class Lane:
         self.vb.addItem(self.playhead, ignoreBounds=True)
 
     def _show_title(self) -> None:
-        color = STALE_COLOR if self.stale else TITLE_COLOR
-        if self.plot.titleLabel.isVisible():
-            # the label's text only: PlotItem.setTitle would reset the row to 30 px high
-            # (relayouting the lane) every time the state in the title changes
-            self.plot.titleLabel.setText(self.title, color=color, size="9pt", bold=self.stale)
+        color, label = (STALE_COLOR if self.stale else TITLE_COLOR), self.plot.titleLabel
+        if label.isVisible():
+            # the text only: PlotItem.setTitle resets the row to 30 px, LabelItem.setText sets a
+            # minimum size that relayouts the whole canvas, each time a state changes the title
+            label.text = self.title
+            label.opts.update(color=color, size="9pt", bold=self.stale)
+            label.item.setHtml(title_html(self.title, color, self.stale))
         else:
             self.plot.setTitle(self.title, color=color, size="9pt", bold=self.stale)
 
