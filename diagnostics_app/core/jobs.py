@@ -454,6 +454,7 @@ class JobRunner:
             tempo=project.tempo_map,
             calculators=tuple(c.id for c in calcs),
             progress_interval=PROGRESS_INTERVAL,
+            partial=frozenset(j.calculator for j in batch.jobs if j.partial),
         )
 
     # -- internals --------------------------------------------------------------------------

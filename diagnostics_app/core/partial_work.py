@@ -88,6 +88,8 @@ def run_partial(
     targets: list[_Target] = []
     blocks: BlockDigests | None = None
     for calc_id in work.calculators:
+        if calc_id not in work.partial:
+            continue  # not planned partial: no lookup at all
         try:
             target, new_blocks = _target(store, registry, work, calc_id)
         except (DiagnosticsError, ValueError):

@@ -31,3 +31,6 @@ class PassWork:
     tempo: TempoMap
     calculators: tuple[str, ...]
     progress_interval: float
+    # the calculators planned partial (PlannedJob.partial): the runner tries only these
+    # (core.partial_work), so a pass of fresh or otherwise changed rows costs it nothing
+    partial: frozenset[str] = frozenset()
