@@ -18,8 +18,9 @@ planner shows (``PlannedJob.partial``); the runner decides here, with the store 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from diagnostics_app.core import fingerprint as fpr
 from diagnostics_app.core.audio import read_info
 from diagnostics_app.core.calculators.base import Calculator, declared_reach
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.compare import compare_sides, side_of_array
 from diagnostics_app.core.engine import CancelToken, PassPlan
 from diagnostics_app.core.engine_window import (
     PartialResult,
@@ -116,7 +118,8 @@ def run_partial(
     for t in targets:
         try:
             splices = _splices(t, result)
-            store.commit_splices(
+            replaced = _replaced_frames(store, t.entry, splices)
+            entry = store.commit_splices(
                 t.entry.key,
                 work.fingerprints[t.calc.id],
                 work.versions[t.calc.id],
@@ -127,6 +130,7 @@ def run_partial(
             why.append(f"{t.calc.id}: {exc}")
             continue
         committed.append(t.calc.id)
+        _record_verdicts(store, entry, splices, replaced)
     rest = _without(work, committed)
     rate = int(work.fingerprints[committed[0]][fpr.AUDIO_RATE]) if committed else 0
     note = _note(result, rate) if committed else None
@@ -223,6 +227,68 @@ def _splices(t: _Target, result: PartialResult) -> dict[str, list[FrameSplice]]:
             splices.append(FrameSplice(new_n, old_n - new_n, empty, times))
         out[feature] = splices
     return out
+
+
+def _replaced_frames(
+    store: FeatureStore, entry: StoredEntry, splices: Mapping[str, Sequence[FrameSplice]]
+) -> dict[str, np.ndarray | None]:
+    """The stored frames each feature's splices replace, read before the commit (for the
+    regeneration verdict); None for a feature whose length changes (no verdict from the
+    splices alone: the whole comparison is on a time grid), and for explicit frame times
+    (a re-cut beat grid may keep the count and move the times)."""
+    out: dict[str, np.ndarray | None] = {}
+    for feature, pieces in splices.items():
+        if any(p.growth for p in pieces) or entry.features[feature].times_path is not None:
+            out[feature] = None  # a length or a time axis changed: compared on a grid
+            continue
+        parts = [
+            np.asarray(store.load(entry, feature, frames=slice(p.first, p.stop)).data)
+            for p in pieces
+        ]
+        stored = entry.features[feature]
+        out[feature] = (
+            np.concatenate(parts)
+            if parts
+            else np.zeros((0, stored.channels, stored.width), np.float32)
+        )
+    return out
+
+
+def _record_verdicts(
+    store: FeatureStore,
+    entry: StoredEntry,
+    splices: Mapping[str, Sequence[FrameSplice]],
+    replaced: Mapping[str, np.ndarray | None],
+) -> None:
+    """The regeneration verdict of each spliced feature (``StoredFeature.regenerated``, as
+    ``compare.record_regenerations`` records after a whole commit), from the replaced frames
+    alone: every other frame is the same file's same bytes, and a verdict is made frame by
+    frame (identical / within tolerance / differs), so comparing the replaced frames with
+    their replacements *as stored* gives the whole comparison's verdict at the cost of the
+    edit. A feature whose length changed is left unset (``compare`` answers on demand)."""
+    for feature, pieces in splices.items():
+        old = replaced.get(feature)
+        if old is None:
+            continue
+        with contextlib.suppress(DiagnosticsError):  # the data is committed all the same
+            stored = entry.features[feature]
+            new = [
+                np.asarray(store.load(entry, feature, frames=slice(p.first, p.stop)).data)
+                for p in pieces
+            ]
+            fresh = np.concatenate(new) if new else np.zeros((0, stored.channels, stored.width))
+            step, start = stored.meta.frame_step or 0.0, stored.meta.frame_start
+            index = [np.arange(p.first, p.stop, dtype=np.float64) for p in pieces]
+            times = start + step * (np.concatenate(index) if index else np.zeros(0))
+            verdict = (
+                "identical"
+                if not len(old)
+                else compare_sides(
+                    side_of_array(stored.meta, old, times, "previous"),
+                    side_of_array(stored.meta, fresh, times, "current"),
+                ).verdict
+            )
+            store.set_regenerated(entry.key, feature, entry.commit_id, verdict)
 
 
 def _without(work: PassWork, done: Sequence[str]) -> PassWork | None:

@@ -113,9 +113,7 @@ def run_works(
     whose entries need only the frames an edit touches are recomputed and spliced there, and
     only the rest of the pass decodes the whole file. ``notes`` (when given) receives, per
     pass, what the partial attempt did ("partial: 0:01.200 of 60:00.000 recomputed"), or
-    None; ``partial=False`` recomputes everything whole (a benchmark's other side). (A
-    partial commit records no regeneration verdict: comparing two hour-long
-    versions whole would cost more than the recomputation; ``compare`` answers on demand.)"""
+    None; ``partial=False`` recomputes everything whole (a benchmark's other side)."""
     errors: list[Exception | None] = [None] * len(works)
     if notes is not None:
         notes[:] = [None] * len(works)

@@ -89,12 +89,24 @@ def _twins(tmp_path: Path, features: tuple[str, ...] = BOUNDED) -> tuple[Path, P
     return a, tmp_path / "b" / "project.json"
 
 
-def _assert_same(a: Path, b: Path) -> None:
+def _verdicts(project: Path) -> dict[tuple[str, str], str | None]:
+    with Session.open(project, Registry.builtin()) as session:
+        return {
+            (e.key.calculator_id, f): e.features[f].regenerated
+            for e in session.store.entries()
+            for f in e.features
+        }
+
+
+def _assert_same(a: Path, b: Path, verdicts: bool = False) -> None:
     da, db = _data(a), _data(b)
     assert da.keys() == db.keys()
     for key in da:
         assert np.array_equal(da[key][0], db[key][0], equal_nan=True), key
         assert np.array_equal(da[key][1], db[key][1]), key
+    if verdicts:  # the regeneration verdicts too (recorded from the spliced frames alone)
+        va, vb = _verdicts(a), _verdicts(b)
+        assert va == vb and set(va.values()) <= {"identical", "within tolerance", "differs"}
 
 
 def _middle(data: np.ndarray) -> np.ndarray:
@@ -132,7 +144,7 @@ def test_an_edit_recomputes_only_its_frames_and_equals_a_whole_recomputation(
     assert total == N
     assert samples <= 3 * BLOCK_FRAMES
     _analyse(b, partial=False)
-    _assert_same(a, b)
+    _assert_same(a, b, verdicts=True)
 
 
 @pytest.mark.parametrize(
@@ -253,3 +265,22 @@ def test_an_audio_edit_recomputes_only_the_beats_it_overlaps(tmp_path: Path) -> 
     assert all((r.message or "").startswith("partial: ") for _, r in done)
     _analyse(b, partial=False)
     _assert_same(a, b)
+
+
+def test_the_same_samples_in_new_bytes_recompute_nothing(
+    tmp_path: Path, decoded: list[tuple[int, int]]
+) -> None:
+    """Re-saved as float WAV: another file, the same decoded samples (ranges []): the rows
+    take the new fingerprint with no frame recomputed, and their verdict is "identical"."""
+    a, b = _twins(tmp_path, ("rms", "spectrogram"))
+    for p in (a, b):
+        path = p.parent / "audio" / "a.wav"
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        sf.write(path, data, sr, "FLOAT")
+    done = _analyse(a)
+    assert all(job.partial for job, _ in done)
+    assert all((r.message or "").startswith("partial: 0:00.000 of ") for _, r in done)
+    assert [d[0] for d in decoded] == [0]
+    _analyse(b, partial=False)
+    _assert_same(a, b, verdicts=True)
+    assert set(_verdicts(a).values()) == {"identical"}
