@@ -17,7 +17,7 @@ import socket
 import sys
 import uuid
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 _FILE_RE: Final = re.compile(r"^[0-9a-f]{32}\.(?P<pid>\d+)-(?P<tok>[0-9a-f]{8})\.[a-z0-9.]+$")
 
@@ -99,15 +99,26 @@ else:
         return None
 
 
+# (pid, token) of this process, once read: every job record and lease names its owner, and a
+# read of /proc per record was most of the GUI thread's work when 40 jobs were queued at once
+_own_start: list[Any] = [0, ""]
+
+
 def process_start_token(pid: int | None = None) -> str:
     """A token that differs between two processes that had the same pid ("" if unknown).
 
     Linux: boot id + the start time in ``/proc/<pid>/stat``; Windows: the creation time;
     elsewhere "" (liveness then relies on the pid alone)."""
-    pid = os.getpid() if pid is None else pid
+    own = os.getpid()
+    pid = own if pid is None else pid
+    if pid == own and _own_start[0] == pid:
+        return _own_start[1]  # this process's start never changes (a fork has another pid)
     if _PLATFORM.startswith("linux"):
         stat = _proc_stat(pid)
-        return f"{_boot_id()}:{stat[1]}" if stat is not None else ""
+        token = f"{_boot_id()}:{stat[1]}" if stat is not None else ""
+        if pid == own and token:
+            _own_start[:] = [pid, token]
+        return token
     if _PLATFORM == "win32":  # pragma: no cover
         created = _win_creation_time(pid)
         return f"win:{created}" if created else ""
