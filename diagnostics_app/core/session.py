@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diagnostics_app.core import edits, files
+from diagnostics_app.core._gc import freeze_long_lived, gc_paused
 from diagnostics_app.core.audio import (
     AudioInfo,
     content_blocks,
@@ -45,6 +46,9 @@ from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
 
+# From this many sources, the state a diagnosis leaves (project, facts, rows, memo) is frozen
+# out of the cyclic collector's reach (core._gc.freeze_long_lived)
+FREEZE_SOURCES = 2000
 _PATHS_KEPT = 200_000  # remembered audio paths (see Session._audio_path); then forgotten
 
 
@@ -127,6 +131,7 @@ class Session:
         self._sources: dict[str, _SourceCacheItem] = {}
         self._sources_lock = threading.Lock()
         self._paths: dict[tuple[Path, str], Path] = {}  # see _audio_path
+        self._frozen_sources = 0  # sources of the project when the heap was last frozen
         self.runner = JobRunner(
             lambda: self._project, self.registry, self.store, self.audio_facts, self.events
         )
@@ -344,14 +349,20 @@ class Session:
         with self._diagnose_lock:
             project = self._project
             self.store.reap_dead_jobs()
-            statuses = self.source_statuses(project)
-            return self.diagnoser.diagnose(
+            with gc_paused():
+                statuses = self.source_statuses(project)
+            diagnosis = self.diagnoser.diagnose(
                 project,
                 statuses,
                 self.store.entries(),
                 self.store.jobs(),
                 self.blocks_lookup(project, statuses),
             )
+            n = len(project.sources)
+            if n >= FREEZE_SOURCES and n >= 2 * self._frozen_sources:
+                self._frozen_sources = n  # once, then again only if the project doubles
+                freeze_long_lived()
+            return diagnosis
 
     def blocks_lookup(
         self, project: Project, statuses: Mapping[str, SourceStatus]

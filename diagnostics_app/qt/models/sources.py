@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractItemModel,
+    QIdentityProxyModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QApplication, QStyle
 
 from diagnostics_app.core.audio import AudioInfo
@@ -71,6 +71,36 @@ class TreeNode:
 
 
 Tree = list[tuple[TreeNode, list[TreeNode]]]
+Shape = list[tuple[tuple[str, str], list[tuple[str, str]]]]
+
+
+class BuiltTree(list[tuple[TreeNode, list[TreeNode]]]):
+    """A :data:`Tree` as :func:`build_tree` makes it in the diagnosis worker, carrying what the
+    model needs on a reset, made there too: its shape and the item skeleton (one
+    :class:`QStandardItem` per node, taken by the first model it is shown in)."""
+
+    shape: Shape
+    items: list[QStandardItem] | None
+
+
+def _skeleton(tree: Tree) -> list[QStandardItem]:
+    """One item per node, nodes' flags set, tracks under their source: the structure the view
+    lays out in C++ (a Python model answered ~4 calls per source to each layout: ~0.5 s at
+    20,000 sources on the GUI thread). Items hold no data: :meth:`SourceTreeModel.data` reads
+    the nodes. Not in any model yet, so any thread may build them."""
+    out = []
+    for _, children in tree:
+        item = QStandardItem()
+        item.setFlags(_NODE_FLAGS)
+        if children:
+            kids = []
+            for _ in children:
+                kid = QStandardItem()
+                kid.setFlags(_NODE_FLAGS)
+                kids.append(kid)
+            item.appendRows(kids)
+        out.append(item)
+    return out
 
 
 def _counts(rows: Sequence[Any]) -> dict[str, int]:
@@ -118,7 +148,10 @@ def build_tree(
     for sid, rows in orphans.items():
         tip = f"<b>{sid}</b><br>not in the project any more; its cached data is extraneous"
         tree.append((TreeNode("orphan", sid, f"{sid} (removed)", sid, _counts(rows), tip), []))
-    return tree
+    built = BuiltTree(tree)
+    built.shape = _shape(tree)
+    built.items = _skeleton(tree)
+    return built
 
 
 def source_error(tree: Tree, source_id: str) -> str | None:
@@ -131,17 +164,24 @@ def source_error(tree: Tree, source_id: str) -> str | None:
     return None
 
 
-def _shape(tree: Tree) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
+def _shape(tree: Tree) -> Shape:
+    if isinstance(tree, BuiltTree):
+        return tree.shape
     return [(n.key, [c.key for c in cs]) for n, cs in tree]
 
 
-class SourceTreeModel(QAbstractItemModel):
-    """Two levels. Internal ids: 0 for a top-level node, ``parent row + 1`` for a child."""
+class SourceTreeModel(QStandardItemModel):
+    """Two levels: sources (and orphans), and their tracks. The structure is a skeleton of
+    :class:`QStandardItem` (so ``index``, ``parent``, ``rowCount``, ``hasChildren`` and
+    ``flags``, asked for every node at each layout, are answered in C++); the data is the
+    nodes', answered by :meth:`data` (asked only for the rows painted)."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
+        self.setColumnCount(1)
+        self.invisibleRootItem().setFlags(Qt.ItemFlag.ItemIsDropEnabled)
         self._tree: Tree = []
-        self._shape: list[tuple[tuple[str, str], list[tuple[str, str]]]] = []
+        self._shape: Shape = []
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -153,7 +193,19 @@ class SourceTreeModel(QAbstractItemModel):
             return False
         shape = _shape(tree)
         if shape != self._shape:
+            items = tree.items if isinstance(tree, BuiltTree) else None
+            if isinstance(tree, BuiltTree):
+                tree.items = None  # items belong to one model
             self.beginResetModel()
+            # the skeleton is swapped while the views wait for the reset: no row signal
+            # reaches them (nor the filter proxy: it would ask its Python filter per row)
+            blocked = self.blockSignals(True)
+            try:
+                root = self.invisibleRootItem()
+                root.removeRows(0, root.rowCount())
+                root.appendRows(items if items is not None else _skeleton(tree))
+            finally:
+                self.blockSignals(blocked)
             self._tree = tree
             self._shape = shape
             self.endResetModel()
@@ -186,13 +238,17 @@ class SourceTreeModel(QAbstractItemModel):
             self.dataChanged.emit(self.index(rows[0], 0, parent), self.index(rows[-1], 0, parent))
 
     def node(self, index: Index) -> TreeNode | None:
-        if not index.isValid():
+        if not index.isValid() or index.model() is not self:
             return None
-        pid = index.internalId()
-        if pid == 0:
-            return self._tree[index.row()][0] if index.row() < len(self._tree) else None
-        children = self._tree[pid - 1][1]
-        return children[index.row()] if index.row() < len(children) else None
+        parent = index.parent()
+        row = index.row()
+        if not parent.isValid():
+            return self._tree[row][0] if row < len(self._tree) else None
+        p = parent.row()
+        if p >= len(self._tree):
+            return None
+        children = self._tree[p][1]
+        return children[row] if row < len(children) else None
 
     def index_of(self, key: tuple[str, str]) -> QModelIndex:
         for i, (n, cs) in enumerate(self._tree):
@@ -211,36 +267,6 @@ class SourceTreeModel(QAbstractItemModel):
         return source_error(self._tree, source_id)
 
     # -- the model interface ------------------------------------------------------------------
-
-    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
-        if column != 0 or row < 0:
-            return QModelIndex()
-        if not parent.isValid():
-            return self.createIndex(row, 0, 0) if row < len(self._tree) else QModelIndex()
-        if parent.internalId() != 0:
-            return QModelIndex()
-        p = parent.row()
-        if p >= len(self._tree) or row >= len(self._tree[p][1]):
-            return QModelIndex()
-        return self.createIndex(row, 0, p + 1)
-
-    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
-        if not index.isValid() or index.internalId() == 0:
-            return QModelIndex()
-        return self.createIndex(index.internalId() - 1, 0, 0)
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        if not parent.isValid():
-            return len(self._tree)
-        if parent.column() != 0 or parent.internalId() != 0:
-            return 0
-        return len(self._tree[parent.row()][1]) if parent.row() < len(self._tree) else 0
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 1
-
-    def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        return self.rowCount(parent) > 0
 
     def multiData(self, index: Index, roleDataSpan: Roles) -> None:
         multi_data(self, index, roleDataSpan)
@@ -286,10 +312,13 @@ class SourceTreeModel(QAbstractItemModel):
             return "Sources and tracks"
         return None
 
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.ItemIsDropEnabled
-        return _NODE_FLAGS  # (asked for every node on a reset: no enum arithmetic per call)
+
+class UnfilteredProxy(QIdentityProxyModel):
+    """The tree as it is (no filter on): what the view shows then. Structure in C++; the data
+    of the rows painted from the model, all roles in one call."""
+
+    def multiData(self, index: Index, roleDataSpan: Roles) -> None:
+        proxy_multi_data(self, index, roleDataSpan)
 
 
 class SourceFilterProxy(QSortFilterProxyModel):
