@@ -6,6 +6,7 @@ calls on the GUI thread before)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -21,18 +22,18 @@ pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSi
 N = 3000
 
 
-def _tree(n: int = N) -> BuiltTree:
-    tree: Tree = [
+def _nodes(n: int, state: str = "missing") -> Tree:
+    return [
         (
-            TreeNode("source", f"s{i:05d}", f"s{i:05d}", f"s{i:05d}", {"missing": 1}),
-            [TreeNode("track", f"t{i:05d}", f"take {i}", f"s{i:05d}", {"missing": 1})],
+            TreeNode("source", f"s{i:05d}", f"s{i:05d}", f"s{i:05d}", {state: 1}),
+            [TreeNode("track", f"t{i:05d}", f"take {i}", f"s{i:05d}", {state: 1})],
         )
         for i in range(n)
     ]
-    built = BuiltTree(tree)
-    built.shape = sources._shape(tree)
-    built.items = sources._skeleton(tree)
-    return built
+
+
+def _tree(n: int = N) -> BuiltTree:
+    return sources.built_tree(_nodes(n))
 
 
 def _count_python_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
@@ -113,3 +114,30 @@ def test_the_same_tree_in_two_models_and_a_plain_list(qtbot: Any) -> None:
         assert kid.data(KeyRole) == ("track", f"t{n - 1:05d}")
         assert model.node(kid) is tree[n - 1][1][0]
         assert model.node(QModelIndex()) is None
+
+
+def test_an_update_in_place_compares_facts_not_nodes(
+    qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = SourceTreeModel()
+    model.set_tree(_tree(N))
+    announced: list[tuple[int, int, int]] = []
+    model.dataChanged.connect(
+        lambda a, b, roles=(): announced.append((a.parent().row(), a.row(), b.row()))
+    )
+    compared: list[int] = []
+    real_eq = TreeNode.__eq__
+
+    def counting_eq(self: TreeNode, other: object) -> bool:
+        compared.append(1)
+        return real_eq(self, other)
+
+    monkeypatch.setattr(TreeNode, "__eq__", counting_eq)
+    assert not model.set_tree(_tree(N))  # equal: nothing announced
+    assert announced == []
+    nodes = _nodes(N)
+    source, tracks = nodes[1234]
+    nodes[1234] = (source, [dataclasses.replace(tracks[0], counts={"running": 1})])
+    assert not model.set_tree(sources.built_tree(nodes))
+    assert announced == [(1234, 0, 0)]  # that track alone
+    assert compared == []  # no node compared in Python

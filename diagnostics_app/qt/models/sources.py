@@ -81,6 +81,12 @@ class BuiltTree(list[tuple[TreeNode, list[TreeNode]]]):
 
     shape: Shape
     items: list[QStandardItem] | None
+    # every node's fields as plain tuples, in order (sources, each followed by its tracks),
+    # and each one's (parent row or -1, row): two trees of one shape are compared in C when
+    # nothing changed, in one pass of tuples otherwise (comparing 40,000 nodes one by one
+    # took ~0.2 s of the GUI thread per re-derivation)
+    facts: list[tuple[Any, ...]]
+    positions: list[tuple[int, int]]
 
 
 def _skeleton(tree: Tree) -> list[QStandardItem]:
@@ -148,10 +154,26 @@ def build_tree(
     for sid, rows in orphans.items():
         tip = f"<b>{sid}</b><br>not in the project any more; its cached data is extraneous"
         tree.append((TreeNode("orphan", sid, f"{sid} (removed)", sid, _counts(rows), tip), []))
+    return built_tree(tree)
+
+
+def built_tree(tree: Tree) -> BuiltTree:
+    """``tree`` with what a model needs of it made now (in the worker: :class:`BuiltTree`)."""
     built = BuiltTree(tree)
     built.shape = _shape(tree)
     built.items = _skeleton(tree)
+    built.facts, built.positions = [], []
+    for i, (node, children) in enumerate(tree):
+        built.facts.append(_facts(node))
+        built.positions.append((-1, i))
+        for j, child in enumerate(children):
+            built.facts.append(_facts(child))
+            built.positions.append((i, j))
     return built
+
+
+def _facts(n: TreeNode) -> tuple[Any, ...]:
+    return (n.kind, n.id, n.name, n.source_id, tuple(n.counts.items()), n.tooltip, n.error)
 
 
 def source_error(tree: Tree, source_id: str) -> str | None:
@@ -213,12 +235,19 @@ class SourceTreeModel(QStandardItemModel):
         old = self._tree
         self._tree = tree
         changed: list[tuple[int, int]] = []  # (parent row or -1, row)
-        for i, ((n_new, c_new), (n_old, c_old)) in enumerate(zip(tree, old, strict=True)):
-            if n_new != n_old:
-                changed.append((-1, i))
-            changed.extend(
-                (i, j) for j, (a, b) in enumerate(zip(c_new, c_old, strict=True)) if a != b
-            )
+        if isinstance(tree, BuiltTree) and isinstance(old, BuiltTree):
+            if tree.facts == old.facts:
+                return False
+            changed = [
+                at for at, a, b in zip(tree.positions, tree.facts, old.facts, strict=True) if a != b
+            ]
+        else:
+            for i, ((n_new, c_new), (n_old, c_old)) in enumerate(zip(tree, old, strict=True)):
+                if n_new != n_old:
+                    changed.append((-1, i))
+                changed.extend(
+                    (i, j) for j, (a, b) in enumerate(zip(c_new, c_old, strict=True)) if a != b
+                )
         if len(changed) > SINGLE_UPDATES_MAX:  # a broad change: one repaint of the view
             self._emit_ranges(changed)
             return False
