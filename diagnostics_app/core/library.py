@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from diagnostics_app.core import edits, files
+from diagnostics_app.core._gc import FREEZE_SOURCES, freeze_long_lived, gc_paused
 from diagnostics_app.core.audio import read_info
 from diagnostics_app.core.errors import AudioError, DiagnosticsError
 from diagnostics_app.core.project import Project, Request, Source, Track
@@ -465,12 +466,17 @@ def plan_audio(
     source with a track of :data:`DEFAULT_TRACK_REQUESTS` (as ``add --track-per-source -r``);
     the project file and its cache folder are never taken."""
     ignore = [project.cache_path(), *([project.path] if project.path else [])]
-    found = scan(paths, recursive=True, ignore=ignore, cancelled=cancelled)
-    addition = plan_addition(project, found, DEFAULT_TRACK_REQUESTS)
-    edited = None
-    if addition.sources:
-        with contextlib.suppress(DiagnosticsError):
-            edited = edits.add_sources(project, sources=addition.sources, tracks=addition.tracks)
+    with gc_paused():
+        found = scan(paths, recursive=True, ignore=ignore, cancelled=cancelled)
+        addition = plan_addition(project, found, DEFAULT_TRACK_REQUESTS)
+        edited = None
+        if addition.sources:
+            with contextlib.suppress(DiagnosticsError):
+                edited = edits.add_sources(
+                    project, sources=addition.sources, tracks=addition.tracks
+                )
+    if len(addition.sources) >= FREEZE_SOURCES:  # the project to come: see core._gc
+        freeze_long_lived()
     return PlannedAddition(project, addition, edited)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diagnostics_app.core import edits, files
-from diagnostics_app.core._gc import freeze_long_lived, gc_paused
+from diagnostics_app.core._gc import FREEZE_SOURCES, freeze_long_lived, gc_paused
 from diagnostics_app.core.audio import (
     AudioInfo,
     content_blocks,
@@ -46,9 +46,6 @@ from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
 
-# From this many sources, the state a diagnosis leaves (project, facts, rows, memo) is frozen
-# out of the cyclic collector's reach (core._gc.freeze_long_lived)
-FREEZE_SOURCES = 2000
 _PATHS_KEPT = 200_000  # remembered audio paths (see Session._audio_path); then forgotten
 
 
@@ -132,6 +129,8 @@ class Session:
         self._sources_lock = threading.Lock()
         self._paths: dict[tuple[Path, str], Path] = {}  # see _audio_path
         self._frozen_sources = 0  # sources of the project when the heap was last frozen
+        if len(project.sources) >= FREEZE_SOURCES:  # loaded: freeze it (and, once it is
+            freeze_long_lived()  # diagnosed, what the first diagnosis built: n >= 2 * 0)
         self.runner = JobRunner(
             lambda: self._project, self.registry, self.store, self.audio_facts, self.events
         )
@@ -349,20 +348,27 @@ class Session:
         with self._diagnose_lock:
             project = self._project
             self.store.reap_dead_jobs()
+            # one pause for the facts and the rows: what they build is frozen at once for a
+            # large project, not traversed by a young collection in between
             with gc_paused():
                 statuses = self.source_statuses(project)
-            diagnosis = self.diagnoser.diagnose(
-                project,
-                statuses,
-                self.store.entries(),
-                self.store.jobs(),
-                self.blocks_lookup(project, statuses),
-            )
-            n = len(project.sources)
-            if n >= FREEZE_SOURCES and n >= 2 * self._frozen_sources:
-                self._frozen_sources = n  # once, then again only if the project doubles
-                freeze_long_lived()
+                diagnosis = self.diagnoser.diagnose(
+                    project,
+                    statuses,
+                    self.store.entries(),
+                    self.store.jobs(),
+                    self.blocks_lookup(project, statuses),
+                )
+                self._freeze_if_grown(project)
             return diagnosis
+
+    def _freeze_if_grown(self, project: Project) -> None:
+        """Freeze the long-lived state of a large project (core._gc.freeze_long_lived) after
+        its first diagnosis, then again only if the project doubles."""
+        n = len(project.sources)
+        if n >= FREEZE_SOURCES and n >= 2 * self._frozen_sources:
+            self._frozen_sources = n
+            freeze_long_lived()
 
     def blocks_lookup(
         self, project: Project, statuses: Mapping[str, SourceStatus]

@@ -99,7 +99,8 @@ def test_a_large_projects_state_is_frozen_once_after_its_first_diagnosis(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GC pauses of 200-560 ms at 20,000 sources: the long-lived heap is frozen out of the
-    collector's reach after the first diagnosis (again only if the project doubles)."""
+    collector's reach once loaded and after the first diagnosis (again only if the project
+    doubles); a large addition planned for the GUI is frozen too."""
     path = _library(tmp_path)
     frozen: list[int] = []
     monkeypatch.setattr(session_module, "freeze_long_lived", lambda: frozen.append(1))
@@ -109,6 +110,27 @@ def test_a_large_projects_state_is_frozen_once_after_its_first_diagnosis(
     assert frozen == []  # 12 sources: nothing to gain
     monkeypatch.setattr(session_module, "FREEZE_SOURCES", 10)
     with Session.open(path) as session:
+        assert frozen == [1]  # the project loaded
         session.diagnose()
+        assert frozen == [1, 1]  # what its first diagnosis built
         session.diagnose()
-        assert frozen == [1]
+        assert frozen == [1, 1]
+
+
+def test_a_large_addition_is_frozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diagnostics_app.core import library
+    from diagnostics_app.core.project import load_project
+
+    _library(tmp_path)
+    frozen: list[int] = []
+    monkeypatch.setattr(library, "freeze_long_lived", lambda: frozen.append(1))
+    (tmp_path / "empty").mkdir()
+    empty = write_project(tmp_path / "empty", {"name": "e", "sources": [], "tracks": []})
+    monkeypatch.setattr(library, "FREEZE_SOURCES", 13)
+    library.plan_audio(load_project(empty), [str(tmp_path / "lib")])
+    assert frozen == []  # 12 sources
+    monkeypatch.setattr(library, "FREEZE_SOURCES", 12)
+    assert (
+        len(library.plan_audio(load_project(empty), [str(tmp_path / "lib")]).addition.sources) == 12
+    )
+    assert frozen == [1]
