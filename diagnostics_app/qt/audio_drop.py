@@ -24,7 +24,7 @@ from diagnostics_app.core.project import Project
 from diagnostics_app.qt.controller import Controller
 
 AT_ONCE_MAX = 200  # files and folders a drop may hold to be added at once, on the GUI thread
-SCANNING_TEXT = "Adding audio: scanning the dropped files and folders…"
+SCANNING_TEXT = "Scanning dropped audio…"  # (short: the status bar leaves it ~25 characters)
 
 
 class _Signals(QObject):
@@ -64,7 +64,7 @@ class AudioDrop(QObject):
         self.controller = controller
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
-        self.cancel_button = QPushButton("Cancel", window)
+        self.cancel_button = QPushButton("Cancel Adding Audio", window)
         self.cancel_button.setObjectName("cancelAddAudio")
         self.cancel_button.setToolTip("Stop adding the dropped audio (nothing is added)")
         self.cancel_button.clicked.connect(self.cancel)
