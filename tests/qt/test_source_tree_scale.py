@@ -141,3 +141,39 @@ def test_an_update_in_place_compares_facts_not_nodes(
     assert not model.set_tree(sources.built_tree(nodes))
     assert announced == [(1234, 0, 0)]  # that track alone
     assert compared == []  # no node compared in Python
+
+
+def test_a_large_tree_of_a_new_shape_is_frozen_once(
+    demo_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections traversed a 20,000-source tree again and again: frozen when built
+    with a new shape (after an edit), not at every re-derivation."""
+    from diagnostics_app.core import edits
+    from diagnostics_app.core.session import Session
+
+    frozen: list[int] = []
+    monkeypatch.setattr(sources, "freeze_long_lived", lambda: frozen.append(1))
+    monkeypatch.setattr(sources, "_frozen_shape", [])
+    monkeypatch.setattr(sources, "FREEZE_SOURCES", 3)
+    with Session.open(demo_project) as session:
+
+        def build() -> BuiltTree:
+            tree = sources.build_tree(
+                session.project, session.diagnose(), session.source_info, session.source_status
+            )
+            assert isinstance(tree, BuiltTree)
+            return tree
+
+        build()
+        assert frozen == [1]
+        build()  # the same shape (counts may change): not again
+        assert frozen == [1]
+        session.edit("Remove bass", lambda p: edits.remove_source(p, "bass"))
+        build()  # a new shape (bass an orphan)
+        assert frozen == [1, 1]
+        build()
+        assert frozen == [1, 1]
+        monkeypatch.setattr(sources, "FREEZE_SOURCES", 4)
+        session.undo()
+        build()  # a new shape, but below the size worth it
+        assert frozen == [1, 1]
