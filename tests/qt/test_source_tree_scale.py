@@ -110,6 +110,12 @@ def test_the_same_tree_in_two_models_and_a_plain_list(qtbot: Any) -> None:
     assert third.set_tree(plain)
     for model, n in ((first, 5), (second, 5), (third, 3)):
         assert model.rowCount() == n
+        for key in (("source", "s00001"), ("track", f"t{n - 1:05d}"), ("track", "nope")):
+            # the built tree's key map (first, second) and the walk of a plain list agree
+            index = model.index_of(key)
+            assert (index.data(KeyRole) if index.isValid() else None) == (
+                key if key[1] != "nope" else None
+            )
         kid = model.index(0, 0, model.index(n - 1, 0))
         assert kid.data(KeyRole) == ("track", f"t{n - 1:05d}")
         assert model.node(kid) is tree[n - 1][1][0]

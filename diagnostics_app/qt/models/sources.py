@@ -88,6 +88,7 @@ class BuiltTree(list[tuple[TreeNode, list[TreeNode]]]):
     # took ~0.2 s of the GUI thread per re-derivation)
     facts: list[tuple[Any, ...]]
     positions: list[tuple[int, int]]
+    where: dict[tuple[str, str], tuple[int, int]]  # a node's key -> its first position
 
 
 def _skeleton(tree: Tree) -> list[QStandardItem]:
@@ -190,13 +191,15 @@ def built_tree(tree: Tree) -> BuiltTree:
     built = BuiltTree(tree)
     built.shape = _shape(tree)
     built.items = _skeleton(tree)
-    built.facts, built.positions = [], []
+    built.facts, built.positions, built.where = [], [], {}
     for i, (node, children) in enumerate(tree):
         built.facts.append(_facts(node))
         built.positions.append((-1, i))
+        built.where.setdefault(node.key, (-1, i))
         for j, child in enumerate(children):
             built.facts.append(_facts(child))
             built.positions.append((i, j))
+            built.where.setdefault(child.key, (i, j))
     return built
 
 
@@ -308,6 +311,14 @@ class SourceTreeModel(QStandardItemModel):
         return children[row] if row < len(children) else None
 
     def index_of(self, key: tuple[str, str]) -> QModelIndex:
+        if isinstance(self._tree, BuiltTree):  # (a walk of 40,000 nodes: ~15 ms a lookup)
+            at = self._tree.where.get(key)
+            if at is None:
+                return QModelIndex()
+            parent_row, row = at
+            if parent_row < 0:
+                return self.index(row, 0)
+            return self.index(row, 0, self.index(parent_row, 0))
         for i, (n, cs) in enumerate(self._tree):
             if n.key == key:
                 return self.index(i, 0)
