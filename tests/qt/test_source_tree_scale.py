@@ -120,6 +120,7 @@ def test_the_same_tree_in_two_models_and_a_plain_list(qtbot: Any) -> None:
         assert kid.data(KeyRole) == ("track", f"t{n - 1:05d}")
         assert model.node(kid) is tree[n - 1][1][0]
         assert model.node(QModelIndex()) is None
+        assert not model.index_of(("source", ["not", "a", "key"])).isValid()  # type: ignore[arg-type]
 
 
 def test_an_update_in_place_compares_facts_not_nodes(

@@ -312,7 +312,10 @@ class SourceTreeModel(QStandardItemModel):
 
     def index_of(self, key: tuple[str, str]) -> QModelIndex:
         if isinstance(self._tree, BuiltTree):  # (a walk of 40,000 nodes: ~15 ms a lookup)
-            at = self._tree.where.get(key)
+            try:
+                at = self._tree.where.get(key)
+            except TypeError:  # an unhashable key (not a node's key) names no node
+                at = None
             if at is None:
                 return QModelIndex()
             parent_row, row = at
