@@ -10,11 +10,12 @@ once. Measured, each in a fresh process unless said:
 2. ``Session.open`` (read and validate the project, open the store), in-process, median of 3.
 3. ``check --json``: cold (every file's digest computed and cached) and warm (again).
 4. GUI: launch -> first paint of the window, and -> the source tree and the table painted
-   with rows (bench/gui.py's child), plus the longest GUI-thread stall from show to rows
-   (a 5 ms heartbeat timer).
+   with rows (bench/gui.py's child), plus the longest GUI-thread stall (a 5 ms heartbeat
+   timer) from show to rows, during the first selection of a source (and 1.5 s after), and
+   while the library folder is dropped on an empty project, until its rows are shown.
 5. ``add`` again on the same folder (everything already present: nothing written).
 
-    .venv/bin/python bench/library.py [--sources N]
+    .venv/bin/python bench/library.py [--sources N] [--code OTHER_CHECKOUT]
 """
 
 from __future__ import annotations
@@ -33,7 +34,18 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+
+
+def _code_root() -> Path:
+    """The checkout whose ``diagnostics_app`` is measured: ``--code DIR`` (an A/B against
+    another worktree, e.g. main's), else this one. Read before anything is imported."""
+    if "--code" in sys.argv:
+        return Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+    return ROOT
+
+
+CODE = _code_root()
+sys.path.insert(0, str(CODE))
 sys.path.insert(0, str(ROOT / "bench"))
 import _util  # noqa: E402
 
@@ -58,7 +70,7 @@ def make_library(folder: Path, n: int) -> Path:
 
 
 def cli(*args: object) -> tuple[float, subprocess.CompletedProcess[str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "diagnostics_app", *map(str, args)],
@@ -72,7 +84,7 @@ def cli(*args: object) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 
 STALL_CHILD = r"""
-import os, sys, time
+import json, os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QElapsedTimer, QTimer
 from diagnostics_app.core.session import Session
@@ -80,20 +92,40 @@ from diagnostics_app.qt.app import ensure_app
 from diagnostics_app.qt.controller import Controller
 from diagnostics_app.qt.main_window import MainWindow
 from diagnostics_app.qt.settings import AppSettings
+project, mode = sys.argv[1], sys.argv[2]
 app = ensure_app()
-session = Session.open(sys.argv[1])
+session = Session.open(project)
 controller = Controller(session, AppSettings(workers=1, auto_analyse=False))
 w = MainWindow(controller)
 w.force_close = True
 w.resize(1400, 900)
 clock = QElapsedTimer(); clock.start()
-last = [clock.nsecsElapsed()]; worst = [0.0]
+last = [clock.nsecsElapsed()]; worst = [0.0]; phase = ["open"]; since = [0]
+def ms(): return clock.nsecsElapsed() / 1e6
+def rows_shown(n):
+    return w.sources.model.rowCount() >= n and w.table.table_model.rowCount() > 0
+def next_phase(name):
+    print(f"STALL {phase[0]} {worst[0]:.1f} {(ms() - since[0]) / 1000:.2f}", flush=True)
+    phase[0] = name; worst[0] = 0.0; since[0] = ms()
+def select():
+    sources = controller.project.sources
+    w.select(("source", sources[len(sources) // 2].id))
 def beat():
     now = clock.nsecsElapsed()
     worst[0] = max(worst[0], (now - last[0]) / 1e6)
     last[0] = now
-    if w.sources.model.rowCount() > 0 and w.table.table_model.rowCount() > 0:
-        print(f"STALL {worst[0]:.1f}", flush=True)
+    if mode == "open":
+        if phase[0] == "open" and rows_shown(1):
+            next_phase("select")
+            QTimer.singleShot(0, select)
+        elif phase[0] == "select" and ms() - since[0] > 1500:
+            next_phase("done")
+            app.quit()
+    elif phase[0] == "open" and ms() > 1500:  # the empty project shown and settled
+        next_phase("drop")
+        QTimer.singleShot(0, lambda: w._on_files_dropped([sys.argv[3]]))
+    elif phase[0] == "drop" and rows_shown(int(sys.argv[4])):
+        next_phase("done")
         app.quit()
 timer = QTimer(); timer.setInterval(5); timer.timeout.connect(beat); timer.start()
 w.show()
@@ -102,31 +134,39 @@ os._exit(0)
 """
 
 
-def longest_stall(project: Path) -> float:
+def stalls(project: Path, *extra: object) -> dict[str, tuple[float, float]]:
+    """The child's phases: {phase: (longest GUI-thread gap in ms, seconds the phase took)}."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(CODE),
         "QT_QPA_PLATFORM": "offscreen",
         "DIAGNOSTICS_APP_SETTINGS": str(OUT / "settings.ini"),
     }
     out = subprocess.run(
-        [sys.executable, "-c", STALL_CHILD, str(project)],
+        [sys.executable, "-c", STALL_CHILD, str(project), *map(str, extra)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        cwd=CODE,
+        timeout=900,
         check=False,
     )
-    marks = [line for line in out.stdout.splitlines() if line.startswith("STALL")]
+    marks = {
+        line.split()[1]: (float(line.split()[2]), float(line.split()[3]))
+        for line in out.stdout.splitlines()
+        if line.startswith("STALL")
+    }
     if not marks:
         raise SystemExit(f"stall child failed: {out.stderr[-2000:]}")
-    return float(marks[0].split()[1])
+    return marks
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=20_000)
+    parser.add_argument("--code", help="the checkout to measure (default: this one)")
     args = parser.parse_args()
+    print(f"code: {CODE}; load average {os.getloadavg()[0]:.1f}")
     n = args.sources
     OUT.mkdir(parents=True, exist_ok=True)
     work = OUT / f"n{n}"
@@ -172,11 +212,26 @@ def main() -> int:
 
     import gui  # bench/gui.py: the first-paint child
 
+    os.environ["PYTHONPATH"] = str(CODE)  # its child imports the code measured
+    gui.ROOT = CODE  # (and runs there: ``-c`` puts its working folder first on the path)
     paint, rows = gui.first_paint("main", project)
     report("GUI launch -> first paint", paint)
     assert rows is not None
     report("GUI launch -> tree and table painted with rows", rows)
-    print(f"{'GUI longest stall, show -> rows':<42} {longest_stall(project):8.1f} ms")
+    opened = stalls(project, "open")
+    print(f"{'GUI longest stall, show -> rows':<42} {opened['open'][0]:8.1f} ms")
+    print(f"{'GUI first selection (longest stall, 1.5 s)':<42} {opened['select'][0]:8.1f} ms")
+    drop = work / "drop"
+    drop.mkdir()
+    empty = drop / "project.json"
+    empty.write_text(
+        '{"format": "diagnostics-app/project", "schema_version": 1, "name": "drop",'
+        ' "sources": [], "tracks": []}',
+        encoding="utf-8",
+    )
+    dropped = stalls(empty, "drop", lib, n)
+    print(f"{'GUI drop of the folder: longest stall':<42} {dropped['drop'][0]:8.1f} ms")
+    report("GUI drop of the folder -> rows shown", dropped["drop"][1])
 
     seconds, proc = cli("add", project, lib, "--recursive", "--request", "rms")
     print(proc.stdout.splitlines()[-1])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diagnostics_app.core import edits, files
+from diagnostics_app.core._gc import FREEZE_SOURCES, freeze_long_lived, gc_paused
 from diagnostics_app.core.audio import (
     AudioInfo,
     content_blocks,
@@ -39,11 +40,25 @@ from diagnostics_app.core.fingerprint import AudioFacts
 from diagnostics_app.core.history import Command, History, ProjectEdit, PruneCommand
 from diagnostics_app.core.jobs import PRIORITY_BATCH, Batch, JobRunner
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
-from diagnostics_app.core.project import Project, load_project, save_project
+from diagnostics_app.core.project import Project, Source, load_project, save_project
 from diagnostics_app.core.ranges import BlockDigests
 from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import ACTIVE_JOB, eviction_rank, extraneous
 from diagnostics_app.core.store import EntryKey, FeatureStore
+
+_PATHS_KEPT = 200_000  # remembered audio paths (see Session._audio_path); then forgotten
+
+
+def _resolved(path: Path, folders: dict[str, str]) -> str:
+    """``path.resolve()``, its folder's real path taken from (or added to) ``folders``: a
+    file that is itself a symbolic link is resolved whole."""
+    if os.path.islink(path):
+        return str(path.resolve())
+    parent, name = os.path.split(path)
+    real = folders.get(parent)
+    if real is None:
+        real = folders[parent] = os.path.realpath(parent)
+    return os.path.join(real, name)
 
 
 def _blocks_or_none(path: Path, digest: str, store: FeatureStore) -> BlockDigests | None:
@@ -112,6 +127,10 @@ class Session:
         self._diagnose_lock = threading.Lock()
         self._sources: dict[str, _SourceCacheItem] = {}
         self._sources_lock = threading.Lock()
+        self._paths: dict[tuple[Path, str], Path] = {}  # see _audio_path
+        self._frozen_sources = 0  # sources of the project when the heap was last frozen
+        if len(project.sources) >= FREEZE_SOURCES:  # loaded: freeze it (and, once it is
+            freeze_long_lived()  # diagnosed, what the first diagnosis built: n >= 2 * 0)
         self.runner = JobRunner(
             lambda: self._project, self.registry, self.store, self.audio_facts, self.events
         )
@@ -252,15 +271,38 @@ class Session:
 
     def source_status(self, source_id: str) -> SourceStatus:
         """Facts of a source's audio, re-read only when its file's stat stamp changed."""
+        project = self._project
         try:
-            src = self._project.source(source_id)
+            src = project.source(source_id)
         except DiagnosticsError as exc:
             return SourceStatus(error=str(exc))
-        path = self._project.audio_path(src)
+        return self._status_of(project, src, {})
+
+    def source_statuses(self, project: Project) -> dict[str, SourceStatus]:
+        """:meth:`source_status` of every source of ``project``, each folder resolved once."""
+        folders: dict[str, str] = {}
+        return {src.id: self._status_of(project, src, folders) for src in project.sources}
+
+    def _audio_path(self, project: Project, src: Source) -> Path:
+        """``project.audio_path(src)``, remembered by (folder, path as written): building
+        paths was a third of a 20,000-source diagnosis, asked again at every re-derivation."""
+        if project.path is None:  # relative to the working directory: not remembered
+            return project.audio_path(src)
+        key = (project.path, src.path)  # (one Path per project file: its hash is kept)
+        path = self._paths.get(key)
+        if path is None:
+            if len(self._paths) > _PATHS_KEPT:
+                self._paths.clear()
+            path = self._paths[key] = project.audio_path(src)
+        return path
+
+    def _status_of(self, project: Project, src: Source, folders: dict[str, str]) -> SourceStatus:
+        """``folders``: real paths of folders already resolved (shared by a batch)."""
+        path = self._audio_path(project, src)
         try:
             stamp = stamp_of(path)
         except AudioError as exc:
-            return SourceStatus(error=f"source {source_id!r}: {exc}")
+            return SourceStatus(error=f"source {src.id!r}: {exc}")
         key = str(path)
         with self._sources_lock:
             cached = self._sources.get(key)
@@ -269,20 +311,23 @@ class Session:
         info: AudioInfo | None = None
         try:
             info = read_info(path)
-            digest = content_digest(path, self.store)
+            resolved = _resolved(path, folders)
+            digest = content_digest(path, self.store, resolved=resolved, stamp=stamp)
             status = SourceStatus(
                 AudioFacts(digest, info.sample_rate, info.channels), duration=info.duration
             )
         except AudioError as exc:
-            status = SourceStatus(error=f"source {source_id!r}: {exc}")
+            status = SourceStatus(error=f"source {src.id!r}: {exc}")
         with self._sources_lock:
             self._sources[key] = _SourceCacheItem(stamp, status, info)
         return status
 
     def source_info(self, source_id: str) -> AudioInfo | None:
-        self.source_status(source_id)
+        project = self._project
+        src = project.source(source_id)  # (an unknown id raises, as it always did)
+        self._status_of(project, src, {})
         with self._sources_lock:
-            item = self._sources.get(str(self._project.audio_path(source_id)))
+            item = self._sources.get(str(self._audio_path(project, src)))
         return item.info if item else None
 
     def audio_facts(self, source_id: str) -> AudioFacts:
@@ -303,14 +348,27 @@ class Session:
         with self._diagnose_lock:
             project = self._project
             self.store.reap_dead_jobs()
-            statuses = {s.id: self.source_status(s.id) for s in project.sources}
-            return self.diagnoser.diagnose(
-                project,
-                statuses,
-                self.store.entries(),
-                self.store.jobs(),
-                self.blocks_lookup(project, statuses),
-            )
+            # one pause for the facts and the rows: what they build is frozen at once for a
+            # large project, not traversed by a young collection in between
+            with gc_paused():
+                statuses = self.source_statuses(project)
+                diagnosis = self.diagnoser.diagnose(
+                    project,
+                    statuses,
+                    self.store.entries(),
+                    self.store.jobs(),
+                    self.blocks_lookup(project, statuses),
+                )
+                self._freeze_if_grown(project)
+            return diagnosis
+
+    def _freeze_if_grown(self, project: Project) -> None:
+        """Freeze the long-lived state of a large project (core._gc.freeze_long_lived) after
+        its first diagnosis, then again only if the project doubles."""
+        n = len(project.sources)
+        if n >= FREEZE_SOURCES and n >= 2 * self._frozen_sources:
+            self._frozen_sources = n
+            freeze_long_lived()
 
     def blocks_lookup(
         self, project: Project, statuses: Mapping[str, SourceStatus]
@@ -319,7 +377,7 @@ class Session:
         them (see :meth:`_blocks_of`): what a from-scratch diagnosis must be handed to equal
         :meth:`diagnose`."""
         paths = {
-            status.facts.digest: project.audio_path(src)
+            status.facts.digest: self._audio_path(project, project.source(src))
             for src, status in statuses.items()
             if status.facts is not None
         }

@@ -331,22 +331,31 @@ class Controller(QObject):
         self.refresh()
         return None
 
-    def add_audio(self, paths: Sequence[str]) -> list[str]:
+    def add_audio(
+        self, paths: Sequence[str], planned: library.PlannedAddition | None = None
+    ) -> list[str]:
         """The audio files among ``paths`` and under the folders among them (the rules of
         ``core/library.py``, as ``diagnostics-app add --track-per-source -r``): a source and a
         track with the default requests each, as one undoable edit. What was skipped or was
-        already there is said in the status bar. Returns the new source ids."""
-        project = self.project
-        ignore = [project.cache_path(), *([project.path] if project.path else [])]
-        found = library.scan(paths, recursive=True, ignore=ignore)
-        addition = library.plan_addition(project, found, library.DEFAULT_TRACK_REQUESTS)
+        already there is said in the status bar. Returns the new source ids.
+        ``planned``: that work done off the GUI thread (qt/audio_drop.py), used while its
+        project is still the one open."""
+        if planned is None or planned.project is not self.project:
+            planned = library.plan_audio(self.project, paths)
+        addition = planned.addition
         n = len(addition.sources)
         if n:
             text = (
                 f"Add {Path(addition.sources[0].path).name}" if n == 1 else f"Add {n} audio files"
             )
+            made = planned
             if self.edit(
-                text, partial(edits.add_sources, sources=addition.sources, tracks=addition.tracks)
+                text,
+                lambda p: (
+                    made.edited
+                    if p is made.project and made.edited is not None
+                    else edits.add_sources(p, sources=addition.sources, tracks=addition.tracks)
+                ),
             ):
                 return []
         notes = []

@@ -102,9 +102,7 @@ class ProjectFilesMixin(WindowHost):
 
     @Slot(list)
     def _on_files_dropped(self, paths: list[str]) -> None:
-        added = self.controller.add_audio(paths)
-        if added:
-            self.select(("source", added[-1]))
+        self.add_audio_paths(paths)  # (window_sources.py: a large drop is scanned in a worker)
 
     @Slot()
     def _export(self) -> None:

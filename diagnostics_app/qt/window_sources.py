@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QMessageBox, QWidgetAc
 from diagnostics_app.core import edits, library
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.library import AUDIO_SUFFIXES
+from diagnostics_app.qt.audio_drop import AudioDrop
 from diagnostics_app.qt.window_host import WindowHost
 
 
@@ -36,6 +37,23 @@ def _reason_action(menu: QMenu, source_id: str, reason: str) -> QWidgetAction:
 
 
 class SourceActionsMixin(WindowHost):
+    def add_audio_paths(self, paths: list[str]) -> None:
+        """Add dropped (or chosen) audio files and folders as one undoable edit, the last new
+        source selected: a large drop is scanned in a worker (:class:`AudioDrop`)."""
+        self.audio_drop().add(paths)
+
+    def audio_drop(self) -> AudioDrop:
+        drop = getattr(self, "_audio_drop", None)
+        if drop is None:
+            drop = self._audio_drop = AudioDrop(self, self.controller)
+            drop.added.connect(self._on_audio_added)
+        return drop
+
+    @Slot(list)
+    def _on_audio_added(self, added: list[str]) -> None:
+        if added:
+            self.select(("source", added[-1]))
+
     def source_menu(self, source_id: str) -> QMenu:
         """The context menu of ``source_id`` (public so tests and scripts drive it without
         running it)."""

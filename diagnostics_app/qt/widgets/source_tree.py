@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import (
+    QAbstractProxyModel,
     QItemSelectionModel,
     QModelIndex,
     QPoint,
@@ -34,6 +35,7 @@ from diagnostics_app.qt.models.sources import (
     SourceFilterProxy,
     SourceTreeModel,
     Tree,
+    UnfilteredProxy,
 )
 from diagnostics_app.qt.widgets.delegates import BadgeDelegate
 
@@ -97,8 +99,13 @@ class SourceTreePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = SourceTreeModel(self)
-        self.proxy = SourceFilterProxy(self)
-        self.proxy.setSourceModel(self.model)
+        # the view shows the model through the filter proxy only while a filter is on: its
+        # filter is Python, asked for every node at each reset and layout (20,000 sources:
+        # 40,000 calls on the GUI thread); unfiltered, a C++ identity proxy stands in
+        self.filter_proxy = SourceFilterProxy(self)
+        self.filter_proxy.setSourceModel(self.model)
+        self.unfiltered = UnfilteredProxy(self)
+        self.unfiltered.setSourceModel(self.model)
         self.filter_edit = QLineEdit(self)
         self.filter_edit.setObjectName("sourceFilter")
         self.filter_edit.setPlaceholderText("Filter sources and tracks")
@@ -107,7 +114,7 @@ class SourceTreePanel(QWidget):
         self.issues_only.setObjectName("issuesOnly")
         self.issues_only.setToolTip("Show only sources and tracks with a row that is not ok")
         self.view = SourceTreeView(self)
-        self.view.setModel(self.proxy)
+        self.view.setModel(self.unfiltered)
         self.view.setItemDelegate(BadgeDelegate(self.view))
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.setHeaderHidden(True)
@@ -129,16 +136,36 @@ class SourceTreePanel(QWidget):
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self._current: tuple[str, str] | None = None
 
+    @property
+    def proxy(self) -> QAbstractProxyModel:
+        """The proxy the view shows (:attr:`filter_proxy` while a filter is on, else
+        :attr:`unfiltered`): its indexes are the view's."""
+        model = self.view.model()
+        assert isinstance(model, QAbstractProxyModel)
+        return model
+
+    def _show_filtered(self, on: bool) -> None:
+        want: QAbstractProxyModel = self.filter_proxy if on else self.unfiltered
+        if self.view.model() is want:
+            return
+        old = self.view.selectionModel()
+        self.view.setModel(want)  # (a new selection model: the selection is put back below)
+        old.deleteLater()
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+
+    def _expand(self) -> None:
+        if self.proxy.rowCount() <= EXPAND_ALL_MAX:
+            self.view.expandAll()
+
     def set_tree(self, tree: Tree) -> None:
         """Show new nodes; when only counts changed (the model updates in place) and no filter
         can have let new nodes in, nothing else is touched: no re-expansion, no re-selection
         (``expandAll`` over 10,000 nodes is a visible stall)."""
         keep = self._current
         reset = self.model.set_tree(tree)
-        if not reset and not self.proxy.filtering:
+        if not reset and not self.filter_proxy.filtering:
             return
-        if self.proxy.rowCount() <= EXPAND_ALL_MAX:
-            self.view.expandAll()
+        self._expand()
         if keep is not None and self.current_key() != keep:
             self.select(keep)
 
@@ -187,13 +214,20 @@ class SourceTreePanel(QWidget):
 
     @Slot(str)
     def _on_filter(self, text: str) -> None:
-        self.proxy.set_text(text)
-        self.view.expandAll()
+        self.filter_proxy.set_text(text)
+        self._filter_changed()
 
     @Slot(bool)
     def _on_issues_only(self, on: bool) -> None:
-        self.proxy.set_issues_only(on)
-        self.view.expandAll()
+        self.filter_proxy.set_issues_only(on)
+        self._filter_changed()
+
+    def _filter_changed(self) -> None:
+        keep = self._current
+        self._show_filtered(self.filter_proxy.filtering)
+        self._expand()
+        if keep is not None and self.current_key() != keep:
+            self.select(keep)  # (hidden by the filter: nothing selected, what is shown stays)
 
 
 __all__ = ["AUDIO_SUFFIXES", "SourceTreePanel", "SourceTreeView"]
