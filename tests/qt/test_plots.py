@@ -10,7 +10,7 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.core.calculators.base import OutputMeta
@@ -185,6 +185,9 @@ def test_waveform_curves_get_a_few_points_per_pixel(qtbot: QtBot, area: PlotArea
     area.set_source("ten minutes", 600.0, synthetic_peaks(600.0), STEP, ["L", "R"], TempoMap())
     lanes = [lane for lane in area.lanes() if lane.kind == "waveform"]
     assert [lane.title for lane in lanes] == ["waveform · L", "waveform · R"]
+    # the header's duration in the app's one time format (core.timefmt), minutes unbounded
+    header = area.findChild(QLabel, "plotTitle")
+    assert header is not None and header.text() == "ten minutes   10:00.0   2 channels"
     decimations = []
     for start, end in ((0.0, 600.0), (100.0, 160.0), (100.0, 101.0), (100.0, 100.05)):
         area.set_time_range(start, end)

@@ -33,9 +33,9 @@ from diagnostics_app.core.audio import AudioInfo
 from diagnostics_app.core.diagnostics import Diagnosis, SourceStatus
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.states import ISSUES, SEVERITY, STATES
+from diagnostics_app.core.timefmt import format_time
 from diagnostics_app.qt.models._diff import Roles, multi_data, proxy_multi_data
 from diagnostics_app.qt.models.roles import CountsRole, KeyRole, KindRole, NodeRole, SortRole
-from diagnostics_app.qt.theme import human_duration
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -161,7 +161,7 @@ def _build_tree(
         # (the header's path is the project's, already built: building 20,000 again was slow)
         path = ai.path if ai is not None else project.audio_path(src)
         if ai is not None:
-            facts = f"{ai.sample_rate} Hz · {ai.channels} ch · {human_duration(ai.duration)} · {ai.format}/{ai.subtype}"
+            facts = f"{ai.sample_rate} Hz · {ai.channels} ch · {format_time(ai.duration, 2) if ai.duration is not None else '?'} · {ai.format}/{ai.subtype}"
         else:  # the reason is the tooltip's last line (see SourceTreeModel.data)
             facts = "cannot be read" + ("" if st.error else ": unreadable")
         tracks = project.tracks_of(src.id)

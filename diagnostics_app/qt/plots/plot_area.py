@@ -39,6 +39,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from diagnostics_app.core.axes import complete_names
 from diagnostics_app.core.tempo import TempoMap
+from diagnostics_app.core.timefmt import format_time
 from diagnostics_app.qt.plots.crosshair import HoverLines, LaneMeaning, readout_text
 from diagnostics_app.qt.plots.features import FeaturePlot, LaneData, plot_duration, prepare_lanes
 from diagnostics_app.qt.plots.lanes import TITLE_HEIGHT as TITLE_HEIGHT  # re-exported (tests)
@@ -56,12 +57,6 @@ from diagnostics_app.qt.plots.selection import TimeSelection
 from diagnostics_app.qt.plots.waveform import Band, PeaksPyramid, make_band_curves
 
 REFRESH_MS = 30  # at most one level-of-detail update per this many ms while zooming/panning
-
-
-def _format_duration(seconds: float) -> str:
-    minutes, secs = divmod(max(seconds, 0.0), 60.0)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
 class PlotArea(QWidget):
@@ -370,7 +365,7 @@ class PlotArea(QWidget):
                 self._wave_lanes.append(lane)
         channels = pyr.channels if pyr is not None else len(channel_names)
         self._header.setText(
-            f"{title}   {_format_duration(self._duration)}   "
+            f"{title}   {format_time(self._duration, 1)}   "
             f"{channels} channel{'s' if channels != 1 else ''}"
         )
         return keep
