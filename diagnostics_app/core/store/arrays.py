@@ -335,22 +335,31 @@ def load_feature(
 ) -> LoadedFeature:
     """A feature's values decoded to float32 and its frame times (see ``FeatureStore.load``);
     ``why_missing`` explains a missing file (the index is asked only then)."""
-    meta = stored.meta
     dtype = U16 if stored.encoding == "u16db" else F32
     shape = (stored.frames, stored.channels, stored.width)
     raw = read_array(root, stored.path, dtype, shape, mmap, what, why_missing)
     sel = frames if frames is not None else slice(None)
-    part = raw[sel]
-    if stored.encoding == "u16db":
-        lo, hi = meta.value_range or (0.0, 0.0)
-        data = decode_u16(part, lo, hi)
-    else:
-        data = part
+    times = None
     if stored.times_path is not None:
         times = read_array(root, stored.times_path, F64, (stored.frames,), mmap, what, why_missing)[
             sel
         ]
+    return loaded(stored, raw[sel], times, sel)
+
+
+def loaded(
+    stored: StoredFeature, raw: np.ndarray, times: np.ndarray | None, sel: slice
+) -> LoadedFeature:
+    """The frames ``sel`` of a feature as read (``raw``: in the stored encoding; ``times``:
+    of its times file, None for a uniform axis) decoded to float32 with their times: the one
+    rule for a base file alone and for a spliced feature (``.spliced``)."""
+    meta = stored.meta
+    if stored.encoding == "u16db":
+        lo, hi = meta.value_range or (0.0, 0.0)
+        data = decode_u16(raw, lo, hi)
     else:
+        data = raw
+    if times is None:
         # only the frames asked for (a block of an export is no reason to build the whole
         # axis); element for element the same values as start + step * k over all frames
         first, stop, stride = sel.indices(stored.frames)

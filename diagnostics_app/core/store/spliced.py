@@ -22,9 +22,9 @@ from diagnostics_app.core.store.arrays import (
     F32,
     F64,
     U16,
-    decode_u16,
     load_feature,
     load_times,
+    loaded,
     read_array,
 )
 from diagnostics_app.core.store.records import LoadedFeature, SplicePart, StoredFeature
@@ -134,19 +134,7 @@ def load_any(
             return reader.raw(start, max(start, stop), times)[::stride]
         return reader.raw(0, stored.frames, times)[sel]
 
-    raw = pick(False)
-    meta = stored.meta
-    if stored.encoding == "u16db":
-        lo, hi = meta.value_range or (0.0, 0.0)
-        data = decode_u16(raw, lo, hi)
-    else:
-        data = raw
-    if stored.times_path is not None:
-        times = pick(True)
-    else:
-        step = meta.frame_step or 0.0
-        times = meta.frame_start + step * np.arange(start, stop, stride, dtype=np.float64)
-    return LoadedFeature(meta, data, np.asarray(times, dtype=np.float64))
+    return loaded(stored, pick(False), pick(True) if stored.times_path is not None else None, sel)
 
 
 def load_any_times(
