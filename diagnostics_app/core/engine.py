@@ -27,18 +27,22 @@ from diagnostics_app.core.audio import DEFAULT_BLOCK_FRAMES, AudioInfo, iter_blo
 from diagnostics_app.core.axes import frame_times
 from diagnostics_app.core.calculators.base import (
     AnalysisContext,
+    Block,
     Calculator,
     CalculatorRun,
     OutputMeta,
 )
 from diagnostics_app.core.calculators.temporal import PEAKS, PeaksCalculator
 from diagnostics_app.core.engine_blocks import (
+    BlockOutputs,
     FiniteGuard,
     Framer,
     Pending,
+    Pieces,
     make_block,
     quiet,
     submit_block,
+    submit_pieces,
 )
 from diagnostics_app.core.engine_blocks import NonFiniteOutput as NonFiniteOutput
 from diagnostics_app.core.errors import Cancelled, ParamError
@@ -263,9 +267,16 @@ def run_source_passes(
             final = item is None
             samples = np.zeros((info.channels, 0), np.float32) if item is None else item[0]
             signals = {} if item is None else item[1]
+            # Two blocks in flight per pass: this block's frame-independent pieces are queued
+            # before the previous block's tasks are awaited (the workers never wait at a
+            # block's end), its other tasks once they are done (those runs see their blocks
+            # in order), and the previous block's outputs are written while the pool computes
+            # this one (the sink's encoding, checksums and writes overlap the analysis).
             step = partial(_Pass.submit, pool=pool, samples=samples, signals=signals, start=decoded)
             live = _each(live, errors, step)
             live = _each(live, errors, _Pass.collect)
+            live = _each(live, errors, partial(_Pass.submit_rest, pool=pool))
+            live = _each(live, errors, _Pass.flush)
             decoded += samples.shape[1]
             live = _each(live, errors, partial(_Pass.report, decoded=decoded, total=info.frames))
             if final:
@@ -353,6 +364,9 @@ class _Pass:
         self.next_frame = 0
         self.label = Path(plan.path).name
         self._pending: Pending | None = None
+        self._ready: BlockOutputs = []  # collected, not yet written (see flush)
+        self._block: Block | None = None  # submitted, its other tasks not yet (submit_rest)
+        self._pieces: Pieces = {}  # its frame-independent pieces, already on the pool
 
     def submit(
         self,
@@ -378,28 +392,55 @@ class _Pass:
         block = make_block(
             samples, signal, start, self.next_frame, count, final, self.framer, self.plan.params
         )
-        self._pending = submit_block(pool, block, self.spectral, self.others)
+        assert self._block is None, "submit before the previous block's other tasks"
+        self._block, self._pieces = block, submit_pieces(pool, block, self.others)
         self.next_frame += count
 
+    def submit_rest(self, pool: ThreadPoolExecutor) -> None:
+        """The submitted block's other tasks, after :meth:`collect` took the previous one's."""
+        assert self._block is not None, "submit_rest before submit"
+        assert self._pending is None, "submit_rest before the previous block was collected"
+        self._pending = submit_block(pool, self._block, self.spectral, self.others, self._pieces)
+        self._block, self._pieces = None, {}
+
     def collect(self) -> None:
-        assert self._pending is not None, "collect before submit"
-        for calc, outputs in self._pending.result():
+        """Waits for the previous block's tasks (none before the first); their outputs are
+        written by the next :meth:`flush`, once this block's tasks are queued, so that writing
+        overlaps computing."""
+        if self._pending is None:
+            return
+        assert not self._ready, "collect before the previous block was flushed"
+        self._ready = self._pending.result()
+        self._pending = None
+        # the blocks' tasks cut their frames from the buffer they were made with (a snapshot)
+        self.framer.drop_before(self.next_frame)
+
+    def flush(self) -> None:
+        """Checks and writes the outputs :meth:`collect` took, in calculator order. Outputs
+        are never changed once a run returned them (a sink may keep them), so they may be
+        written while the next block is being computed."""
+        ready, self._ready = self._ready, []
+        for calc, outputs in ready:
             for feature, frames in outputs.items():
                 self.guard.check(calc, feature, frames)
                 self.sink.write(calc.id, feature, frames)
-        self._pending = None
-        self.framer.drop_before(self.next_frame)
 
     def wait(self) -> None:
+        """Waits for every task of the pass still on the pool (none may outlive it)."""
+        futures = [f for fs in self._pieces.values() for f in fs]
         if self._pending is not None:
-            wait(self._pending.futures)
-            self._pending = None
+            futures.extend(self._pending.futures)
+        wait(futures)
+        self._pending, self._block, self._pieces = None, None, {}
 
     def report(self, decoded: int, total: int) -> None:
         if self.progress is not None and total:
             self.progress(min(decoded / total, 1.0) * 0.98, self.label)
 
     def finish(self) -> None:
+        self.flush()
+        self.collect()  # the last block
+        self.flush()
         for calc, run in self.runs:
             self.cancel.raise_if_cancelled()
             with quiet():
