@@ -222,8 +222,10 @@ def run_source_passes(
     progress callback raises is aborted (its sink only) and the others go on; decoding stops
     when no pass is left. A decoding error ends every pass still running. Only an interrupt
     (KeyboardInterrupt and other non-``Exception``\\ s) aborts them all and is raised.
-    ``on_block`` sees every decoded block (channels, n), on the decode thread: core.ranges'
-    block digests come from the same decode.
+    ``on_block`` sees every decoded block (channels, n), in order, on the calling thread
+    while the pool analyses that block (not on the decode thread, which is the chain every
+    block waits for): core.ranges' block digests come from the same decode. Its error ends
+    every pass, as a decoding error does.
     """
     n = len(plans)
     assert len(sinks) == n, "one sink per plan"
@@ -248,7 +250,7 @@ def run_source_passes(
                 sinks[i].abort()
         pool = worker_pool()
         if live:
-            reader = _Reader(path, block_frames, {p.mode for p in live}, on_block)
+            reader = _Reader(path, block_frames, {p.mode for p in live})
         decoded = 0
         complete = False
         while live:
@@ -259,10 +261,7 @@ def run_source_passes(
             try:
                 item = reader.next()  # decoded while the previous block was being analysed
             except Exception as exc:
-                for p in live:
-                    errors[p.index] = exc
-                    p.sink.abort()
-                live = []
+                live = _end_all(live, errors, exc)
                 break
             final = item is None
             samples = np.zeros((info.channels, 0), np.float32) if item is None else item[0]
@@ -277,6 +276,12 @@ def run_source_passes(
             live = _each(live, errors, _Pass.collect)
             live = _each(live, errors, partial(_Pass.submit_rest, pool=pool))
             live = _each(live, errors, _Pass.flush)
+            if on_block is not None and item is not None:
+                try:
+                    on_block(samples)
+                except Exception as exc:
+                    live = _end_all(live, errors, exc)
+                    break
             decoded += samples.shape[1]
             live = _each(live, errors, partial(_Pass.report, decoded=decoded, total=info.frames))
             if final:
@@ -294,6 +299,16 @@ def run_source_passes(
             p.sink.abort()
         raise
     return SourceRun(info, tuple(errors), complete)
+
+
+def _end_all(passes: list[_Pass], errors: list[Exception | None], exc: Exception) -> list[_Pass]:
+    """Ends every pass with ``exc`` (a decoding error): each waits for its tasks on the pool,
+    then its sink is aborted. No pass is left."""
+    for p in passes:
+        errors[p.index] = exc
+        p.wait()
+        p.sink.abort()
+    return []
 
 
 def _each(
@@ -475,11 +490,9 @@ class _Reader:
         path: str,
         block_frames: int,
         modes: set[str],
-        on_block: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self._blocks = iter_blocks(path, block_frames)
         self._modes = sorted(modes)
-        self._on_block = on_block
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._ahead: Future[tuple[np.ndarray, dict[str, np.ndarray]] | None] | None = self._submit()
 
@@ -487,8 +500,6 @@ class _Reader:
         samples = next(self._blocks, None)
         if samples is None:
             return None
-        if self._on_block is not None:
-            self._on_block(samples)
         return samples, {mode: _signal(samples, mode) for mode in self._modes}
 
     def _submit(self) -> Future[tuple[np.ndarray, dict[str, np.ndarray]] | None]:

@@ -24,7 +24,7 @@ from diagnostics_app.core.calculators.base import (
     uniform_meta,
 )
 from diagnostics_app.core.calculators.registry import Registry
-from diagnostics_app.core.engine import MemorySink, PassPlan, run_pass
+from diagnostics_app.core.engine import MemorySink, PassPlan, run_pass, run_source_passes
 from diagnostics_app.core.engine_blocks import Framer
 from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.tempo import TempoMap
@@ -196,3 +196,38 @@ def test_a_framer_snapshot_keeps_its_frames_after_append_and_drop() -> None:
     np.testing.assert_array_equal(cut(0, 3, 8, -4), before)
     # and the framer itself goes on from where it is
     np.testing.assert_array_equal(framer.frames(5, 1, 8, -4)[0, 0], signal[0, 16:24])
+
+
+def test_on_block_sees_every_block_in_order_on_the_callers_thread(tmp_path: Path) -> None:
+    path = _file(tmp_path, 4.0)
+    seen: list[tuple[int, int]] = []
+    plans = [PassPlan(str(path), resolve_params(), TempoMap(), tuple(Registry.builtin()))] * 2
+    done = run_source_passes(
+        str(path),
+        plans,
+        [MemorySink(), MemorySink()],
+        block_frames=BLOCK // 4,
+        on_block=lambda samples: seen.append((threading.get_ident(), samples.shape[1])),
+    )
+    assert done.complete
+    assert done.errors == (None, None)
+    assert {ident for ident, _ in seen} == {threading.get_ident()}
+    n = 4 * SR
+    assert [size for _, size in seen] == [min(BLOCK // 4, n - s) for s in range(0, n, BLOCK // 4)]
+
+
+def test_an_on_block_error_ends_every_pass(tmp_path: Path) -> None:
+    path = _file(tmp_path, 4.0)
+    calls = [0]
+
+    def fail_third(samples: np.ndarray) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError("cannot digest")
+
+    plans = [PassPlan(str(path), resolve_params(), TempoMap(), tuple(Registry.builtin()))] * 2
+    sinks = [MemorySink(), MemorySink()]
+    done = run_source_passes(str(path), plans, sinks, block_frames=BLOCK // 4, on_block=fail_third)
+    assert not done.complete
+    assert [str(e) for e in done.errors] == ["cannot digest", "cannot digest"]
+    assert all(s.aborted and not s.results for s in sinks)
