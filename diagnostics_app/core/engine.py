@@ -390,7 +390,8 @@ class _Pass:
         signals: Mapping[str, np.ndarray],
         start: int,
     ) -> None:
-        """Hands the block's frames that became complete to its calculators on ``pool``; an
+        """Frames the block (the frames that became complete) and hands it to its
+        frame-independent runs on ``pool`` (the others get it in :meth:`submit_rest`); an
         empty ``signals``: the end of the source."""
         final = not signals
         signal = signals.get(self.mode)
