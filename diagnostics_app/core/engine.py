@@ -27,19 +27,23 @@ from diagnostics_app.core.audio import DEFAULT_BLOCK_FRAMES, AudioInfo, iter_blo
 from diagnostics_app.core.axes import frame_times
 from diagnostics_app.core.calculators.base import (
     AnalysisContext,
+    Block,
     Calculator,
     CalculatorRun,
     OutputMeta,
 )
 from diagnostics_app.core.calculators.temporal import PEAKS, PeaksCalculator
 from diagnostics_app.core.engine_blocks import (
+    BlockOutputs,
     FiniteGuard,
     Framer,
     Pending,
+    Pieces,
     frame_margin,
     make_block,
     quiet,
     submit_block,
+    submit_pieces,
 )
 from diagnostics_app.core.engine_blocks import NonFiniteOutput as NonFiniteOutput
 from diagnostics_app.core.errors import Cancelled, ParamError
@@ -219,8 +223,10 @@ def run_source_passes(
     progress callback raises is aborted (its sink only) and the others go on; decoding stops
     when no pass is left. A decoding error ends every pass still running. Only an interrupt
     (KeyboardInterrupt and other non-``Exception``\\ s) aborts them all and is raised.
-    ``on_block`` sees every decoded block (channels, n), on the decode thread: core.ranges'
-    block digests come from the same decode.
+    ``on_block`` sees every decoded block (channels, n), in order, on the calling thread
+    while the pool analyses that block (not on the decode thread, which is the chain every
+    block waits for): core.ranges' block digests come from the same decode. Its error ends
+    every pass, as a decoding error does.
     """
     n = len(plans)
     assert len(sinks) == n, "one sink per plan"
@@ -245,7 +251,7 @@ def run_source_passes(
                 sinks[i].abort()
         pool = worker_pool()
         if live:
-            reader = _Reader(path, block_frames, {p.mode for p in live}, on_block)
+            reader = _Reader(path, block_frames, {p.mode for p in live})
         decoded = 0
         complete = False
         while live:
@@ -256,17 +262,27 @@ def run_source_passes(
             try:
                 item = reader.next()  # decoded while the previous block was being analysed
             except Exception as exc:
-                for p in live:
-                    errors[p.index] = exc
-                    p.sink.abort()
-                live = []
+                live = _end_all(live, errors, exc)
                 break
             final = item is None
             samples = np.zeros((info.channels, 0), np.float32) if item is None else item[0]
             signals = {} if item is None else item[1]
+            # Two blocks in flight per pass: this block's frame-independent pieces are queued
+            # before the previous block's tasks are awaited (the workers never wait at a
+            # block's end), its other tasks once they are done (those runs see their blocks
+            # in order), and the previous block's outputs are written while the pool computes
+            # this one (the sink's encoding, checksums and writes overlap the analysis).
             step = partial(_Pass.submit, pool=pool, samples=samples, signals=signals, start=decoded)
             live = _each(live, errors, step)
             live = _each(live, errors, _Pass.collect)
+            live = _each(live, errors, partial(_Pass.submit_rest, pool=pool))
+            live = _each(live, errors, _Pass.flush)
+            if on_block is not None and item is not None:
+                try:
+                    on_block(samples)
+                except Exception as exc:
+                    live = _end_all(live, errors, exc)
+                    break
             decoded += samples.shape[1]
             live = _each(live, errors, partial(_Pass.report, decoded=decoded, total=info.frames))
             if final:
@@ -284,6 +300,16 @@ def run_source_passes(
             p.sink.abort()
         raise
     return SourceRun(info, tuple(errors), complete)
+
+
+def _end_all(passes: list[_Pass], errors: list[Exception | None], exc: Exception) -> list[_Pass]:
+    """Ends every pass with ``exc`` (a decoding error): each waits for its tasks on the pool,
+    then its sink is aborted. No pass is left."""
+    for p in passes:
+        errors[p.index] = exc
+        p.wait()
+        p.sink.abort()
+    return []
 
 
 def _each(
@@ -357,6 +383,9 @@ class _Pass:
         self.next_frame = self.framer.first_frame
         self.label = Path(plan.path).name
         self._pending: Pending | None = None
+        self._ready: BlockOutputs = []  # collected, not yet written (see flush)
+        self._block: Block | None = None  # submitted, its other tasks not yet (submit_rest)
+        self._pieces: Pieces = {}  # its frame-independent pieces, already on the pool
 
     def submit(
         self,
@@ -365,7 +394,8 @@ class _Pass:
         signals: Mapping[str, np.ndarray],
         start: int,
     ) -> None:
-        """Hands the block's frames that became complete to its calculators on ``pool``; an
+        """Frames the block (the frames that became complete) and hands it to its
+        frame-independent runs on ``pool`` (the others get it in :meth:`submit_rest`); an
         empty ``signals``: the end of the source."""
         final = not signals
         signal = signals.get(self.mode)
@@ -382,28 +412,55 @@ class _Pass:
         block = make_block(
             samples, signal, start, self.next_frame, count, final, self.framer, self.plan.params
         )
-        self._pending = submit_block(pool, block, self.spectral, self.others)
+        assert self._block is None, "submit before the previous block's other tasks"
+        self._block, self._pieces = block, submit_pieces(pool, block, self.others)
         self.next_frame += count
 
+    def submit_rest(self, pool: ThreadPoolExecutor) -> None:
+        """The submitted block's other tasks, after :meth:`collect` took the previous one's."""
+        assert self._block is not None, "submit_rest before submit"
+        assert self._pending is None, "submit_rest before the previous block was collected"
+        self._pending = submit_block(pool, self._block, self.spectral, self.others, self._pieces)
+        self._block, self._pieces = None, {}
+
     def collect(self) -> None:
-        assert self._pending is not None, "collect before submit"
-        for calc, outputs in self._pending.result():
+        """Waits for the previous block's tasks (none before the first); their outputs are
+        written by the next :meth:`flush`, once this block's tasks are queued, so that writing
+        overlaps computing."""
+        if self._pending is None:
+            return
+        assert not self._ready, "collect before the previous block was flushed"
+        self._ready = self._pending.result()
+        self._pending = None
+        # the blocks' tasks cut their frames from the buffer they were made with (a snapshot)
+        self.framer.drop_before(self.next_frame)
+
+    def flush(self) -> None:
+        """Checks and writes the outputs :meth:`collect` took, in calculator order. Outputs
+        are never changed once a run returned them (a sink may keep them), so they may be
+        written while the next block is being computed."""
+        ready, self._ready = self._ready, []
+        for calc, outputs in ready:
             for feature, frames in outputs.items():
                 self.guard.check(calc, feature, frames)
                 self.sink.write(calc.id, feature, frames)
-        self._pending = None
-        self.framer.drop_before(self.next_frame)
 
     def wait(self) -> None:
+        """Waits for every task of the pass still on the pool (none may outlive it)."""
+        futures = [f for fs in self._pieces.values() for f in fs]
         if self._pending is not None:
-            wait(self._pending.futures)
-            self._pending = None
+            futures.extend(self._pending.futures)
+        wait(futures)
+        self._pending, self._block, self._pieces = None, None, {}
 
     def report(self, decoded: int, total: int) -> None:
         if self.progress is not None and total:
             self.progress(min(decoded / total, 1.0) * 0.98, self.label)
 
     def finish(self) -> None:
+        self.flush()
+        self.collect()  # the last block
+        self.flush()
         for calc, run in self.runs:
             self.cancel.raise_if_cancelled()
             with quiet():
@@ -438,7 +495,6 @@ class _Reader:
         path: str,
         block_frames: int,
         modes: set[str],
-        on_block: Callable[[np.ndarray], None] | None = None,
         start: int = 0,
         stop: int | None = None,
     ) -> None:
@@ -449,7 +505,6 @@ class _Reader:
             else iter_blocks(path, block_frames, start=start, stop=stop)
         )
         self._modes = sorted(modes)
-        self._on_block = on_block
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._ahead: Future[tuple[np.ndarray, dict[str, np.ndarray]] | None] | None = self._submit()
 
@@ -457,8 +512,6 @@ class _Reader:
         samples = next(self._blocks, None)
         if samples is None:
             return None
-        if self._on_block is not None:
-            self._on_block(samples)
         return samples, {mode: _signal(samples, mode) for mode in self._modes}
 
     def _submit(self) -> Future[tuple[np.ndarray, dict[str, np.ndarray]] | None]:

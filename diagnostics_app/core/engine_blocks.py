@@ -11,6 +11,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,13 @@ class Framer:
         return min(n_frames, max(0, (self.end - self.margin) // self.hop + 1))
 
     def frames(self, t0: int, count: int, length: int, offset: int) -> np.ndarray:
-        first = t0 * self.hop + offset - self.start
-        last = (t0 + count - 1) * self.hop + offset + length - self.start
-        assert first >= 0, "frame before the buffered signal"
-        assert last <= self.buf.shape[1], "frame past the buffered signal"
-        view = np.lib.stride_tricks.sliding_window_view(self.buf[:, first:last], length, axis=1)
-        return view[:, :: self.hop]
+        return _cut(self.buf, self.start, self.hop, t0, count, length, offset)
+
+    def snapshot(self) -> Callable[[int, int, int, int], np.ndarray]:
+        """:meth:`frames` of the signal buffered now, whatever is appended or dropped later
+        (the buffer is replaced, never changed in place): a block's tasks may still run
+        while the next block is framed."""
+        return partial(_cut, self.buf, self.start, self.hop)
 
     def drop_before(self, t: int) -> None:
         # never past what is buffered: a window's first frame may lie beyond its first block
@@ -75,6 +77,17 @@ def frame_margin(params: Params) -> int:
     return max(params.n_fft, params.get_int("window_size")) + params.get_int("hop_size")
 
 
+def _cut(
+    buf: np.ndarray, start: int, hop: int, t0: int, count: int, length: int, offset: int
+) -> np.ndarray:
+    first = t0 * hop + offset - start
+    last = (t0 + count - 1) * hop + offset + length - start
+    assert first >= 0, "frame before the buffered signal"
+    assert last <= buf.shape[1], "frame past the buffered signal"
+    view = np.lib.stride_tricks.sliding_window_view(buf[:, first:last], length, axis=1)
+    return view[:, ::hop]
+
+
 def make_block(
     samples: np.ndarray,
     signal: np.ndarray,
@@ -85,10 +98,12 @@ def make_block(
     framer: Framer,
     params: Params,
 ) -> Block:
+    cut, channels = framer.snapshot(), framer.buf.shape[0]
+
     def frames(length: int, offset: int) -> np.ndarray:
         if count == 0:
-            return np.zeros((framer.buf.shape[0], 0, length), np.float32)
-        return framer.frames(frame_start, count, length, offset)
+            return np.zeros((channels, 0, length), np.float32)
+        return cut(frame_start, count, length, offset)
 
     def spectrum() -> np.ndarray:
         return stft_magnitude(frames(params.get_int("window_size"), stft_offset(params)), params)
@@ -149,15 +164,43 @@ class Pending:
 BlockOutputs = list[tuple[Calculator, Mapping[str, np.ndarray]]]
 
 
+Pieces = dict[int, list[Future[Mapping[str, np.ndarray]]]]  # per index in ``others``
+
+
+def submit_pieces(
+    pool: ThreadPoolExecutor, block: Block, others: Sequence[tuple[Calculator, CalculatorRun]]
+) -> Pieces:
+    """The pieces of the block's frame-independent runs (see above), on ``pool``. They keep
+    no state between blocks, so they may be submitted before the previous block's tasks are
+    done (the engine does, so that the workers never wait at a block's end); every other run
+    must see its blocks one after another."""
+
+    def run_piece(run: CalculatorRun, piece: Block) -> Mapping[str, np.ndarray]:
+        with quiet():
+            return run.process(piece)
+
+    workers = getattr(pool, "_max_workers", os.cpu_count() or 2)
+    split: Pieces = {}
+    for i, (_, run) in enumerate(others):
+        if getattr(run, "frames_independent", False) and block.frame_count >= 2 * _MIN_PIECE:
+            split[i] = [
+                pool.submit(run_piece, run, _sub_block(block, first, n))
+                for first, n in _pieces(block.frame_count, workers)
+            ]
+    return split
+
+
 def submit_block(
     pool: ThreadPoolExecutor,
     block: Block,
     spectral: Sequence[tuple[Calculator, CalculatorRun]],
     others: Sequence[tuple[Calculator, CalculatorRun]],
+    pieces: Pieces | None = None,
 ) -> Pending:
     """Spectral calculators run one after another on one worker (they share the STFT);
-    frame-independent runs are cut into pieces that fill the other workers; every other
-    calculator gets a worker of its own. Results come back in calculator order.
+    frame-independent runs are cut into pieces that fill the other workers (``pieces``: the
+    ones :func:`submit_pieces` submitted already); every other calculator gets a worker of its
+    own. Results come back in calculator order.
 
     Submission order is longest first (the spectral group, then the pieces, then the rest), so
     the workers finish a block together."""
@@ -168,21 +211,9 @@ def submit_block(
         with quiet():
             return [run.process(block) for _, run in group]
 
-    def run_piece(run: CalculatorRun, piece: Block) -> Mapping[str, np.ndarray]:
-        with quiet():
-            return run.process(piece)
-
-    workers = getattr(pool, "_max_workers", os.cpu_count() or 2)
-    submitted: list[Future[Any]] = []
     spectral_future = pool.submit(run_group, spectral) if spectral else None
-    split: dict[int, list[Future[Mapping[str, np.ndarray]]]] = {}
-    for i, (_, run) in enumerate(others):
-        if getattr(run, "frames_independent", False) and block.frame_count >= 2 * _MIN_PIECE:
-            split[i] = [
-                pool.submit(run_piece, run, _sub_block(block, first, n))
-                for first, n in _pieces(block.frame_count, workers)
-            ]
-            submitted.extend(split[i])
+    split = submit_pieces(pool, block, others) if pieces is None else pieces
+    submitted: list[Future[Any]] = [f for i in sorted(split) for f in split[i]]
     single = {i: pool.submit(run_group, [item]) for i, item in enumerate(others) if i not in split}
     submitted.extend(single.values())
     if spectral_future is not None:

@@ -429,7 +429,7 @@ def _run_window(
     p = _Pass(0, plan, sink, None, cancel, info, window_start=w.start)
     hasher = BlockHasher(info.sample_rate, info.channels, block)
     stop = None if final else w.stop  # to the end: the end's checks and its final block
-    reader = _Reader(plan.path, block_frames, {p.mode}, hasher.feed, w.start, stop)
+    reader = _Reader(plan.path, block_frames, {p.mode}, w.start, stop)
     pool = worker_pool()
     at = w.start
     try:
@@ -439,13 +439,19 @@ def _run_window(
             if item is None and not final:
                 break  # the window ends inside the file: no final block, no zeros after it
             samples = np.zeros((info.channels, 0), np.float32) if item is None else item[0]
+            # the engine's order for a block (core.engine.run_source_passes): its pieces, the
+            # previous block's outputs, its other tasks, the previous block's writes
             p.submit(pool, samples, {} if item is None else item[1], at)
             p.collect()
+            p.submit_rest(pool)
+            p.flush()
+            if item is not None:
+                hasher.feed(samples)
             at += samples.shape[1]
             tick(samples.shape[1])
             if item is None:
                 break
-        reader.close()  # waits for the read in flight: the hasher has every block
+        reader.close()
         _verify(hasher, expected, w, at, final, info)
         p.finish()
     except BaseException:

@@ -97,17 +97,27 @@ def _npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", room) + body
 
 
+_ENCODE_CHUNK: Final = 1 << 14  # values per step of the u16 encoding: its temporary stays in cache
+
+
 def encode_u16(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     span = hi - lo
     if span <= 0:
         return np.zeros(values.shape, U16)
-    x = np.array(values, dtype=np.float64)  # the one temporary, worked on in place
-    np.nan_to_num(x, copy=False, nan=lo, posinf=hi, neginf=lo)
-    np.clip(x, lo, hi, out=x)
-    x -= lo
-    x *= U16_LEVELS / span
-    np.rint(x, out=x)
-    return x.astype(U16)
+    flat = np.ascontiguousarray(values).reshape(-1)
+    out = np.empty(flat.shape, U16)
+    x = np.empty(min(flat.size, _ENCODE_CHUNK), np.float64)  # the one temporary, reused
+    scale = U16_LEVELS / span
+    for start in range(0, flat.size, _ENCODE_CHUNK):
+        part = flat[start : start + _ENCODE_CHUNK]
+        t = x[: part.size]
+        # in float64: fmax maps NaN and -inf to lo, fmin +inf to hi (as nan_to_num, then clip)
+        np.fmax(part, lo, out=t)
+        np.fmin(t, hi, out=t)
+        t -= lo
+        t *= scale
+        np.rint(t, out=out[start : start + _ENCODE_CHUNK], casting="unsafe")  # whole numbers
+    return out.reshape(values.shape)
 
 
 def decode_u16(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
