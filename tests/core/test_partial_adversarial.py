@@ -1,0 +1,64 @@
+"""Adversarial cases of partial recomputation (issue 13) that found defects: each test is the
+attack, kept with its fix. A tampered index must fail its row in one line naming the cause,
+never raise from a listing, never compose frames from parts that cannot be this store's."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.store import INDEX_NAME, FeatureStore
+from tests.core.test_store_splices import KEY, base_arrays, put, same_for_all
+
+
+def _fields(edit: Callable[[list[Any]], list[Any]]) -> Callable[[str], str]:
+    return lambda text: json.dumps([edit(list(p)) for p in json.loads(text)])
+
+
+TAMPERED: dict[str, tuple[Callable[[str], str], str]] = {
+    "not json": (lambda _: "{oops", "malformed"),
+    "not a list": (lambda _: json.dumps({"a": 1}), "malformed"),
+    "a part not a list": (lambda _: json.dumps([5]), "malformed"),
+    "too few fields": (lambda _: json.dumps([[1, 2, 3]]), "malformed"),
+    "wrong types": (
+        lambda _: json.dumps([["x", None, 2.5, 7, None, "a", "b", "c"]]),
+        "malformed",
+    ),
+    "a count that is a bool": (_fields(lambda p: [True, *p[1:]]), "malformed"),
+    "overlapping parts": (_fields(lambda p: [p[0], p[1] + 100, *p[2:]]), "does not fit"),
+    "huge frame count": (_fields(lambda p: [p[0], p[1], 10**15, *p[3:]]), "does not fit"),
+    "negative first": (_fields(lambda p: [-5, *p[1:]]), "does not fit"),
+    "past the base's end": (_fields(lambda p: [5000, *p[1:]]), "does not fit"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED), ids=list(TAMPERED))
+def test_a_tampered_splices_column_fails_its_row_in_one_line(tmp_path: Path, case: str) -> None:
+    """Before the fix: a malformed column raised JSONDecodeError/TypeError out of every
+    listing (a traceback for ``analyze``, ``check``, the window); parts that overlap, start
+    before 0 or lie past the base passed the listing as ``ok`` (the base file's stamp matched)
+    and a read composed wrong frames (5 frames of 1204) or failed later."""
+    edit, words = TAMPERED[case]
+    root = tmp_path / "c"
+    with FeatureStore.open(root) as store:
+        entry = put(store, base_arrays())
+        store.commit_splices(KEY, {}, 1, entry.commit_id, same_for_all([(10, 1, 2), (50, 0, 3)], 1))
+    with sqlite3.connect(root / INDEX_NAME) as con:
+        (text,) = con.execute("SELECT splices FROM features WHERE feature = 'a'").fetchone()
+        con.execute("UPDATE features SET splices = ? WHERE feature = 'a'", (edit(text),))
+    con.close()
+    with FeatureStore.open(root) as store:
+        (listed,) = store.entries()
+        problems = dict(listed.problems)
+        assert list(problems) == ["a"]  # the other features stay sound
+        assert words in problems["a"] and "\n" not in problems["a"]
+        with pytest.raises(StoreError, match=words) as err:
+            store.load(listed, "a")
+        assert "\n" not in str(err.value)
+        store.load(listed, "db")  # untouched features still read
