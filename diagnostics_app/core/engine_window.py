@@ -380,6 +380,10 @@ def _needs(
     end = -1
     for i, (first, last) in enumerate(ranges):
         if n is not None:
+            if first == n and i == len(ranges) - 1 and end < first <= last:
+                # the last range, from the new end on, cut there: nothing (a tempo change past
+                # the file's end re-cuts no beat; tempo_changed_from gives the frame count)
+                continue
             if first >= n:
                 raise ValueError(f"{cid}: wanted frame {first} is past the new data's {n} frames")
             last = min(last, n - 1)

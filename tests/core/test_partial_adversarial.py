@@ -14,6 +14,7 @@ import pytest
 
 from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store import INDEX_NAME, FeatureStore
+from tests.core import test_partial_jobs as jobs
 from tests.core.test_store_splices import KEY, base_arrays, put, same_for_all
 
 
@@ -62,3 +63,21 @@ def test_a_tampered_splices_column_fails_its_row_in_one_line(tmp_path: Path, cas
             store.load(listed, "a")
         assert "\n" not in str(err.value)
         store.load(listed, "db")  # untouched features still read
+
+
+def test_a_tempo_change_past_the_end_recuts_no_beat(tmp_path: Path) -> None:
+    """Before the fix: tempo_changed_from gives the frame count (nothing differs over the
+    file), the wanted range [count, end) reached recompute_frames, which raised ValueError:
+    the job ended 'internal error: ValueError: core.beats: wanted frame 144 is past the new
+    data's 144 frames' and the row failed. Now: nothing recomputed, the new fingerprint taken,
+    the data equal to a whole recomputation's."""
+    a, b = jobs._twins(tmp_path, ("beat_rms",))
+    for p in (a, b):
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        doc["tempo_map"] = [{"time": 0.0, "bpm": 120.0}, {"time": 100.0, "bpm": 90.0}]
+        p.write_text(json.dumps(doc), encoding="utf-8")
+    done = jobs._analyse(a)  # asserts every job done and every row ok
+    assert [job.partial for job, _ in done] == [True]
+    assert [r.message for _, r in done] == ["partial: 0:00.000 of 0:17.878 recomputed"]
+    jobs._analyse(b, partial=False)
+    jobs._assert_same(a, b)
