@@ -5,6 +5,7 @@ never raise from a listing, never compose frames from parts that cannot be this 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from diagnostics_app.core.errors import StoreError
-from diagnostics_app.core.store import INDEX_NAME, FeatureStore
+from diagnostics_app.core.store import INDEX_NAME, FeatureStore, StaleBase
 from tests.core import test_partial_jobs as jobs
 from tests.core.test_store_splices import KEY, base_arrays, put, same_for_all
 
@@ -81,3 +82,26 @@ def test_a_tempo_change_past_the_end_recuts_no_beat(tmp_path: Path) -> None:
     assert [r.message for _, r in done] == ["partial: 0:00.000 of 0:17.878 recomputed"]
     jobs._analyse(b, partial=False)
     jobs._assert_same(a, b)
+
+
+@pytest.mark.timeout(60)  # a regression hangs in open(): fail instead of stalling the suite
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_part_file_replaced_after_the_listing_fails_its_read(tmp_path: Path, kind: str) -> None:
+    """Before the fix: a FIFO in a part's (or any array file's) place blocked the read's
+    open() until a writer came, forever (the entry was listed sound before the swap); a
+    folder raised IsADirectoryError out of ``load`` (a traceback). Now one StoreError line
+    naming the file, and a commit of splices over it falls back (StaleBase)."""
+    with FeatureStore.open(tmp_path / "c") as store:
+        entry = put(store, base_arrays())
+        new = store.commit_splices(
+            KEY, {}, 1, entry.commit_id, same_for_all([(10, 1, 2), (50, 0, 3)], 1)
+        )
+        part = store.root / new.features["a"].splices[0].path
+        part.unlink()
+        os.mkfifo(part) if kind == "fifo" else part.mkdir()
+        with pytest.raises(StoreError, match="not a regular file") as err:
+            store.load(new, "a")
+        assert part.name in str(err.value) and "\n" not in str(err.value)
+        with pytest.raises(StaleBase, match=part.name):
+            store.commit_splices(KEY, {}, 1, new.commit_id, same_for_all([(12, 1, 2)], 3))
+        assert dict(store.entries()[0].problems).keys() == {"a"}
