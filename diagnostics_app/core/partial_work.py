@@ -38,11 +38,11 @@ from diagnostics_app.core.engine_window import (
     tempo_changed_from,
     wanted_frames,
 )
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.errors import DiagnosticsError, StoreError
 from diagnostics_app.core.pass_spec import PassWork
 from diagnostics_app.core.ranges import BlockDigests, changed_ranges, frame_count
 from diagnostics_app.core.splice import FrameSplice
-from diagnostics_app.core.store import EntryKey, FeatureStore, StaleBase, StoredEntry
+from diagnostics_app.core.store import EntryKey, FeatureStore, StoredEntry
 from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.core.timefmt import format_time
 
@@ -126,7 +126,10 @@ def run_partial(
                 t.entry.commit_id,
                 splices,
             )
-        except (StaleBase, PartialUnsupported) as exc:
+        except (StoreError, PartialUnsupported) as exc:
+            # StaleBase, or the entry's files gone or damaged since it was read (the replaced
+            # frames are read before the commit): nothing was committed, the full pass
+            # recomputes it whole
             why.append(f"{t.calc.id}: {exc}")
             continue
         committed.append(t.calc.id)

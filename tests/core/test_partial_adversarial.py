@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from diagnostics_app.core import partial_work
 from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store import INDEX_NAME, FeatureStore, StaleBase
 from tests.core import test_partial_jobs as jobs
@@ -105,3 +106,33 @@ def test_a_part_file_replaced_after_the_listing_fails_its_read(tmp_path: Path, k
         with pytest.raises(StaleBase, match=part.name):
             store.commit_splices(KEY, {}, 1, new.commit_id, same_for_all([(12, 1, 2)], 3))
         assert dict(store.entries()[0].problems).keys() == {"a"}
+
+
+def test_an_entry_whose_files_go_during_the_partial_run_is_recomputed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the fix: the frames a splice replaces are read before the commit, and a base
+    file gone since the entry was read (another process recomputed and purged it) raised
+    StoreError out of the partial attempt: the job failed and the row showed 'failed' where
+    the full pass would have recomputed it. Now it falls back to whole, like StaleBase."""
+    a, b = jobs._twins(tmp_path, ("rms",))
+    for p in (a, b):
+        jobs._edit(p, jobs._middle)
+    real = partial_work.recompute_frames
+    gone: list[str] = []
+
+    def files_go_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        with FeatureStore.open(a.parent / ".featurecache") as other:
+            (entry,) = other.entries()
+            base = other.root / entry.features["rms"].path
+            base.unlink()
+            gone.append(base.name)
+        return result
+
+    monkeypatch.setattr(partial_work, "recompute_frames", files_go_meanwhile)
+    (done,) = jobs._analyse(a)  # asserts the job done and the row ok
+    message = done[1].message or ""
+    assert message.startswith("recomputed whole: core.rms: ") and gone[0] in message
+    jobs._analyse(b, partial=False)
+    jobs._assert_same(a, b)
