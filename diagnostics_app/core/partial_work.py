@@ -34,6 +34,7 @@ from diagnostics_app.core.engine import CancelToken, PassPlan
 from diagnostics_app.core.engine_window import (
     PartialResult,
     PartialUnsupported,
+    aligned,
     recompute_frames,
     tempo_changed_from,
     wanted_frames,
@@ -166,6 +167,8 @@ def _target(
         return None, None
     n_samples = read_info(work.path).frames  # as the run's context counts them
     wanted: tuple[tuple[int, int], ...] | None
+    if not aligned(calc, work.params, rate, new.block_frames):
+        return None, None  # its windows cannot start on the digest blocks
     if kind == "audio":
         old = store.get_blocks(str(stored[fpr.AUDIO_CONTENT]))
         spans = changed_ranges(old, new) if old is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -134,5 +135,30 @@ def test_an_entry_whose_files_go_during_the_partial_run_is_recomputed_whole(
     (done,) = jobs._analyse(a)  # asserts the job done and the row ok
     message = done[1].message or ""
     assert message.startswith("recomputed whole: core.rms: ") and gone[0] in message
+    jobs._analyse(b, partial=False)
+    jobs._assert_same(a, b)
+
+
+def test_a_calculator_that_cannot_start_on_the_blocks_leaves_the_others_partial(
+    tmp_path: Path,
+) -> None:
+    """Before the fix: with ``peaks_block`` 1000 (not a divisor of the 65,536-sample digest
+    blocks) the pass's one windowed recomputation refused the window for peaks, and every
+    calculator of the pass fell back to whole ('recomputed whole: core.peaks: a window at
+    sample 131072 does not start on one of its 1000-sample blocks'). Now peaks alone runs
+    whole, the others stay partial; all equal a whole recomputation (a non-default profile:
+    hop 256, window 4096, fft_size 8192)."""
+    profile = {"hop_size": 256, "window_size": 4096, "fft_size": 8192, "peaks_block": 1000}
+    a = jobs._project(tmp_path / "a", ("peaks", "rms", "spectrogram"))
+    doc = json.loads(a.read_text(encoding="utf-8"))
+    doc["profiles"] = {"default": profile}
+    a.write_text(json.dumps(doc), encoding="utf-8")
+    jobs._analyse(a)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    b = tmp_path / "b" / "project.json"
+    for p in (a, b):
+        jobs._edit(p, jobs._middle)
+    (done,) = {r.message for _, r in jobs._analyse(a)}
+    assert done is not None and done.startswith("partial: ") and "whole" not in done
     jobs._analyse(b, partial=False)
     jobs._assert_same(a, b)
