@@ -81,6 +81,9 @@ def parts_problem(sf: StoredFeature) -> str | None:
                 f"its splice part {p.path!r} (base frames {p.first}-{p.stop}, {p.frames} "
                 f"frames) does not fit its {base} base frames and other parts; not read"
             )
+        if (p.times_path is None) != (sf.times_path is None):
+            has = "has no frame times" if p.times_path is None else "has frame times"
+            return f"its splice part {p.path!r} {has}, unlike its feature; not read"
         stop = p.stop
     return None
 
