@@ -17,6 +17,7 @@ import pytest
 from diagnostics_app.core import partial_work
 from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store import INDEX_NAME, FeatureStore, StaleBase
+from diagnostics_app.core.store.records import part_files
 from tests.core import test_partial_jobs as jobs
 from tests.core.test_store_splices import KEY, base_arrays, put, same_for_all
 
@@ -71,6 +72,8 @@ def test_a_tampered_splices_column_fails_its_row_in_one_line(tmp_path: Path, cas
             store.load(listed, feature)
         assert "\n" not in str(err.value)
         store.load(listed, "db")  # untouched features still read
+    if words == "malformed":  # names no file: its deletion warns of no "refused path"
+        assert part_files(edit(text)) == []
 
 
 def test_a_tempo_change_past_the_end_recuts_no_beat(tmp_path: Path) -> None:

@@ -181,8 +181,10 @@ def file_sizes(sf: StoredFeature) -> dict[tuple[str, str | None], int]:
 
 
 def part_files(text: str | None) -> list[str]:
-    """Every file of the parts in a ``splices`` column."""
-    return [p for part in splices_from_json(text) for p in part.paths]
+    """Every file of the parts in a ``splices`` column (a malformed column names none)."""
+    return [
+        p for part in splices_from_json(text) if part.path != MALFORMED_SPLICES for p in part.paths
+    ]
 
 
 @dataclass(frozen=True)
