@@ -155,14 +155,19 @@ def tempo_changed_from(
 
 def aligned(calc: Calculator, params: Params, sample_rate: int, block: int) -> bool:
     """Whether windows starting on multiples of the digest ``block`` suit ``calc`` (the
-    frame-index rule: a sample-blocked run starts on one of its blocks, so its step must
-    divide ``block``; ``peaks_block`` 1000 does not divide 65,536). The caller leaves a
-    calculator that does not to the full pass before the windows are planned: one such
-    calculator must not make the whole recomputation of the others fall back."""
+    frame-index rule, which ``_kind`` and ``_check_starts`` enforce: a sample-blocked run
+    starts on one of its blocks, so its step must divide ``block`` (``peaks_block`` 1000 does
+    not divide 65,536); a framed run steps by ``hop_size``). The caller leaves a calculator
+    that does not to the full pass before the windows are planned: one such calculator must
+    not make the windowed recomputation of the others fall back."""
     if isinstance(calc, BeatRmsCalculator):
         return True
     reach = declared_reach(calc, params, sample_rate)
-    return reach is None or reach.before != 0 or block % reach.step == 0
+    if reach is None:
+        return True
+    if reach.before == 0:
+        return block % reach.step == 0
+    return reach.step == params.get_int("hop_size")
 
 
 # --- planning --------------------------------------------------------------------------------
