@@ -7,9 +7,10 @@ a tempo-reading calculator, only in the tempo map from some beat on, is recomput
 frames that change (:func:`core.engine_window.recompute_frames`, one decode of the needed
 windows for all of them) and those frames are spliced into the entry
 (:meth:`FeatureStore.commit_splices`, atomic). What cannot be done partially — another
-changed input, no block digests, an unbounded reach, a decode that does not match the new
-version's digests, an entry that changed since it was read — is left to the full pass, which
-recomputes it whole: a partial result is either exact or not attempted.
+changed input, no block digests, an unbounded reach, windows it cannot start on
+(:func:`core.engine_window.aligned`), a decode that does not match the new version's digests,
+an entry that changed (or whose files went) since it was read — is left to the full pass,
+which recomputes it whole: a partial result is either exact or not attempted.
 
 The rule deciding *whether* a calculator can be partial lives here once (:func:`_target`);
 its first half (which inputs differ) is :func:`core.fingerprint.partial_kind`, which the
