@@ -153,6 +153,23 @@ def tempo_changed_from(
         return None
 
 
+def aligned(calc: Calculator, params: Params, sample_rate: int, block: int) -> bool:
+    """Whether windows starting on multiples of the digest ``block`` suit ``calc`` (the
+    frame-index rule, which ``_kind`` and ``_check_starts`` enforce: a sample-blocked run
+    starts on one of its blocks, so its step must divide ``block`` (``peaks_block`` 1000 does
+    not divide 65,536); a framed run steps by ``hop_size``). The caller leaves a calculator
+    that does not to the full pass before the windows are planned: one such calculator must
+    not make the windowed recomputation of the others fall back."""
+    if isinstance(calc, BeatRmsCalculator):
+        return True
+    reach = declared_reach(calc, params, sample_rate)
+    if reach is None:
+        return True
+    if reach.before == 0:
+        return block % reach.step == 0
+    return reach.step == params.get_int("hop_size")
+
+
 # --- planning --------------------------------------------------------------------------------
 
 
@@ -380,6 +397,10 @@ def _needs(
     end = -1
     for i, (first, last) in enumerate(ranges):
         if n is not None:
+            if first == n and i == len(ranges) - 1 and end < first <= last:
+                # the last range, from the new end on, cut there: nothing (a tempo change past
+                # the file's end re-cuts no beat; tempo_changed_from gives the frame count)
+                continue
             if first >= n:
                 raise ValueError(f"{cid}: wanted frame {first} is past the new data's {n} frames")
             last = min(last, n - 1)

@@ -7,9 +7,10 @@ a tempo-reading calculator, only in the tempo map from some beat on, is recomput
 frames that change (:func:`core.engine_window.recompute_frames`, one decode of the needed
 windows for all of them) and those frames are spliced into the entry
 (:meth:`FeatureStore.commit_splices`, atomic). What cannot be done partially — another
-changed input, no block digests, an unbounded reach, a decode that does not match the new
-version's digests, an entry that changed since it was read — is left to the full pass, which
-recomputes it whole: a partial result is either exact or not attempted.
+changed input, no block digests, an unbounded reach, windows it cannot start on
+(:func:`core.engine_window.aligned`), a decode that does not match the new version's digests,
+an entry that changed (or whose files went) since it was read — is left to the full pass,
+which recomputes it whole: a partial result is either exact or not attempted.
 
 The rule deciding *whether* a calculator can be partial lives here once (:func:`_target`);
 its first half (which inputs differ) is :func:`core.fingerprint.partial_kind`, which the
@@ -34,15 +35,16 @@ from diagnostics_app.core.engine import CancelToken, PassPlan
 from diagnostics_app.core.engine_window import (
     PartialResult,
     PartialUnsupported,
+    aligned,
     recompute_frames,
     tempo_changed_from,
     wanted_frames,
 )
-from diagnostics_app.core.errors import DiagnosticsError
+from diagnostics_app.core.errors import DiagnosticsError, StoreError
 from diagnostics_app.core.pass_spec import PassWork
 from diagnostics_app.core.ranges import BlockDigests, changed_ranges, frame_count
 from diagnostics_app.core.splice import FrameSplice
-from diagnostics_app.core.store import EntryKey, FeatureStore, StaleBase, StoredEntry
+from diagnostics_app.core.store import EntryKey, FeatureStore, StoredEntry
 from diagnostics_app.core.tempo import TempoMap
 from diagnostics_app.core.timefmt import format_time
 
@@ -126,7 +128,10 @@ def run_partial(
                 t.entry.commit_id,
                 splices,
             )
-        except (StaleBase, PartialUnsupported) as exc:
+        except (StoreError, PartialUnsupported) as exc:
+            # StaleBase, or the entry's files gone or damaged since it was read (the replaced
+            # frames are read before the commit): nothing was committed, the full pass
+            # recomputes it whole
             why.append(f"{t.calc.id}: {exc}")
             continue
         committed.append(t.calc.id)
@@ -163,6 +168,8 @@ def _target(
         return None, None
     n_samples = read_info(work.path).frames  # as the run's context counts them
     wanted: tuple[tuple[int, int], ...] | None
+    if not aligned(calc, work.params, rate, new.block_frames):
+        return None, None  # its windows cannot start on the digest blocks
     if kind == "audio":
         old = store.get_blocks(str(stored[fpr.AUDIO_CONTENT]))
         spans = changed_ranges(old, new) if old is not None else None

@@ -416,11 +416,12 @@ def read_array(
             f"{path}: cannot read the array file of {what}: {one_line(str(exc))[:200]}"
             + (" (a symbolic link: refused)" if os.path.islink(path) else "")
         ) from None
+    st = os.fstat(fd)
+    if not is_regular(st.st_mode):  # before fdopen, which raises for a folder
+        os.close(fd)
+        raise StoreError(f"{path}: corrupt array file of {what}: not a regular file")
     with os.fdopen(fd, "rb") as f:
         try:
-            st = os.fstat(fd)
-            if not is_regular(st.st_mode):
-                raise ValueError("not a regular file")
             size = st.st_size
             got_dtype, got_shape, offset = read_npy_header(f)
             if got_dtype != dtype or got_shape != shape:

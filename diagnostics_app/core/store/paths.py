@@ -86,8 +86,11 @@ def is_regular(mode: int) -> bool:
 
 def open_no_follow(path: str, dir_fd: int | None = None) -> int:
     """A read-only descriptor of ``path`` (relative to ``dir_fd`` if given); raises OSError
-    (ELOOP) if it is a symbolic link."""
+    (ELOOP) if it is a symbolic link. Opened non-blocking: a FIFO put in a file's place would
+    otherwise block the open until a writer comes (a hung read); the caller's regular-file
+    check then refuses it (for a regular file the flag changes nothing)."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0)
     return os.open(path, flags | getattr(os, "O_BINARY", 0), dir_fd=dir_fd)
 
 

@@ -135,12 +135,41 @@ def splices_to_json(parts: Sequence[SplicePart]) -> str | None:
     return json.dumps([dataclasses.astuple(p) for p in parts], separators=(",", ":"))
 
 
+# the path of the one part a malformed ``splices`` column reads as (see splices_from_json):
+# never a file of ``data/``, so nothing reads or deletes it; its ``stamp`` says what is wrong
+MALFORMED_SPLICES: Final = "!malformed splices column"
+
+
 @functools.lru_cache(maxsize=4096)
 def splices_from_json(text: str | None) -> tuple[SplicePart, ...]:
-    """The inverse of :func:`splices_to_json` (the column is written only by this store)."""
+    """The inverse of :func:`splices_to_json`. The column is written only by this store, but
+    an index can be edited behind its back: a column that is not a list of parts of the right
+    types reads as one :data:`MALFORMED_SPLICES` part (whose row then fails verification and
+    reading with one line, see ``spliced.parts_problem``), never as an exception here."""
     if not text:
         return ()
-    return tuple(SplicePart(*item) for item in json.loads(text))
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("not a list of parts")
+        return tuple(_part(item) for item in items)
+    except (ValueError, RecursionError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (SplicePart(0, 0, 0, MALFORMED_SPLICES, None, 0, why[:200], ""),)
+
+
+def _part(item: object) -> SplicePart:
+    """One part of a ``splices`` column, its fields' types checked (ValueError)."""
+    if not isinstance(item, list) or len(item) != len(dataclasses.fields(SplicePart)):
+        raise ValueError(f"a part is not a list of {len(dataclasses.fields(SplicePart))} fields")
+    first, removed, frames, path, times_path, nbytes, stamp, checksum = item
+    counts = (first, removed, frames, nbytes)
+    if not all(type(v) is int for v in counts):  # bool is an int: refused too
+        raise ValueError("a part's frame counts are not integers")
+    texts = (path, stamp, checksum)
+    if not all(isinstance(v, str) for v in texts) or not isinstance(times_path, str | None):
+        raise ValueError("a part's paths or stamps are not text")
+    return SplicePart(first, removed, frames, path, times_path, nbytes, stamp, checksum)
 
 
 def file_sizes(sf: StoredFeature) -> dict[tuple[str, str | None], int]:
@@ -152,8 +181,10 @@ def file_sizes(sf: StoredFeature) -> dict[tuple[str, str | None], int]:
 
 
 def part_files(text: str | None) -> list[str]:
-    """Every file of the parts in a ``splices`` column."""
-    return [p for part in splices_from_json(text) for p in part.paths]
+    """Every file of the parts in a ``splices`` column (a malformed column names none)."""
+    return [
+        p for part in splices_from_json(text) if part.path != MALFORMED_SPLICES for p in part.paths
+    ]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.arrays import (
     F32,
     F64,
@@ -27,7 +28,12 @@ from diagnostics_app.core.store.arrays import (
     loaded,
     read_array,
 )
-from diagnostics_app.core.store.records import LoadedFeature, SplicePart, StoredFeature
+from diagnostics_app.core.store.records import (
+    MALFORMED_SPLICES,
+    LoadedFeature,
+    SplicePart,
+    StoredFeature,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,27 @@ def runs(sf: StoredFeature) -> list[Run]:
     return out
 
 
+def parts_problem(sf: StoredFeature) -> str | None:
+    """Why ``sf``'s parts cannot be the parts this store wrote, or None: a malformed column
+    (see ``records.splices_from_json``), or parts that are not ascending, disjoint, inside the
+    base frames. An index edited behind the store's back must fail its row in one line, not
+    compose frames from nonsense (the base file's stamp alone would pass it)."""
+    stop, base = 0, sf.base_frames
+    for p in sf.splices:
+        if p.path == MALFORMED_SPLICES:
+            return f"its splices column in the index is malformed ({p.stamp}); not read"
+        if min(p.first, p.removed, p.frames, p.nbytes) < 0 or p.first < stop or p.stop > base:
+            return (
+                f"its splice part {p.path!r} (base frames {p.first}-{p.stop}, {p.frames} "
+                f"frames) does not fit its {base} base frames and other parts; not read"
+            )
+        if (p.times_path is None) != (sf.times_path is None):
+            has = "has no frame times" if p.times_path is None else "has frame times"
+            return f"its splice part {p.path!r} {has}, unlike its feature; not read"
+        stop = p.stop
+    return None
+
+
 def stored_dtype(sf: StoredFeature) -> np.dtype[Any]:
     return U16 if sf.encoding == "u16db" else F32
 
@@ -72,6 +99,9 @@ class Reader:
         self, root: Path, sf: StoredFeature, what: str, why_missing: Callable[[], str]
     ) -> None:
         self.root, self.sf, self.what, self.why_missing = root, sf, what, why_missing
+        problem = parts_problem(sf)
+        if problem is not None:
+            raise StoreError(f"{root}: {what}: {problem}")
         self.runs = runs(sf)
 
     def _base(self, times: bool) -> np.ndarray:

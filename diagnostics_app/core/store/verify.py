@@ -73,6 +73,7 @@ from diagnostics_app.core.store.paths import (
     refusal,
 )
 from diagnostics_app.core.store.records import StoredEntry, StoredFeature
+from diagnostics_app.core.store.spliced import parts_problem
 
 _CHUNK: Final = 1 << 20
 _HEADER_BYTES: Final = 128  # what ArrayWriter writes; other headers are parsed by numpy
@@ -196,6 +197,9 @@ class Verifier:
         verdict = sf.stamp[1:] if sf.stamp is not None and sf.stamp[:1] == VERDICT else None
         if verdict is not None and not content:
             return verdict
+        problem = parts_problem(sf)
+        if problem is not None:
+            return problem
         dtype = U16 if sf.encoding == "u16db" else F32
         base = sf.base_frames
         files: list[tuple[str, _Layout]] = [
