@@ -31,36 +31,57 @@ from diagnostics_app.core.params import resolve_params
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.tempo import TempoMap
 
-MUSIC_DIR = Path("/tmp/music/x/usr/share/games/singularity/music")
+# where scripts/real-music.sh unpacks Debian's singularity-music (first), or an older manual unpack
+MUSIC_DIRS = (
+    Path.home() / ".cache/diagnostics-app/music/usr/share/games/singularity/music",
+    Path("/tmp/music/x/usr/share/games/singularity/music"),
+)
 PITCH_OWN = {"fmin": 80.0, "fmax": 1000.0}  # the second parameter set
 MUSIC_SR = 48000
+
+
+def songs() -> list[Path]:
+    """The singularity songs, longest first (SystemExit naming the script when none)."""
+    for folder in MUSIC_DIRS:
+        found = sorted(folder.glob("*.ogg"), key=lambda p: -sf.info(p).frames)
+        if found:
+            return found
+    raise SystemExit("no songs: run scripts/real-music.sh (fetches singularity-music)")
+
+
+def concatenate(out: Path, minutes: float, **write: Any) -> Path:
+    """``minutes`` of the songs one after another (again from the first when they are
+    shorter) as 48 kHz stereo into ``out`` (``write``: soundfile's format/subtype), made once
+    and reused."""
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.stem + ".part" + out.suffix)
+    remaining = int(minutes * 60 * MUSIC_SR)
+    with sf.SoundFile(part, "w", MUSIC_SR, 2, **write) as dst:
+        while remaining > 0:
+            for song in songs():
+                with sf.SoundFile(song) as src:
+                    if src.samplerate != MUSIC_SR or src.channels != 2:
+                        continue
+                    while remaining > 0:
+                        block = src.read(min(1 << 16, remaining), dtype="float32", always_2d=True)
+                        if not len(block):
+                            break
+                        dst.write(block)
+                        remaining -= len(block)
+                if remaining <= 0:
+                    break
+    part.rename(out)
+    return out
 
 
 def real_music(out_dir: Path, minutes: float) -> Path:
     """``minutes`` of the longest songs, one after another, as 48 kHz stereo Ogg Vorbis in
     ``out_dir`` (made once, reused)."""
-    out = out_dir / f"music-{minutes:g}min.ogg"
-    if out.exists():
-        return out
-    songs = sorted(MUSIC_DIR.glob("*.ogg"), key=lambda p: -sf.info(p).frames)
-    if not songs:
-        raise SystemExit(f"no songs in {MUSIC_DIR}: apt-get download singularity-music, unpack")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part.ogg")
-    remaining = int(minutes * 60 * MUSIC_SR)
-    with sf.SoundFile(tmp, "w", MUSIC_SR, 2, format="OGG", subtype="VORBIS") as dst:
-        for song in songs:
-            with sf.SoundFile(song) as src:
-                while remaining > 0:
-                    block = src.read(min(1 << 16, remaining), dtype="float32", always_2d=True)
-                    if not len(block):
-                        break
-                    dst.write(block)
-                    remaining -= len(block)
-            if remaining <= 0:
-                break
-    tmp.rename(out)
-    return out
+    return concatenate(
+        out_dir / f"music-{minutes:g}min.ogg", minutes, format="OGG", subtype="VORBIS"
+    )
 
 
 def music_project(folder: Path, audio: Path) -> Path:

@@ -41,50 +41,20 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _music
 import _util
 
 from diagnostics_app.core.session import Session
 
-MUSIC_DIRS = (
-    Path.home() / ".cache/diagnostics-app/music/usr/share/games/singularity/music",
-    Path("/tmp/music/x/usr/share/games/singularity/music"),
-)
 BOUNDED = ("peaks", "rms", "spectrogram", "mel", "chroma", "centroid", "pitch")
 UNBOUNDED = ("onset", "beat_rms")
-RATE = 48000
 
 
 def long_music(minutes: float) -> Path:
     """``minutes`` of real music as a 48 kHz stereo 16-bit WAV (made once)."""
-    out = _util.OUT_DIR / f"partial-music-{minutes:g}min.wav"
-    if out.exists():
-        return out
-    songs: list[Path] = []
-    for folder in MUSIC_DIRS:
-        songs = sorted(folder.glob("*.ogg"))
-        if songs:
-            break
-    if not songs:
-        raise SystemExit("no songs: run scripts/real-music.sh (fetches singularity-music)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_suffix(".part.wav")
-    remaining = int(minutes * 60 * RATE)
-    with sf.SoundFile(part, "w", RATE, 2, subtype="PCM_16") as dst:
-        while remaining > 0:  # the songs again when they are shorter than asked
-            for song in songs:
-                with sf.SoundFile(song) as src:
-                    if src.samplerate != RATE or src.channels != 2:
-                        continue
-                    while remaining > 0:
-                        block = src.read(min(1 << 16, remaining), dtype="float32", always_2d=True)
-                        if not len(block):
-                            break
-                        dst.write(block)
-                        remaining -= len(block)
-                if remaining <= 0:
-                    break
-    part.rename(out)
-    return out
+    return _music.concatenate(
+        _util.OUT_DIR / f"partial-music-{minutes:g}min.wav", minutes, subtype="PCM_16"
+    )
 
 
 def project(

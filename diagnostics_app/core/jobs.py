@@ -454,7 +454,8 @@ class JobRunner:
             tempo=project.tempo_map,
             calculators=tuple(c.id for c in calcs),
             progress_interval=PROGRESS_INTERVAL,
-            partial=frozenset(j.calculator for j in batch.jobs if j.partial),
+            # the runner's switch holds wherever the pass runs (a worker process too)
+            partial=frozenset(j.calculator for j in batch.jobs if j.partial and self.partial),
         )
 
     # -- internals --------------------------------------------------------------------------
