@@ -70,15 +70,21 @@ class BlockHasher:
         self._pending.append(samples)
         self._pending_frames += samples.shape[1]
         while self._pending_frames >= self.block_frames:
-            data = np.concatenate(self._pending, axis=1)
+            # one piece (the decoder's reads line up with the blocks): no concatenating copy
+            data = (
+                self._pending[0]
+                if len(self._pending) == 1
+                else np.concatenate(self._pending, axis=1)
+            )
             self._digest(data[:, : self.block_frames])
             rest = data[:, self.block_frames :]
             self._pending, self._pending_frames = [rest], rest.shape[1]
 
     def _digest(self, block: np.ndarray) -> None:
         # interleaved float32 little-endian: the bytes do not depend on how blocks were read
+        # (hashed through the buffer protocol: no second copy of the block)
         data = np.ascontiguousarray(block.T, dtype="<f4")
-        self._out += hashlib.blake2b(data.tobytes(), digest_size=DIGEST_BYTES).digest()
+        self._out += hashlib.blake2b(data.data, digest_size=DIGEST_BYTES).digest()
 
     def result(self) -> BlockDigests:
         if self._pending_frames:
