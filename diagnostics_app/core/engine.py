@@ -303,8 +303,8 @@ def run_source_passes(
 
 
 def _end_all(passes: list[_Pass], errors: list[Exception | None], exc: Exception) -> list[_Pass]:
-    """Ends every pass with ``exc`` (a decoding error): each waits for its tasks on the pool,
-    then its sink is aborted. No pass is left."""
+    """Ends every pass with ``exc`` (a decoding error, or ``on_block``'s): each waits for its
+    tasks on the pool, then its sink is aborted. No pass is left."""
     for p in passes:
         errors[p.index] = exc
         p.wait()

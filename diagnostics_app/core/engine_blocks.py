@@ -203,7 +203,8 @@ def submit_block(
     own. Results come back in calculator order.
 
     Submission order is longest first (the spectral group, then the pieces, then the rest), so
-    the workers finish a block together."""
+    the workers finish a block together; pieces submitted already (the engine's, queued before
+    the previous block's tasks were awaited) come before all of them."""
 
     def run_group(
         group: Sequence[tuple[Calculator, CalculatorRun]],

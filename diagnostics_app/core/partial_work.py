@@ -40,7 +40,7 @@ from diagnostics_app.core.engine_window import (
     tempo_changed_from,
     wanted_frames,
 )
-from diagnostics_app.core.errors import DiagnosticsError, StoreError
+from diagnostics_app.core.errors import Cancelled, DiagnosticsError, StoreError
 from diagnostics_app.core.pass_spec import PassWork
 from diagnostics_app.core.ranges import BlockDigests, changed_ranges, frame_count
 from diagnostics_app.core.splice import FrameSplice
@@ -113,7 +113,11 @@ def run_partial(
             progress=lambda f, label: report(f * 0.98, label),
             cancel=cancel,
         )
-    except PartialUnsupported as exc:
+    except Cancelled:
+        raise
+    except Exception as exc:
+        # PartialUnsupported, and any failure of the windows' decode or runs (a format that
+        # cannot seek, say): the full pass, which never seeks, decides; nothing was committed
         return PartialDone((), work, f"recomputed whole: {exc}")
     committed: list[str] = []
     why: list[str] = []

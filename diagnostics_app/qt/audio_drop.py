@@ -15,7 +15,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtWidgets import QMainWindow, QPushButton
 
 from diagnostics_app.core import library
@@ -72,7 +72,6 @@ class AudioDrop(QObject):
         self.cancel_button.hide()
         self.task: _ScanTask | None = None
         self._cancel = threading.Event()
-        window.installEventFilter(self)
 
     @property
     def busy(self) -> bool:
@@ -120,7 +119,9 @@ class AudioDrop(QObject):
         return added
 
     def stop(self) -> None:
-        """Stop a scan and wait for it (the window is closing): nothing of it is applied."""
+        """Stop a scan and wait for it (the window is closing: called once its close goes
+        ahead, not on the Close event, which the unsaved-changes question may refuse):
+        nothing of it is applied."""
         if self.task is None:
             return
         self._cancel.set()
@@ -128,8 +129,3 @@ class AudioDrop(QObject):
         self.task = None
         self.cancel_button.hide()
         self.controller.message.emit("Adding audio cancelled: nothing was added", 5000)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.parent() and event.type() == QEvent.Type.Close:
-            self.stop()
-        return False

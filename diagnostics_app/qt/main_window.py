@@ -526,6 +526,7 @@ class MainWindow(
             ):
                 event.ignore()
                 return
+        self.stop_audio_drop()  # (not before the question: Cancel keeps the drop going)
         self.save_window_state()
         self.player.close()
         self.controller.shutdown()

@@ -49,6 +49,12 @@ class SourceActionsMixin(WindowHost):
             drop.added.connect(self._on_audio_added)
         return drop
 
+    def stop_audio_drop(self) -> None:
+        """Stop a drop being scanned (the window's close goes ahead): nothing of it is added."""
+        drop = getattr(self, "_audio_drop", None)
+        if drop is not None:
+            drop.stop()
+
     @Slot(list)
     def _on_audio_added(self, added: list[str]) -> None:
         if added:

@@ -170,3 +170,31 @@ def test_a_calculator_that_cannot_start_on_the_blocks_leaves_the_others_partial(
     assert done is not None and done.startswith("partial: ") and "whole" not in done
     jobs._analyse(b, partial=False)
     jobs._assert_same(a, b)
+
+
+def test_a_window_whose_seek_fails_is_recomputed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the fix: only PartialUnsupported fell back, so a partial decode's AudioError (a
+    format libsndfile cannot seek) failed the job, though the full pass, which never seeks,
+    recomputes it. Now any failure of the partial attempt but Cancelled falls back."""
+    from diagnostics_app.core import engine
+    from diagnostics_app.core.errors import AudioError
+
+    a, b = jobs._twins(tmp_path, ("rms",))
+    for p in (a, b):
+        jobs._edit(p, jobs._middle)
+    real = engine.iter_blocks
+
+    def no_seek(path: Any, block_frames: int, **kwargs: Any) -> Any:
+        # a generator, as the real one: the error comes on the decode thread's first read
+        if kwargs.get("start"):
+            raise AudioError(str(path), "cannot seek to 1.00 s (unsupported)")
+        yield from real(path, block_frames, **kwargs)
+
+    monkeypatch.setattr(engine, "iter_blocks", no_seek)
+    (done,) = jobs._analyse(a)  # asserts the job done and the row ok
+    assert (done[1].message or "").startswith("recomputed whole: ")
+    assert "cannot seek" in (done[1].message or "")
+    jobs._analyse(b, partial=False)
+    jobs._assert_same(a, b)

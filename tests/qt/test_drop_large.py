@@ -123,3 +123,54 @@ def test_an_edit_made_while_scanning_is_kept(
     qtbot.waitUntil(lambda: not drop.busy, timeout=10_000)
     # planned against the project before the edit: done again against the one open
     assert _ids(window) == (before - {"bass"}) | {"clap", "hats-open", "ride"}
+
+
+def test_a_close_the_user_cancels_keeps_the_scan_going(
+    make_window: Callable[..., MainWindow],
+    tmp_path: Path,
+    qtbot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the fix: the drop stopped its scan on the window's Close event, before the
+    window asked about unsaved changes: answering Cancel kept the window open and the drop
+    lost ("Adding audio cancelled"). Now only a close that goes ahead stops it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(audio_drop, "AT_ONCE_MAX", 2)
+    release = _held_scan(monkeypatch)
+    window = make_window()
+    before = _ids(window)
+    window.controller.edit("Remove bass", lambda p: edits.remove_source(p, "bass"))  # dirty
+    _drop(window.sources.view, [_folder(tmp_path)])
+    drop = window.audio_drop()
+    asked: list[str] = []
+
+    def question(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
+        asked.append(str(args[2]))
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    window.force_close = False
+    window.close()
+    assert asked and window.isVisible()
+    assert drop.busy  # still scanning
+    release.set()
+    qtbot.waitUntil(lambda: not drop.busy, timeout=10_000)
+    assert _ids(window) == (before - {"bass"}) | {"clap", "hats-open", "ride"}
+    window.force_close = True
+
+
+def test_a_close_that_goes_ahead_stops_the_scan(
+    make_window: Callable[..., MainWindow],
+    tmp_path: Path,
+    qtbot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(audio_drop, "AT_ONCE_MAX", 2)
+    _held_scan(monkeypatch)
+    window = make_window()
+    _drop(window.sources.view, [_folder(tmp_path)])
+    drop = window.audio_drop()
+    assert drop.busy
+    window.close()
+    assert not window.isVisible() and not drop.busy
