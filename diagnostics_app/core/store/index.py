@@ -45,7 +45,7 @@ from diagnostics_app.core.store.records import (
     key_tuple,
     meta_from_json,
     meta_to_json,
-    part_files,
+    row_files,
     splices_from_json,
 )
 from diagnostics_app.core.store.recovery import any_spliced, delete_garbage, references
@@ -263,8 +263,7 @@ def _replace_in(
             for path, times_path, splices in c.execute(
                 "SELECT path, times_path, splices FROM features WHERE entry_id = ?", (eid,)
             ):
-                old.extend(p for p in (path, times_path) if p)
-                old.extend(part_files(splices))
+                old.extend(row_files(path, times_path, splices))
         c.execute("DELETE FROM features WHERE entry_id = ?", (eid,))
         if rows:
             c.execute(

@@ -49,7 +49,7 @@ from diagnostics_app.core.store.records import (
     file_sizes,
     key_tuple,
     meta_from_json,
-    part_files,
+    row_files,
     splices_from_json,
 )
 from diagnostics_app.core.store.recovery import any_spliced, delete_garbage
@@ -85,7 +85,7 @@ def keep_previous(
         (entry_id,),
     ).fetchall()
     for row in rows:
-        files = [p for p in row[1:3] if p] + part_files(row[11])
+        files = row_files(row[1], row[2], row[11])
         if not all(index_path_ok(p) for p in files):
             # a path this store would refuse to read: never kept, listed as garbage (whose
             # clean-up refuses it again, once, and drops its row)
@@ -133,8 +133,8 @@ def drop_all_previous(c: sqlite3.Connection, key: EntryKey) -> list[str]:
 
 
 def _files(row: Sequence[Any]) -> list[str]:
-    """The files of a (path, times_path, splices) row: base files, then parts."""
-    return [p for p in row[:2] if p] + part_files(row[2])
+    """The files of a (path, times_path, splices) row (:func:`.records.row_files`)."""
+    return row_files(row[0], row[1], row[2])
 
 
 def _version(row: Sequence[Any]) -> PreviousVersion:

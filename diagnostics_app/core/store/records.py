@@ -180,6 +180,13 @@ def file_sizes(sf: StoredFeature) -> dict[tuple[str, str | None], int]:
     return out
 
 
+def row_files(path: str, times_path: str | None, splices: str | None) -> list[str]:
+    """Every file a feature row (of ``features``, ``trash`` or ``previous``) references: its
+    base data and times files, then its parts' (the one rule for what a row owns when it is
+    dropped, purged or replaced, and for what is referenced)."""
+    return [p for p in (path, times_path) if p] + part_files(splices)
+
+
 def part_files(text: str | None) -> list[str]:
     """Every file of the parts in a ``splices`` column (a malformed column names none)."""
     return [

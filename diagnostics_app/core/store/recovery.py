@@ -54,7 +54,7 @@ from diagnostics_app.core.store.owners import (
     this_place,
 )
 from diagnostics_app.core.store.paths import index_path_ok, refusal
-from diagnostics_app.core.store.records import part_files
+from diagnostics_app.core.store.records import part_files, row_files
 
 
 def register(db: IndexConnection) -> str:
@@ -225,11 +225,7 @@ def _referenced(db: IndexConnection) -> set[str]:
             for path, times_path, splices in c.execute(
                 f"SELECT path, times_path, splices FROM {table}"
             ):
-                out.add(path)
-                if times_path:
-                    out.add(times_path)
-                if splices is not None:
-                    out.update(part_files(splices))
+                out.update(row_files(path, times_path, splices))
     return out
 
 

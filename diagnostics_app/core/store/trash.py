@@ -21,7 +21,7 @@ from typing import Final
 from diagnostics_app.core.store import previous
 from diagnostics_app.core.store.connection import IndexConnection
 from diagnostics_app.core.store.index import ENTRY_SQL, FEATURE_COLS, KEY_WHERE
-from diagnostics_app.core.store.records import EntryKey, TrashItem, key_tuple, part_files
+from diagnostics_app.core.store.records import EntryKey, TrashItem, key_tuple, row_files
 from diagnostics_app.core.store.recovery import delete_garbage
 
 TRASH_MAX_AGE: Final = 7 * 24 * 3600.0  # trash older than this is purged at open
@@ -139,8 +139,8 @@ def purge(db: IndexConnection, root: Path, prune_id: str | None, older_than: flo
             "AND id NOT IN (SELECT meta_id FROM trash) "
             "AND id NOT IN (SELECT meta_id FROM previous)"
         )
-        paths = [p for row in rows for p in [*row[:2], *part_files(row[2])] if p]
-        paths.extend(p for g in gone for p in [*g[5:7], *part_files(g[7])] if p)
+        paths = [p for row in rows for p in row_files(row[0], row[1], row[2])]
+        paths.extend(p for g in gone for p in row_files(g[5], g[6], g[7]))
         c.executemany("INSERT OR IGNORE INTO garbage VALUES (?)", [(p,) for p in paths])
     delete_garbage(db, root, paths)
     return len(rows)
