@@ -40,6 +40,7 @@ from diagnostics_app.core import edits, files
 from diagnostics_app.core._gc import FREEZE_SOURCES, freeze_long_lived, gc_paused
 from diagnostics_app.core.audio import read_info
 from diagnostics_app.core.errors import AudioError, DiagnosticsError
+from diagnostics_app.core.errors import Cancelled as Cancelled  # a scan stopped by its caller
 from diagnostics_app.core.project import Project, Request, Source, Track
 
 AUDIO_SUFFIXES = frozenset(
@@ -148,10 +149,6 @@ def missing_roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-class Cancelled(Exception):
-    """A scan stopped because its ``cancelled`` callable said so (the GUI's Cancel)."""
-
-
 def scan(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -193,7 +190,7 @@ class _Walker:
 
     def _check(self) -> None:
         if self._cancelled is not None and self._cancelled():
-            raise Cancelled
+            raise Cancelled("adding audio")
 
     def root(self, path: str) -> None:
         self._check()
