@@ -146,6 +146,9 @@ def run_partial(
     if why:  # one line, however many calculators fell back
         more = f" (+{len(why) - 1} more)" if len(why) > 1 else ""
         note = "; ".join([*(n for n in [note] if n), f"recomputed whole: {why[0]}{more}"])
+    elif note is not None and rest is not None:
+        # the pass's job record is shared: say which of its calculators ran whole beside
+        note += f"; whole: {', '.join(rest.calculators)}"
     return PartialDone(tuple(committed), rest, note)
 
 

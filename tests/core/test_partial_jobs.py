@@ -189,6 +189,11 @@ def test_unbounded_features_run_whole_beside_partial_ones(tmp_path: Path) -> Non
     partial = {job.calculator: job.partial for job, _ in done}
     assert partial["core.onset"] is False
     assert partial["core.rms"] is True
+    # one pass, one job record: its message names what ran whole beside the partial ones
+    assert {r.message for _, r in done} == {
+        next(r.message for _, r in done if (r.message or "").startswith("partial: "))
+    }
+    assert all((r.message or "").endswith("recomputed; whole: core.onset") for _, r in done)
     _analyse(b, partial=False)
     _assert_same(a, b)
 
