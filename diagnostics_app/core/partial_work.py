@@ -68,6 +68,29 @@ class _Target:
     wanted: tuple[tuple[int, int], ...]
 
 
+class _PassAudio:
+    """What every calculator of a pass asks about its audio, read once per pass: block
+    digests by content digest (a blob of ~42 KB per hour, from the index) and the file's
+    frame count (a header read)."""
+
+    def __init__(self, store: FeatureStore, path: str) -> None:
+        self._store, self._path = store, path
+        self._blocks: dict[str, BlockDigests | None] = {}
+        self._frames: int | None = None
+
+    def blocks(self, digest: str) -> BlockDigests | None:
+        if digest not in self._blocks:
+            self._blocks[digest] = self._store.get_blocks(digest)
+        return self._blocks[digest]
+
+    @property
+    def frames(self) -> int:
+        """The header's frame count, as the run's context counts them."""
+        if self._frames is None:
+            self._frames = read_info(self._path).frames
+        return self._frames
+
+
 @dataclass(frozen=True)
 class PartialDone:
     """What :func:`run_partial` did: the calculators committed partially, the work left for
@@ -91,11 +114,12 @@ def run_partial(
     leaves its calculators to the full pass (their note says why)."""
     targets: list[_Target] = []
     blocks: BlockDigests | None = None
+    audio = _PassAudio(store, work.path)
     for calc_id in work.calculators:
         if calc_id not in work.partial:
             continue  # not planned partial: no lookup at all
         try:
-            target, new_blocks = _target(store, registry, work, calc_id)
+            target, new_blocks = _target(store, registry, work, calc_id, audio)
         except (DiagnosticsError, ValueError):
             continue  # decided below by the full pass
         if target is not None:
@@ -153,7 +177,7 @@ def run_partial(
 
 
 def _target(
-    store: FeatureStore, registry: Registry, work: PassWork, calc_id: str
+    store: FeatureStore, registry: Registry, work: PassWork, calc_id: str, audio: _PassAudio
 ) -> tuple[_Target | None, BlockDigests | None]:
     """The calculator ``calc_id`` of ``work`` as a partial target (with the new audio's
     block digests, which verify the windows' decode), or None: recompute it whole."""
@@ -170,15 +194,15 @@ def _target(
     rate = current.get(fpr.AUDIO_RATE)
     if kind is None or not isinstance(rate, int) or _frames_of(entry) is None:
         return None, None
-    new = store.get_blocks(str(current[fpr.AUDIO_CONTENT]))
+    new = audio.blocks(str(current[fpr.AUDIO_CONTENT]))
     if new is None:
         return None, None
-    n_samples = read_info(work.path).frames  # as the run's context counts them
+    n_samples = audio.frames
     wanted: tuple[tuple[int, int], ...] | None
     if not aligned(calc, work.params, rate, new.block_frames):
         return None, None  # its windows cannot start on the digest blocks
     if kind == "audio":
-        old = store.get_blocks(str(stored[fpr.AUDIO_CONTENT]))
+        old = audio.blocks(str(stored[fpr.AUDIO_CONTENT]))
         spans = changed_ranges(old, new) if old is not None else None
         if spans is None:
             return None, None
