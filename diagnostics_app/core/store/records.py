@@ -268,8 +268,7 @@ class StoredEntry:
     @property
     def fingerprint(self) -> dict[str, Any]:
         """The structured fingerprint (a fresh dict on every access)."""
-        value = json.loads(self.fingerprint_json)
-        return value if isinstance(value, dict) else {}
+        return json_object(self.fingerprint_json)
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -285,14 +284,19 @@ class StoredEntry:
         return sum(f.nbytes for f in self.features.values())
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """A stored JSON object (a fingerprint) as a fresh dict; {} for anything else."""
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
 def provenance_dict(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        return json_object(text)
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -316,8 +320,7 @@ class PreviousVersion:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        value = json.loads(self.fingerprint_json)
-        return value if isinstance(value, dict) else {}
+        return json_object(self.fingerprint_json)
 
     @property
     def provenance(self) -> dict[str, Any]:
