@@ -490,3 +490,69 @@ def finish_feature(
             raise StoreError(f"{path}: cannot {verb} feature data: {os_cause(exc)}") from None
         raise
     return item
+
+
+class OpenFeatures:
+    """The growing files of a pass's features, by (calculator, feature): the one rule for a
+    sink's ``write`` (layout check, the file opened at the first frames, an OSError a
+    StoreError naming the file) and for dropping what a calculator wrote but did not declare.
+    Used by the store's pass writer and a cluster worker's staging sink; ``new_path`` names a
+    new file, ``encoding_of`` gives a feature's u16db range (None: float32), ``verb`` is what
+    the caller does ("write" or "stage")."""
+
+    def __init__(
+        self,
+        new_path: Callable[[], Path],
+        verb: str,
+        encoding_of: Callable[[str, str], tuple[float, float] | None] = lambda c, f: None,
+    ) -> None:
+        self._new_path, self._verb, self._encoding_of = new_path, verb, encoding_of
+        self.open: dict[tuple[str, str], ArrayWriter] = {}
+
+    def writer(self, calculator: str, feature: str, channels: int, width: int) -> ArrayWriter:
+        arr = self.open.get((calculator, feature))
+        if arr is None:
+            path = self._new_path()
+            try:
+                arr = ArrayWriter(path, channels, width, self._encoding_of(calculator, feature))
+            except OSError as exc:
+                raise StoreError(
+                    f"{path}: cannot {self._verb} feature data: {os_cause(exc)}"
+                ) from None
+            self.open[(calculator, feature)] = arr
+        return arr
+
+    def write(self, calculator: str, feature: str, frames: np.ndarray) -> None:
+        """Append frames ``(n, channels, width)`` of one feature."""
+        if frames.ndim != 3:
+            raise ValueError(f"{calculator}/{feature}: frames must be (n, channels, width)")
+        arr = self.writer(calculator, feature, frames.shape[1], frames.shape[2])
+        try:
+            arr.append(frames)
+        except OSError as exc:
+            raise StoreError(
+                f"{arr.path}: cannot {self._verb} feature data: {os_cause(exc)}"
+            ) from None
+
+    def take(self, calculator: str, feature: str, meta: OutputMeta) -> ArrayWriter:
+        """A declared feature's file, out of the open ones (an empty one when no frame was
+        written)."""
+        arr = self.open.pop((calculator, feature), None)
+        if arr is None:
+            arr = self.writer(calculator, feature, meta.channels, meta.width)
+            del self.open[(calculator, feature)]
+        return arr
+
+    def discard(self, calculator: str, keep: Iterable[str] = ()) -> None:
+        """Delete the files of ``calculator``'s features not in ``keep`` (written but not
+        declared, or left after its close)."""
+        kept = set(keep)
+        for (calc, feature), arr in list(self.open.items()):
+            if calc == calculator and feature not in kept:
+                arr.discard()
+                del self.open[(calc, feature)]
+
+    def discard_all(self) -> None:
+        for arr in self.open.values():
+            arr.discard()
+        self.open.clear()

@@ -43,7 +43,7 @@ from diagnostics_app.core.store.arrays import (
     F32,
     TMP_DIR,
     U16,
-    ArrayWriter,
+    OpenFeatures,
     StagedFeature,
     expected_size,
     finish_feature,
@@ -119,31 +119,14 @@ class StagingSink:
         self._area = area
         self._folder = Path(area.folder)
         self._stage_id = stage_id
-        self._open: dict[tuple[str, str], ArrayWriter] = {}
+        self._files = OpenFeatures(self._part, "stage")  # float32, as the pass writer
         self.entries: dict[str, tuple[StagedOutput, ...]] = {}
 
     def _part(self) -> Path:
         return self._folder / f"{uuid.uuid4().hex}.{self._area.owner_tag}.{self._stage_id}{PART}"
 
-    def _writer(self, calculator: str, feature: str, channels: int, width: int) -> ArrayWriter:
-        arr = self._open.get((calculator, feature))
-        if arr is None:
-            path = self._part()
-            try:
-                arr = ArrayWriter(path, channels, width, None)  # float32, as the pass writer
-            except OSError as exc:
-                raise StoreError(f"{path}: cannot stage feature data: {os_cause(exc)}") from None
-            self._open[(calculator, feature)] = arr
-        return arr
-
     def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
-        if frames.ndim != 3:
-            raise ValueError(f"{calculator_id}/{feature}: frames must be (n, channels, width)")
-        arr = self._writer(calculator_id, feature, frames.shape[1], frames.shape[2])
-        try:
-            arr.append(frames)
-        except OSError as exc:
-            raise StoreError(f"{arr.path}: cannot stage feature data: {os_cause(exc)}") from None
+        self._files.write(calculator_id, feature, frames)
 
     def close(
         self,
@@ -151,10 +134,7 @@ class StagingSink:
         metas: Mapping[str, OutputMeta],
         times: Mapping[str, np.ndarray | None],
     ) -> None:
-        for (calc, feature), arr in list(self._open.items()):
-            if calc == calculator_id and feature not in metas:  # written but not declared
-                arr.discard()
-                del self._open[(calc, feature)]
+        self._files.discard(calculator_id, keep=metas)  # written but not declared
         self.entries[calculator_id] = tuple(
             self._finish(calculator_id, feature, meta, times.get(feature))
             for feature, meta in metas.items()
@@ -163,10 +143,7 @@ class StagingSink:
     def _finish(
         self, calculator: str, feature: str, meta: OutputMeta, times: np.ndarray | None
     ) -> StagedOutput:
-        arr = self._open.pop((calculator, feature), None)
-        if arr is None:  # declared but no frame written: an empty feature
-            arr = self._writer(calculator, feature, meta.channels, meta.width)
-            del self._open[(calculator, feature)]
+        arr = self._files.take(calculator, feature, meta)
         item = finish_feature(
             arr, calculator, feature, meta, times, lambda _: self._part(), "stage"
         )
@@ -191,9 +168,7 @@ class StagingSink:
         return StagedFile(name, checksum, (self._folder / name).stat().st_size)
 
     def abort(self) -> None:
-        for arr in self._open.values():
-            arr.discard()
-        self._open.clear()
+        self._files.discard_all()
 
     def manifest(self) -> StagedPass:
         return StagedPass(self._stage_id, dict(self.entries), current_provenance())

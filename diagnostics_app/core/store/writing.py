@@ -33,7 +33,7 @@ from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.store.arrays import (
     F32,
     TMP_DIR,
-    ArrayWriter,
+    OpenFeatures,
     StagedFeature,
     check_layout,
     finish_feature,
@@ -81,8 +81,11 @@ class PassWriter:
         self.params = params
         self._fingerprints = dict(fingerprints)
         self._versions = dict(versions)
-        self._open: dict[tuple[str, str], ArrayWriter] = {}
         self._ranges: dict[tuple[str, str], tuple[float, float]] = {}  # u16db, told by expect()
+        # in the encoding expect() told, else float32 (transcoded at close if need be)
+        self._files = OpenFeatures(
+            lambda: self._tmp_path(".npy"), "write", lambda c, f: self._ranges.get((c, f))
+        )
         self._closed: set[str] = set()
         self._aborted = False
         self.committed: list[StoredEntry] = []
@@ -104,31 +107,13 @@ class PassWriter:
         :meth:`close` checks that the final metas keep the range (else the pass fails)."""
         for feature, meta in metas.items():
             value_range = u16_range(meta)
-            if value_range is not None and (calculator_id, feature) not in self._open:
+            if value_range is not None and (calculator_id, feature) not in self._files.open:
                 self._ranges[(calculator_id, feature)] = value_range
-
-    def _temp(self, calculator_id: str, feature: str, channels: int, width: int) -> ArrayWriter:
-        arr = self._open.get((calculator_id, feature))
-        if arr is None:
-            path = self._tmp_path(".npy")
-            try:
-                # in the encoding expect() told, else float32 (transcoded at close if need be)
-                arr = ArrayWriter(path, channels, width, self._ranges.get((calculator_id, feature)))
-            except OSError as exc:
-                raise StoreError(f"{path}: cannot write feature data: {os_cause(exc)}") from None
-            self._open[(calculator_id, feature)] = arr
-        return arr
 
     def write(self, calculator_id: str, feature: str, frames: np.ndarray) -> None:
         """Append frames ``(n, channels, width)`` of one feature."""
         self._check(calculator_id)
-        if frames.ndim != 3:
-            raise ValueError(f"{calculator_id}/{feature}: frames must be (n, channels, width)")
-        arr = self._temp(calculator_id, feature, frames.shape[1], frames.shape[2])
-        try:
-            arr.append(frames)
-        except OSError as exc:
-            raise StoreError(f"{arr.path}: cannot write feature data: {os_cause(exc)}") from None
+        self._files.write(calculator_id, feature, frames)
 
     def close(
         self,
@@ -138,10 +123,7 @@ class PassWriter:
     ) -> None:
         """Commit the calculator's entry: exactly the features in ``metas`` replace the old."""
         self._check(calculator_id)
-        for (calc, feature), arr in list(self._open.items()):
-            if calc == calculator_id and feature not in metas:  # written but not declared
-                arr.discard()
-                del self._open[(calc, feature)]
+        self._files.discard(calculator_id, keep=metas)  # written but not declared
         staged: list[StagedFeature] = []
         try:
             for feature, meta in metas.items():
@@ -160,10 +142,7 @@ class PassWriter:
                 unlink_all(item.paths)
             raise
         finally:
-            for (calc, feature), arr in list(self._open.items()):
-                if calc == calculator_id:
-                    arr.discard()
-                    del self._open[(calc, feature)]
+            self._files.discard(calculator_id)
         self._closed.add(calculator_id)
 
     def _tmp_path(self, suffix: str) -> Path:
@@ -172,10 +151,7 @@ class PassWriter:
     def _stage(
         self, calculator_id: str, feature: str, meta: OutputMeta, times: np.ndarray | None
     ) -> StagedFeature:
-        arr = self._open.pop((calculator_id, feature), None)
-        if arr is None:  # declared but no frame written: an empty feature
-            arr = self._temp(calculator_id, feature, meta.channels, meta.width)
-            del self._open[(calculator_id, feature)]
+        arr = self._files.take(calculator_id, feature, meta)
         item = finish_feature(arr, calculator_id, feature, meta, times, self._tmp_path, "write")
         try:
             item.measure()
@@ -189,14 +165,12 @@ class PassWriter:
     def abort(self) -> None:
         """Delete the temporary files of every calculator not yet committed."""
         self._aborted = True
-        for arr in self._open.values():
-            arr.discard()
-        self._open.clear()
+        self._files.discard_all()
 
     @property
     def pending(self) -> tuple[str, ...]:
         """Calculators with frames written but not committed."""
-        return tuple(sorted({c for c, _ in self._open}))
+        return tuple(sorted({c for c, _ in self._files.open}))
 
     def __enter__(self) -> PassWriter:
         return self
