@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diagnostics_app.core import hashing
 from diagnostics_app.core.audio import DEFAULT_BLOCK_FRAMES, AudioInfo, read_info
 from diagnostics_app.core.calculators.base import (
     Calculator,
@@ -448,7 +449,9 @@ def _run_window(
     final = w.stop == total
     sink = MemorySink()
     p = _Pass(0, plan, sink, None, cancel, info, window_start=w.start)
-    hasher = BlockHasher(info.sample_rate, info.channels, block)
+    # digested as the blocks it is checked against were (older stores: BLAKE2b, core.hashing)
+    algorithm = hashing.CURRENT if expected is None else expected.algorithm
+    hasher = BlockHasher(info.sample_rate, info.channels, block, algorithm)
     stop = None if final else w.stop  # to the end: the end's checks and its final block
     reader = _Reader(plan.path, block_frames, {p.mode}, w.start, stop)
     pool = worker_pool()

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from diagnostics_app.core import hashing
 from diagnostics_app.core.audio import content_blocks
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.calculators.registry import Registry
@@ -187,14 +188,18 @@ def _content_digest(work: PassWork) -> str | None:
 def _block_hasher(store: FeatureStore, work: PassWork) -> BlockHasher | None:
     """The block digests of the audio the passes read (core.ranges: when the file changes
     later, its rows name the changed ranges), fed by the passes' own decode: None when this
-    version of the file has them already (or its facts are not in the fingerprints)."""
+    version of the file has them already with the current algorithm (or its facts are not in
+    the fingerprints). Digests of an older algorithm (a store from before schema 9) are made
+    again, at no decoding cost: the next version of the file can then be compared with this
+    one."""
     digest = _content_digest(work)
     fp = next(iter(work.fingerprints.values()), {})
     rate, channels = fp.get("audio.sample_rate"), fp.get("audio.channels")
     if digest is None or not isinstance(rate, int) or not isinstance(channels, int):
         return None
     try:
-        if store.get_blocks(digest) is not None:
+        known = store.get_blocks(digest)
+        if known is not None and known.algorithm == hashing.CURRENT:
             return None
     except DiagnosticsError:
         return None

@@ -12,18 +12,25 @@ block is shorter). Two versions compared block by block give the changed sample 
 other frame is bit-identical after the edit (``tests/core/test_ranges_reach.py`` checks it
 against real recomputations). A calculator that cannot bound its reach declares ``None``.
 
-Pure values and functions (numpy and hashlib only): the audio module computes the digests, the
-store keeps them, the diagnostics report the ranges (their text: :mod:`core.fingerprint`).
+**Algorithm.** A block's digest is XXH3-128 (``"x3"``) of its samples interleaved as
+little-endian float32; stores written before index schema 9 hold BLAKE2b-128 (``"b2"``) digests
+of the same bytes, kept with their algorithm (``BlockDigests.algorithm``, ``audio_blocks``):
+digests of two algorithms are never compared (:func:`changed_ranges`: the whole file changed).
+The algorithms and why: :mod:`core.hashing`.
+
+Pure values and functions (numpy and the digests only): the audio module computes the digests,
+the store keeps them, the diagnostics report the ranges (their text: :mod:`core.fingerprint`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+
+from diagnostics_app.core import hashing
 
 # 65,536 frames: 1.37 s at 48 kHz, 1.49 s at 44.1 kHz. 16 bytes of digest per block: an hour at
 # 48 kHz is 2,637 blocks, 42 KB per audio version; a changed range is reported to within one
@@ -44,6 +51,7 @@ class BlockDigests:
     frames: int
     block_frames: int
     digests: bytes  # DIGEST_BYTES per block, in order
+    algorithm: str  # of the digests: core.hashing's name ("x3"; "b2" in older stores)
 
     @property
     def count(self) -> int:
@@ -55,43 +63,60 @@ class BlockDigests:
 
 class BlockHasher:
     """Digests of :data:`BLOCK_FRAMES`-frame blocks of decoded audio fed in pieces of any size
-    (the decoder's reads need not line up with the blocks)."""
+    (the decoder's reads need not line up with the blocks), with ``algorithm`` (the current
+    one, or the one of the digests a decode is checked against)."""
 
-    def __init__(self, sample_rate: int, channels: int, block_frames: int = BLOCK_FRAMES) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        block_frames: int = BLOCK_FRAMES,
+        algorithm: str = hashing.CURRENT,
+    ) -> None:
+        if not hashing.known(algorithm):
+            raise ValueError(f"block digests: unknown algorithm {algorithm!r}")
         self.sample_rate, self.channels, self.block_frames = sample_rate, channels, block_frames
-        self._pending: list[np.ndarray] = []
-        self._pending_frames = 0
+        self.algorithm = algorithm
+        # the block being filled, interleaved (frames, channels) little-endian float32: each
+        # piece is copied in once, channel by channel (a column write from a contiguous row is
+        # ~4x faster than numpy's transposing copy, and the digest of XXH3 costs less than
+        # either), so the bytes hashed never depend on how the decoder's reads were cut
+        self._block = np.empty((block_frames, channels), "<f4")
+        self._filled = 0
         self._frames = 0
         self._out = bytearray()
 
     def feed(self, samples: np.ndarray) -> None:
         """``samples``: float32 (channels, n), the next ``n`` frames of the file."""
-        self._frames += samples.shape[1]
-        self._pending.append(samples)
-        self._pending_frames += samples.shape[1]
-        while self._pending_frames >= self.block_frames:
-            # one piece (the decoder's reads line up with the blocks): no concatenating copy
-            data = (
-                self._pending[0]
-                if len(self._pending) == 1
-                else np.concatenate(self._pending, axis=1)
-            )
-            self._digest(data[:, : self.block_frames])
-            rest = data[:, self.block_frames :]
-            self._pending, self._pending_frames = [rest], rest.shape[1]
+        n = samples.shape[1]
+        self._frames += n
+        at = 0
+        while at < n:
+            take = min(n - at, self.block_frames - self._filled)
+            rows = self._block[self._filled : self._filled + take]
+            for c in range(self.channels):
+                rows[:, c] = samples[c, at : at + take]
+            self._filled += take
+            at += take
+            if self._filled == self.block_frames:
+                self._digest()
 
-    def _digest(self, block: np.ndarray) -> None:
-        # interleaved float32 little-endian: the bytes do not depend on how blocks were read
-        # (hashed through the buffer protocol: no second copy of the block)
-        data = np.ascontiguousarray(block.T, dtype="<f4")
-        self._out += hashlib.blake2b(data.data, digest_size=DIGEST_BYTES).digest()
+    def _digest(self) -> None:
+        # hashed through the buffer protocol: no copy of the block
+        block = self._block[: self._filled]
+        self._out += hashing.digest(self.algorithm, block.data)
+        self._filled = 0
 
     def result(self) -> BlockDigests:
-        if self._pending_frames:
-            self._digest(np.concatenate(self._pending, axis=1))
-            self._pending, self._pending_frames = [], 0
+        if self._filled:
+            self._digest()
         return BlockDigests(
-            self.sample_rate, self.channels, self._frames, self.block_frames, bytes(self._out)
+            self.sample_rate,
+            self.channels,
+            self._frames,
+            self.block_frames,
+            bytes(self._out),
+            self.algorithm,
         )
 
 
@@ -110,14 +135,15 @@ def digest_blocks(
 
 def changed_ranges(old: BlockDigests, new: BlockDigests) -> tuple[SampleRange, ...] | None:
     """The sample ranges of ``new`` that differ from ``old``, merged, in order; None when the
-    versions cannot be compared sample by sample (another sample rate, channel count or block
-    size: the whole file changed). A length change is the range between the two lengths (the
-    frames past the shorter end exist on one side only); an insertion or a deletion shifts
-    every later sample, so every block from it to the end is reported."""
-    if (old.sample_rate, old.channels, old.block_frames) != (
+    versions cannot be compared sample by sample (another sample rate, channel count, block
+    size or digest algorithm: the whole file changed). A length change is the range between
+    the two lengths (the frames past the shorter end exist on one side only); an insertion or
+    a deletion shifts every later sample, so every block from it to the end is reported."""
+    if (old.sample_rate, old.channels, old.block_frames, old.algorithm) != (
         new.sample_rate,
         new.channels,
         new.block_frames,
+        new.algorithm,
     ):
         return None
     size = new.block_frames

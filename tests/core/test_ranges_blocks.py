@@ -172,24 +172,32 @@ def test_an_index_of_schema_6_migrates_to_7_keeping_its_rows(tmp_path: Path) -> 
     assert SCHEMA_VERSION >= 7 and version == (str(SCHEMA_VERSION),)  # 8: splices
 
 
-def test_block_digests_keep_their_definition() -> None:
-    """The digest of a block is blake2b-128 of its samples interleaved as little-endian float32,
-    whatever pieces they were fed in: stores keep these digests, so a faster hashing path must
-    give the very same bytes (computed here independently)."""
+@pytest.mark.parametrize("algorithm", ["x3", "b2"])
+def test_block_digests_keep_their_definition(algorithm: str) -> None:
+    """The digest of a block is XXH3-128 ("x3"; BLAKE2b-128 "b2" in older stores) of its
+    samples interleaved as little-endian float32, whatever pieces they were fed in: stores
+    keep these digests, so a faster hashing path must give the very same bytes (computed here
+    independently)."""
     import hashlib
+
+    import xxhash
 
     from diagnostics_app.core.ranges import DIGEST_BYTES, BlockHasher
 
+    def reference(data: bytes) -> bytes:
+        if algorithm == "x3":
+            return xxhash.xxh3_128(data).digest()
+        return hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
+
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 200_000)).astype(np.float32)
-    hasher = BlockHasher(48_000, 2)
-    for a, b in ((0, 70_000), (70_000, 131_072), (131_072, 200_000)):
+    hasher = BlockHasher(48_000, 2, algorithm=algorithm)
+    for a, b in ((0, 70_000), (70_000, 70_001), (70_001, 131_072), (131_072, 200_000)):
         hasher.feed(x[:, a:b])
     expected = b"".join(
-        hashlib.blake2b(
-            np.ascontiguousarray(x[:, i : i + 65_536].T, dtype="<f4").tobytes(),
-            digest_size=DIGEST_BYTES,
-        ).digest()
+        reference(np.ascontiguousarray(x[:, i : i + 65_536].T, dtype="<f4").tobytes())
         for i in range(0, 200_000, 65_536)
     )
-    assert hasher.result().digests == expected
+    got = hasher.result()
+    assert got.digests == expected
+    assert (got.algorithm, got.frames, got.count) == (algorithm, 200_000, 4)

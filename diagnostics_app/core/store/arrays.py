@@ -21,9 +21,11 @@ Storage ``"u16db"``
     The file's real encoding is a column of the feature row, so metas round-trip unchanged.
 
 Checksums and stamps
-    Each file's checksum (``b2:`` + blake2b-128 of the array bytes after the ``.npy`` header)
-    is computed while it is written, and its stamp (``size:mtime_ns:inode``) is taken once it
-    is complete; both go into the feature's row (:mod:`.verify` checks files against them).
+    Each file's checksum (``x3:`` + XXH3-128 of the array bytes after the ``.npy`` header;
+    ``b2:`` + BLAKE2b-128 in stores written before schema 9, still verified: see
+    :mod:`core.hashing`) is computed while it is written, and its stamp
+    (``size:mtime_ns:inode``) is taken once it is complete; both go into the feature's row
+    (:mod:`.verify` checks files against them).
 
 Reading never unpickles, never follows a symbolic link and reads only paths the index may
 name (:mod:`.paths`): the header is parsed here and the values are memory-mapped when asked.
@@ -32,7 +34,6 @@ name (:mod:`.paths`): the header is parsed here and the values are memory-mapped
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import struct
 import sys
@@ -45,6 +46,7 @@ import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.hashing import Checksum
 from diagnostics_app.core.store.causes import one_line, os_cause
 from diagnostics_app.core.store.paths import (
     DATA_DIR,
@@ -65,14 +67,6 @@ _CHUNK_BYTES: Final = 1 << 20
 F32: Final = np.dtype("<f4")
 U16: Final = np.dtype("<u2")
 F64: Final = np.dtype("<f8")
-
-
-def new_checksum() -> Any:
-    return hashlib.blake2b(digest_size=16)
-
-
-def checksum_text(h: Any) -> str:
-    return "b2:" + str(h.hexdigest())
 
 
 def stamp_text(st: os.stat_result) -> str:
@@ -183,7 +177,7 @@ class ArrayWriter:
         self.dtype = F32 if value_range is None else U16
         self.frames = 0
         self.checksum = ""  # set by finish()
-        self._hash = new_checksum()  # of the values as written, after the header
+        self._hash = Checksum()  # of the values as written, after the header
         self._file = path.open("wb")
         try:
             self._file.write(_npy_header(self.dtype, (0, channels, width)))
@@ -213,7 +207,7 @@ class ArrayWriter:
         if durable:
             os.fsync(f.fileno())
         f.close()
-        self.checksum = checksum_text(self._hash)
+        self.checksum = self._hash.text()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -268,9 +262,9 @@ def write_times(path: Path, times: np.ndarray, *, durable: bool) -> str:
         if durable:
             f.flush()
             os.fsync(f.fileno())
-    h = new_checksum()
+    h = Checksum()
     h.update(times.tobytes())  # frame times: small
-    return checksum_text(h)
+    return h.text()
 
 
 @dataclass

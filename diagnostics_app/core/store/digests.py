@@ -8,7 +8,9 @@ Block digests (:mod:`diagnostics_app.core.ranges`) cost a full decode; they are 
 content digest of the version they describe (``audio_blocks``), so each version of a file is
 decoded for them once, and a stored entry's fingerprint (its ``audio.content``) finds the
 blocks of the audio it was computed from. A lost row only means that version's changes are
-reported whole-file.
+reported whole-file. Each row records its digests' algorithm (``"x3"``; ``"b2"`` for the rows
+of stores written before schema 9, which the migration gave that value): versions whose
+digests differ in algorithm are not compared (the whole file changed).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def get_blocks(db: IndexConnection, digest: str) -> BlockDigests | None:
             row = (
                 db.live()
                 .execute(
-                    "SELECT sample_rate, channels, frames, block_frames, blocks"
+                    "SELECT sample_rate, channels, frames, block_frames, blocks, algorithm"
                     " FROM audio_blocks WHERE digest = ?",
                     (digest,),
                 )
@@ -70,13 +72,16 @@ def get_blocks(db: IndexConnection, digest: str) -> BlockDigests | None:
         raise db.error("cannot read block digests", exc) from None
     if row is None:
         return None
-    return BlockDigests(int(row[0]), int(row[1]), int(row[2]), int(row[3]), bytes(row[4]))
+    return BlockDigests(
+        int(row[0]), int(row[1]), int(row[2]), int(row[3]), bytes(row[4]), str(row[5])
+    )
 
 
 def put_blocks(db: IndexConnection, digest: str, blocks: BlockDigests) -> None:
     with db.write("cannot store block digests") as c:
         c.execute(
-            "INSERT OR REPLACE INTO audio_blocks VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO audio_blocks (digest, sample_rate, channels, frames, "
+            "block_frames, blocks, algorithm) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 digest,
                 blocks.sample_rate,
@@ -84,5 +89,6 @@ def put_blocks(db: IndexConnection, digest: str, blocks: BlockDigests) -> None:
                 blocks.frames,
                 blocks.block_frames,
                 blocks.digests,
+                blocks.algorithm,
             ),
         )

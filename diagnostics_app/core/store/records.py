@@ -115,7 +115,7 @@ class SplicePart:
     times_path: str | None
     nbytes: int  # bytes on disk, both files
     stamp: str  # "size:mtime_ns:inode" of each file at commit ("data[,times]")
-    checksum: str  # "b2:..." of each file's values ("data[,times]")
+    checksum: str  # "x3:..." (or "b2:...") of each file's values ("data[,times]")
 
     @property
     def stop(self) -> int:
@@ -210,7 +210,8 @@ class StoredFeature:
     # "size:mtime_ns:inode" of each file ("data,times") when it was last found sound: at its
     # commit, or when a listing last read its header; None for rows of older versions
     stamp: str | None = None
-    # "b2:<blake2b-128 hex>" of each file's values (after the .npy header), recorded at commit;
+    # "x3:<xxh3-128 hex>" of each file's values (after the .npy header), recorded at commit
+    # ("b2:<blake2b-128 hex>" in stores written before schema 9; core.hashing);
     # None for rows of older versions ("no checksum recorded")
     checksum: str | None = None
     # set by a verified listing (FeatureStore.entries): why its files are not what this row

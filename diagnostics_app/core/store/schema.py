@@ -20,8 +20,10 @@ from diagnostics_app.core.store.connection import IndexConnection
 # (the ``previous`` table), each entry's provenance, each feature's ``regenerated`` verdict; 6:
 # environment_marks (entries verify --repair found drifted, see .marks); 7: audio_blocks
 # (block digests of each audio version, by content digest: core.ranges); 8: the ``splices``
-# column of features, trash and previous (frames replaced in place, see .splicing)
-SCHEMA_VERSION: Final = 8
+# column of features, trash and previous (frames replaced in place, see .splicing); 9: the
+# ``algorithm`` of audio_blocks (core.hashing: new digests are XXH3-128 "x3", the rows already
+# there BLAKE2b-128 "b2"; new array checksums are "x3:...", the "b2:..." already there stay)
+SCHEMA_VERSION: Final = 9
 
 # columns added after the table was first released: (table, column, declaration)
 _ADDED_COLUMNS: Final = (
@@ -38,6 +40,8 @@ _ADDED_COLUMNS: Final = (
     ("features", "splices", "TEXT"),
     ("trash", "splices", "TEXT"),
     ("previous", "splices", "TEXT"),
+    # the rows already there were digested with BLAKE2b (new rows always name theirs)
+    ("audio_blocks", "algorithm", "TEXT NOT NULL DEFAULT 'b2'"),
 )
 
 _SCHEMA: Final = """
@@ -88,7 +92,8 @@ CREATE TABLE IF NOT EXISTS digests (
     inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audio_blocks (
     digest TEXT PRIMARY KEY, sample_rate INTEGER NOT NULL, channels INTEGER NOT NULL,
-    frames INTEGER NOT NULL, block_frames INTEGER NOT NULL, blocks BLOB NOT NULL);
+    frames INTEGER NOT NULL, block_frames INTEGER NOT NULL, blocks BLOB NOT NULL,
+    algorithm TEXT NOT NULL DEFAULT 'b2');
 CREATE TABLE IF NOT EXISTS cancel_requests (job_id TEXT PRIMARY KEY, requested REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, source_id TEXT NOT NULL, calculator_ids TEXT NOT NULL,
@@ -131,7 +136,9 @@ def setup(db: IndexConnection, busy_timeout: float) -> None:
             # 5 -> 6: environment_marks, empty: nothing is marked until verify --repair;
             # 6 -> 7: audio_blocks, empty: an entry whose audio has no block digests yet is
             # diagnosed whole-file, as before, until its file is next digested; 7 -> 8: the
-            # splices columns, NULL (no parts) for every row already there)
+            # splices columns, NULL (no parts) for every row already there; 8 -> 9: the
+            # algorithm of audio_blocks, "b2" for every row already there: compared only with
+            # other "b2" rows, so an edit made after the upgrade is diagnosed whole-file once)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)

@@ -42,15 +42,14 @@ from typing import Final
 import numpy as np
 
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.hashing import Checksum
 from diagnostics_app.core.splice import FrameSplice, apply_splices, apply_times, check_splices
 from diagnostics_app.core.store.arrays import (
     DATA_DIR,
     F32,
     TMP_DIR,
-    checksum_text,
     encode_u16,
     fsync_dir,
-    new_checksum,
     npy_header,
     stamp_text,
     u16_range,
@@ -238,7 +237,7 @@ def _write_raw(path: Path, raw: np.ndarray) -> str:
     """Write stored values as :class:`~.arrays.ArrayWriter` would (its fixed header, the
     values, fsynced); their checksum."""
     raw = np.ascontiguousarray(raw)
-    h = new_checksum()
+    h = Checksum()
     with path.open("wb") as f:
         f.write(npy_header(raw.dtype, raw.shape))
         flat = raw.reshape(-1).view(np.uint8)
@@ -248,7 +247,7 @@ def _write_raw(path: Path, raw: np.ndarray) -> str:
             h.update(chunk.data)
         f.flush()
         os.fsync(f.fileno())
-    return checksum_text(h)
+    return h.text()
 
 
 def _write_plan(root: Path, plan: _Plan, written: list[Path]) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from diagnostics_app.core.calculators.base import OutputMeta
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.hashing import checksum_like, unknown_checksum
 from diagnostics_app.core.store.arrays import (
     F32,
     TMP_DIR,
@@ -84,7 +85,7 @@ def staged_name(area: StagingArea, stage_id: str, calculator: str, feature: str,
 @dataclass(frozen=True)
 class StagedFile:
     name: str  # in the staging folder
-    checksum: str  # "b2:..." of the values after the .npy header
+    checksum: str  # "x3:..." of the values after the .npy header (core.hashing)
     nbytes: int
 
 
@@ -246,7 +247,11 @@ def commit_staged(
 def _check(
     path: Path, dtype: np.dtype, out: StagedOutput, file: StagedFile, times: bool = False
 ) -> None:
-    """The staged file is there, as large as the manifest says, with the header it implies."""
+    """The staged file is there, as large as the manifest says, with the header it implies,
+    and its checksum is one this program can verify later (a worker of another version may
+    have made it: an older one's ``b2:`` is fine, an unknown algorithm is refused)."""
+    if checksum_like(file.checksum) is None:
+        raise StoreError(f"{path}: staged file: {unknown_checksum(file.checksum)}")
     shape: tuple[int, ...] = (
         (out.frames,) if times else (out.frames, out.meta.channels, out.meta.width)
     )

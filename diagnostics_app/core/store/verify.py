@@ -23,8 +23,11 @@ unchanged store reads no file. Any other stamp means the file may have changed: 
 read again (the first 128 bytes, compared with the header the writer writes).
 
 With content checks on (``check --verify``), every file is also read in full and its values
-(the bytes after the header) hashed with blake2b and compared with the checksum recorded at
-commit. Rows committed before checksums were recorded cannot be checked that way: they are
+(the bytes after the header) hashed with the algorithm the recorded checksum names (its prefix:
+``x3:`` XXH3-128, ``b2:`` BLAKE2b-128 in stores written before schema 9; :mod:`core.hashing`)
+and compared with the checksum recorded at commit; a prefix naming no known algorithm fails
+the file (one line naming it) without reading it. Rows committed before checksums were
+recorded cannot be checked that way: they are
 counted and reported in one warning line, not failed. A mismatch is *kept*: the row's stamp
 becomes ``!`` + the problem (and the entry's ``seq`` is bumped, so every process lists it
 again), and every later listing, content checks or not, reports it, until the feature is
@@ -51,14 +54,13 @@ from typing import Any, Final
 import numpy as np
 
 from diagnostics_app.core.errors import StoreError
+from diagnostics_app.core.hashing import checksum_like, unknown_checksum
 from diagnostics_app.core.store.arrays import (
     F32,
     F64,
     U16,
-    checksum_text,
     describe,
     expected_size,
-    new_checksum,
     npy_header,
     read_npy_header,
     stamp_text,
@@ -303,8 +305,10 @@ class Verifier:
     def _content(self, kind: str, layout: _Layout, recorded: str) -> str | None:
         rel, dtype, shape = layout
         path = self._prefix + rel
+        h = checksum_like(recorded)
+        if h is None:
+            return f"{kind} {path}: {unknown_checksum(recorded)}"
         self.contents_read += 1
-        h = new_checksum()
         try:
             with os.fdopen(open_no_follow(self._name(rel), self._at), "rb") as f:
                 f.seek(_data_offset(f, dtype, shape))
@@ -314,7 +318,7 @@ class Verifier:
             return f"{kind} {path}{exc}"
         except OSError as exc:
             return f"{kind} {path} cannot be read: {os_cause(exc)}"
-        if checksum_text(h) != recorded:
+        if h.text() != recorded:
             return f"{kind} {path}: its content differs from the checksum recorded at commit"
         return None
 
