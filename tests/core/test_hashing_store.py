@@ -165,8 +165,7 @@ def test_check_verify_names_a_file_whose_checksum_has_no_known_algorithm(
     assert "Traceback" not in check.err
     message = rows_by(check.json())["drums", "rms", "default"]["message"]
     assert message == (
-        f"data file {cache / rel}: its recorded checksum 'md5:00' names no known algorithm "
-        "(x3, b2)"
+        f"data file {cache / rel}: its recorded checksum 'md5:00' names no known algorithm (x3, b2)"
     )
 
 
@@ -199,8 +198,7 @@ def test_a_staged_file_is_committed_with_a_checksum_it_can_verify(tmp_path: Path
         with pytest.raises(StoreError) as caught:
             store.commit_staged(store.staging_area(), bad, "a", "default", None, {"c": {}}, {})
         assert str(caught.value) == (
-            f"{path}: staged file: its recorded checksum 'zz:00' names no known algorithm "
-            "(x3, b2)"
+            f"{path}: staged file: its recorded checksum 'zz:00' names no known algorithm (x3, b2)"
         )
         assert store.entries() == []
         old = b2(values(path))
