@@ -209,3 +209,34 @@ def test_a_staged_file_is_committed_with_a_checksum_it_can_verify(tmp_path: Path
         assert entry.features["x"].checksum == old
         store.verify_content = True
         assert [e.problems for e in store.entries()] == [()]
+
+
+def test_a_splice_over_an_old_base_verifies_each_file_with_its_own_algorithm(
+    tmp_path: Path,
+) -> None:
+    """Frames spliced into a feature of an old store: the base keeps its ``b2:`` checksum,
+    the new parts get ``x3:``; a content check verifies both, and a damaged base is found."""
+    from tests.core.test_store_splices import KEY, base_arrays, put, same_for_all
+
+    cache = tmp_path / "c"
+    with FeatureStore.open(cache) as s:
+        put(s, base_arrays())
+    make_schema_8(cache)
+    with FeatureStore.open(cache) as s:
+        entry = s.get(KEY)
+        assert entry is not None
+        new = s.commit_splices(KEY, {}, 1, entry.commit_id, same_for_all([(10, 1, 2)], 1))
+        for f in new.features.values():
+            assert {c[:3] for c in (f.checksum or "").split(",")} == {"b2:"}
+            assert f.splices and {c[:3] for p in f.splices for c in p.checksum.split(",")} == {
+                "x3:"
+            }
+        s.verify_content = True
+        assert [e.problems for e in s.entries()] == [()]
+        assert s._verifier.contents_read == sum(len(f.files) for f in new.features.values())
+        base = cache / new.features["db"].path
+        flip_last_byte(base)
+        problems = dict(s.entries()[0].problems)
+    assert problems == {
+        "db": f"data file {base}: its content differs from the checksum recorded at commit"
+    }
