@@ -23,7 +23,6 @@ parent runs Qt threads.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import threading
@@ -34,6 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from diagnostics_app.core import worker_start
 from diagnostics_app.core.calculators.registry import Registry
 from diagnostics_app.core.engine import CancelToken
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError
@@ -41,8 +41,8 @@ from diagnostics_app.core.jobs import PassWork, Report, run_work
 from diagnostics_app.core.store import FeatureStore
 
 CANCEL_POLL_S = 0.05  # how often a waiting pass looks at its cancel token
-END_WAIT_S = 10.0
-NICE = 10  # the worker processes' niceness increment  # how long a finished pass waits for its last progress reports to be handed on
+END_WAIT_S = 10.0  # how long a finished pass waits for its last progress reports to be handed on
+NICE = 10  # the worker processes' niceness increment
 
 
 class WorkerError(DiagnosticsError):
@@ -57,19 +57,8 @@ def context() -> BaseContext:
 
 # --- the worker process side -----------------------------------------------------------------
 
-_queue: Any = None  # the progress queue, set by the initializer
 _stores: dict[str, FeatureStore] = {}
 _registry: list[Registry] = []
-
-
-def _init(queue: Any, nice: int) -> None:
-    global _queue
-    _queue = queue
-    if nice and hasattr(os, "nice"):
-        # background work: the GUI process gets a core first (a whole process, so no GIL is
-        # held by a descheduled thread, unlike a niced thread)
-        with contextlib.suppress(OSError):
-            os.nice(nice)
 
 
 def _child_run(cache_dir: str, work: PassWork) -> tuple[str, str | None]:
@@ -82,7 +71,7 @@ def _child_run(cache_dir: str, work: PassWork) -> tuple[str, str | None]:
             _registry.append(Registry.default())
 
         def report(fraction: float, label: str) -> None:  # the parent writes the record
-            _queue.put((work.job_id, fraction, label))
+            worker_start.progress.put((work.job_id, fraction, label))
 
         # this process writes the pass's files under its own pid: its lease must stay fresh
         # while it does, or a sweep elsewhere would take the live files for a dead owner's
@@ -99,7 +88,7 @@ def _child_run(cache_dir: str, work: PassWork) -> tuple[str, str | None]:
         traceback.print_exc()
         return "failed", f"internal error: {type(exc).__name__}: {exc}"
     finally:
-        _queue.put((work.job_id, None, ""))  # the last report of this pass
+        worker_start.progress.put((work.job_id, None, ""))  # the last report of this pass
     return "done", None
 
 
@@ -175,7 +164,10 @@ class ProcessPasses:
                     )
                     self._forwarder.start()
                 self._executor = ProcessPoolExecutor(
-                    self._workers, mp_context=ctx, initializer=_init, initargs=(self._queue, NICE)
+                    self._workers,
+                    mp_context=ctx,
+                    initializer=worker_start.init,
+                    initargs=(self._queue, NICE),
                 )
             return self._executor
 

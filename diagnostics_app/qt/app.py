@@ -208,6 +208,8 @@ def wait_until_idle(window: MainWindow, timeout: float = 60.0) -> bool:
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         if window.plot_area.refresh_pending:
             window.plot_area.refresh()  # do the rate-limited update now rather than wait
+        if window.turns.pending:
+            window.turns.flush()
         if window.plot_area.updates_pending:
             window.plot_area.flush_updates()
         busy = not controller.is_idle()

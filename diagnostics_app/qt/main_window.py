@@ -51,6 +51,7 @@ from diagnostics_app.qt.playback import Player
 from diagnostics_app.qt.plots.plot_area import PlotArea
 from diagnostics_app.qt.settings import AppSettings, SettingsStore
 from diagnostics_app.qt.theme import STATE_COLORS, app_icon
+from diagnostics_app.qt.turns import Turns
 from diagnostics_app.qt.widgets.descriptor_table import DescriptorTable
 from diagnostics_app.qt.widgets.explain_panel import ExplainPanel
 from diagnostics_app.qt.widgets.job_panel import JobPanel
@@ -146,6 +147,7 @@ class MainWindow(
         self._pending_first_issue = False  # show_first_issue() asked for before any rows
         self._loading = False  # "Loading diagnostics…" shown until the first snapshot
         self.force_close = False  # skip the "save changes?" question (tests, screenshot)
+        self.turns = Turns(self)  # view updates that each wait for the previous one's paint
 
         self.sources = SourceTreePanel(self)
         self.table = DescriptorTable(self)
@@ -398,12 +400,14 @@ class MainWindow(
         if self._selection is not None and not self._known(*self._selection):
             self._selection = None
         self._update_table()
-        self.jobs.set_jobs(c.jobs)
         self._update_summary()
         self._update_actions()
-        self._update_plots()
         if self._pending_first_issue and c.has_diagnosis:
             self.show_first_issue()
+        # the job panel and the lanes in the next turns: each is painted on its own, not all
+        # in one block after this slot (qt/turns.py)
+        self.turns.queue("jobs", self._on_jobs)
+        self.turns.queue("plots", self._update_plots)
 
     @Slot(object)
     def _on_progress(self, event: JobUpdated) -> None:
@@ -527,6 +531,7 @@ class MainWindow(
                 event.ignore()
                 return
         self.stop_audio_drop()  # (not before the question: Cancel keeps the drop going)
+        self.turns.clear()  # no view update after the close (it would load plots again)
         self.save_window_state()
         self.player.close()
         self.controller.shutdown()

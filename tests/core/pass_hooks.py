@@ -39,3 +39,10 @@ def run_until_cancel_requested(cache_dir: str, work: PassWork) -> tuple[str, str
         return pass_process._child_run(cache_dir, work)
     finally:
         setattr(pass_process, "run_work", run_work)  # noqa: B010
+
+
+def report_priority(cache_dir: str, work: PassWork) -> tuple[str, str | None]:
+    """A pass that only tells this worker's niceness, as its failure message."""
+    import os
+
+    return "failed", f"nice={os.nice(0)}"

@@ -4,6 +4,9 @@ thread pass, cancellable through the store, and a dead worker is a failed pass, 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +190,29 @@ def test_a_process_pass_remembers_its_audio_blocks_in_the_worker(
     facts = session.source_status("a").facts
     assert facts is not None
     assert session.store.get_blocks(facts.digest) is not None  # made in the worker
+
+
+def test_a_worker_lowers_its_priority_before_it_imports_the_engine(
+    tmp_path: Path, sessions: list[Session]
+) -> None:
+    """Workers start niced (the GUI keeps a core while two of them import numpy and the engine,
+    ~0.3 s of CPU each): the pool's initializer is worker_start.init, whose module imports
+    nothing heavy, so a worker runs it (unpickling it imports only that module) first."""
+    code = (
+        "import sys; import diagnostics_app.core.worker_start; "
+        "print(sorted(m for m in ('numpy', 'scipy', 'soundfile', 'diagnostics_app.core.engine') "
+        "if m in sys.modules))"
+    )
+    light = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert light.stdout.strip() == "[]"
+    session = _open(_project(tmp_path, 0.2), sessions)
+    passes = ProcessPasses(session.store, 1, target=pass_hooks.report_priority)
+    try:
+        result = _run_one(session, passes)
+    finally:
+        passes.close()
+    assert result.status == "failed"
+    expected = min(19, os.nice(0) + pass_process.NICE)
+    assert result.message == f"nice={expected}"

@@ -59,10 +59,12 @@ DIAGNOSIS_TIMEOUT_MS = 20000
 
 def wait_for_diagnosis(qtbot: Any, window: Any) -> None:
     """Wait until the window shows a diagnosis reflecting every change made so far (it is
-    derived in a worker thread and applied when it arrives)."""
+    derived in a worker thread and applied when it arrives; the job panel and the lanes take
+    it in the next turns of the event loop)."""
     c = window.controller
     qtbot.waitUntil(
-        lambda: c.diagnosis_current and not c.diagnosis_pending, timeout=DIAGNOSIS_TIMEOUT_MS
+        lambda: c.diagnosis_current and not c.diagnosis_pending and not window.turns.pending,
+        timeout=DIAGNOSIS_TIMEOUT_MS,
     )
 
 
