@@ -7,22 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from diagnostics_app.qt.turns import Turns
-
-
-class PaintLog(QObject):
-    def __init__(self, log: list[str]) -> None:
-        super().__init__()
-        self.log = log
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Paint:
-            self.log.append("paint")
-        return False
+from tests.qt.test_gui_stalls import PaintLog
 
 
 def _logged(log: list[str], name: str, widget: QWidget) -> Callable[[], None]:
