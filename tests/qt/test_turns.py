@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
@@ -58,7 +59,7 @@ def test_flush_runs_every_update_now_and_clear_drops_them(qtbot: QtBot) -> None:
 
 
 def test_a_snapshot_paints_the_table_before_the_jobs_and_the_jobs_before_the_lanes(
-    make_window: Callable[..., Any], qtbot: QtBot
+    make_window: Callable[..., Any], qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     window = make_window()
     log: list[str] = []
@@ -70,9 +71,11 @@ def test_a_snapshot_paints_the_table_before_the_jobs_and_the_jobs_before_the_lan
         real_table()
         table.update()
 
-    window._update_table = update_table
-    window._on_jobs = lambda: log.append("jobs")
-    window._update_plots = lambda force=False: log.append("plots")
+    # (through monkeypatch: undone before the window's teardown, so no closure keeps the
+    # window alive with its lanes' menus)
+    monkeypatch.setattr(window, "_update_table", update_table)
+    monkeypatch.setattr(window, "_on_jobs", lambda: log.append("jobs"))
+    monkeypatch.setattr(window, "_update_plots", lambda force=False: log.append("plots"))
     spy = PaintLog(log)
     table.installEventFilter(spy)
     window._on_diagnosis()
