@@ -34,6 +34,7 @@ class ScriptedRunner:
     def __init__(self, queue: list[Batch], on_empty: Callable[[], None]) -> None:
         self.queue = queue
         self.ran: list[str] = []
+        self.where: list[Any] = []  # where each pass was run
         self._on_empty: Callable[[], None] | None = on_empty
 
     def pending(self) -> int:
@@ -49,6 +50,7 @@ class ScriptedRunner:
 
     def execute(self, batch: Batch, run: Any) -> BatchResult:
         self.ran.append(batch.job_id)
+        self.where.append(run)
         return BatchResult(batch, "done", 0.0, None)
 
 
@@ -77,6 +79,16 @@ def test_a_pass_queued_as_the_last_worker_leaves_is_taken_by_it() -> None:
     worker.run()  # here, in this thread: the whole life of a worker
     assert runner.ran == finished == ["a", "late"]
     assert worker.passes == 2 and slots.live == 0 and runner.pending() == 0
+
+
+def test_a_worker_asks_where_before_each_pass() -> None:
+    """A switch to a Dask scheduler holds for the passes a live worker has not started."""
+    runner = ScriptedRunner([_batch("a"), _batch("b")], lambda: None)
+    current = ["local processes"]
+    worker = AnalysisWorker(runner, where=lambda: current[0])  # type: ignore[arg-type]
+    worker.signals.finished.connect(lambda result: current.__setitem__(0, "scheduler"))
+    worker.run()
+    assert runner.where == ["local processes", "scheduler"]
 
 
 def test_a_worker_that_fails_leaves_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
