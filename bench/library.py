@@ -14,8 +14,12 @@ once. Measured, each in a fresh process unless said:
    timer) from show to rows, during the first selection of a source (and 1.5 s after), and
    while the library folder is dropped on an empty project, until its rows are shown.
 5. ``add`` again on the same folder (everything already present: nothing written).
+6. GUI: "Calculate missing" on the opened project (one pass per source): the GUI thread's CPU
+   time (``time.thread_time``) and wall time of ``controller.calculate_missing()``, the
+   longest GUI-thread stall from the call until the job panel shows the queued passes, and
+   the same for "Cancel all" on them.
 
-    .venv/bin/python bench/library.py [--sources N] [--code OTHER_CHECKOUT]
+    .venv/bin/python bench/library.py [--sources N] [--code OTHER_CHECKOUT] [--queue-only]
 """
 
 from __future__ import annotations
@@ -107,6 +111,17 @@ def rows_shown(n):
 def next_phase(name):
     print(f"STALL {phase[0]} {worst[0]:.1f} {(ms() - since[0]) / 1000:.2f}", flush=True)
     phase[0] = name; worst[0] = 0.0; since[0] = ms()
+queued = [0]
+def timed(name, call):
+    wall, cpu = time.perf_counter(), time.thread_time()
+    n = call()
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    print(f"{name} {n} {cpu:.4f} {wall:.4f} {os.getloadavg()[0]:.2f}", flush=True)
+    return n
+def queue():
+    queued[0] = timed("QUEUE", controller.calculate_missing)
+def cancel():
+    timed("CANCEL", controller.cancel_all)
 def select():
     sources = controller.project.sources
     w.select(("source", sources[len(sources) // 2].id))
@@ -121,6 +136,21 @@ def beat():
         elif phase[0] == "select" and ms() - since[0] > 1500:
             next_phase("done")
             app.quit()
+    elif mode == "queue":
+        if phase[0] == "open" and rows_shown(1) and not controller.diagnosis_pending:
+            next_phase("settle")
+        elif phase[0] == "settle" and ms() - since[0] > 1500:
+            next_phase("queue")  # from the call until the job panel shows the passes
+            QTimer.singleShot(0, queue)
+        elif phase[0] == "queue" and queued[0] and w.jobs.model.rowCount() >= 0.9 * queued[0]:
+            next_phase("cancel")  # from the call until the job panel is empty
+            QTimer.singleShot(0, cancel)
+        elif phase[0] == "cancel" and w.jobs.model.rowCount() == 0 and ms() - since[0] > 50:
+            next_phase("done")
+            app.quit()
+        elif ms() - since[0] > 600000:
+            next_phase("timeout")
+            app.quit()
     elif phase[0] == "open" and ms() > 1500:  # the empty project shown and settled
         next_phase("drop")
         QTimer.singleShot(0, lambda: w._on_files_dropped([sys.argv[3]]))
@@ -134,8 +164,9 @@ os._exit(0)
 """
 
 
-def stalls(project: Path, *extra: object) -> dict[str, tuple[float, float]]:
-    """The child's phases: {phase: (longest GUI-thread gap in ms, seconds the phase took)}."""
+def stalls(project: Path, *extra: object) -> dict[str, tuple[float, ...]]:
+    """The child's phases: {phase: (longest GUI-thread gap in ms, seconds the phase took)};
+    and its timed calls: {"QUEUE"/"CANCEL": (count, GUI-thread CPU s, wall s, load)}."""
     env = {
         **os.environ,
         "PYTHONPATH": str(CODE),
@@ -151,20 +182,45 @@ def stalls(project: Path, *extra: object) -> dict[str, tuple[float, float]]:
         timeout=900,
         check=False,
     )
-    marks = {
+    marks: dict[str, tuple[float, ...]] = {
         line.split()[1]: (float(line.split()[2]), float(line.split()[3]))
         for line in out.stdout.splitlines()
         if line.startswith("STALL")
     }
+    for line in out.stdout.splitlines():
+        if line.startswith(("QUEUE", "CANCEL")):
+            marks[line.split()[0]] = tuple(float(x) for x in line.split()[1:])
     if not marks:
         raise SystemExit(f"stall child failed: {out.stderr[-2000:]}")
     return marks
+
+
+def queue_step(project: Path, n: int) -> None:
+    """Step 6: "Calculate missing" and "Cancel all" in a GUI child (one pass per source)."""
+    got = stalls(project, "queue")
+    if "QUEUE" not in got or "CANCEL" not in got:
+        raise SystemExit(f"the queue child did not finish: {got}")
+    for name, what in (("QUEUE", "calculate missing"), ("CANCEL", "cancel all")):
+        count, cpu, wall, load = got[name]
+        print(
+            f"{'GUI ' + what + ': GUI-thread CPU':<42} {cpu:8.3f} s   {cpu / n * 1e6:8.1f} µs/source"
+            f"   (wall {wall:.3f} s, {count:.0f} passes, load {load:.1f})"
+        )
+    print(f"{'GUI calculate missing -> queued painted':<42} {got['queue'][1]:8.2f} s")
+    print(f"{'  longest stall (the call included)':<42} {got['queue'][0]:8.1f} ms")
+    print(f"{'GUI cancel all -> job panel empty':<42} {got['cancel'][1]:8.2f} s")
+    print(f"{'  longest stall (the call included)':<42} {got['cancel'][0]:8.1f} ms")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=20_000)
     parser.add_argument("--code", help="the checkout to measure (default: this one)")
+    parser.add_argument(
+        "--queue-only",
+        action="store_true",
+        help="make the library and the project, then only step 6 (calculate missing)",
+    )
     args = parser.parse_args()
     print(f"code: {CODE}; load average {os.getloadavg()[0]:.1f}")
     n = args.sources
@@ -186,6 +242,11 @@ def main() -> int:
         raise SystemExit(f"add failed: {proc.stderr}")
     print(proc.stdout.splitlines()[-1])
     report("add (new project, fresh process)", seconds)
+
+    if args.queue_only:
+        cli("check", project, "--json")  # the digests cached, as in the full run
+        queue_step(project, n)
+        return 0
 
     from diagnostics_app.core import library
     from diagnostics_app.core.project import load_project
@@ -236,6 +297,7 @@ def main() -> int:
     seconds, proc = cli("add", project, lib, "--recursive", "--request", "rms")
     print(proc.stdout.splitlines()[-1])
     report("add again (all present, fresh process)", seconds)
+    queue_step(project, n)  # last: its passes compute some rows
     print(f"machine: {_util.cpu_model()}, {os.cpu_count()} logical cores")
     return 0
 

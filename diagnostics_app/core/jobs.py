@@ -19,7 +19,6 @@ import itertools
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -139,49 +138,59 @@ class JobRunner:
     def enqueue(
         self, jobs: Sequence[PlannedJob], priority: int = PRIORITY_BATCH, origin: str = "cli"
     ) -> list[Batch]:
-        """Queue passes for ``jobs``; a job already queued here is not queued twice. When the
-        store refuses a job record (a full disk, a locked index) the error is raised after the
-        passes queued before it are announced: they are real, and must run."""
-        batches: list[Batch] = []
-        try:
-            self._enqueue(jobs, priority, origin, batches)
-        finally:
-            for batch in batches:
-                self._notify(batch, "queued", None, "queued")
+        """Queue passes for ``jobs``; a job already queued here is not queued twice. Their job
+        records are written in one transaction: when the store refuses it (a full disk, a
+        locked index), no pass is queued and the error is raised."""
+        batches = self._enqueue(jobs, priority, origin)
+        for batch in batches:  # outside the lock: subscribers may ask the runner
+            self._notify(batch, "queued", None, "queued")
         return batches
 
-    def _enqueue(
-        self, jobs: Sequence[PlannedJob], priority: int, origin: str, batches: list[Batch]
-    ) -> None:
+    def _enqueue(self, jobs: Sequence[PlannedJob], priority: int, origin: str) -> list[Batch]:
         with self._lock:
             queued_keys = {j.entry_key for b in self._queued.values() for j in b.jobs}
-            fresh = [j for j in jobs if j.entry_key not in queued_keys]
-            for group in group_passes(fresh):
-                batch = Batch(uuid.uuid4().hex[:12], list(group), priority, origin)
-                now = time.time()
-                self.store.add_job(
+            groups = group_passes(j for j in jobs if j.entry_key not in queued_keys)
+            if not groups:
+                return []
+            ids = _new_ids(len(groups))
+            fresh = [
+                Batch(job_id, list(group), priority, origin)
+                for job_id, group in zip(ids, groups, strict=True)
+            ]
+            now = time.time()
+            pid = os.getpid()
+            start = process_start_token(pid)
+            # every record in one transaction (20,000 passes of a library: one commit, not
+            # 20,000): all are queued, or, when the store refuses, none is and the error says so
+            self.store.add_jobs(
+                [
                     JobRecord(
                         id=batch.job_id,
                         source_id=batch.source,
                         calculator_ids=batch.calculators,
-                        profile=group[0].profile,
-                        params=group[0].params_key,
+                        profile=batch.jobs[0].profile,
+                        params=batch.jobs[0].params_key,
                         features=batch.features,
                         state="queued",
                         progress=None,
                         label="queued",
                         message=None,
                         origin=origin,
-                        owner_pid=os.getpid(),
-                        owner_start=process_start_token(os.getpid()),
+                        owner_pid=pid,
+                        owner_start=start,
                         created=now,
                         updated=now,
                     )
-                )
+                    for batch in fresh
+                ]
+            )
+            for batch in fresh:
                 self._queued[batch.job_id] = batch
-                self.store.lease.hold()  # released when the pass ends (other places see it alive)
+                # released when the pass ends: other places see this process alive meanwhile
+                # (a count: only the first hold writes, the later ones only add one)
+                self.store.lease.hold()
                 heapq.heappush(self._heap, (priority, next(self._counter), batch))
-                batches.append(batch)
+            return fresh
 
     def pending(self) -> int:
         with self._lock:
@@ -198,16 +207,7 @@ class JobRunner:
             batch = self._queued.pop(job_id, None)
             running = self._running.get(job_id)
         if batch is not None:
-            self.store.lease.release()
-            batch.cancel.cancel()
-            self.store.update_job(
-                job_id,
-                state="cancelled",
-                progress=None,
-                label="cancelled",
-                message="cancelled before it started",
-            )
-            self._notify(batch, "cancelled", None, "cancelled", "cancelled before it started")
+            self._cancel_queued([batch])
             return True
         if running is not None:
             running.cancel.cancel()
@@ -215,9 +215,33 @@ class JobRunner:
         return self.store.request_cancel(job_id)
 
     def cancel_all(self) -> int:
+        """Cancel every pass of this process: the queued ones' records in one transaction (a
+        queue of 20,000 passes: one commit), the running ones at their next block."""
         with self._lock:
-            ids = list(self._queued) + list(self._running)
-        return sum(self.cancel(i) for i in ids)
+            queued = list(self._queued.values())
+            self._queued.clear()
+            self._heap.clear()  # only the passes just taken out were left in it
+            running = list(self._running.values())
+        self._cancel_queued(queued)
+        for batch in running:
+            batch.cancel.cancel()
+        return len(queued) + len(running)
+
+    def _cancel_queued(self, batches: Sequence[Batch]) -> None:
+        """End passes taken out of the queue before they started."""
+        for batch in batches:
+            self.store.lease.release()
+            batch.cancel.cancel()
+        message = "cancelled before it started"
+        self.store.update_jobs(
+            [b.job_id for b in batches],
+            state="cancelled",
+            progress=None,
+            label="cancelled",
+            message=message,
+        )
+        for batch in batches:
+            self._notify(batch, "cancelled", None, "cancelled", message)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -497,6 +521,13 @@ class JobRunner:
         self.events.job_updated.emit(
             JobUpdated(batch.job_id, batch.keys, state, progress, label, message)
         )
+
+
+def _new_ids(n: int) -> list[str]:
+    """``n`` fresh job ids, 48 random bits each as ``uuid4().hex[:12]`` gave (job records of
+    every process share one table), from one read of the system's randomness."""
+    raw = os.urandom(6 * n).hex()
+    return [raw[i : i + 12] for i in range(0, 12 * n, 12)]
 
 
 def summarise(results: Iterable[BatchResult]) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """The analysis queue: the passes this window plans, queues in the session's runner and runs.
 
 Rows are planned into passes (from the diagnosis shown when it reflects every change made here,
-so what the user sees is what gets computed), queued with a priority and an origin, and one
-:class:`~diagnostics_app.qt.workers.AnalysisWorker` per pass takes them from the runner in a
-:class:`QThreadPool` and has the pass computed in a worker process
+so what the user sees is what gets computed), queued with a priority and an origin, and at
+most as many :class:`~diagnostics_app.qt.workers.AnalysisWorker` as the
+:class:`QThreadPool` has threads take them from the runner one after another (a library's
+20,000 passes: not 20,000 runnables started on the GUI thread), each having its passes
+computed in a worker process
 (:class:`~diagnostics_app.core.pass_process.ProcessPasses`), so no pass holds the GUI
 process's GIL. The workers' reports become status messages and signals. Cancelling
 goes to the runner, or, for another process's job, to the store.
@@ -34,7 +36,7 @@ from diagnostics_app.core.pass_process import ProcessPasses
 from diagnostics_app.core.planner import PlannedJob, Selection, plan
 from diagnostics_app.core.session import Session
 from diagnostics_app.core.states import OUTDATED, REGENERABLE
-from diagnostics_app.qt.workers import AnalysisWorker
+from diagnostics_app.qt.workers import AnalysisWorker, WorkerSlots
 
 GUI_ORIGIN = "gui"
 AUTO_ORIGIN = "auto"
@@ -66,6 +68,8 @@ class AnalysisQueue(QObject):
         self._after_pass = after_pass  # run by the worker thread after a committed pass
         self.pool = QThreadPool(self)
         self._workers: set[AnalysisWorker] = set()
+        # live workers, counted with the runner's queue (a worker leaves only when it is empty)
+        self.slots = WorkerSlots(session.runner.pending)
         # the passes' work runs in worker processes (the pool's threads only wait for them):
         # a pass never holds this process's GIL, so it never stalls the GUI thread
         self.processes: PassRunner | None = (
@@ -140,8 +144,9 @@ class AnalysisQueue(QObject):
         basis: Diagnosis | None,
         include_ok: bool = False,
     ) -> int:
-        """Queue the passes ``rows`` need, a worker for each; returns how many. ``basis``:
-        the diagnosis to plan from; None: a fresh derivation on this thread."""
+        """Queue the passes ``rows`` need and start the workers they need; returns how many
+        passes. ``basis``: the diagnosis to plan from; None: a fresh derivation on this
+        thread."""
         keys = tuple(r.key for r in rows)
         if not keys:
             return 0
@@ -153,7 +158,7 @@ class AnalysisQueue(QObject):
         except DiagnosticsError as exc:  # the store refused a record: say so, run what queued
             self.message.emit(f"Cannot queue the analysis: {exc}", 0)
             n = max(0, runner.pending() - before)
-        self._start_workers(n)
+        self._start_workers()
         self.queued.emit()  # queued rows show at once
         return n
 
@@ -167,9 +172,17 @@ class AnalysisQueue(QObject):
             return plan(basis, selection, include_ok=include_ok)
         return self._session.plan(selection, include_ok=include_ok)
 
-    def _start_workers(self, count: int) -> None:
-        for _ in range(count):
-            worker = AnalysisWorker(self._session.runner, self._after_pass, self.processes)
+    def _start_workers(self) -> None:
+        """Workers for the queued passes, as many as the pool has threads at most: each takes
+        pass after pass, so the threads stay busy without a runnable per pass. Called again
+        when a pass ends: the settings may allow more threads since."""
+        for _ in range(self.slots.claim(self.pool.maxThreadCount())):
+            worker = AnalysisWorker(
+                self._session.runner,
+                self._after_pass,
+                where=self._where,
+                slots=self.slots,
+            )
             worker.signals.finished.connect(
                 self._on_worker_finished, Qt.ConnectionType.QueuedConnection
             )
@@ -182,6 +195,11 @@ class AnalysisQueue(QObject):
             worker.signals.done.connect(self._on_worker_done, Qt.ConnectionType.QueuedConnection)
             self._workers.add(worker)
             self.pool.start(worker)
+
+    def _where(self) -> PassRunner | None:
+        """Where the next pass runs (a worker asks before each: a switch to a cluster holds
+        for the passes not started yet)."""
+        return self.processes
 
     def cancel(self, job_id: str) -> bool:
         try:
@@ -227,6 +245,7 @@ class AnalysisQueue(QObject):
 
     @Slot(object)
     def _on_worker_finished(self, result: BatchResult) -> None:
+        self._start_workers()
         b = result.batch
         self.message.emit(
             f"Finished {b.source}: {', '.join(b.features)} ({result.seconds:.1f} s)", 5000
@@ -236,12 +255,15 @@ class AnalysisQueue(QObject):
 
     @Slot(str, str)
     def _on_worker_failed(self, job_id: str, message: str) -> None:
+        if job_id:  # a pass failed (its worker goes on); not a worker ended by a bug, which is
+            self._start_workers()  # not replaced: it would fail again, and again
         self.message.emit(f"Analysis failed: {message}", 0)
         self.failed.emit(job_id, message)
         self.ended.emit()
 
     @Slot(str)
     def _on_worker_cancelled(self, job_id: str) -> None:
+        self._start_workers()
         self.message.emit("Job cancelled", 4000)
         self.ended.emit()
 

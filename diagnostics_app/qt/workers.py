@@ -38,7 +38,7 @@ from diagnostics_app.core.calculators.base import FeatureSpec
 from diagnostics_app.core.diagnostics import Diagnosis, Row
 from diagnostics_app.core.engine import audio_peaks
 from diagnostics_app.core.errors import Cancelled, DiagnosticsError
-from diagnostics_app.core.jobs import BatchResult, JobRunner, PassRun
+from diagnostics_app.core.jobs import Batch, BatchResult, JobRunner, PassRun
 from diagnostics_app.core.project import Project
 from diagnostics_app.core.stamp import FileStamp
 from diagnostics_app.core.states import CURRENT_DATA
@@ -62,32 +62,95 @@ class AnalysisSignals(QObject):
     done = Signal(object)  # the worker, always last: lets the owner drop its reference
 
 
+class WorkerSlots:
+    """How many analysis workers are live, for the queue that starts them (any thread).
+
+    A worker takes pass after pass and ends only when :meth:`leave` finds no pass queued;
+    the queue counts live workers (:meth:`claim`) under the same lock, after queueing its
+    passes. So a pass queued while the last worker leaves is seen by one of them: the worker
+    stays, or the queue starts another; it is never left without a worker."""
+
+    def __init__(self, pending: Callable[[], int]) -> None:
+        self._pending = pending  # passes queued, not yet taken (the runner's count)
+        self._lock = threading.Lock()
+        self._live = 0
+
+    @property
+    def live(self) -> int:
+        with self._lock:
+            return self._live
+
+    def claim(self, limit: int) -> int:
+        """How many more workers the queued passes need, with at most ``limit`` live in all;
+        they count as live from here (the caller starts exactly that many)."""
+        with self._lock:
+            more = max(0, min(self._pending(), limit) - self._live)
+            self._live += more
+            return more
+
+    def leave(self, force: bool = False) -> bool:
+        """A worker found the queue empty: True when it may end (no pass was queued since);
+        ``force``: it ends anyway (an error it cannot go on after)."""
+        with self._lock:
+            if not force and self._pending() > 0:
+                return False
+            self._live = max(0, self._live - 1)
+            return True
+
+
 class AnalysisWorker(QRunnable):
-    """Takes the next queued pass of the runner (highest priority first) and executes it,
-    here or, with ``run``, in a worker process (this thread then only waits)."""
+    """Takes the queued passes of the runner one after another (highest priority first) and
+    executes each, here or, with ``run``, in a worker process (this thread then only waits),
+    until none is queued. ``where`` (if given) says, before each pass, where it runs: the
+    queue may have switched to a cluster meanwhile. With ``slots`` the worker leaves only as
+    :meth:`WorkerSlots.leave` allows; without, when it finds the queue empty."""
 
     def __init__(
         self,
         runner: JobRunner,
         after_pass: Callable[[BatchResult], None] | None = None,
         run: PassRun | None = None,
+        *,
+        where: Callable[[], PassRun | None] | None = None,
+        slots: WorkerSlots | None = None,
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)  # Python owns it (the controller keeps a reference)
         self.runner = runner
         self.after_pass = after_pass  # runs in this thread after a pass that committed
         self.run_pass = run  # where the pass's work runs (None: this thread; or a process)
+        self._where = where
+        self._slots = slots
+        self.passes = 0  # passes this worker took
         self.signals = AnalysisSignals()
 
     def run(self) -> None:
-        job_id = ""
+        left = False
         try:
-            batch = self.runner.take()
-            if batch is None:
-                return
-            job_id = batch.job_id
+            while True:
+                batch = self.runner.take()
+                if batch is None:
+                    if self._slots is None or self._slots.leave():
+                        left = True
+                        return
+                    continue  # a pass was queued as it was about to leave: take it
+                self.passes += 1
+                self._execute(batch)
+        except BaseException as exc:  # a bug must reach the UI, never hang it
+            self.signals.failed.emit("", f"internal error: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        finally:
+            if self._slots is not None and not left:
+                self._slots.leave(force=True)  # the queue tops up when it hears ``done``
+            self.signals.done.emit(self)
+
+    def _execute(self, batch: Batch) -> None:
+        """One pass; every outcome is a signal, and nothing escapes (the next pass follows)."""
+        job_id = batch.job_id
+        try:
             self.signals.started.emit(job_id)
-            result: BatchResult = self.runner.execute(batch, self.run_pass)
+            run = self._where() if self._where is not None else self.run_pass
+            result: BatchResult = self.runner.execute(batch, run)
             if result.status == "done":
                 if self.after_pass is not None:
                     self.after_pass(result)
@@ -96,11 +159,9 @@ class AnalysisWorker(QRunnable):
                 self.signals.cancelled.emit(job_id)
             else:
                 self.signals.failed.emit(job_id, result.message or "failed")
-        except BaseException as exc:  # a bug must reach the UI, never hang it
+        except Exception as exc:  # a bug must reach the UI as this pass's failure
             self.signals.failed.emit(job_id, f"internal error: {type(exc).__name__}: {exc}")
             traceback.print_exc()
-        finally:
-            self.signals.done.emit(self)
 
 
 # --- diagnosis -------------------------------------------------------------------------------

@@ -227,28 +227,27 @@ def test_a_late_progress_report_never_resurrects_a_finished_job(session: Session
     assert record is not None and record.state == "done"
 
 
-def test_a_refused_job_record_still_announces_the_passes_queued_before_it(
-    session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_refused_batch_of_job_records_queues_and_announces_nothing(session: Session) -> None:
+    """The records of one enqueue are one transaction: when the index refuses the second
+    insert (a full disk), the first is rolled back too, no pass is queued or announced, and
+    the runner queues the same jobs once the store takes them."""
     jobs = session.plan()
-    real = session.store.add_job
-    calls = [0]
-
-    def second_fails(record: object) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            raise StoreError("cannot add a job: database or disk is full")
-        real(record)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(session.store, "add_job", second_fails)
+    conn = session.store._db.live()
+    conn.execute(
+        "CREATE TEMP TRIGGER full_disk AFTER INSERT ON jobs WHEN "
+        "(SELECT count(*) FROM jobs) >= 2 BEGIN SELECT RAISE(ABORT, 'database or disk is "
+        "full'); END"
+    )
     rec = Recorder(session)
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match="disk is full"):
         session.enqueue(jobs)
-    announced = [e for e in rec.of(JobUpdated) if e.state == "queued"]
-    assert len(announced) == 1 == session.runner.pending()
-    monkeypatch.setattr(session.store, "add_job", real)
-    [result] = session.runner.run_all()
-    assert result.status == "done"
+    assert rec.of(JobUpdated) == []
+    assert session.runner.pending() == 0
+    assert session.store.jobs() == []  # the first insert was rolled back with the second
+    conn.execute("DROP TRIGGER full_disk")
+    batches = session.enqueue(jobs)
+    assert len(batches) >= 2 and session.runner.pending() == len(batches)
+    assert {r.status for r in session.runner.run_all()} == {"done"}
 
 
 def test_ctrl_c_while_passes_run_on_threads_cancels_them(

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any, Final
 
 from diagnostics_app.core.states import ACTIVE_JOB, FINISHED_JOB, JOB_STATES, sql_list
@@ -70,18 +70,26 @@ def _check_state(state: str) -> None:
         raise ValueError(f"job state must be one of {', '.join(JOB_STATES)}, not {state!r}")
 
 
-def add(db: IndexConnection, record: JobRecord, now: float) -> None:
-    """See :meth:`FeatureStore.add_job`."""
-    _check_state(record.state)
-    place = record.owner_place
-    mine = record.owner_pid == os.getpid()
-    if not place and mine:
-        place = this_place()  # a record of this process: say where its pid means something
-    with db.write("cannot record a job") as c:
-        if mine and place == this_place() and record.state in ACTIVE_JOB:
-            touch(c, now)  # the lease is fresh from the moment the job is visible
-        c.execute(
-            f"INSERT OR REPLACE INTO jobs ({_JOB_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+def add(db: IndexConnection, records: Sequence[JobRecord], now: float) -> None:
+    """See :meth:`FeatureStore.add_jobs`: every record in one transaction (all or none)."""
+    if not records:
+        return
+    for record in records:
+        _check_state(record.state)
+    here, pid = this_place(), os.getpid()
+    rows = []
+    fresh_lease = False
+    finished: set[tuple[str, str, str]] = set()
+    for record in records:
+        place = record.owner_place
+        mine = record.owner_pid == pid
+        if not place and mine:
+            place = here  # a record of this process: say where its pid means something
+        if mine and place == here and record.state in ACTIVE_JOB:
+            fresh_lease = True
+        if record.state in FINISHED_JOB:
+            finished.add((record.source_id, record.profile, record.params))
+        rows.append(
             (
                 record.id,
                 record.source_id,
@@ -99,22 +107,30 @@ def add(db: IndexConnection, record: JobRecord, now: float) -> None:
                 record.created,
                 record.updated,
                 place or None,
-            ),
+            )
         )
-        if record.state in FINISHED_JOB:
-            _trim(c, record.source_id, record.profile, record.params)
-        db.bump(c, "jobs")
+    with db.write("cannot record a job") as c:
+        if fresh_lease:
+            touch(c, now)  # the lease is fresh from the moment the jobs are visible
+        c.executemany(
+            f"INSERT OR REPLACE INTO jobs ({_JOB_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        if finished:
+            _trim(c, finished)
+        db.bump(c, "jobs")  # once: pollers see one change, whatever the number of records
 
 
 def update(
     db: IndexConnection,
-    job_id: str,
+    job_ids: Sequence[str],
     state: str | Unset,
     progress: float | Unset | None,
     label: str | Unset,
     message: str | Unset | None,
-) -> bool:
-    """See :meth:`FeatureStore.update_job`."""
+) -> int:
+    """See :meth:`FeatureStore.update_job` and :meth:`FeatureStore.update_jobs`: the number
+    of records changed, all in one transaction."""
     sets: list[str] = ["updated = ?"]
     args: list[object] = [time.time()]
     fields: list[tuple[str, object]] = [
@@ -129,40 +145,64 @@ def update(
             args.append(value)
     if isinstance(state, str):
         _check_state(state)
+    if not job_ids:
+        return 0
     with db.write("cannot update a job") as c:
         # a job that has finished never becomes active again: a late progress write (from a
         # forwarder thread held up by a busy index) must not resurrect it as running
         only_active = (
             f" AND state IN {_ACTIVE}" if isinstance(state, str) and state in ACTIVE_JOB else ""
         )
-        cur = c.execute(
-            f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{only_active}", (*args, job_id)
-        )
-        if cur.rowcount == 0:
-            return False
+        sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{only_active}"
+        if len(job_ids) == 1:  # a progress write, 10 a second: no executemany machinery
+            changed = c.execute(sql, (*args, job_ids[0])).rowcount
+        else:
+            changed = c.executemany(sql, [(*args, job_id) for job_id in job_ids]).rowcount
+        if changed <= 0:
+            return 0
         if isinstance(state, str) and state in FINISHED_JOB:
-            row = c.execute(
-                "SELECT source_id, profile, params FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-            _trim(c, *row)
+            _trim(c, {k for job_id in job_ids if (k := _key_of(c, job_id)) is not None})
         db.bump(c, "jobs")
-    return True
+    return changed
 
 
-def _trim(c: sqlite3.Connection, source_id: str, profile: str, params: str) -> None:
-    """Keep the FINISHED_JOBS_PER_KEY most recent finished jobs of each calculator key."""
-    rows = c.execute(
-        "SELECT id, calculator_ids FROM jobs WHERE source_id = ? AND profile = ? AND "
-        f"params = ? AND state IN {_FINISHED} ORDER BY updated DESC, id",
-        (source_id, profile, params),
-    ).fetchall()
-    seen: dict[str, int] = {}
+def _key_of(c: sqlite3.Connection, job_id: str) -> tuple[str, str, str] | None:
+    row = c.execute("SELECT source_id, profile, params FROM jobs WHERE id = ?", (job_id,))
+    found = row.fetchone()
+    return None if found is None else (found[0], found[1], found[2])
+
+
+TRIM_EACH_MAX: Final = 8  # keys trimmed one query each; more: one scan of the finished jobs
+
+
+def _trim(c: sqlite3.Connection, keys: Set[tuple[str, str, str]]) -> None:
+    """Keep the FINISHED_JOBS_PER_KEY most recent finished jobs of each calculator key of the
+    (source, profile, params) ``keys``. A few keys: a query each (the index); many (a
+    cancelled queue of 20,000 passes): one scan, not a query per key."""
+    cols = "id, calculator_ids, source_id, profile, params"
+    order = "ORDER BY updated DESC, id"
+    if len(keys) <= TRIM_EACH_MAX:
+        rows = [
+            row
+            for key in sorted(keys)
+            for row in c.execute(
+                f"SELECT {cols} FROM jobs WHERE source_id = ? AND profile = ? AND "
+                f"params = ? AND state IN {_FINISHED} {order}",
+                key,
+            ).fetchall()
+        ]
+    else:
+        rows = c.execute(f"SELECT {cols} FROM jobs WHERE state IN {_FINISHED} {order}").fetchall()
+    seen: dict[tuple[str, str, str, str], int] = {}
     drop: list[str] = []
-    for job_id, calcs in rows:
+    for job_id, calcs, source_id, profile, params in rows:
+        if (source_id, profile, params) not in keys:
+            continue
         keep = False
         for calc in json.loads(calcs) or [""]:
-            seen[calc] = seen.get(calc, 0) + 1
-            keep = keep or seen[calc] <= FINISHED_JOBS_PER_KEY
+            counted = (source_id, profile, params, calc)
+            seen[counted] = seen.get(counted, 0) + 1
+            keep = keep or seen[counted] <= FINISHED_JOBS_PER_KEY
         if not keep:
             drop.append(job_id)
     c.executemany("DELETE FROM jobs WHERE id = ?", [(j,) for j in drop])
