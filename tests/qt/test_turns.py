@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
@@ -60,7 +59,7 @@ def test_flush_runs_every_update_now_and_clear_drops_them(qtbot: QtBot) -> None:
 
 
 def test_a_snapshot_paints_the_table_before_the_jobs_and_the_jobs_before_the_lanes(
-    make_window: Callable[..., Any], qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+    make_window: Callable[..., Any], qtbot: QtBot
 ) -> None:
     window = make_window()
     assert wait_until_idle(window)  # the first plot load done: none in flight at teardown
@@ -73,16 +72,25 @@ def test_a_snapshot_paints_the_table_before_the_jobs_and_the_jobs_before_the_lan
         real_table()
         table.update()
 
-    # (through monkeypatch: undone before the window's teardown, so no closure keeps the
-    # window alive with its lanes' menus)
-    monkeypatch.setattr(window, "_update_table", update_table)
-    monkeypatch.setattr(window, "_on_jobs", lambda: log.append("jobs"))
-    monkeypatch.setattr(window, "_update_plots", lambda force=False: log.append("plots"))
+    stand_ins = {
+        "_update_table": update_table,
+        "_on_jobs": lambda: log.append("jobs"),
+        "_update_plots": lambda force=False: log.append("plots"),
+    }
     spy = PaintLog(log)
     table.installEventFilter(spy)
-    window._on_diagnosis()
-    assert log == ["table"]  # the job panel and the lanes wait for later turns
-    qtbot.waitUntil(lambda: "plots" in log, timeout=2000)
+    for name, stand_in in stand_ins.items():
+        setattr(window, name, stand_in)
+    try:
+        window._on_diagnosis()
+        assert log == ["table"]  # the job panel and the lanes wait for later turns
+        qtbot.waitUntil(lambda: "plots" in log, timeout=2000)
+    finally:
+        # removed before the window's teardown: a closure left on it (update_table holds the
+        # window's own method) keeps it alive, with its lanes' parentless menus
+        for name in stand_ins:
+            delattr(window, name)
+        table.removeEventFilter(spy)
     steps = [entry for entry in log if entry != "paint"]
     assert steps == ["table", "jobs", "plots"]
     assert "paint" in log[: log.index("jobs")]
