@@ -419,7 +419,9 @@ def _analyze(args: argparse.Namespace) -> int:
             results = cli_analyze.run_passes(session, jobs, args)  # here or on a Dask cluster
             listing = run_listing(results)
             failed = any(r.status != "done" for r in results)
-        diagnosis = session.diagnose()
+        # a dry run changed nothing: its summary is the diagnosis it planned from (deriving
+        # again cost ~0.6 s on 20,000 sources)
+        diagnosis = before if args.dry_run else session.diagnose()
         if args.json:
             _print_json(
                 {

@@ -397,6 +397,18 @@ def test_analyze_dry_run_lists_jobs_and_changes_nothing(project: Path, cli: Cli)
     with FeatureStore.open(cache) as store:
         assert (store.entries(), store.jobs()) == ([], [])
 
+    derived: list[int] = []
+    diagnose = Session.diagnose
+
+    def counting(self: Session) -> Any:
+        derived.append(1)
+        return diagnose(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Session, "diagnose", counting)
+        again = cli("analyze", project, "--dry-run", "--json")
+    assert again.json() == doc and len(derived) == 1  # the summary is the plan's diagnosis
+
     text = cli("analyze", project, "--dry-run", "--source", "bass")
     assert text.code == 0
     assert [line.split()[:3] for line in text.out.splitlines()] == [
