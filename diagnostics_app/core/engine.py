@@ -157,6 +157,14 @@ def to_signal(samples: np.ndarray, params: Params) -> np.ndarray:
 
 
 def _signal(samples: np.ndarray, channel_mode: str) -> np.ndarray:
+    if channel_mode == "mix" and samples.shape[0] == 2:
+        # the mean's float32 arithmetic without its reduction machinery (3x less CPU): its
+        # sum starts from +0.0, so -0.0 + -0.0 gives +0.0 (the "+= 0" does the same), and
+        # halving by a multiply is the same correctly rounded value as dividing by 2
+        mixed = np.add(samples[0], samples[1])[None]
+        mixed += np.float32(0.0)
+        mixed *= np.float32(0.5)
+        return mixed
     if channel_mode == "mix" and samples.shape[0] > 1:
         return samples.mean(axis=0, keepdims=True, dtype=np.float32)
     return samples

@@ -120,8 +120,9 @@ _ROWS = 128  # frames per FFT batch: the working set stays in cache (~1 MiB at 2
 
 
 @cache
-def _lags(max_period: int) -> np.ndarray:
-    lags = np.arange(1, max_period + 1, dtype=np.float64)
+def _lane_lags(max_period: int) -> np.ndarray:
+    """The lags 1..max_period, each twice: one per lane of a pair of frames (see _yin_rows)."""
+    lags = np.repeat(np.arange(1, max_period + 1, dtype=np.float64), 2)
     lags.setflags(write=False)
     return lags
 
@@ -183,23 +184,47 @@ def _yin_rows(
 
     x = np.asarray(x, dtype=np.float32)
     k = max_period
-    # autocorrelation r(0..k) by FFT: |rfft|^2 computed in place on the complex output
+    # autocorrelation r(0..k) by FFT: |rfft|^2 computed in place on the complex output, into
+    # its real parts with the imaginary parts zeroed: irfft takes that array as it is (a real
+    # power array would be added up into a new array and copied to complex by scipy, the same
+    # values through two more passes over memory)
     spec = scipy.fft.rfft(x, n=n_pad, axis=-1, workers=1)
     parts = spec.view(np.float32)
     np.square(parts, out=parts)
-    acf = scipy.fft.irfft(parts[:, 0::2] + parts[:, 1::2], n=n_pad, axis=-1, workers=1)
-    # difference function d(t) = 2 (r(0) - r(t)) - sum_{m<t} x(m)^2, t = 1..k (in place)
-    d = acf[:, 1 : k + 1]
-    np.subtract(acf[:, :1], d, out=d)
+    re, im = parts[:, 0::2], parts[:, 1::2]
+    np.add(re, im, out=re)
+    im[...] = 0.0
+    acf = scipy.fft.irfft(spec, n=n_pad, axis=-1, workers=1)
+    # The two cumulative sums below are chains of dependent float32 additions, bound by their
+    # latency. Frames are paired as the real and imaginary parts of complex64 (frame 2j + c in
+    # lane c of pair j; an odd last frame is paired with zeros): a complex cumulative sum adds
+    # each part on its own, so one chain does two frames' exact float32 sums in one step.
+    n = x.shape[0]
+    pairs, even = (n + 1) // 2, n // 2
+    alloc = np.zeros if n % 2 else np.empty
+    # energy sum_{m<t} x(m)^2, t = 1..k, per frame
+    energy = alloc((pairs, k, 2), np.float32)
+    np.square(x[0::2, :k], out=energy[:, :, 0])
+    np.square(x[1::2, :k], out=energy[:even, :, 1])
+    lanes = energy.view(np.complex64)[..., 0]
+    np.cumsum(lanes, axis=-1, out=lanes)
+    # difference function d(t) = 2 (r(0) - r(t)) - energy(t), t = 1..k
+    d = alloc((pairs, k, 2), np.float32)
+    np.subtract(acf[0::2, :1], acf[0::2, 1 : k + 1], out=d[:, :, 0])
+    np.subtract(acf[1::2, :1], acf[1::2, 1 : k + 1], out=d[:even, :, 1])
     d *= np.float32(2.0)
-    energy = np.square(x[:, :k])
-    np.cumsum(energy, axis=-1, out=energy)
     d -= energy
     # cumulative mean normalised difference for t = min_period..k; librosa divides the float32
     # cumulative sum by integer lags, which makes the rest float64
-    cum_mean = np.cumsum(d, axis=-1)[:, min_period - 1 :] / _lags(k)[min_period - 1 :]
+    # cumulative sum by integer lags, which makes the rest float64 (flat (pairs, 2 k) rows,
+    # lanes interleaved, so that every operation runs over contiguous rows)
+    summed = np.cumsum(d.view(np.complex64)[..., 0], axis=-1).view(np.float32)
+    first = 2 * (min_period - 1)
+    cum_mean = summed[:, first:] / _lane_lags(k)[first:]
     cum_mean += np.finfo(np.float64).tiny
-    cmnd = np.divide(d[:, min_period - 1 :], cum_mean, out=cum_mean)
+    np.divide(d.reshape(pairs, 2 * k)[:, first:], cum_mean, out=cum_mean)
+    # back to one row per frame (a copy: the lanes interleave)
+    cmnd = cum_mean.reshape(pairs, -1, 2).transpose(0, 2, 1).reshape(2 * pairs, -1)[:n]
     # the first local minimum below the threshold (librosa's localmin, edges included),
     # else the global minimum
     falls = cmnd[:, 1:] < cmnd[:, :-1]  # falls[i]: cmnd[i + 1] < cmnd[i]

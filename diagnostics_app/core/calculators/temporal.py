@@ -50,6 +50,27 @@ class PeaksCalculator(Calculator):
         return _PeaksRun(ctx)
 
 
+def window_extremes(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``windows.min(axis=-1), windows.max(axis=-1)`` of (channels, n, width), bit for bit.
+
+    A reduction along short rows pays numpy's per-row overhead (64 samples a row: most of the
+    time); the windows are transposed into columns instead (one copy) and reduced across
+    them, contiguous over all the windows at once (about 2.5x less CPU). Minimum and maximum
+    are exact, except which zero (+0.0 or -0.0) a tie gives, which depends on the order of
+    the comparisons: windows whose extreme is a zero are reduced again along their rows, as
+    the plain call does."""
+    channels, n, width = windows.shape
+    columns = np.ascontiguousarray(windows.reshape(channels * n, width).T)
+    extremes = []
+    for op in (np.minimum, np.maximum):
+        result = op.reduce(columns, axis=0).reshape(channels, n)
+        tie = result == 0
+        if tie.any():
+            result[tie] = op.reduce(windows[tie], axis=-1)
+        extremes.append(result)
+    return extremes[0], extremes[1]
+
+
 class _PeaksRun(CalculatorRun):
     def __init__(self, ctx: AnalysisContext) -> None:
         self.ctx = ctx
@@ -70,7 +91,7 @@ class _PeaksRun(CalculatorRun):
             data = np.concatenate([data, np.repeat(data[:, -1:], pad, axis=1)], axis=1)
         used = data[:, : n_full * self.block].reshape(data.shape[0], n_full, self.block)
         self.carry = data[:, n_full * self.block :]
-        out = np.stack([used.min(axis=2), used.max(axis=2)], axis=2)  # (C, n, 2)
+        out = np.stack(window_extremes(used), axis=2)  # (C, n, 2)
         return {"peaks": as_frames(out)}
 
     def outputs(self) -> Mapping[str, OutputMeta]:
