@@ -41,6 +41,7 @@ from diagnostics_app.core.engine_blocks import (
     Pieces,
     frame_margin,
     make_block,
+    one_blas_thread,
     quiet,
     submit_block,
     submit_pieces,
@@ -239,6 +240,23 @@ def run_source_passes(
     n = len(plans)
     assert len(sinks) == n, "one sink per plan"
     assert all(p.path == path for p in plans), "every plan reads this source"
+    with one_blas_thread():
+        return _run_source_passes(
+            path, plans, sinks, progress, cancel, block_frames, info, on_block
+        )
+
+
+def _run_source_passes(
+    path: str,
+    plans: Sequence[PassPlan],
+    sinks: Sequence[FeatureSink],
+    progress: Sequence[ProgressFn | None] | None,
+    cancel: Sequence[CancelToken] | None,
+    block_frames: int,
+    info: AudioInfo | None,
+    on_block: Callable[[np.ndarray], None] | None,
+) -> SourceRun:
+    n = len(plans)
     progress = progress or [None] * n
     cancel = cancel or [CancelToken() for _ in range(n)]
     errors: list[Exception | None] = [None] * n

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -275,3 +278,56 @@ class FiniteGuard:
             f"{self._name}: {calc.id} produced non-finite values (NaN or infinity) in "
             f"{feature!r} at {where} ({len(bad)} frame{'s' if len(bad) != 1 else ''})"
         )
+
+
+class _BlasThreads:
+    """The BLAS libraries (OpenBLAS, under numpy's and scipy's matrix products: the mel and
+    chroma filterbanks) at one thread while any pass runs, their own count again after the last.
+
+    The engine's pool is the parallelism: a block's tasks already keep every core busy, and a
+    BLAS call that starts its own threads inside them only oversubscribes the cores (its
+    threads also spin for a while after each call). On 2 cores that was ~12 % of the CPU of
+    ``analyze`` on real music (bench/analysis.py: librosa / ours 7.2x -> 8.3x). Dask's workers
+    set the same limit through their environment for the same reason. Counted, so passes
+    running at once (``analyze --jobs``) leave the limit in place until the last one ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter: Any = None
+        self._controller: Any = None
+        self._loaded = 0  # len(sys.modules) when the controller was made
+
+    @contextmanager
+    def one(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._limiter = self._limit()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._limiter is not None:
+                    self._limiter.restore_original_limits()
+                    self._limiter = None
+
+    def _limit(self) -> Any:
+        import scipy.fft  # noqa: F401  (deferred elsewhere; it loads scipy's OpenBLAS)
+        from threadpoolctl import ThreadpoolController  # deferred: start-up time
+
+        # the BLAS libraries loaded (numpy's, and scipy's once a module of it that links one
+        # is imported): found again when an import may have loaded another (a scan: ~3 ms)
+        loaded = len(sys.modules)
+        if self._controller is None or loaded != self._loaded:
+            self._controller, self._loaded = ThreadpoolController(), loaded
+        return self._controller.limit(limits=1, user_api="blas")
+
+
+_BLAS = _BlasThreads()
+
+
+def one_blas_thread() -> Any:
+    """While analysing: BLAS at one thread (see :class:`_BlasThreads`)."""
+    return _BLAS.one()

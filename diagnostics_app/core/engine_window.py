@@ -70,7 +70,7 @@ from diagnostics_app.core.engine import (
     _Reader,
     worker_pool,
 )
-from diagnostics_app.core.engine_blocks import frame_margin
+from diagnostics_app.core.engine_blocks import frame_margin, one_blas_thread
 from diagnostics_app.core.errors import DiagnosticsError
 from diagnostics_app.core.params import Params
 from diagnostics_app.core.ranges import (
@@ -317,9 +317,10 @@ def recompute_frames(
     for w in windows:
         ids = sorted({n.calc for n in w.needs})
         sub = PassPlan(plan.path, plan.params, plan.tempo, tuple(calcs[i] for i in ids))
-        results, first_frame, cut = _run_window(
-            sub, info, w, total, block, block_frames, expected, tick, cancel
-        )
+        with one_blas_thread():
+            results, first_frame, cut = _run_window(
+                sub, info, w, total, block, block_frames, expected, tick, cancel
+            )
         for cid in ids:
             metas.setdefault(cid, dict(results[cid].metas))
             for feature, data, times in results[cid].features:
