@@ -21,6 +21,10 @@
    ``--music-minutes``; the nine built-ins plus pitch with its own fmin/fmax (two passes over
    one source). Prints end-to-end ``analyze`` on a fresh store / engine only (one decode per
    source), the engine pass by pass (a decode each) and librosa / ours, wall and CPU times.
+   Each timed side starts after a 1 s pause (``SETTLE_S``): OpenBLAS's threads, which
+   librosa's matrix products leave busy-waiting for more work, would otherwise burn a core
+   during the next side's timing (~0.4 s of CPU in our end-to-end run), as they cannot in a
+   process of its own.
 
 The machine is described at the top (CPU, cores, versions, BLAS) with its load average: on a
 shared machine, other processes' load shows up in the wall times (CPU times are also given).
@@ -426,6 +430,9 @@ def speed(args: argparse.Namespace, short: Path) -> None:
         print(f"  {key:36s} {value:.3g}")
 
 
+SETTLE_S = 1.0  # the pause before each timed side of the real-music comparison
+
+
 def music(args: argparse.Namespace) -> None:
     """End to end / engine only and librosa / ours on real music (see ``_music``)."""
     audio = _music.real_music(_util.OUT_DIR, args.music_minutes)
@@ -448,6 +455,10 @@ def music(args: argparse.Namespace) -> None:
     cpu: dict[str, list[float]] = {k: [] for k in sides}
     for i in range(args.runs_music):  # alternate, so machine noise hits every side alike
         for side in sides:
+            # a pause first: threads the previous side's libraries left spinning (OpenBLAS's
+            # workers after librosa's matrix products busy-wait for new work a while) must not
+            # run into this side's timing, as they would not in a process of its own
+            time.sleep(SETTLE_S)
             c0 = time.process_time()  # every thread of this process: steadier under load
             wall[side].append(runners[side]())
             cpu[side].append(time.process_time() - c0)
