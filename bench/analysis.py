@@ -338,10 +338,19 @@ def main() -> None:
     ap.add_argument("--skip-music", action="store_true", help="skip the real-music part")
     ap.add_argument("--skip-speed", action="store_true", help="skip the librosa comparison")
     ap.add_argument("--skip-memory", action="store_true", help="skip the subprocess part")
+    ap.add_argument(
+        "--music-in-process",
+        action="store_true",
+        help="real music: every side in this one process (default: each run in a fresh one)",
+    )
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--music-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
         child(args.child, args.sink, args.runs)
+        return
+    if args.music_child is not None:
+        music_child(args.music_child, args.music_minutes)
         return
     warnings.simplefilter("ignore")  # librosa/numba chatter
 
@@ -430,7 +439,38 @@ def speed(args: argparse.Namespace, short: Path) -> None:
         print(f"  {key:36s} {value:.3g}")
 
 
-SETTLE_S = 1.0  # the pause before each timed side of the real-music comparison
+SETTLE_S = 1.0  # the pause before each timed side of the real-music comparison (in process)
+MUSIC_SIDES = ("end-to-end", "engine-only", "pass-by-pass", "librosa")
+CHILD = (sys.executable, __file__, "--music-child")
+
+
+def _music_runners(audio: Path, project: Path) -> dict[str, Any]:
+    return {
+        "end-to-end": lambda: _music.end_to_end(project),
+        "engine-only": lambda: _music.engine_only(audio, DiscardSink),
+        "pass-by-pass": lambda: _music.engine_pass_by_pass(audio, DiscardSink),
+        "librosa": lambda: _music.librosa_calls(audio, run_librosa)[0],
+    }
+
+
+def music_child(side: str, minutes: float) -> None:
+    """Subprocess entry: one side of the real-music comparison, once untimed (imports, numba's
+    compilation for librosa, pool threads, filterbank and FFT caches: what a second run in
+    the same process no longer pays) and once timed; prints JSON with its wall and CPU time.
+    A process per run keeps the sides apart: librosa's run leaves OpenBLAS threads spinning
+    and a heap of freed gigabytes, which the next side in the same process would pay for."""
+    warnings.simplefilter("ignore")  # librosa/numba chatter
+    audio = _music.real_music(_util.OUT_DIR, minutes)
+    project = _music.music_project(_util.OUT_DIR / "music-project", audio)
+    runner = _music_runners(audio, project)[side]
+    if side == "librosa":
+        warm_up_librosa()
+    else:
+        runner()
+    time.sleep(SETTLE_S)
+    c0 = time.process_time()
+    wall = runner()
+    print(json.dumps({"wall": wall, "cpu": time.process_time() - c0}))
 
 
 def music(args: argparse.Namespace) -> None:
@@ -442,19 +482,31 @@ def music(args: argparse.Namespace) -> None:
         f"{info.samplerate} Hz, {info.subtype}; nine built-ins + pitch with its own fmin/fmax"
     )
     project = _music.music_project(_util.OUT_DIR / "music-project", audio)
-    warm_up_librosa()
-    _music.end_to_end(project)  # warm: imports, pool threads, filterbank caches
-    sides = ("end-to-end", "engine-only", "pass-by-pass", "librosa")
-    runners = {
-        "end-to-end": lambda: _music.end_to_end(project),
-        "engine-only": lambda: _music.engine_only(audio, DiscardSink),
-        "pass-by-pass": lambda: _music.engine_pass_by_pass(audio, DiscardSink),
-        "librosa": lambda: _music.librosa_calls(audio, run_librosa)[0],
-    }
+    sides = MUSIC_SIDES
+    if args.music_in_process:
+        warm_up_librosa()
+        _music.end_to_end(project)  # warm: imports, pool threads, filterbank caches
+        runners = _music_runners(audio, project)
+    print(
+        "  each run in "
+        + ("this process" if args.music_in_process else "a fresh process (after a warm-up run)"),
+        flush=True,
+    )
     wall: dict[str, list[float]] = {k: [] for k in sides}
     cpu: dict[str, list[float]] = {k: [] for k in sides}
     for i in range(args.runs_music):  # alternate, so machine noise hits every side alike
         for side in sides:
+            if not args.music_in_process:
+                done = subprocess.run(
+                    [*CHILD, side, "--music-minutes", str(args.music_minutes)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                timed = json.loads(done.stdout.strip().splitlines()[-1])
+                wall[side].append(timed["wall"])
+                cpu[side].append(timed["cpu"])
+                continue
             # a pause first: threads the previous side's libraries left spinning (OpenBLAS's
             # workers after librosa's matrix products busy-wait for new work a while) must not
             # run into this side's timing, as they would not in a process of its own
