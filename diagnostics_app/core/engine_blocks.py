@@ -289,7 +289,13 @@ class _BlasThreads:
     threads also spin for a while after each call). On 2 cores that was ~12 % of the CPU of
     ``analyze`` on real music (bench/analysis.py: librosa / ours 7.2x -> 8.3x). Dask's workers
     set the same limit through their environment for the same reason. Counted, so passes
-    running at once (``analyze --jobs``) leave the limit in place until the last one ends."""
+    running at once (``analyze --jobs``) leave the limit in place until the last one ends.
+
+    A limit of the bundled OpenBLAS (0.3.30-0.3.31, pthreads): once the main thread has set
+    its count, a count set from another thread has no effect. The passes of ``analyze`` (its
+    main thread, or only its job threads with ``--jobs``) and of the window's worker processes
+    (each process's main thread) never mix the two; a program that runs passes on both its
+    main thread and others keeps BLAS's threads on the others (slower, never different)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -222,26 +222,29 @@ class JobRunner:
             self._queued.clear()
             self._heap.clear()  # only the passes just taken out were left in it
             running = list(self._running.values())
-        self._cancel_queued(queued)
-        for batch in running:
+        for batch in running:  # first: a store refusing the queued ones' records stops nothing
             batch.cancel.cancel()
+        self._cancel_queued(queued)
         return len(queued) + len(running)
 
     def _cancel_queued(self, batches: Sequence[Batch]) -> None:
-        """End passes taken out of the queue before they started."""
+        """End passes taken out of the queue before they started (a store that refuses their
+        records raises, after they were ended and announced: they will not run either way)."""
         for batch in batches:
             self.store.lease.release()
             batch.cancel.cancel()
         message = "cancelled before it started"
-        self.store.update_jobs(
-            [b.job_id for b in batches],
-            state="cancelled",
-            progress=None,
-            label="cancelled",
-            message=message,
-        )
-        for batch in batches:
-            self._notify(batch, "cancelled", None, "cancelled", message)
+        try:
+            self.store.update_jobs(
+                [b.job_id for b in batches],
+                state="cancelled",
+                progress=None,
+                label="cancelled",
+                message=message,
+            )
+        finally:
+            for batch in batches:
+                self._notify(batch, "cancelled", None, "cancelled", message)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -215,7 +215,12 @@ class AnalysisQueue(QObject):
         return ok
 
     def cancel_all(self) -> int:
-        n = self._session.runner.cancel_all()
+        try:
+            n = self._session.runner.cancel_all()
+        except DiagnosticsError as exc:  # every pass was stopped; its records could not be
+            self.message.emit(f"Cannot record the cancelled jobs: {exc}", 0)  # (no traceback)
+            self.ended.emit()
+            return 0
         self.message.emit(
             f"Cancelled {n} job{'s' if n != 1 else ''}" if n else "No job of this window to cancel",
             4000,

@@ -32,6 +32,7 @@ their signals are forwarded or turned into re-derivation requests here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -493,7 +494,8 @@ class Controller(QObject):
         self._bridge.close()
         self._files.stop()
         self._plots.close()  # loads in flight stop at their next check
-        self.session.runner.cancel_all()
+        with contextlib.suppress(DiagnosticsError):  # the passes stop even if the store refuses
+            self.session.runner.cancel_all()  # their records; the pools are still waited for
         ok = (
             self.pool.waitForDone(timeout_ms)
             and self.plot_pool.waitForDone(timeout_ms)

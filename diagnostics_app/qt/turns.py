@@ -49,15 +49,21 @@ class Turns(QObject):
     def flush(self) -> None:
         """Run every queued update now (tests, screenshots, closing)."""
         self._timer.stop()
-        while self._queue:
-            self._run_first()
+        try:
+            while self._queue:
+                self._run_first()
+        finally:  # an update that raised leaves the others to their turns
+            if self._queue:
+                self._timer.start()
 
     @Slot()
     def _next(self) -> None:
-        if self._queue:
-            self._run_first()
-        if self._queue:
-            self._timer.start()
+        try:
+            if self._queue:
+                self._run_first()
+        finally:  # an update that raised (a bug, reported by Qt) must not strand the others
+            if self._queue:
+                self._timer.start()
 
     def _run_first(self) -> None:
         key = next(iter(self._queue))

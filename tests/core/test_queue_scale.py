@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from diagnostics_app.core.calculators.registry import Registry
+from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.jobs import JobRunner
 from diagnostics_app.core.planner import PlannedJob
 from diagnostics_app.core.store import FeatureStore
@@ -118,3 +119,36 @@ def test_cancelling_a_large_queue_keeps_the_finished_records_trimmed_per_key(
     for j in records:
         per_source[j.source_id] = per_source.get(j.source_id, 0) + 1
     assert per_source == {f"s{i:05d}": FINISHED_JOBS_PER_KEY for i in range(20)}
+
+
+def test_cancel_all_stops_the_running_passes_even_when_the_store_refuses_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel All stops what runs first: a store that cannot record the queued passes as
+    cancelled (a full disk) raises after every pass was ended and announced."""
+    store = FeatureStore.open(tmp_path / "cache")
+    try:
+
+        def nothing(_: object) -> object:
+            raise AssertionError
+
+        runner = JobRunner(nothing, Registry.builtin(), store, nothing)  # type: ignore[arg-type]
+        announced: list[tuple[str, str]] = []
+        runner.events.job_updated.connect(lambda e: announced.append((e.job_id, e.state)))
+        runner.enqueue(
+            [PlannedJob(f"s{i}", "core.rms", "default", "{}", ("rms",)) for i in range(3)]
+        )
+        running = runner.take()
+        assert running is not None
+
+        def refuse(*args: object, **kwargs: object) -> int:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(store, "update_jobs", refuse)
+        with pytest.raises(StoreError):
+            runner.cancel_all()
+        assert running.cancel.cancelled
+        assert runner.pending() == 0 and runner.take() is None
+        assert sum(state == "cancelled" for _, state in announced) == 2
+    finally:
+        store.close()

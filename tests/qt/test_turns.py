@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
@@ -94,3 +95,28 @@ def test_a_snapshot_paints_the_table_before_the_jobs_and_the_jobs_before_the_lan
     steps = [entry for entry in log if entry != "paint"]
     assert steps == ["table", "jobs", "plots"]
     assert "paint" in log[: log.index("jobs")]
+
+
+def test_an_update_that_raises_leaves_the_others_to_their_turns(qtbot: QtBot) -> None:
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    turns = Turns(widget)
+    ran: list[str] = []
+
+    def broken() -> None:
+        ran.append("jobs")
+        raise RuntimeError("a bug in one view's update")
+
+    turns.queue("jobs", broken)
+    turns.queue("plots", lambda: ran.append("plots"))
+    with qtbot.capture_exceptions() as raised:  # (Qt reports a slot's exception and goes on)
+        qtbot.waitUntil(lambda: "plots" in ran, timeout=2000)
+    assert ran == ["jobs", "plots"] and not turns.pending
+    assert len(raised) == 1
+    turns.queue("a", broken)
+    turns.queue("b", lambda: ran.append("b"))
+    with qtbot.capture_exceptions(), pytest.raises(RuntimeError):
+        turns.flush()  # raises the update's error, and leaves "b" to the next turn
+    assert turns.pending
+    with qtbot.capture_exceptions():
+        qtbot.waitUntil(lambda: "b" in ran, timeout=2000)  # the rest in the next turns
