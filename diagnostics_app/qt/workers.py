@@ -100,16 +100,15 @@ class WorkerSlots:
 
 class AnalysisWorker(QRunnable):
     """Takes the queued passes of the runner one after another (highest priority first) and
-    executes each, here or, with ``run``, in a worker process (this thread then only waits),
-    until none is queued. ``where`` (if given) says, before each pass, where it runs: the
-    queue may have switched to a cluster meanwhile. With ``slots`` the worker leaves only as
+    executes each until none is queued. ``where`` (if given) says, before each pass, where its
+    work runs: None, this thread; or a worker process or a cluster (this thread then only
+    waits); the queue may have switched meanwhile. With ``slots`` the worker leaves only as
     :meth:`WorkerSlots.leave` allows; without, when it finds the queue empty."""
 
     def __init__(
         self,
         runner: JobRunner,
         after_pass: Callable[[BatchResult], None] | None = None,
-        run: PassRun | None = None,
         *,
         where: Callable[[], PassRun | None] | None = None,
         slots: WorkerSlots | None = None,
@@ -118,7 +117,6 @@ class AnalysisWorker(QRunnable):
         self.setAutoDelete(False)  # Python owns it (the controller keeps a reference)
         self.runner = runner
         self.after_pass = after_pass  # runs in this thread after a pass that committed
-        self.run_pass = run  # where the pass's work runs (None: this thread; or a process)
         self._where = where
         self._slots = slots
         self.passes = 0  # passes this worker took
@@ -149,7 +147,7 @@ class AnalysisWorker(QRunnable):
         job_id = batch.job_id
         try:
             self.signals.started.emit(job_id)
-            run = self._where() if self._where is not None else self.run_pass
+            run = self._where() if self._where is not None else None
             result: BatchResult = self.runner.execute(batch, run)
             if result.status == "done":
                 if self.after_pass is not None:
