@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -334,6 +334,6 @@ class _BlasThreads:
 _BLAS = _BlasThreads()
 
 
-def one_blas_thread() -> Any:
+def one_blas_thread() -> AbstractContextManager[None]:
     """While analysing: BLAS at one thread (see :class:`_BlasThreads`)."""
     return _BLAS.one()

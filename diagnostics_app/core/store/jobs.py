@@ -154,10 +154,7 @@ def update(
             f" AND state IN {_ACTIVE}" if isinstance(state, str) and state in ACTIVE_JOB else ""
         )
         sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?{only_active}"
-        if len(job_ids) == 1:  # a progress write, 10 a second: no executemany machinery
-            changed = c.execute(sql, (*args, job_ids[0])).rowcount
-        else:
-            changed = c.executemany(sql, [(*args, job_id) for job_id in job_ids]).rowcount
+        changed = c.executemany(sql, [(*args, job_id) for job_id in job_ids]).rowcount
         if changed <= 0:
             return 0
         if isinstance(state, str) and state in FINISHED_JOB:
