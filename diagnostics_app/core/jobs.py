@@ -230,6 +230,8 @@ class JobRunner:
     def _cancel_queued(self, batches: Sequence[Batch]) -> None:
         """End passes taken out of the queue before they started (a store that refuses their
         records raises, after they were ended and announced: they will not run either way)."""
+        if not batches:  # nothing to record (a close with an empty queue writes nothing)
+            return
         for batch in batches:
             self.store.lease.release()
             batch.cancel.cancel()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from diagnostics_app.core.errors import StoreError
 from diagnostics_app.core.jobs import Batch, BatchResult
 from diagnostics_app.core.planner import PlannedJob
 from diagnostics_app.qt.app import wait_until_idle
@@ -143,3 +144,31 @@ def test_calculate_missing_starts_at_most_the_pools_threads_and_runs_every_pass(
     assert {r.state for r in controller.diagnosis.rows} == {"ok"}
     assert controller.calculate_missing() == 0  # nothing missing: no worker started either
     assert len(started) <= WORKERS
+
+
+def test_cancel_all_with_a_store_that_refuses_the_records_says_so_in_one_line(
+    make_window: Callable[..., MainWindow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at Cancel All: the passes are stopped, the window says why the records were
+    not written in one line, and no exception leaves the action."""
+    window = make_window(
+        _library(tmp_path), settings=AppSettings(workers=WORKERS, auto_analyse=False)
+    )
+    controller = window.controller
+    queue = controller._analysis
+    monkeypatch.setattr(queue, "_start_workers", lambda: None)  # the passes stay queued
+    assert controller.calculate_missing() == SOURCES
+    store = controller.session.store
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise StoreError(f"{store.root}/index.sqlite: cannot update a job: disk full")
+
+    monkeypatch.setattr(store, "update_jobs", refuse)
+    said: list[str] = []
+    queue.message.connect(lambda text, _ms: said.append(text))
+    assert queue.cancel_all() == 0
+    assert said == [
+        f"Cannot record the cancelled jobs: {store.root}/index.sqlite: cannot update a job: disk full"
+    ]
+    assert "\n" not in said[0]
+    assert controller.session.runner.pending() == 0
